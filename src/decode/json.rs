@@ -1,0 +1,632 @@
+//! The JSON decoders: slate's own event shape, configurable field paths and
+//! units, and the presets `nginx-json`, `envoy-json` and `ecs`.
+//!
+//! serde_json walks the object once with borrowed strings; only the
+//! configured paths are looked at, everything else is skipped unparsed.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use super::{valid_service, Reason, Rejection};
+use crate::model::{parse_rfc3339, Micros};
+use crate::spec::config::{Format, InputConfig, LatencyUnit, StatusSet};
+
+/// The fields slate reads, as slots in [`Found`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Ts = 0,
+    Service = 1,
+    Status = 2,
+    Latency = 3,
+    Success = 4,
+    Outcome = 5,
+}
+const FIELDS: usize = 6;
+
+/// One decoded record, borrowing its service name from the input line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded<'a> {
+    pub ts: Micros,
+    pub service: Cow<'a, str>,
+    pub error: bool,
+    pub latency_us: Option<u64>,
+}
+
+/// Where each field sits, compiled once from the format and overrides.
+#[derive(Debug, Clone)]
+pub struct JsonDecoder {
+    root: PathNode,
+    latency_to_us: f64,
+    error_statuses: StatusSet,
+    default_service: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct PathNode {
+    children: Vec<(Box<str>, Child)>,
+}
+
+#[derive(Debug, Clone)]
+enum Child {
+    /// A field, with its priority among candidate paths (lower wins).
+    Leaf(Field, u8),
+    Inner(PathNode),
+}
+
+impl JsonDecoder {
+    pub fn new(cfg: &InputConfig) -> JsonDecoder {
+        let (defaults, unit): (&[(Field, &[&str])], LatencyUnit) = match cfg.format {
+            Format::Json => (
+                &[
+                    (Field::Ts, &["ts"]),
+                    (Field::Service, &["service"]),
+                    (Field::Status, &["status"]),
+                    (Field::Latency, &["latency_ms"]),
+                    (Field::Success, &["success"]),
+                    (Field::Outcome, &["outcome"]),
+                ],
+                LatencyUnit::Ms,
+            ),
+            Format::NginxJson => (
+                &[
+                    (Field::Ts, &["time_iso8601", "timestamp", "time", "@timestamp", "ts"]),
+                    (Field::Service, &["service", "server_name", "host", "http_host"]),
+                    (Field::Status, &["status"]),
+                    (Field::Latency, &["request_time"]),
+                ],
+                LatencyUnit::S,
+            ),
+            Format::EnvoyJson => (
+                &[
+                    (Field::Ts, &["start_time"]),
+                    (Field::Service, &["upstream_cluster", "authority"]),
+                    (Field::Status, &["response_code"]),
+                    (Field::Latency, &["duration"]),
+                ],
+                LatencyUnit::Ms,
+            ),
+            Format::Ecs => (
+                &[
+                    (Field::Ts, &["@timestamp"]),
+                    (Field::Service, &["service.name"]),
+                    (Field::Status, &["http.response.status_code"]),
+                    (Field::Latency, &["event.duration"]),
+                    (Field::Outcome, &["event.outcome"]),
+                ],
+                LatencyUnit::Ns,
+            ),
+        };
+        let o = &cfg.fields;
+        let overrides = [
+            (Field::Ts, &o.ts),
+            (Field::Service, &o.service),
+            (Field::Status, &o.status),
+            (Field::Latency, &o.latency),
+            (Field::Success, &o.success),
+            (Field::Outcome, &o.outcome),
+        ];
+        let mut root = PathNode::default();
+        for (field, over) in overrides {
+            match over {
+                Some(path) => root.insert(path, field, 0),
+                None => {
+                    let paths = defaults.iter().find(|(f, _)| *f == field).map(|(_, p)| *p);
+                    for (prio, path) in paths.unwrap_or(&[]).iter().enumerate() {
+                        root.insert(path, field, prio as u8);
+                    }
+                }
+            }
+        }
+        JsonDecoder {
+            root,
+            latency_to_us: cfg.latency_unit.unwrap_or(unit).to_micros(),
+            error_statuses: cfg.error_statuses.clone(),
+            default_service: cfg.default_service.clone(),
+        }
+    }
+
+    /// Decodes one line (without its newline).
+    pub fn decode<'a>(&self, line: &'a [u8]) -> Result<Decoded<'a>, Rejection> {
+        let mut found = Found::default();
+        match self.walk(line, &mut found) {
+            Ok(true) => {}
+            Ok(false) => return Err(Rejection::new(Reason::NotAnObject, "the line is JSON but not an object")),
+            Err(e) => {
+                // nginx's default `escape=default` writes `\x22`, which JSON
+                // does not allow: rewrite it to `\u0022` and try once more.
+                if memchr::memmem::find(line, b"\\x").is_some() {
+                    let fixed = unescape_nginx(line);
+                    let mut found = Found::default();
+                    return match self.walk(&fixed, &mut found) {
+                        Ok(true) => self.build(found).map(Decoded::into_owned),
+                        Ok(false) => Err(Rejection::new(Reason::NotAnObject, "the line is JSON but not an object")),
+                        Err(e) => Err(Rejection::new(Reason::InvalidJson, e.to_string())),
+                    };
+                }
+                return Err(Rejection::new(Reason::InvalidJson, e.to_string()));
+            }
+        }
+        self.build(found)
+    }
+
+    fn walk<'a>(&self, line: &'a [u8], found: &mut Found<'a>) -> Result<bool, serde_json::Error> {
+        let mut de = serde_json::Deserializer::from_slice(line);
+        let is_object = RootSeed {
+            node: &self.root,
+            found,
+        }
+        .deserialize(&mut de)?;
+        de.end()?;
+        Ok(is_object)
+    }
+
+    fn build<'a>(&self, found: Found<'a>) -> Result<Decoded<'a>, Rejection> {
+        let [ts, service, status, latency, success, outcome] = found.take();
+        let ts = match ts {
+            None | Some(Scalar::Null) => return Err(Rejection::new(Reason::MissingField, "no timestamp")),
+            Some(s) => timestamp(&s)?,
+        };
+        let service = match service {
+            None | Some(Scalar::Null) => match &self.default_service {
+                Some(d) => Cow::Owned(d.clone()),
+                None => return Err(Rejection::new(Reason::MissingField, "no service")),
+            },
+            Some(Scalar::Str(s)) => {
+                if !valid_service(&s) {
+                    return Err(Rejection::new(
+                        Reason::BadService,
+                        "service must be 1–128 bytes without control characters",
+                    ));
+                }
+                s
+            }
+            Some(_) => return Err(Rejection::new(Reason::WrongType, "service must be a string")),
+        };
+        let error = match (status, success, outcome) {
+            (Some(s), _, _) if s != Scalar::Null => {
+                let code = match s.as_f64() {
+                    Some(Ok(v)) => v,
+                    Some(Err(())) => {
+                        return Err(Rejection::new(Reason::BadStatus, "status is not a number"))
+                    }
+                    None => return Err(Rejection::new(Reason::WrongType, "status must be a number")),
+                };
+                if !(100.0..=599.0).contains(&code) || code.fract() != 0.0 {
+                    return Err(Rejection::new(Reason::BadStatus, "status must be 100–599"));
+                }
+                self.error_statuses.contains(code as u16)
+            }
+            (_, Some(s), _) if s != Scalar::Null => match s {
+                Scalar::Bool(b) => !b,
+                Scalar::Str(ref t) if t == "true" => false,
+                Scalar::Str(ref t) if t == "false" => true,
+                _ => return Err(Rejection::new(Reason::WrongType, "success must be true or false")),
+            },
+            (_, _, Some(s)) if s != Scalar::Null => match s {
+                Scalar::Str(ref t) if t.eq_ignore_ascii_case("success") => false,
+                Scalar::Str(ref t) if t.eq_ignore_ascii_case("failure") => true,
+                Scalar::Str(_) => {
+                    return Err(Rejection::new(Reason::BadStatus, "outcome must be \"success\" or \"failure\""))
+                }
+                _ => return Err(Rejection::new(Reason::WrongType, "outcome must be a string")),
+            },
+            _ => {
+                return Err(Rejection::new(
+                    Reason::MissingField,
+                    "no outcome: need `status`, `success` or `outcome`",
+                ))
+            }
+        };
+        let latency_us = match latency {
+            None | Some(Scalar::Null) => None,
+            Some(s) => {
+                let v = match s.as_f64() {
+                    Some(Ok(v)) => v,
+                    Some(Err(())) => {
+                        return Err(Rejection::new(Reason::BadLatency, "latency is not a number"))
+                    }
+                    None => return Err(Rejection::new(Reason::WrongType, "latency must be a number")),
+                };
+                let us = v * self.latency_to_us;
+                if !us.is_finite() || us < 0.0 {
+                    return Err(Rejection::new(Reason::BadLatency, "latency must be finite and not negative"));
+                }
+                Some(if us >= u64::MAX as f64 { u64::MAX } else { us.round() as u64 })
+            }
+        };
+        Ok(Decoded {
+            ts,
+            service,
+            error,
+            latency_us,
+        })
+    }
+}
+
+impl Decoded<'_> {
+    fn into_owned(self) -> Decoded<'static> {
+        Decoded {
+            ts: self.ts,
+            service: Cow::Owned(self.service.into_owned()),
+            error: self.error,
+            latency_us: self.latency_us,
+        }
+    }
+}
+
+/// Epoch numbers are told apart by magnitude: below 1e11 seconds (until
+/// year 5138), below 1e14 milliseconds, below 1e17 microseconds, else
+/// nanoseconds.
+pub fn epoch_to_micros(v: f64) -> Option<Micros> {
+    if !v.is_finite() || v < 0.0 {
+        return None;
+    }
+    let us = if v < 1e11 {
+        v * 1e6
+    } else if v < 1e14 {
+        v * 1e3
+    } else if v < 1e17 {
+        v
+    } else if v < 1e20 {
+        v / 1e3
+    } else {
+        return None;
+    };
+    Some(us.round() as i64)
+}
+
+fn timestamp(s: &Scalar) -> Result<Micros, Rejection> {
+    let bad = || Rejection::new(Reason::BadTimestamp, "timestamp is neither RFC 3339 nor epoch seconds/ms/µs/ns");
+    match s {
+        Scalar::Str(t) => {
+            if let Some(ts) = parse_rfc3339(t.trim().as_bytes()) {
+                return Ok(ts);
+            }
+            let v: f64 = t.trim().parse().map_err(|_| bad())?;
+            epoch_to_micros(v).ok_or_else(bad)
+        }
+        Scalar::U(v) => epoch_to_micros(*v as f64).ok_or_else(bad),
+        Scalar::I(v) => epoch_to_micros(*v as f64).ok_or_else(bad),
+        Scalar::F(v) => epoch_to_micros(*v).ok_or_else(bad),
+        _ => Err(Rejection::new(Reason::WrongType, "timestamp must be a string or a number")),
+    }
+}
+
+fn unescape_nginx(line: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(line.len() + 16);
+    let mut i = 0;
+    while i < line.len() {
+        if line[i] == b'\\' && i + 3 < line.len() + 0 && line.get(i + 1) == Some(&b'x') {
+            let hex = &line[i + 2..(i + 4).min(line.len())];
+            if hex.len() == 2 && hex.iter().all(u8::is_ascii_hexdigit) {
+                out.extend_from_slice(b"\\u00");
+                out.extend_from_slice(hex);
+                i += 4;
+                continue;
+            }
+        }
+        if line[i] == b'\\' && i + 1 < line.len() {
+            out.extend_from_slice(&line[i..i + 2]);
+            i += 2;
+            continue;
+        }
+        out.push(line[i]);
+        i += 1;
+    }
+    out
+}
+
+impl PathNode {
+    fn insert(&mut self, path: &str, field: Field, prio: u8) {
+        let mut node = self;
+        let mut parts = path.split('.').peekable();
+        while let Some(part) = parts.next() {
+            let last = parts.peek().is_none();
+            let pos = node.children.iter().position(|(k, _)| &**k == part);
+            if last {
+                match pos {
+                    // An earlier path already owns this key; keep it.
+                    Some(_) => {}
+                    None => node.children.push((part.into(), Child::Leaf(field, prio))),
+                }
+                return;
+            }
+            let idx = match pos {
+                Some(i) => i,
+                None => {
+                    node.children.push((part.into(), Child::Inner(PathNode::default())));
+                    node.children.len() - 1
+                }
+            };
+            node = match &mut node.children[idx].1 {
+                Child::Inner(n) => n,
+                Child::Leaf(..) => return,
+            };
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&Child> {
+        self.children.iter().find(|(k, _)| &**k == key).map(|(_, c)| c)
+    }
+}
+
+/// A JSON value reduced to what slate needs from a leaf.
+#[derive(Debug, Clone, PartialEq)]
+enum Scalar<'a> {
+    Str(Cow<'a, str>),
+    U(u64),
+    I(i64),
+    F(f64),
+    Bool(bool),
+    Null,
+    Compound,
+}
+
+impl Scalar<'_> {
+    /// A number, or a string holding one (nginx writes `"status":"200"`).
+    /// `None`: not a number-like type; `Some(Err)`: a string that is no number.
+    fn as_f64(&self) -> Option<Result<f64, ()>> {
+        match self {
+            Scalar::U(v) => Some(Ok(*v as f64)),
+            Scalar::I(v) => Some(Ok(*v as f64)),
+            Scalar::F(v) => Some(Ok(*v)),
+            Scalar::Str(s) => Some(s.trim().parse::<f64>().map_err(|_| ()).and_then(|v| {
+                if v.is_finite() {
+                    Ok(v)
+                } else {
+                    Err(())
+                }
+            })),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Found<'a>([Option<(u8, Scalar<'a>)>; FIELDS]);
+
+impl<'a> Found<'a> {
+    fn set(&mut self, field: Field, prio: u8, value: Scalar<'a>) {
+        let slot = &mut self.0[field as usize];
+        if slot.as_ref().is_none_or(|(p, v)| prio < *p || *v == Scalar::Null) {
+            *slot = Some((prio, value));
+        }
+    }
+    fn take(self) -> [Option<Scalar<'a>>; FIELDS] {
+        self.0.map(|s| s.map(|(_, v)| v))
+    }
+}
+
+struct RootSeed<'s, 'a> {
+    node: &'s PathNode,
+    found: &'s mut Found<'a>,
+}
+
+impl<'de, 's> DeserializeSeed<'de> for RootSeed<'s, 'de> {
+    type Value = bool;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, 's> Visitor<'de> for RootSeed<'s, 'de> {
+    type Value = bool;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            match self.node.get(&key.0) {
+                Some(Child::Leaf(field, prio)) => {
+                    let v: Scalar<'de> = map.next_value_seed(ScalarSeed)?;
+                    self.found.set(*field, *prio, v);
+                }
+                Some(Child::Inner(node)) => {
+                    map.next_value_seed(RootSeed {
+                        node,
+                        found: &mut *self.found,
+                    })?;
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(true)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(false)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_unit<E>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+}
+
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> de::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+struct ScalarSeed;
+
+impl<'de> DeserializeSeed<'de> for ScalarSeed {
+    type Value = Scalar<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Scalar<'de>, D::Error> {
+        d.deserialize_any(ScalarVisitor)
+    }
+}
+
+struct ScalarVisitor;
+
+impl<'de> Visitor<'de> for ScalarVisitor {
+    type Value = Scalar<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Str(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Str(Cow::Owned(v.to_string())))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::U(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::I(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::F(v))
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Bool(v))
+    }
+    fn visit_unit<E>(self) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Null)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar<'de>, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Scalar::Compound)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar<'de>, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Scalar::Compound)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::config::FieldOverrides;
+
+    fn dec(format: Format) -> JsonDecoder {
+        JsonDecoder::new(&InputConfig {
+            format,
+            ..InputConfig::default()
+        })
+    }
+
+    fn reason(d: &JsonDecoder, line: &str) -> Reason {
+        d.decode(line.as_bytes()).unwrap_err().reason
+    }
+
+    #[test]
+    fn default_event() {
+        let d = dec(Format::Json);
+        let e = d
+            .decode(br#"{"ts":"2026-11-24T10:00:00.123Z","service":"api-gateway","endpoint":"/v1/users","method":"GET","status":200,"latency_ms":12.5}"#)
+            .unwrap();
+        assert_eq!(e.ts, parse_rfc3339(b"2026-11-24T10:00:00.123Z").unwrap());
+        assert_eq!(e.service, "api-gateway");
+        assert!(!e.error);
+        assert_eq!(e.latency_us, Some(12_500));
+        let e = d.decode(br#"{"ts":1764000000,"service":"b","success":false}"#).unwrap();
+        assert!(e.error);
+        assert_eq!(e.latency_us, None);
+        assert_eq!(e.ts, 1_764_000_000_000_000);
+    }
+
+    #[test]
+    fn epoch_units_by_magnitude() {
+        let s = 1_764_000_000f64;
+        assert_eq!(epoch_to_micros(s), Some(1_764_000_000_000_000));
+        assert_eq!(epoch_to_micros(s * 1e3), Some(1_764_000_000_000_000));
+        assert_eq!(epoch_to_micros(s * 1e6), Some(1_764_000_000_000_000));
+        assert_eq!(epoch_to_micros(s * 1e9), Some(1_764_000_000_000_000));
+        assert_eq!(epoch_to_micros(1_764_000_000.5), Some(1_764_000_000_500_000));
+        assert_eq!(epoch_to_micros(-1.0), None);
+    }
+
+    #[test]
+    fn numbers_as_strings_and_nginx_escapes() {
+        let d = dec(Format::NginxJson);
+        let e = d
+            .decode(br#"{"time_iso8601":"2026-11-24T10:00:00+00:00","host":"shop","request":"GET /a\x22b HTTP/1.1","status":"503","request_time":"0.250"}"#)
+            .unwrap();
+        assert_eq!(e.service, "shop");
+        assert!(e.error);
+        assert_eq!(e.latency_us, Some(250_000));
+    }
+
+    #[test]
+    fn presets() {
+        let e = dec(Format::EnvoyJson)
+            .decode(br#"{"start_time":"2026-11-24T10:00:00.000Z","response_code":200,"duration":7,"upstream_cluster":"cart"}"#)
+            .unwrap();
+        assert_eq!((e.service.as_ref(), e.latency_us), ("cart", Some(7_000)));
+        let e = dec(Format::Ecs)
+            .decode(br#"{"@timestamp":"2026-11-24T10:00:00Z","service":{"name":"pay"},"http":{"response":{"status_code":502}},"event":{"duration":1500000,"outcome":"failure"}}"#)
+            .unwrap();
+        assert_eq!((e.service.as_ref(), e.error, e.latency_us), ("pay", true, Some(1_500)));
+    }
+
+    #[test]
+    fn custom_paths_and_units() {
+        let d = JsonDecoder::new(&InputConfig {
+            fields: FieldOverrides {
+                latency: Some("timing.total".into()),
+                service: Some("meta.app".into()),
+                ..FieldOverrides::default()
+            },
+            latency_unit: Some(LatencyUnit::Us),
+            ..InputConfig::default()
+        });
+        let e = d
+            .decode(br#"{"ts":"2026-11-24T10:00:00Z","meta":{"app":"x","other":[1,2]},"timing":{"total":42},"status":200}"#)
+            .unwrap();
+        assert_eq!((e.service.as_ref(), e.latency_us), ("x", Some(42)));
+    }
+
+    #[test]
+    fn one_test_per_rejection_reason() {
+        let d = dec(Format::Json);
+        assert_eq!(reason(&d, "{not json"), Reason::InvalidJson);
+        assert_eq!(reason(&d, "[1,2]"), Reason::NotAnObject);
+        assert_eq!(reason(&d, r#"{"service":"a","status":200}"#), Reason::MissingField);
+        assert_eq!(reason(&d, r#"{"ts":"2026-11-24T10:00:00Z","status":200}"#), Reason::MissingField);
+        assert_eq!(reason(&d, r#"{"ts":"2026-11-24T10:00:00Z","service":"a"}"#), Reason::MissingField);
+        assert_eq!(reason(&d, r#"{"ts":true,"service":"a","status":200}"#), Reason::WrongType);
+        assert_eq!(reason(&d, r#"{"ts":"2026-11-24T10:00:00Z","service":7,"status":200}"#), Reason::WrongType);
+        assert_eq!(reason(&d, r#"{"ts":"yesterday","service":"a","status":200}"#), Reason::BadTimestamp);
+        assert_eq!(reason(&d, r#"{"ts":"2026-11-24T10:00:00Z","service":"a","status":200,"latency_ms":-1}"#), Reason::BadLatency);
+        assert_eq!(reason(&d, r#"{"ts":"2026-11-24T10:00:00Z","service":"a","status":200,"latency_ms":"fast"}"#), Reason::BadLatency);
+        assert_eq!(reason(&d, r#"{"ts":"2026-11-24T10:00:00Z","service":"a","status":"OK"}"#), Reason::BadStatus);
+        assert_eq!(reason(&d, r#"{"ts":"2026-11-24T10:00:00Z","service":"a","status":700}"#), Reason::BadStatus);
+        assert_eq!(reason(&d, r#"{"ts":"2026-11-24T10:00:00Z","service":"","status":200}"#), Reason::BadService);
+        assert_eq!(reason(&d, "{\"ts\":\"2026-11-24T10:00:00Z\",\"service\":\"a\\u0001\",\"status\":200}"), Reason::BadService);
+    }
+}

@@ -1,0 +1,157 @@
+//! Per-service state: slot rings of counters for every window up to the
+//! SLO period, latency quantile windows, last-event and last-success
+//! timestamps. Time is passed in; the engine never reads the clock.
+//!
+//! One `Engine` is owned by one thread: replay applies events in input
+//! order on one thread after decoding them on all cores, and live state is
+//! sharded by service so that no lock is shared by all workers.
+//!
+//! May import `model`, `spec` and `decode` (for rejection reasons).
+
+pub mod hist;
+pub mod latency;
+pub mod plan;
+pub mod ring;
+pub mod service;
+
+use rustc_hash::FxHashMap;
+
+use crate::decode::{valid_service, Reason};
+use crate::model::{Event, Micros, ServiceId, Span, MICROS_PER_SEC};
+use crate::spec::SloSpec;
+pub use latency::QuantileWindow;
+pub use plan::ServicePlan;
+pub use service::{GoodTotal, ServiceState};
+
+/// How far back the finest ring reaches: an event older than this behind
+/// the newest one is `too_late`.
+pub const LATE_HORIZON: Span = Span::hours(1);
+
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub max_services: usize,
+    /// Keep a whole-span latency histogram per service (replay reports).
+    pub span_latency: bool,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            max_services: 10_000,
+            span_latency: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Engine {
+    settings: EngineSettings,
+    spec: SloSpec,
+    names: Vec<Box<str>>,
+    index: FxHashMap<Box<str>, ServiceId>,
+    services: Vec<ServiceState>,
+    /// Services not named in the spec, counted against `max_services`.
+    unlisted: usize,
+    /// The newest timestamp applied.
+    now: Option<Micros>,
+}
+
+impl Engine {
+    pub fn new(spec: &SloSpec, settings: EngineSettings) -> Engine {
+        let mut e = Engine {
+            settings,
+            spec: spec.clone(),
+            names: Vec::new(),
+            index: FxHashMap::default(),
+            services: Vec::new(),
+            unlisted: 0,
+            now: None,
+        };
+        // Services named in the spec always have state.
+        for s in &spec.services {
+            e.insert(&s.name);
+        }
+        e
+    }
+
+    fn insert(&mut self, name: &str) -> ServiceId {
+        let id = self.services.len() as ServiceId;
+        let plan = ServicePlan::new(self.spec.service(name));
+        self.services
+            .push(ServiceState::new(plan, self.settings.span_latency));
+        self.names.push(name.into());
+        self.index.insert(name.into(), id);
+        id
+    }
+
+    /// The id of a service, created on first sight up to `max_services`.
+    pub fn resolve(&mut self, name: &str) -> Result<ServiceId, Reason> {
+        if let Some(&id) = self.index.get(name) {
+            return Ok(id);
+        }
+        if !valid_service(name) {
+            return Err(Reason::BadService);
+        }
+        if self.unlisted >= self.settings.max_services {
+            return Err(Reason::TooManyServices);
+        }
+        self.unlisted += 1;
+        Ok(self.insert(name))
+    }
+
+    pub fn now(&self) -> Option<Micros> {
+        self.now
+    }
+
+    /// Applies one event, or says why it cannot be (`too_late`).
+    pub fn apply(&mut self, ev: &Event) -> Result<(), Reason> {
+        if let Some(now) = self.now {
+            let ten = 10 * MICROS_PER_SEC;
+            let oldest = (now.div_euclid(ten) - LATE_HORIZON.0 / ten) * ten;
+            if ev.ts < oldest {
+                return Err(Reason::TooLate);
+            }
+        }
+        let svc = &mut self.services[ev.service as usize];
+        if !svc.holds(ev.ts) {
+            return Err(Reason::TooLate);
+        }
+        svc.record(ev);
+        self.now = Some(self.now.map_or(ev.ts, |n| n.max(ev.ts)));
+        Ok(())
+    }
+
+    /// Moves every service's clock to `t` (an evaluation tick).
+    pub fn advance_all(&mut self, t: Micros) {
+        for s in &mut self.services {
+            s.advance(t);
+        }
+    }
+
+    /// Moves one service's clock to `t`.
+    pub fn advance_service(&mut self, id: ServiceId, t: Micros) {
+        self.services[id as usize].advance(t);
+    }
+
+    pub fn len(&self) -> usize {
+        self.services.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.services.is_empty()
+    }
+    pub fn name(&self, id: ServiceId) -> &str {
+        &self.names[id as usize]
+    }
+    pub fn service(&self, id: ServiceId) -> &ServiceState {
+        &self.services[id as usize]
+    }
+    pub fn services(&self) -> impl Iterator<Item = (&str, &ServiceState)> {
+        self.names.iter().map(|n| &**n).zip(self.services.iter())
+    }
+    pub fn spec(&self) -> &SloSpec {
+        &self.spec
+    }
+    pub fn heap_bytes(&self) -> usize {
+        self.services.iter().map(ServiceState::heap_bytes).sum()
+    }
+}

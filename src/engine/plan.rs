@@ -1,0 +1,136 @@
+//! What state a service needs, decided once from its SLO spec: counter
+//! columns, the slot tiers and the windows each tier serves.
+
+use crate::model::Span;
+use crate::spec::{ServiceSpec, SloKind};
+
+/// Counter columns every service has.
+pub const COL_TOTAL: usize = 0;
+pub const COL_ERRORS: usize = 1;
+pub const COL_LATENCY_TOTAL: usize = 2;
+const BASE_COLS: usize = 3;
+
+/// Windows of the SLIs every service reports (error ratio, throughput).
+pub const SLI_WINDOWS: [Span; 3] = [Span::mins(1), Span::mins(5), Span::hours(1)];
+/// Burn-rate windows, as in the report and `slate_burn_rate`.
+pub const BURN_WINDOWS: [Span; 7] = [
+    Span::mins(5),
+    Span::mins(30),
+    Span::hours(1),
+    Span::hours(2),
+    Span::hours(6),
+    Span::days(1),
+    Span::days(3),
+];
+
+/// Slot resolution for a window: 10 s up to 1h, 1 min up to 6h, 5 min up
+/// to 3d, 1 h beyond.
+pub fn resolution_for(window: Span) -> Span {
+    if window <= Span::hours(1) {
+        Span::secs(10)
+    } else if window <= Span::hours(6) {
+        Span::mins(1)
+    } else if window <= Span::days(3) {
+        Span::mins(5)
+    } else {
+        Span::hours(1)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SloPlan {
+    pub name: String,
+    pub kind: SloKind,
+    pub objective: f64,
+    /// Column counting bad events (or bad slices).
+    pub bad_col: usize,
+    /// Column counting all events; `None` for timeslice SLOs, whose totals
+    /// follow from the slice clock.
+    pub total_col: Option<usize>,
+}
+
+impl SloPlan {
+    pub fn budget(&self) -> f64 {
+        1.0 - self.objective
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TierPlan {
+    pub res: Span,
+    pub windows: Vec<Span>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServicePlan {
+    pub period: Span,
+    pub slice: Span,
+    pub cols: usize,
+    pub slos: Vec<SloPlan>,
+    pub tiers: Vec<TierPlan>,
+}
+
+impl ServicePlan {
+    pub fn new(spec: Option<&ServiceSpec>) -> ServicePlan {
+        let mut cols = BASE_COLS;
+        let mut slos = Vec::new();
+        let mut windows: Vec<Span> = SLI_WINDOWS.to_vec();
+        let (period, slice) = spec.map_or((crate::spec::slo::DEFAULT_PERIOD, crate::spec::slo::DEFAULT_SLICE), |s| {
+            (s.period, s.availability_slice)
+        });
+        if let Some(spec) = spec {
+            for slo in &spec.slos {
+                let (bad_col, total_col) = match slo.kind {
+                    SloKind::Success => (COL_ERRORS, Some(COL_TOTAL)),
+                    SloKind::Latency { .. } => {
+                        cols += 1;
+                        (cols - 1, Some(COL_LATENCY_TOTAL))
+                    }
+                    SloKind::Availability { .. } | SloKind::Freshness { .. } => {
+                        cols += 1;
+                        (cols - 1, None)
+                    }
+                };
+                slos.push(SloPlan {
+                    name: slo.name.clone(),
+                    kind: slo.kind,
+                    objective: slo.objective,
+                    bad_col,
+                    total_col,
+                });
+            }
+            if !slos.is_empty() {
+                windows.extend(BURN_WINDOWS);
+                windows.push(period);
+            }
+        }
+        let mut tiers: Vec<TierPlan> = Vec::new();
+        windows.sort();
+        windows.dedup();
+        for w in windows {
+            let res = resolution_for(w);
+            match tiers.iter_mut().find(|t| t.res == res) {
+                Some(t) => t.windows.push(w),
+                None => tiers.push(TierPlan {
+                    res,
+                    windows: vec![w],
+                }),
+            }
+        }
+        ServicePlan {
+            period,
+            slice,
+            cols,
+            slos,
+            tiers,
+        }
+    }
+
+    /// Tier and window index serving `w`.
+    pub fn locate(&self, w: Span) -> Option<(usize, usize)> {
+        self.tiers
+            .iter()
+            .enumerate()
+            .find_map(|(ti, t)| t.windows.iter().position(|&x| x == w).map(|wi| (ti, wi)))
+    }
+}

@@ -1,0 +1,264 @@
+//! `ServiceState`: everything slate keeps about one service. Plain data,
+//! no handles and no locks, so that it can be merged and snapshotted.
+
+use super::hist::{DenseHist, MAX_US};
+use super::latency::{LatencyWindows, QuantileWindow};
+use super::plan::{ServicePlan, COL_ERRORS, COL_LATENCY_TOTAL, COL_TOTAL};
+use super::ring::SlotRing;
+use crate::model::{Event, Micros, Span};
+use crate::spec::SloKind;
+
+/// Good and total events (or slices) of one SLO over a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GoodTotal {
+    pub good: u64,
+    pub total: u64,
+}
+
+impl GoodTotal {
+    pub fn bad(&self) -> u64 {
+        self.total - self.good
+    }
+    /// `None` when there are no events: no data, never 0 or NaN.
+    pub fn ratio(&self) -> Option<f64> {
+        (self.total > 0).then(|| self.good as f64 / self.total as f64)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceState {
+    pub plan: ServicePlan,
+    /// Events applied (process counters).
+    pub requests: u64,
+    pub errors: u64,
+    pub clamped: u64,
+    pub first_ts: Option<Micros>,
+    pub last_ts: Option<Micros>,
+    pub last_success: Option<Micros>,
+    rings: Vec<SlotRing>,
+    latency: LatencyWindows,
+    /// Whole-span histogram, kept by replay for its report.
+    pub span_latency: Option<DenseHist>,
+    /// The open availability slice: its start, events and errors.
+    slice_start: Option<Micros>,
+    slice_total: u64,
+    slice_errors: u64,
+    /// Per SLO: cumulative (total, bad) since the start, for episodes and
+    /// incidents; and for timeslice SLOs the first slice that counts.
+    pub cumulative: Vec<(u64, u64)>,
+    track_start: Vec<Option<Micros>>,
+}
+
+impl ServiceState {
+    pub fn new(plan: ServicePlan, keep_span_latency: bool) -> ServiceState {
+        let rings = plan
+            .tiers
+            .iter()
+            .map(|t| {
+                let lens: Vec<i64> = t.windows.iter().map(|w| w.0 / t.res.0 + 1).collect();
+                SlotRing::new(t.res.0, plan.cols, &lens)
+            })
+            .collect();
+        let n = plan.slos.len();
+        ServiceState {
+            plan,
+            requests: 0,
+            errors: 0,
+            clamped: 0,
+            first_ts: None,
+            last_ts: None,
+            last_success: None,
+            rings,
+            latency: LatencyWindows::default(),
+            span_latency: keep_span_latency.then(DenseHist::default),
+            slice_start: None,
+            slice_total: 0,
+            slice_errors: 0,
+            cumulative: vec![(0, 0); n],
+            track_start: vec![None; n],
+        }
+    }
+
+    /// Approximate heap use, for the memory bench.
+    pub fn heap_bytes(&self) -> usize {
+        self.rings.iter().map(SlotRing::heap_bytes).sum::<usize>()
+            + self.latency.heap_bytes()
+            + self.span_latency.as_ref().map_or(0, |_| super::hist::BUCKETS * 4)
+    }
+
+    /// Whether the finest ring still holds `ts` (else the event is too late).
+    pub fn holds(&self, ts: Micros) -> bool {
+        self.rings.first().is_none_or(|r| r.holds(ts))
+    }
+
+    /// Moves this service's clock to `t`: slots advance and the slices
+    /// that ended by `t` close.
+    pub fn advance(&mut self, t: Micros) {
+        self.close_slices(t);
+        for r in &mut self.rings {
+            r.advance_to(t);
+        }
+    }
+
+    pub fn record(&mut self, ev: &Event) {
+        self.advance(ev.ts);
+        self.requests += 1;
+        self.first_ts = Some(self.first_ts.map_or(ev.ts, |f| f.min(ev.ts)));
+        self.last_ts = Some(self.last_ts.map_or(ev.ts, |l| l.max(ev.ts)));
+        if ev.error {
+            self.errors += 1;
+        } else {
+            self.last_success = Some(self.last_success.map_or(ev.ts, |l| l.max(ev.ts)));
+        }
+        if self.slice_start.is_none() {
+            let d = self.plan.slice.0;
+            self.slice_start = Some(ev.ts.div_euclid(d) * d);
+        }
+        if self.slice_start.is_some_and(|s| ev.ts >= s) {
+            self.slice_total += 1;
+            self.slice_errors += ev.error as u64;
+        }
+        let clamped_us = ev.latency_us.map(|us| {
+            if us >= MAX_US {
+                self.clamped += 1;
+            }
+            us
+        });
+        let plan = &self.plan;
+        for r in &mut self.rings {
+            r.add(ev.ts, COL_TOTAL, 1);
+            if ev.error {
+                r.add(ev.ts, COL_ERRORS, 1);
+            }
+            if clamped_us.is_some() {
+                r.add(ev.ts, COL_LATENCY_TOTAL, 1);
+            }
+        }
+        for (i, slo) in plan.slos.iter().enumerate() {
+            let bad = match slo.kind {
+                SloKind::Success => ev.error,
+                SloKind::Latency { threshold_us } => match clamped_us {
+                    Some(us) => us > threshold_us,
+                    None => continue,
+                },
+                _ => continue,
+            };
+            self.cumulative[i].0 += 1;
+            if bad {
+                self.cumulative[i].1 += 1;
+                if slo.bad_col != COL_ERRORS {
+                    for r in &mut self.rings {
+                        r.add(ev.ts, slo.bad_col, 1);
+                    }
+                }
+            }
+        }
+        if let Some(us) = clamped_us {
+            self.latency.record(ev.ts, us);
+            if let Some(h) = &mut self.span_latency {
+                h.record(us);
+            }
+        }
+    }
+
+    /// Closes every slice that ended by `t`, judging it per timeslice SLO.
+    fn close_slices(&mut self, t: Micros) {
+        let d = self.plan.slice.0;
+        // The first slice opens with the first event (in `record`).
+        let Some(mut start) = self.slice_start else {
+            return;
+        };
+        if start + d > t {
+            return;
+        }
+        let has_timeslice = self.plan.slos.iter().any(|s| s.kind.is_timeslice());
+        while start + d <= t {
+            let end = start + d;
+            if has_timeslice {
+                for i in 0..self.plan.slos.len() {
+                    let bad = match self.plan.slos[i].kind {
+                        SloKind::Availability { slice_target } => {
+                            self.slice_total > 0
+                                && self.slice_errors as f64
+                                    > (1.0 - slice_target) * self.slice_total as f64 * (1.0 + 1e-9)
+                        }
+                        SloKind::Freshness { max_age } => match self.last_success {
+                            // Slices before the first success do not count.
+                            Some(ls) if ls < end => end - ls > max_age.0,
+                            _ => continue,
+                        },
+                        _ => continue,
+                    };
+                    if self.track_start[i].is_none() {
+                        self.track_start[i] = Some(start);
+                    }
+                    self.cumulative[i].0 += 1;
+                    if bad {
+                        self.cumulative[i].1 += 1;
+                        let col = self.plan.slos[i].bad_col;
+                        for r in &mut self.rings {
+                            if r.holds(start) {
+                                r.add(start, col, 1);
+                            }
+                        }
+                    }
+                }
+            }
+            self.slice_total = 0;
+            self.slice_errors = 0;
+            start = end;
+            if !has_timeslice && start + d <= t {
+                // Nothing to judge: jump over the idle slices at once.
+                start = t.div_euclid(d) * d;
+            }
+        }
+        self.slice_start = Some(start);
+    }
+
+    /// Counts of column `col` over window `w` (must be a planned window).
+    pub fn window_sum(&self, w: Span, col: usize) -> u64 {
+        match self.plan.locate(w) {
+            Some((ti, wi)) => self.rings[ti].window_sum(wi, col),
+            None => 0,
+        }
+    }
+
+    /// Good and total of SLO `i` over window `w`.
+    pub fn slo_window(&self, i: usize, w: Span) -> GoodTotal {
+        let slo = &self.plan.slos[i];
+        let Some((ti, wi)) = self.plan.locate(w) else {
+            return GoodTotal::default();
+        };
+        let ring = &self.rings[ti];
+        let bad = ring.window_sum(wi, slo.bad_col);
+        let total = match slo.total_col {
+            Some(col) => ring.window_sum(wi, col),
+            None => {
+                // Closed slices that start inside the window and after
+                // this SLO's first counted slice.
+                let (Some(track), Some(open)) = (self.track_start[i], self.slice_start) else {
+                    return GoodTotal::default();
+                };
+                let d = self.plan.slice.0;
+                let from = ring.window_start(wi).div_euclid(d) * d;
+                let from = if from < ring.window_start(wi) { from + d } else { from };
+                let from = from.max(track);
+                if open > from {
+                    ((open - from) / d) as u64
+                } else {
+                    0
+                }
+            }
+        };
+        GoodTotal {
+            good: total.saturating_sub(bad),
+            total,
+        }
+    }
+
+    /// Latency quantiles (µs) over a quantile window ending at `t`.
+    pub fn window_quantiles(&self, w: QuantileWindow, t: Micros, scratch: &mut DenseHist, qs: &[f64]) -> Vec<Option<f64>> {
+        self.latency.window(w, t, scratch);
+        scratch.quantiles(qs)
+    }
+}

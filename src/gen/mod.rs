@@ -1,0 +1,308 @@
+//! `slate gen`: deterministic synthetic traffic with injected incidents,
+//! for fixtures, demos and benchmarks. The same flags give the same bytes:
+//! the random source is a fixed SplitMix64, not an external crate whose
+//! streams may change between versions.
+
+use std::io::{self, Write};
+
+use crate::model::{format_rfc3339, parse_instant, Micros, Span, MICROS_PER_SEC};
+
+pub const DEFAULT_START: &str = "2026-11-01T00:00:00Z";
+const SEED_SERVICES: [&str; 3] = ["api-gateway", "user-service", "batch-processor"];
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum IncidentKind {
+    /// A share PARAM of requests fail (default 0.5).
+    Errors(f64),
+    /// Latency × PARAM (default 10).
+    Slow(f64),
+    /// No events at all: a stuck batch job.
+    Stall,
+    /// A share PARAM of lines are malformed (default 0.1).
+    Malformed(f64),
+    /// Timestamps jittered by up to ±PARAM/2 (default 30s).
+    Disorder(Span),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Incident {
+    pub kind: IncidentKind,
+    pub service: String,
+    /// Offset from the start of the traffic.
+    pub start: Span,
+    pub duration: Span,
+}
+
+impl Incident {
+    /// Parses `KIND:SERVICE:START+DURATION[:PARAM]`, e.g. `errors:api:2h+20m:0.3`.
+    pub fn parse(spec: &str) -> Result<Incident, String> {
+        let parts: Vec<&str> = spec.split(':').collect();
+        let usage = || {
+            format!("`{spec}`: an incident is KIND:SERVICE:START+DURATION[:PARAM], e.g. errors:api-gateway:2h+20m:0.3")
+        };
+        if parts.len() < 3 || parts.len() > 4 {
+            return Err(usage());
+        }
+        let (start, duration) = parts[2].split_once('+').ok_or_else(usage)?;
+        let start = Span::parse(start).map_err(|e| format!("`{spec}`: start {e}"))?;
+        let duration = Span::parse(duration).map_err(|e| format!("`{spec}`: duration {e}"))?;
+        let param = parts.get(3).copied();
+        let ratio = |default: f64| -> Result<f64, String> {
+            match param {
+                None => Ok(default),
+                Some(p) => match p.parse::<f64>() {
+                    Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+                    _ => Err(format!("`{spec}`: PARAM must be a share between 0 and 1")),
+                },
+            }
+        };
+        let kind = match parts[0] {
+            "errors" => IncidentKind::Errors(ratio(0.5)?),
+            "malformed" => IncidentKind::Malformed(ratio(0.1)?),
+            "slow" => IncidentKind::Slow(match param {
+                None => 10.0,
+                Some(p) => p
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| *v > 0.0 && v.is_finite())
+                    .ok_or_else(|| format!("`{spec}`: PARAM must be a latency factor above 0"))?,
+            }),
+            "stall" => IncidentKind::Stall,
+            "disorder" => IncidentKind::Disorder(match param {
+                None => Span::secs(30),
+                Some(p) => Span::parse(p).map_err(|e| format!("`{spec}`: jitter {e}"))?,
+            }),
+            other => {
+                return Err(format!(
+                    "`{spec}`: unknown incident kind `{other}` (errors, slow, stall, malformed, disorder)"
+                ))
+            }
+        };
+        Ok(Incident {
+            kind,
+            service: parts[1].to_string(),
+            start,
+            duration,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GenOptions {
+    pub services: usize,
+    pub duration: Span,
+    /// Events per second per service.
+    pub rate: f64,
+    pub incidents: Vec<Incident>,
+    pub seed: u64,
+    pub start: Micros,
+}
+
+impl Default for GenOptions {
+    fn default() -> Self {
+        GenOptions {
+            services: 3,
+            duration: Span::hours(1),
+            rate: 10.0,
+            incidents: Vec::new(),
+            seed: 1,
+            start: parse_instant(DEFAULT_START).expect("static"),
+        }
+    }
+}
+
+/// SplitMix64: small, fast, and fixed forever.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed ^ 0x5DEE_CE66_D1CE_4E5B)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    pub fn f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    /// Standard normal (Box–Muller).
+    pub fn normal(&mut self) -> f64 {
+        let u1 = self.f64().max(1e-300);
+        let u2 = self.f64();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+}
+
+pub fn service_name(i: usize) -> String {
+    SEED_SERVICES
+        .get(i)
+        .map_or_else(|| format!("svc-{i:04}"), |s| s.to_string())
+}
+
+/// How a service behaves when nothing is wrong.
+struct Profile {
+    name: String,
+    /// Mean gap between events, µs.
+    gap_us: f64,
+    error_p: f64,
+    median_ms: f64,
+    sigma: f64,
+    batch: bool,
+}
+
+fn profile(i: usize, rate: f64) -> Profile {
+    let name = service_name(i);
+    let batch = name == "batch-processor";
+    let (error_p, median_ms, sigma) = match i {
+        0 => (0.0003, 25.0, 0.6),
+        1 => (0.001, 80.0, 0.5),
+        2 => (0.002, 20_000.0, 0.4),
+        _ => (0.0005 + (i % 7) as f64 * 0.0002, 10.0 + (i % 11) as f64 * 5.0, 0.55),
+    };
+    // A batch job reports a run every few seconds at most.
+    let rate = if batch { (rate / 10.0).max(1.0 / 60.0) } else { rate };
+    Profile {
+        name,
+        gap_us: MICROS_PER_SEC as f64 / rate.max(1e-6),
+        error_p,
+        median_ms,
+        sigma,
+        batch,
+    }
+}
+
+/// Writes the traffic as JSON lines. Returns the number of lines written.
+pub fn generate(opts: &GenOptions, out: &mut dyn Write) -> io::Result<u64> {
+    let profiles: Vec<Profile> = (0..opts.services).map(|i| profile(i, opts.rate)).collect();
+    let mut rng = Rng::new(opts.seed);
+    let end = opts.start + opts.duration.0;
+    // Next event time per service; a linear scan finds the earliest, which
+    // is fast enough for the service counts gen is used with.
+    let mut next: Vec<f64> = profiles
+        .iter()
+        .map(|p| opts.start as f64 + rng.f64() * p.gap_us)
+        .collect();
+    let active = |svc: &str, t: Micros, want: &dyn Fn(&IncidentKind) -> bool| {
+        opts.incidents.iter().find(|inc| {
+            (inc.service == svc || inc.service == "*")
+                && want(&inc.kind)
+                && t >= opts.start + inc.start.0
+                && t < opts.start + inc.start.0 + inc.duration.0
+        })
+    };
+    let mut lines = 0u64;
+    let mut malformed_kind = 0usize;
+    let mut line = String::with_capacity(256);
+    loop {
+        let (i, &t) = match next.iter().enumerate().min_by(|a, b| a.1.total_cmp(b.1)) {
+            Some(x) => x,
+            None => break,
+        };
+        let ts = t as Micros;
+        if ts >= end {
+            break;
+        }
+        let p = &profiles[i];
+        next[i] = t + -p.gap_us * (1.0 - rng.f64()).ln();
+        if active(&p.name, ts, &|k| matches!(k, IncidentKind::Stall)).is_some() {
+            continue;
+        }
+        let mut error_p = p.error_p;
+        if let Some(inc) = active(&p.name, ts, &|k| matches!(k, IncidentKind::Errors(_))) {
+            if let IncidentKind::Errors(share) = inc.kind {
+                error_p = share;
+            }
+        }
+        let mut latency_ms = p.median_ms * (p.sigma * rng.normal()).exp();
+        if let Some(inc) = active(&p.name, ts, &|k| matches!(k, IncidentKind::Slow(_))) {
+            if let IncidentKind::Slow(f) = inc.kind {
+                latency_ms *= f;
+            }
+        }
+        let error = rng.f64() < error_p;
+        let mut written_ts = ts;
+        if let Some(inc) = active(&p.name, ts, &|k| matches!(k, IncidentKind::Disorder(_))) {
+            if let IncidentKind::Disorder(j) = inc.kind {
+                written_ts += ((rng.f64() - 0.5) * j.0 as f64) as Micros;
+            }
+        }
+        let stamp = format_rfc3339(written_ts);
+        line.clear();
+        use std::fmt::Write as _;
+        if p.batch {
+            let _ = write!(
+                line,
+                r#"{{"ts":"{stamp}","service":"{}","success":{},"latency_ms":{latency_ms:.3}}}"#,
+                p.name, !error
+            );
+        } else {
+            let status = if error { [500, 502, 503, 504][(rng.next_u64() % 4) as usize] } else { [200, 200, 200, 201, 204, 304, 404][(rng.next_u64() % 7) as usize] };
+            let (method, endpoint) = [("GET", "/v1/items"), ("GET", "/v1/users"), ("POST", "/v1/orders"), ("GET", "/healthz")][(rng.next_u64() % 4) as usize];
+            let _ = write!(
+                line,
+                r#"{{"ts":"{stamp}","service":"{}","endpoint":"{endpoint}","method":"{method}","status":{status},"latency_ms":{latency_ms:.3}}}"#,
+                p.name
+            );
+        }
+        if let Some(inc) = active(&p.name, ts, &|k| matches!(k, IncidentKind::Malformed(_))) {
+            if let IncidentKind::Malformed(share) = inc.kind {
+                if rng.f64() < share {
+                    malformed_kind += 1;
+                    line = malformed(&line, &stamp, &p.name, malformed_kind);
+                }
+            }
+        }
+        line.push('\n');
+        out.write_all(line.as_bytes())?;
+        lines += 1;
+    }
+    Ok(lines)
+}
+
+/// A bad line of one of the kinds a real pipeline produces.
+fn malformed(good: &str, stamp: &str, service: &str, n: usize) -> String {
+    match n % 7 {
+        0 => good[..good.len() / 2].to_string(),
+        1 => format!(r#"{{"ts":"{stamp}","status":200,"latency_ms":3.0}}"#),
+        2 => format!(r#"{{"ts":"{stamp}","service":"{service}","status":true}}"#),
+        3 => format!(r#"{{"ts":"not-a-time","service":"{service}","status":200}}"#),
+        4 => format!(r#"{{"ts":"{stamp}","service":"{service}","status":200,"latency_ms":-5}}"#),
+        5 => format!(r#"{{"ts":"{stamp}","service":"{service}","status":"OK"}}"#),
+        _ => format!(r#"["{service}",200]"#),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incidents_parse() {
+        let i = Incident::parse("errors:api-gateway:2h+20m:0.3").unwrap();
+        assert_eq!(i.kind, IncidentKind::Errors(0.3));
+        assert_eq!((i.start, i.duration), (Span::hours(2), Span::mins(20)));
+        assert_eq!(Incident::parse("stall:batch-processor:1h+3h").unwrap().kind, IncidentKind::Stall);
+        assert!(Incident::parse("oops:a:1h+1m").unwrap_err().contains("unknown incident kind"));
+        assert!(Incident::parse("errors:a:1h").unwrap_err().contains("KIND:SERVICE"));
+        assert!(Incident::parse("errors:a:1h+1m:3").unwrap_err().contains("between 0 and 1"));
+    }
+
+    #[test]
+    fn same_flags_same_bytes() {
+        let opts = GenOptions {
+            duration: Span::mins(5),
+            incidents: vec![Incident::parse("malformed:api-gateway:1m+1m:0.5").unwrap()],
+            ..GenOptions::default()
+        };
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let n = generate(&opts, &mut a).unwrap();
+        generate(&opts, &mut b).unwrap();
+        assert_eq!(a, b);
+        assert!(n > 5000, "{n} lines");
+    }
+}

@@ -1,0 +1,29 @@
+//! slate: a streaming SLI engine. It reads access-log events, keeps
+//! per-service latency histograms and time-windowed counters, and computes
+//! SLIs, SLO attainment, error budgets, burn rates and multi-window
+//! multi-burn-rate alerts.
+//!
+//! Data flows one way:
+//!
+//! ```text
+//! model ← spec ← decode ← engine ← evaluate ← report
+//!   ↑                                            ↑
+//! source (files, stdin; Kafka later)     replay (the backtest driver)
+//! ```
+//!
+//! `model`, `spec`, `decode`, `engine` and `evaluate` are synchronous and
+//! clock-free: time is always passed in, nothing reads the wall clock, and
+//! none of them imports `source`, `replay`, `cli` or an async runtime.
+//! `source` depends only on `model`. Only `replay` and `cli` (and `main`)
+//! see everything.
+
+pub mod cli;
+pub mod decode;
+pub mod engine;
+pub mod evaluate;
+pub mod gen;
+pub mod model;
+pub mod replay;
+pub mod report;
+pub mod source;
+pub mod spec;

@@ -1,0 +1,408 @@
+//! `slate replay`: the backtest driver. Decodes inputs on all cores,
+//! applies events in input order (several inputs merged by time) to one
+//! engine, evaluates at every tick of event time as live would have, and
+//! builds the report. The result never depends on the number of threads.
+
+pub mod pipeline;
+
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::decode::{JsonDecoder, Reason, RejectCounts};
+use crate::engine::{Engine, EngineSettings};
+use crate::evaluate::AlertTracker;
+use crate::model::{Event, Micros, ServiceId};
+use crate::report::{self, Report};
+use crate::source::file::InputName;
+use crate::spec::{Config, SloSpec};
+use pipeline::{DecodedChunk, DecodedStream, Rec};
+
+#[derive(Debug, Clone)]
+pub struct ReplayOptions {
+    pub inputs: Vec<InputName>,
+    pub spec: SloSpec,
+    pub config: Config,
+    pub from: Option<Micros>,
+    pub to: Option<Micros>,
+    pub incidents: Vec<(Micros, Micros)>,
+    /// Decode threads per input (0: one per core).
+    pub threads: usize,
+    pub dead_letter: Option<PathBuf>,
+    /// Show a progress bar on stderr (only drawn when it is a terminal).
+    pub progress: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error("dead-letter file {path}: {err}")]
+    DeadLetter { path: PathBuf, err: io::Error },
+}
+
+/// What the driver counts besides the engine's state.
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
+    pub accepted: u64,
+    pub rejected: RejectCounts,
+    pub outside_span: u64,
+    pub first: Option<Micros>,
+    pub last: Option<Micros>,
+}
+
+/// Cumulative bad counts per service and SLO at the ticks that open and
+/// close an `--incident` interval.
+#[derive(Debug, Clone)]
+pub struct IncidentTrack {
+    pub from: Micros,
+    pub to: Micros,
+    pub at_from: Option<Vec<Vec<u64>>>,
+    pub at_to: Option<Vec<Vec<u64>>>,
+}
+
+struct Pending {
+    ev: Event,
+    input: usize,
+    line: u64,
+    raw: Vec<u8>,
+}
+
+struct Cursor {
+    stream: DecodedStream,
+    chunk: DecodedChunk,
+    pos: usize,
+    ids: Vec<Option<Result<ServiceId, Reason>>>,
+}
+
+impl Cursor {
+    /// The next record, loading the next chunk when this one is done.
+    fn peek(&mut self) -> io::Result<Option<&Rec>> {
+        while self.pos >= self.chunk.recs.len() {
+            match self.stream.next() {
+                None => return Ok(None),
+                Some(c) => {
+                    self.chunk = c?;
+                    self.pos = 0;
+                    self.ids.clear();
+                    self.ids.resize(self.chunk.names.len(), None);
+                }
+            }
+        }
+        Ok(self.chunk.recs.get(self.pos))
+    }
+}
+
+pub struct Replayer {
+    opts: ReplayOptions,
+    pub engine: Engine,
+    pub trackers: Vec<Option<AlertTracker>>,
+    pub tally: Tally,
+    pub incidents: Vec<IncidentTrack>,
+    pending: Option<Pending>,
+    next_tick: Option<Micros>,
+    dead: Option<BufWriter<File>>,
+    input_names: Vec<String>,
+}
+
+impl Replayer {
+    pub fn new(opts: ReplayOptions) -> Result<Replayer, ReplayError> {
+        let engine = Engine::new(
+            &opts.spec,
+            EngineSettings {
+                max_services: opts.config.engine.max_services,
+                span_latency: true,
+            },
+        );
+        let dead = match &opts.dead_letter {
+            Some(p) => Some(BufWriter::new(
+                File::create(p).map_err(|err| ReplayError::DeadLetter { path: p.clone(), err })?,
+            )),
+            None => None,
+        };
+        let mut r = Replayer {
+            incidents: opts
+                .incidents
+                .iter()
+                .map(|&(from, to)| IncidentTrack {
+                    from,
+                    to,
+                    at_from: None,
+                    at_to: None,
+                })
+                .collect(),
+            input_names: opts.inputs.iter().map(InputName::display).collect(),
+            opts,
+            engine,
+            trackers: Vec::new(),
+            tally: Tally::default(),
+            pending: None,
+            next_tick: None,
+            dead,
+        };
+        r.sync_trackers();
+        Ok(r)
+    }
+
+    fn sync_trackers(&mut self) {
+        while self.trackers.len() < self.engine.len() {
+            let id = self.trackers.len() as ServiceId;
+            let s = self.engine.service(id);
+            self.trackers
+                .push((!s.plan.slos.is_empty()).then(|| AlertTracker::new(s)));
+        }
+    }
+
+    /// Reads every input to the end and returns the report.
+    pub fn run(mut self) -> Result<Report, ReplayError> {
+        let threads = match self.opts.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let decoder = Arc::new(JsonDecoder::new(&self.opts.config.input));
+        let read = Arc::new(AtomicU64::new(0));
+        let total_bytes: Option<u64> = self.opts.inputs.iter().map(InputName::len).sum();
+        let mut cursors = Vec::new();
+        for name in &self.opts.inputs {
+            let stream = DecodedStream::start(
+                name,
+                decoder.clone(),
+                threads,
+                self.opts.config.input.max_line_bytes,
+                read.clone(),
+            )?;
+            cursors.push(Cursor {
+                stream,
+                chunk: DecodedChunk::default(),
+                pos: 0,
+                ids: Vec::new(),
+            });
+        }
+        let bar = (self.opts.progress && io::stderr().is_terminal()).then(|| progress_bar(total_bytes));
+        let mut since_bar = 0u32;
+        loop {
+            // The next record: a rejection at any head goes first (it has
+            // no time); otherwise the earliest event, first input on ties.
+            let mut pick: Option<(usize, Micros)> = None;
+            let mut reject_at = None;
+            for (i, c) in cursors.iter_mut().enumerate() {
+                match c.peek()? {
+                    None => {}
+                    Some(Rec::Rejected { .. }) => {
+                        reject_at = Some(i);
+                        break;
+                    }
+                    Some(Rec::Event { ts, .. }) => {
+                        if pick.is_none_or(|(_, t)| *ts < t) {
+                            pick = Some((i, *ts));
+                        }
+                    }
+                }
+            }
+            let Some(i) = reject_at.or(pick.map(|(i, _)| i)) else { break };
+            self.step(&mut cursors[i], i)?;
+            since_bar += 1;
+            if since_bar >= 1 << 16 {
+                since_bar = 0;
+                if let Some(b) = &bar {
+                    b.set_position(read.load(Ordering::Relaxed));
+                }
+            }
+        }
+        if let Some(p) = self.pending.take() {
+            if self.engine.now().is_none() {
+                self.accept(p)?;
+            } else {
+                self.reject(Reason::Future, p.input, p.line, &p.raw, "a jump ahead that no later line confirmed")?;
+            }
+        }
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        if let Some(d) = &mut self.dead {
+            d.flush().map_err(|err| ReplayError::DeadLetter {
+                path: self.opts.dead_letter.clone().unwrap_or_default(),
+                err,
+            })?;
+        }
+        Ok(self.finish())
+    }
+
+    fn step(&mut self, c: &mut Cursor, input: usize) -> Result<(), ReplayError> {
+        let rec = c.chunk.recs[c.pos].clone();
+        c.pos += 1;
+        match rec {
+            Rec::Rejected { reason, detail, line, at } => {
+                let raw = c.chunk.line_bytes(at).to_vec();
+                self.reject(reason, input, line, &raw, &detail)
+            }
+            Rec::Event {
+                ts,
+                service,
+                error,
+                latency_us,
+                line,
+                at,
+            } => {
+                if self.opts.from.is_some_and(|f| ts < f) || self.opts.to.is_some_and(|t| ts >= t) {
+                    self.tally.outside_span += 1;
+                    return Ok(());
+                }
+                let id = match c.ids[service as usize] {
+                    Some(r) => r,
+                    None => {
+                        let r = self.engine.resolve(&c.chunk.names[service as usize]);
+                        c.ids[service as usize] = Some(r);
+                        self.sync_trackers();
+                        r
+                    }
+                };
+                let id = match id {
+                    Ok(id) => id,
+                    Err(reason) => {
+                        let raw = c.chunk.line_bytes(at).to_vec();
+                        return self.reject(reason, input, line, &raw, "service not admitted");
+                    }
+                };
+                let ev = Event {
+                    ts,
+                    service: id,
+                    error,
+                    latency_us,
+                };
+                let raw = if self.dead.is_some() {
+                    c.chunk.line_bytes(at).to_vec()
+                } else {
+                    Vec::new()
+                };
+                self.offer(Pending { ev, input, line, raw })
+            }
+        }
+    }
+
+    /// The watermark rule: a line more than `max_skew` ahead of now is held
+    /// until the next line confirms the jump (lands within `max_skew` of
+    /// it, or later) or falls back (then it is rejected as `future`).
+    fn offer(&mut self, p: Pending) -> Result<(), ReplayError> {
+        let skew = self.opts.config.engine.max_skew.0;
+        if let Some(held) = self.pending.take() {
+            if p.ev.ts >= held.ev.ts - skew {
+                self.accept(held)?;
+            } else {
+                self.reject(Reason::Future, held.input, held.line, &held.raw, "a jump ahead that the next line did not confirm")?;
+            }
+        }
+        match self.engine.now() {
+            None => self.pending = Some(p),
+            Some(now) if p.ev.ts > now + skew => self.pending = Some(p),
+            Some(_) => self.accept(p)?,
+        }
+        Ok(())
+    }
+
+    fn accept(&mut self, p: Pending) -> Result<(), ReplayError> {
+        let step = self.opts.config.alerting.eval_every.0;
+        let next = *self
+            .next_tick
+            .get_or_insert_with(|| p.ev.ts.div_euclid(step) * step + step);
+        if p.ev.ts >= next {
+            let mut t = next;
+            while t <= p.ev.ts {
+                self.tick(t);
+                t += step;
+            }
+            self.next_tick = Some(t);
+        }
+        match self.engine.apply(&p.ev) {
+            Ok(()) => {
+                self.tally.accepted += 1;
+                self.tally.first = Some(self.tally.first.map_or(p.ev.ts, |f| f.min(p.ev.ts)));
+                self.tally.last = Some(self.tally.last.map_or(p.ev.ts, |l| l.max(p.ev.ts)));
+                Ok(())
+            }
+            Err(reason) => self.reject(reason, p.input, p.line, &p.raw, "older than the state still held"),
+        }
+    }
+
+    fn tick(&mut self, t: Micros) {
+        let min_events = self.opts.config.alerting.min_events;
+        for (id, tracker) in self.trackers.iter_mut().enumerate() {
+            if let Some(tr) = tracker {
+                self.engine.advance_service(id as ServiceId, t);
+                tr.tick(self.engine.service(id as ServiceId), t, min_events);
+            }
+        }
+        for inc in &mut self.incidents {
+            if inc.at_from.is_none() && t >= inc.from {
+                inc.at_from = Some(snapshot_bad(&self.engine));
+            }
+            if inc.at_to.is_none() && t >= inc.to {
+                inc.at_to = Some(snapshot_bad(&self.engine));
+            }
+        }
+    }
+
+    fn reject(&mut self, reason: Reason, input: usize, line: u64, raw: &[u8], detail: &str) -> Result<(), ReplayError> {
+        self.tally.rejected.add(reason);
+        if let Some(d) = &mut self.dead {
+            let rec = serde_json::json!({
+                "input": self.input_names[input],
+                "line": line,
+                "reason": reason.as_str(),
+                "detail": detail,
+                "record": String::from_utf8_lossy(raw),
+            });
+            writeln!(d, "{rec}").map_err(|err| ReplayError::DeadLetter {
+                path: self.opts.dead_letter.clone().unwrap_or_default(),
+                err,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Report {
+        if let Some(last) = self.tally.last {
+            self.engine.advance_all(last + 1);
+        }
+        for (id, tr) in self.trackers.iter_mut().enumerate() {
+            if let Some(tr) = tr {
+                tr.finish(self.engine.service(id as ServiceId));
+            }
+        }
+        let end_snapshot = snapshot_bad(&self.engine);
+        for inc in &mut self.incidents {
+            if inc.at_to.is_none() {
+                inc.at_to = Some(end_snapshot.clone());
+            }
+        }
+        report::build(&self.engine, &self.trackers, &self.tally, &self.incidents)
+    }
+}
+
+fn snapshot_bad(engine: &Engine) -> Vec<Vec<u64>> {
+    engine
+        .services()
+        .map(|(_, s)| s.cumulative.iter().map(|&(_, bad)| bad).collect())
+        .collect()
+}
+
+fn progress_bar(total: Option<u64>) -> indicatif::ProgressBar {
+    let bar = match total {
+        Some(t) => indicatif::ProgressBar::new(t),
+        None => indicatif::ProgressBar::new_spinner(),
+    };
+    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} replay [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// Runs a replay to its report.
+pub fn replay(opts: ReplayOptions) -> Result<Report, ReplayError> {
+    Replayer::new(opts)?.run()
+}

@@ -1,0 +1,284 @@
+//! The replay report: built from the engine's final state, the alert
+//! episodes and the driver's tally; written as JSON (`schema_version: 1`,
+//! DESIGN §7) or as a readable table.
+//!
+//! May import `model`, `spec`, `engine`, `evaluate` and `decode`.
+
+pub mod table;
+
+use std::collections::BTreeMap;
+
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+
+use crate::decode::Reason;
+use crate::engine::Engine;
+use crate::evaluate::{evaluate_slos, AlertTracker};
+use crate::model::{format_rfc3339, Span};
+use crate::replay::{IncidentTrack, Tally};
+
+/// A map that keeps its insertion order when serialized.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ordered<V>(pub Vec<(String, V)>);
+
+impl<V> Default for Ordered<V> {
+    fn default() -> Self {
+        Ordered(Vec::new())
+    }
+}
+
+impl<V: Serialize> Serialize for Ordered<V> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Report {
+    pub schema_version: u32,
+    pub span: Option<SpanReport>,
+    pub events: EventsReport,
+    pub summary: Summary,
+    pub services: BTreeMap<String, ServiceReport>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub incidents: Vec<IncidentReport>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SpanReport {
+    pub start: String,
+    pub end: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct EventsReport {
+    pub accepted: u64,
+    pub rejected: u64,
+    pub rejected_by_reason: Ordered<u64>,
+    pub outside_span: u64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Summary {
+    pub slos: usize,
+    pub slos_met: usize,
+    /// Event-weighted attainment over all occurrence SLOs.
+    pub reliability: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ServiceReport {
+    pub requests: u64,
+    pub errors: u64,
+    pub error_rate: Option<f64>,
+    pub throughput_rps: Option<f64>,
+    pub latency_ms: Quantiles,
+    pub freshness_s: Option<f64>,
+    pub slos: Ordered<SloReport>,
+    pub alerts: Vec<AlertReport>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Quantiles {
+    pub p50: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SloReport {
+    pub objective: f64,
+    pub attainment: Option<f64>,
+    pub met: Option<bool>,
+    pub budget_consumed: Option<f64>,
+    pub budget_remaining: Option<f64>,
+    pub burn_rate: Ordered<Option<f64>>,
+    /// Good and total events (slices, for timeslice SLOs) behind `attainment`.
+    pub good: u64,
+    pub total: u64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AlertReport {
+    pub slo: String,
+    pub severity: &'static str,
+    pub long_window: String,
+    pub short_window: String,
+    pub burn_rate_threshold: f64,
+    pub start: String,
+    pub end: Option<String>,
+    pub budget_consumed: f64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct IncidentReport {
+    pub from: String,
+    pub to: String,
+    /// Per service and SLO: the share of the period's budget spent.
+    pub budget_consumed: BTreeMap<String, Ordered<f64>>,
+}
+
+/// Rounds away float noise so that reports are stable text.
+fn r(v: f64) -> f64 {
+    if v == 0.0 || !v.is_finite() {
+        return v;
+    }
+    let digits = 12 - v.abs().log10().ceil() as i32;
+    let scale = 10f64.powi(digits.clamp(0, 15));
+    (v * scale).round() / scale
+}
+
+fn ro(v: Option<f64>) -> Option<f64> {
+    v.map(r)
+}
+
+pub fn build(engine: &Engine, trackers: &[Option<AlertTracker>], tally: &Tally, incidents: &[IncidentTrack]) -> Report {
+    let span_secs = match (tally.first, tally.last) {
+        (Some(f), Some(l)) if l > f => Some(Span(l - f)),
+        _ => None,
+    };
+    let end = tally.last.unwrap_or(0) + 1;
+    let mut services = BTreeMap::new();
+    let (mut n_slos, mut n_met, mut rel_good, mut rel_total) = (0, 0, 0u64, 0u64);
+    // Scale from the span to the period when the span is shorter: an
+    // episode's budget is a share of the whole period's budget.
+    let period_total = |s: &crate::engine::ServiceState, i: usize| -> f64 {
+        let p = s.plan.period;
+        match span_secs {
+            Some(span) if span < p => s.cumulative[i].0 as f64 * p.0 as f64 / span.0 as f64,
+            _ => s.slo_window(i, p).total as f64,
+        }
+    };
+    for (id, (name, s)) in engine.services().enumerate() {
+        let evals = evaluate_slos(s);
+        let mut slos = Ordered::default();
+        for (i, e) in evals.iter().enumerate() {
+            n_slos += 1;
+            if e.met() == Some(true) {
+                n_met += 1;
+            }
+            if !s.plan.slos[i].kind.is_timeslice() {
+                rel_good += e.period.good;
+                rel_total += e.period.total;
+            }
+            slos.0.push((
+                e.name.clone(),
+                SloReport {
+                    objective: e.objective,
+                    attainment: ro(e.attainment),
+                    met: e.met(),
+                    budget_consumed: ro(e.budget_consumed),
+                    budget_remaining: ro(e.budget_remaining()),
+                    burn_rate: Ordered(e.burn_rates.iter().map(|(w, b)| (w.to_string(), ro(*b))).collect()),
+                    good: e.period.good,
+                    total: e.period.total,
+                },
+            ));
+        }
+        let mut alerts = Vec::new();
+        if let Some(Some(tr)) = trackers.get(id) {
+            for ep in &tr.episodes {
+                let slo = &s.plan.slos[ep.slo];
+                let denom = slo.budget() * period_total(s, ep.slo);
+                alerts.push(AlertReport {
+                    slo: slo.name.clone(),
+                    severity: ep.rule.severity.as_str(),
+                    long_window: ep.rule.long.to_string(),
+                    short_window: ep.rule.short.to_string(),
+                    burn_rate_threshold: r(ep.rule.threshold),
+                    start: format_rfc3339(ep.start),
+                    end: ep.end.map(format_rfc3339),
+                    budget_consumed: if denom > 0.0 { r(ep.bad as f64 / denom) } else { 0.0 },
+                });
+            }
+            alerts.sort_by(|a, b| (&a.start, &a.slo, a.severity).cmp(&(&b.start, &b.slo, b.severity)));
+        }
+        let q = s
+            .span_latency
+            .as_ref()
+            .map(|h| h.quantiles(&[0.5, 0.95, 0.99]))
+            .unwrap_or_else(|| vec![None; 3]);
+        services.insert(
+            name.to_string(),
+            ServiceReport {
+                requests: s.requests,
+                errors: s.errors,
+                error_rate: (s.requests > 0).then(|| r(s.errors as f64 / s.requests as f64)),
+                throughput_rps: span_secs.map(|sp| r(s.requests as f64 / sp.as_secs_f64())),
+                latency_ms: Quantiles {
+                    p50: q[0].map(|us| r(us / 1000.0)),
+                    p95: q[1].map(|us| r(us / 1000.0)),
+                    p99: q[2].map(|us| r(us / 1000.0)),
+                },
+                freshness_s: s.last_success.map(|ls| r((end - 1 - ls) as f64 / 1e6)),
+                slos,
+                alerts,
+            },
+        );
+    }
+    let incidents = incidents
+        .iter()
+        .map(|inc| {
+            let mut budget_consumed = BTreeMap::new();
+            for (id, (name, s)) in engine.services().enumerate() {
+                if s.plan.slos.is_empty() {
+                    continue;
+                }
+                let mut per = Ordered::default();
+                for (i, slo) in s.plan.slos.iter().enumerate() {
+                    let at = |snap: &Option<Vec<Vec<u64>>>| {
+                        snap.as_ref().and_then(|v| v.get(id)).and_then(|v| v.get(i)).copied()
+                    };
+                    // Before the interval opened, nothing was spent in it.
+                    let from = at(&inc.at_from);
+                    let to = at(&inc.at_to).unwrap_or(0);
+                    let bad = match (&inc.at_from, from) {
+                        (None, _) => 0,
+                        (Some(_), f) => to.saturating_sub(f.unwrap_or(0)),
+                    };
+                    let denom = slo.budget() * period_total(s, i);
+                    per.0.push((slo.name.clone(), if denom > 0.0 { r(bad as f64 / denom) } else { 0.0 }));
+                }
+                budget_consumed.insert(name.to_string(), per);
+            }
+            IncidentReport {
+                from: format_rfc3339(inc.from),
+                to: format_rfc3339(inc.to),
+                budget_consumed,
+            }
+        })
+        .collect();
+    Report {
+        schema_version: 1,
+        span: match (tally.first, tally.last) {
+            (Some(f), Some(l)) => Some(SpanReport {
+                start: format_rfc3339(f),
+                end: format_rfc3339(l),
+            }),
+            _ => None,
+        },
+        events: EventsReport {
+            accepted: tally.accepted,
+            rejected: tally.rejected.total(),
+            rejected_by_reason: Ordered(
+                Reason::ALL
+                    .iter()
+                    .map(|r| (r.as_str().to_string(), tally.rejected.get(*r)))
+                    .collect(),
+            ),
+            outside_span: tally.outside_span,
+        },
+        summary: Summary {
+            slos: n_slos,
+            slos_met: n_met,
+            reliability: (rel_total > 0).then(|| r(rel_good as f64 / rel_total as f64)),
+        },
+        services,
+        incidents,
+    }
+}
+

@@ -1,0 +1,184 @@
+//! The report as a human reads it: the one number first, then one row per
+//! SLO, per service, and per alert episode.
+
+use std::fmt::Write;
+
+use super::Report;
+
+fn pct(v: Option<f64>) -> String {
+    match v {
+        Some(v) => {
+            let p = v * 100.0;
+            if p != 100.0 && p > 99.0 {
+                format!("{p:.3}%")
+            } else {
+                format!("{p:.2}%")
+            }
+        }
+        None => "-".into(),
+    }
+}
+
+fn num(v: Option<f64>, digits: usize) -> String {
+    v.map_or("-".into(), |v| format!("{v:.digits$}"))
+}
+
+fn grouped(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Lays out rows as columns padded to their widest cell.
+fn columns(out: &mut String, header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |out: &mut String, cells: Vec<&str>| {
+        let mut l = String::new();
+        for (i, (c, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                l.push_str(c);
+            } else {
+                let _ = write!(l, "{c:<w$}  ");
+            }
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(out, header.to_vec());
+    for row in rows {
+        line(out, row.iter().map(String::as_str).collect());
+    }
+}
+
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    match &report.span {
+        Some(s) => {
+            let _ = writeln!(out, "span        {} → {}", s.start, s.end);
+        }
+        None => out.push_str("span        no accepted events\n"),
+    }
+    let ev = &report.events;
+    let reasons: Vec<String> = ev
+        .rejected_by_reason
+        .0
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(r, n)| format!("{r} {}", grouped(*n)))
+        .collect();
+    let _ = write!(out, "events      {} accepted, {} rejected", grouped(ev.accepted), grouped(ev.rejected));
+    if !reasons.is_empty() {
+        let _ = write!(out, " ({})", reasons.join(", "));
+    }
+    if ev.outside_span > 0 {
+        let _ = write!(out, ", {} outside --from/--to", grouped(ev.outside_span));
+    }
+    out.push('\n');
+    let sm = &report.summary;
+    let _ = writeln!(
+        out,
+        "reliability {}   ({} of {} SLOs met)\n",
+        pct(sm.reliability),
+        sm.slos_met,
+        sm.slos
+    );
+
+    let mut rows = Vec::new();
+    for (name, s) in &report.services {
+        for (slo, r) in &s.slos.0 {
+            let burn = |w: &str| num(r.burn_rate.0.iter().find(|(k, _)| k == w).and_then(|(_, v)| *v), 2);
+            rows.push(vec![
+                name.clone(),
+                slo.clone(),
+                pct(Some(r.objective)),
+                pct(r.attainment),
+                match r.met {
+                    Some(true) => "yes".into(),
+                    Some(false) => "NO".into(),
+                    None => "-".into(),
+                },
+                pct(r.budget_remaining),
+                burn("1h"),
+                burn("6h"),
+                burn("3d"),
+                s.alerts.iter().filter(|a| &a.slo == slo).count().to_string(),
+            ]);
+        }
+    }
+    if rows.is_empty() {
+        out.push_str("no SLOs (give --slo FILE to judge services against objectives)\n");
+    } else {
+        columns(
+            &mut out,
+            &["SERVICE", "SLO", "OBJECTIVE", "ATTAINMENT", "MET", "BUDGET LEFT", "BURN 1h", "BURN 6h", "BURN 3d", "ALERTS"],
+            &rows,
+        );
+    }
+    out.push('\n');
+
+    let rows: Vec<Vec<String>> = report
+        .services
+        .iter()
+        .map(|(name, s)| {
+            vec![
+                name.clone(),
+                grouped(s.requests),
+                pct(s.error_rate),
+                num(s.throughput_rps, 2),
+                num(s.latency_ms.p50, 2),
+                num(s.latency_ms.p95, 2),
+                num(s.latency_ms.p99, 2),
+                s.freshness_s.map_or("-".into(), |f| format!("{f:.0}s")),
+            ]
+        })
+        .collect();
+    columns(
+        &mut out,
+        &["SERVICE", "REQUESTS", "ERRORS", "REQ/S", "P50 ms", "P95 ms", "P99 ms", "FRESHNESS"],
+        &rows,
+    );
+
+    let mut rows = Vec::new();
+    for (name, s) in &report.services {
+        for a in &s.alerts {
+            rows.push(vec![
+                name.clone(),
+                a.slo.clone(),
+                a.severity.to_string(),
+                format!("{}/{} ≥ {}", a.long_window, a.short_window, a.burn_rate_threshold),
+                a.start.clone(),
+                a.end.clone().unwrap_or_else(|| "firing".into()),
+                pct(Some(a.budget_consumed)),
+            ]);
+        }
+    }
+    if !rows.is_empty() {
+        out.push_str("\nalert episodes\n");
+        columns(
+            &mut out,
+            &["SERVICE", "SLO", "SEVERITY", "WINDOWS", "START", "END", "BUDGET SPENT"],
+            &rows,
+        );
+    }
+    for inc in &report.incidents {
+        let _ = writeln!(out, "\nincident {} → {}: budget spent", inc.from, inc.to);
+        let rows: Vec<Vec<String>> = inc
+            .budget_consumed
+            .iter()
+            .flat_map(|(svc, per)| per.0.iter().map(move |(slo, v)| vec![svc.clone(), slo.clone(), pct(Some(*v))]))
+            .collect();
+        columns(&mut out, &["SERVICE", "SLO", "BUDGET SPENT"], &rows);
+    }
+    out
+}

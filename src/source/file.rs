@@ -1,0 +1,272 @@
+//! Files and stdin, read in chunks of whole lines. A line longer than the
+//! limit is skipped as it streams past, never buffered whole.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::collections::VecDeque;
+
+use flate2::read::MultiGzDecoder;
+
+/// Bytes per chunk handed to a decode worker.
+pub const CHUNK_BYTES: usize = 1 << 20;
+
+/// A run of whole lines, or the mark of one line that was too long.
+#[derive(Debug)]
+pub enum Chunk {
+    Lines {
+        /// Whole lines, each ending in `\n` except perhaps the last one of
+        /// the input.
+        data: Vec<u8>,
+        /// 1-based number of the first line.
+        first_line: u64,
+    },
+    TooLong {
+        line: u64,
+    },
+}
+
+/// An input named on the command line: a path, or `-` for stdin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputName(pub PathBuf);
+
+impl InputName {
+    pub fn is_stdin(&self) -> bool {
+        self.0.as_os_str() == "-"
+    }
+    pub fn display(&self) -> String {
+        if self.is_stdin() {
+            "<stdin>".into()
+        } else {
+            self.0.display().to_string()
+        }
+    }
+    /// Size on disk, for progress (`None` for stdin).
+    pub fn len(&self) -> Option<u64> {
+        if self.is_stdin() {
+            None
+        } else {
+            std::fs::metadata(&self.0).ok().map(|m| m.len())
+        }
+    }
+}
+
+/// Counts bytes as they are read from the underlying file, so progress is
+/// measured against the file's size even when it is gzipped.
+struct Counted<R> {
+    inner: R,
+    read: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Opens an input; `.gz` files (or any file starting with the gzip magic)
+/// are decompressed, all members.
+pub fn open(name: &InputName, progress: Arc<AtomicU64>) -> io::Result<Box<dyn Read + Send>> {
+    let raw: Box<dyn Read + Send> = if name.is_stdin() {
+        Box::new(io::stdin())
+    } else {
+        Box::new(File::open(&name.0).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", name.0.display())))?)
+    };
+    let mut reader = BufReader::with_capacity(
+        256 << 10,
+        Counted {
+            inner: raw,
+            read: progress,
+        },
+    );
+    let magic = {
+        use std::io::BufRead;
+        let buf = reader.fill_buf()?;
+        buf.len() >= 2 && buf[0] == 0x1f && buf[1] == 0x8b
+    };
+    if magic {
+        Ok(Box::new(BufReader::with_capacity(256 << 10, MultiGzDecoder::new(reader))))
+    } else {
+        Ok(Box::new(reader))
+    }
+}
+
+/// Splits a byte stream into chunks of whole lines.
+pub struct ChunkReader<R> {
+    inner: R,
+    max_line: usize,
+    /// The start of a line whose end has not been read yet (≤ `max_line`).
+    carry: Vec<u8>,
+    next_line: u64,
+    eof: bool,
+    ready: VecDeque<Chunk>,
+}
+
+impl<R: Read> ChunkReader<R> {
+    pub fn new(inner: R, max_line: usize) -> Self {
+        ChunkReader {
+            inner,
+            max_line,
+            carry: Vec::new(),
+            next_line: 1,
+            eof: false,
+            ready: VecDeque::new(),
+        }
+    }
+
+    fn read_some(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.inner.read(buf) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(0);
+                }
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Discards the rest of a too-long line, keeping what follows its newline.
+    fn skip_line(&mut self) -> io::Result<()> {
+        let mut buf = vec![0u8; 64 << 10];
+        while !self.eof {
+            let n = self.read_some(&mut buf)?;
+            if let Some(p) = memchr::memchr(b'\n', &buf[..n]) {
+                self.carry.extend_from_slice(&buf[p + 1..n]);
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    pub fn next_chunk(&mut self) -> io::Result<Option<Chunk>> {
+        while self.ready.is_empty() {
+            if self.eof && self.carry.is_empty() {
+                return Ok(None);
+            }
+            let mut data = std::mem::take(&mut self.carry);
+            let want = CHUNK_BYTES.max(data.len() + self.max_line + 1);
+            let mut filled = data.len();
+            data.resize(want, 0);
+            while filled < want && !self.eof {
+                filled += self.read_some(&mut data[filled..])?;
+            }
+            data.truncate(filled);
+            self.split(data)?;
+        }
+        Ok(self.ready.pop_front())
+    }
+
+    /// Queues the whole lines of `data` as chunks, a too-long line as its
+    /// own mark, and keeps an unfinished line as the carry.
+    fn split(&mut self, data: Vec<u8>) -> io::Result<()> {
+        let mut chunk_start = 0;
+        let mut chunk_first = self.next_line;
+        let mut line_start = 0;
+        let mut long_lines = Vec::new();
+        for nl in memchr::memchr_iter(b'\n', &data) {
+            if nl - line_start > self.max_line {
+                long_lines.push((chunk_start, line_start, chunk_first, self.next_line));
+                chunk_start = nl + 1;
+                chunk_first = self.next_line + 1;
+            }
+            self.next_line += 1;
+            line_start = nl + 1;
+        }
+        // An unfinished line already past the limit is too long whatever
+        // follows; at end of input, a last line without newline is whole.
+        let tail_len = data.len() - line_start;
+        let tail_long = tail_len > self.max_line;
+        for (cs, ls, first, line) in long_lines {
+            if ls > cs {
+                self.ready.push_back(Chunk::Lines {
+                    data: data[cs..ls].to_vec(),
+                    first_line: first,
+                });
+            }
+            self.ready.push_back(Chunk::TooLong { line });
+        }
+        let end = if self.eof && !tail_long { data.len() } else { line_start };
+        if !self.eof && !tail_long {
+            self.carry.extend_from_slice(&data[line_start..]);
+        }
+        if end > chunk_start {
+            let mut data = data;
+            data.truncate(end);
+            if chunk_start > 0 {
+                data.drain(..chunk_start);
+            }
+            self.ready.push_back(Chunk::Lines {
+                data,
+                first_line: chunk_first,
+            });
+        }
+        if self.eof && !tail_long && tail_len > 0 {
+            self.next_line += 1;
+        }
+        if tail_long {
+            self.ready.push_back(Chunk::TooLong { line: self.next_line });
+            self.next_line += 1;
+            if !self.eof {
+                self.skip_line()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(input: &[u8], max: usize) -> Vec<(String, u64)> {
+        let mut r = ChunkReader::new(input, max);
+        let mut out = Vec::new();
+        while let Some(c) = r.next_chunk().unwrap() {
+            match c {
+                Chunk::Lines { data, first_line } => {
+                    for (i, l) in data.split(|&b| b == b'\n').filter(|l| !l.is_empty()).enumerate() {
+                        out.push((String::from_utf8_lossy(l).into_owned(), first_line + i as u64));
+                    }
+                }
+                Chunk::TooLong { line } => out.push(("<too long>".into(), line)),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn long_lines_are_marked_with_their_numbers() {
+        let long = "x".repeat(100);
+        let input = format!("a\n{long}\nb\nc\n{long}");
+        let got = chunks(input.as_bytes(), 64);
+        let want: Vec<(String, u64)> = vec![
+            ("a".into(), 1),
+            ("<too long>".into(), 2),
+            ("b".into(), 3),
+            ("c".into(), 4),
+            ("<too long>".into(), 5),
+        ];
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn last_line_without_newline_is_kept() {
+        assert_eq!(chunks(b"a\nb", 64), vec![("a".to_string(), 1), ("b".to_string(), 2)]);
+    }
+
+    #[test]
+    fn a_line_longer_than_a_chunk_is_skipped_while_streaming() {
+        let mut input = b"first\n".to_vec();
+        input.extend(std::iter::repeat_n(b'y', 3 * CHUNK_BYTES));
+        input.extend_from_slice(b"\nlast\n");
+        let got = chunks(&input, 1000);
+        assert_eq!(got, vec![("first".to_string(), 1), ("<too long>".to_string(), 2), ("last".to_string(), 3)]);
+    }
+}

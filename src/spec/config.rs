@@ -1,0 +1,417 @@
+//! `slate.yml`: input, engine and alerting settings (and, for `slate run`,
+//! Kafka, HTTP, gate and export). Every key has a documented default; every
+//! command-line flag overrides its key.
+
+use std::path::Path;
+
+use super::yaml::{Located, Node};
+use super::{Errors, SpecErrors};
+use crate::model::Span;
+
+/// The JSON shapes slate decodes. Text formats come later (issue 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    NginxJson,
+    EnvoyJson,
+    Ecs,
+}
+
+impl Format {
+    pub const NAMES: &'static [&'static str] = &["json", "nginx-json", "envoy-json", "ecs"];
+
+    pub fn parse(name: &str) -> Result<Format, String> {
+        Ok(match name {
+            "json" => Format::Json,
+            "nginx-json" => Format::NginxJson,
+            "envoy-json" => Format::EnvoyJson,
+            "ecs" => Format::Ecs,
+            other => {
+                let hint = super::yaml::closest(other, Format::NAMES.iter().copied())
+                    .map(|c| format!("; did you mean `{c}`?"))
+                    .unwrap_or_default();
+                return Err(format!(
+                    "unknown format `{other}` (known: {}){hint}",
+                    Format::NAMES.join(", ")
+                ));
+            }
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LatencyUnit {
+    S,
+    Ms,
+    Us,
+    Ns,
+}
+
+impl LatencyUnit {
+    pub fn parse(s: &str) -> Result<LatencyUnit, String> {
+        Ok(match s {
+            "s" => LatencyUnit::S,
+            "ms" => LatencyUnit::Ms,
+            "us" | "µs" => LatencyUnit::Us,
+            "ns" => LatencyUnit::Ns,
+            _ => return Err(format!("unknown latency unit `{s}` (use s, ms, us or ns)")),
+        })
+    }
+    /// Multiplier from this unit to microseconds.
+    pub fn to_micros(self) -> f64 {
+        match self {
+            LatencyUnit::S => 1e6,
+            LatencyUnit::Ms => 1e3,
+            LatencyUnit::Us => 1.0,
+            LatencyUnit::Ns => 1e-3,
+        }
+    }
+}
+
+/// Field paths (dotted for nested objects) of each event field. `None`
+/// means "use the format's default".
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FieldOverrides {
+    pub ts: Option<String>,
+    pub service: Option<String>,
+    pub endpoint: Option<String>,
+    pub method: Option<String>,
+    pub status: Option<String>,
+    pub latency: Option<String>,
+    pub success: Option<String>,
+    pub outcome: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputConfig {
+    pub format: Format,
+    pub fields: FieldOverrides,
+    pub latency_unit: Option<LatencyUnit>,
+    /// Status codes counted as errors; 5xx by default.
+    pub error_statuses: StatusSet,
+    pub default_service: Option<String>,
+    pub max_line_bytes: usize,
+}
+
+impl Default for InputConfig {
+    fn default() -> Self {
+        InputConfig {
+            format: Format::Json,
+            fields: FieldOverrides::default(),
+            latency_unit: None,
+            error_statuses: StatusSet::parse("5xx").expect("static"),
+            default_service: None,
+            max_line_bytes: 1 << 20,
+        }
+    }
+}
+
+/// A set of HTTP status codes (100–599), written `5xx,429`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusSet([u64; 10]);
+
+impl StatusSet {
+    pub fn parse(text: &str) -> Result<StatusSet, String> {
+        let mut bits = [0u64; 10];
+        let mut set = |code: u16| bits[code as usize / 64] |= 1 << (code % 64);
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            if let Some(class) = part.strip_suffix("xx").or_else(|| part.strip_suffix("XX")) {
+                match class.parse::<u16>() {
+                    Ok(c @ 1..=5) => (c * 100..c * 100 + 100).for_each(&mut set),
+                    _ => return Err(format!("`{part}` is not a status class (1xx–5xx)")),
+                }
+            } else {
+                match part.parse::<u16>() {
+                    Ok(c @ 100..=599) => set(c),
+                    _ => return Err(format!("`{part}` is not a status code (100–599) or class (5xx)")),
+                }
+            }
+        }
+        Ok(StatusSet(bits))
+    }
+    pub fn contains(&self, code: u16) -> bool {
+        code < 640 && self.0[code as usize / 64] & (1 << (code % 64)) != 0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineConfig {
+    pub max_services: usize,
+    pub max_skew: Span,
+    /// 0 means one per core.
+    pub threads: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            max_services: 10_000,
+            max_skew: Span::mins(5),
+            threads: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertingConfig {
+    pub min_events: u64,
+    /// Replay's evaluation step in event time (`--eval-every`).
+    pub eval_every: Span,
+}
+
+impl Default for AlertingConfig {
+    fn default() -> Self {
+        AlertingConfig {
+            min_events: 0,
+            eval_every: Span::mins(1),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Config {
+    pub input: InputConfig,
+    pub engine: EngineConfig,
+    pub alerting: AlertingConfig,
+}
+
+const SECTIONS: &[&str] = &["input", "kafka", "engine", "alerting", "http", "gate", "export"];
+const INPUT_KEYS: &[&str] = &[
+    "format",
+    "fields",
+    "latency_unit",
+    "error_statuses",
+    "default_service",
+    "service_field",
+    "max_line_bytes",
+];
+const FIELD_KEYS: &[&str] = &[
+    "ts", "service", "endpoint", "method", "status", "latency", "success", "outcome",
+];
+const ENGINE_KEYS: &[&str] = &["max_services", "max_skew", "threads"];
+const ALERTING_KEYS: &[&str] = &["min_events", "eval_every"];
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, SpecErrors> {
+        let text = super::read_file(path)?;
+        Self::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Config, SpecErrors> {
+        let root = super::parse_yaml(path, text)?;
+        let mut errors = Errors::new(path);
+        let mut cfg = Config::default();
+        let top: &[(Located, Located)] = match &root.node {
+            Node::Map(m) => m,
+            Node::Null => &[],
+            _ => {
+                errors.add(root.line, "", "slate.yml must be a mapping of sections");
+                return errors.finish(cfg);
+            }
+        };
+        for (k, v) in top {
+            let section = k.as_str().unwrap_or("");
+            let entries: &[(Located, Located)] = match &v.node {
+                Node::Map(m) => m,
+                Node::Null => &[],
+                _ => {
+                    errors.add(v.line, section, "a section must be a mapping");
+                    continue;
+                }
+            };
+            match section {
+                "input" => input(entries, &mut cfg.input, &mut errors),
+                "engine" => engine(entries, &mut cfg.engine, &mut errors),
+                "alerting" => alerting(entries, &mut cfg.alerting, &mut errors),
+                // Read by `slate run` and `slate gate` (not built yet); their
+                // keys are validated there.
+                "kafka" | "http" | "gate" | "export" => {}
+                other => errors.unknown_key(k.line, other, SECTIONS, "section"),
+            }
+        }
+        errors.finish(cfg)
+    }
+}
+
+fn scalar<'a>(v: &'a Located, key: &str, errors: &mut Errors) -> Option<&'a str> {
+    let s = v.as_str();
+    if s.is_none() {
+        errors.add(v.line, key, format!("expected a value, found {}", v.kind()));
+    }
+    s
+}
+
+fn number<T: std::str::FromStr>(v: &Located, key: &str, errors: &mut Errors) -> Option<T> {
+    let s = scalar(v, key, errors)?;
+    let parsed = s.replace('_', "").parse().ok();
+    if parsed.is_none() {
+        errors.add(v.line, key, format!("`{s}` is not a whole number"));
+    }
+    parsed
+}
+
+fn input(entries: &[(Located, Located)], cfg: &mut InputConfig, errors: &mut Errors) {
+    for (k, v) in entries {
+        let key = k.as_str().unwrap_or("");
+        let path = format!("input.{key}");
+        match key {
+            "format" => {
+                if let Some(s) = scalar(v, &path, errors) {
+                    match Format::parse(s) {
+                        Ok(f) => cfg.format = f,
+                        Err(m) => errors.add(v.line, &path, m),
+                    }
+                }
+            }
+            "latency_unit" => {
+                if let Some(s) = scalar(v, &path, errors) {
+                    match LatencyUnit::parse(s) {
+                        Ok(u) => cfg.latency_unit = Some(u),
+                        Err(m) => errors.add(v.line, &path, m),
+                    }
+                }
+            }
+            "error_statuses" => {
+                if let Some(s) = scalar(v, &path, errors) {
+                    match StatusSet::parse(s) {
+                        Ok(set) => cfg.error_statuses = set,
+                        Err(m) => errors.add(v.line, &path, m),
+                    }
+                }
+            }
+            "default_service" => {
+                cfg.default_service = scalar(v, &path, errors).map(str::to_string);
+            }
+            "service_field" => {
+                cfg.fields.service = scalar(v, &path, errors).map(str::to_string);
+            }
+            "max_line_bytes" => {
+                if let Some(n) = number::<usize>(v, &path, errors) {
+                    if n < 64 {
+                        errors.add(v.line, &path, "must be at least 64");
+                    } else {
+                        cfg.max_line_bytes = n;
+                    }
+                }
+            }
+            "fields" => {
+                let Node::Map(fields) = &v.node else {
+                    errors.add(v.line, &path, "must map event fields to paths, e.g. `latency: timing.ms`");
+                    continue;
+                };
+                for (fk, fv) in fields {
+                    let name = fk.as_str().unwrap_or("");
+                    let fpath = format!("input.fields.{name}");
+                    let Some(value) = scalar(fv, &fpath, errors) else { continue };
+                    let slot = match name {
+                        "ts" => &mut cfg.fields.ts,
+                        "service" => &mut cfg.fields.service,
+                        "endpoint" => &mut cfg.fields.endpoint,
+                        "method" => &mut cfg.fields.method,
+                        "status" => &mut cfg.fields.status,
+                        "latency" => &mut cfg.fields.latency,
+                        "success" => &mut cfg.fields.success,
+                        "outcome" => &mut cfg.fields.outcome,
+                        _ => {
+                            errors.unknown_key(fk.line, name, FIELD_KEYS, "field");
+                            continue;
+                        }
+                    };
+                    *slot = Some(value.to_string());
+                }
+            }
+            _ => errors.unknown_key(k.line, key, INPUT_KEYS, "input"),
+        }
+    }
+}
+
+fn engine(entries: &[(Located, Located)], cfg: &mut EngineConfig, errors: &mut Errors) {
+    for (k, v) in entries {
+        let key = k.as_str().unwrap_or("");
+        let path = format!("engine.{key}");
+        match key {
+            "max_services" => {
+                if let Some(n) = number::<usize>(v, &path, errors) {
+                    cfg.max_services = n;
+                }
+            }
+            "threads" => {
+                if let Some(n) = number::<usize>(v, &path, errors) {
+                    cfg.threads = n;
+                }
+            }
+            "max_skew" => {
+                if let Some(s) = scalar(v, &path, errors) {
+                    match Span::parse(s) {
+                        Ok(d) if d >= Span::secs(1) && d <= Span::hours(1) => cfg.max_skew = d,
+                        Ok(_) => errors.add(v.line, &path, "must be between 1s and 1h"),
+                        Err(m) => errors.add(v.line, &path, m),
+                    }
+                }
+            }
+            _ => errors.unknown_key(k.line, key, ENGINE_KEYS, "engine"),
+        }
+    }
+}
+
+fn alerting(entries: &[(Located, Located)], cfg: &mut AlertingConfig, errors: &mut Errors) {
+    for (k, v) in entries {
+        let key = k.as_str().unwrap_or("");
+        let path = format!("alerting.{key}");
+        match key {
+            "min_events" => {
+                if let Some(n) = number::<u64>(v, &path, errors) {
+                    cfg.min_events = n;
+                }
+            }
+            "eval_every" => {
+                if let Some(s) = scalar(v, &path, errors) {
+                    match parse_eval_every(s) {
+                        Ok(d) => cfg.eval_every = d,
+                        Err(m) => errors.add(v.line, &path, m),
+                    }
+                }
+            }
+            _ => errors.unknown_key(k.line, key, ALERTING_KEYS, "alerting"),
+        }
+    }
+}
+
+/// The evaluation step: whole seconds that divide an hour, so that ticks
+/// fall on slot boundaries.
+pub fn parse_eval_every(s: &str) -> Result<Span, String> {
+    let d = Span::parse(s)?;
+    if d < Span::secs(1) || d > Span::hours(1) || d.0 % Span::secs(1).0 != 0 || Span::hours(1).0 % d.0 != 0 {
+        return Err(format!("`{s}`: the evaluation step must be whole seconds that divide an hour (1s, 10s, 1m, 5m)"));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_sets() {
+        let s = StatusSet::parse("5xx,429").unwrap();
+        assert!(s.contains(500) && s.contains(599) && s.contains(429));
+        assert!(!s.contains(404) && !s.contains(200));
+        assert!(StatusSet::parse("6xx").is_err());
+        assert!(StatusSet::parse("42").is_err());
+    }
+
+    #[test]
+    fn config_sections_and_errors() {
+        let text = "input:\n  format: nginx-json\n  fields:\n    latency: timing.total\n  error_statuses: 5xx,429\nengine:\n  max_servces: 5\nalerting:\n  eval_every: 7s\n";
+        let errs = Config::parse(Path::new("slate.yml"), text).unwrap_err().0;
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert_eq!(errs[0].line, 7);
+        assert!(errs[0].message.contains("did you mean `max_services`"));
+        assert!(errs[1].message.contains("divide an hour"));
+        let ok = Config::parse(Path::new("slate.yml"), &text.replace("max_servces", "max_services").replace("7s", "10s")).unwrap();
+        assert_eq!(ok.input.format, Format::NginxJson);
+        assert_eq!(ok.input.fields.latency.as_deref(), Some("timing.total"));
+        assert_eq!(ok.engine.max_services, 5);
+        assert_eq!(ok.alerting.eval_every, Span::secs(10));
+    }
+}

@@ -1,0 +1,376 @@
+//! The SLO spec (`service-slos.yml`): which SLOs each service has, their
+//! objectives, periods and timeslice settings. Open-ended keys such as
+//! `slo_latency_p999` are parsed from the key itself.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::yaml::{Located, Node};
+use super::{parse_ratio, Errors, SpecErrors};
+use crate::model::Span;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SloSpec {
+    /// In the order the file lists them.
+    pub services: Vec<ServiceSpec>,
+    /// Notes that are not errors (e.g. alert pairs dropped for a short period).
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceSpec {
+    pub name: String,
+    pub period: Span,
+    pub availability_slice: Span,
+    pub labels: BTreeMap<String, String>,
+    pub slos: Vec<Slo>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Slo {
+    /// The key without `slo_`: `latency_p99`, `error_rate`, `availability`...
+    pub name: String,
+    pub kind: SloKind,
+    pub objective: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SloKind {
+    /// Good event: latency ≤ threshold. Events without latency do not count.
+    Latency { threshold_us: u64 },
+    /// Good event: not an error (`slo_error_rate` and `slo_success_rate`).
+    Success,
+    /// Good slice: its error ratio is at most `1 − slice_target`.
+    Availability { slice_target: f64 },
+    /// Good slice: at its end, the last success is at most `max_age` old.
+    Freshness { max_age: Span },
+}
+
+impl SloKind {
+    /// Timeslice SLOs count slices; the others count events.
+    pub fn is_timeslice(&self) -> bool {
+        matches!(self, SloKind::Availability { .. } | SloKind::Freshness { .. })
+    }
+}
+
+pub const DEFAULT_PERIOD: Span = Span::days(30);
+pub const DEFAULT_SLICE: Span = Span::mins(1);
+pub const DEFAULT_SLICE_TARGET: f64 = 0.9;
+pub const DEFAULT_FRESHNESS_OBJECTIVE: f64 = 0.99;
+
+const FIXED_KEYS: &[&str] = &[
+    "slo_error_rate",
+    "slo_success_rate",
+    "slo_availability",
+    "slo_freshness",
+    "slo_latency_p99",
+    "period",
+    "availability_slice",
+    "availability_slice_target",
+    "slo_freshness_objective",
+    "labels",
+];
+
+impl SloSpec {
+    pub fn load(path: &Path) -> Result<SloSpec, SpecErrors> {
+        let text = super::read_file(path)?;
+        Self::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<SloSpec, SpecErrors> {
+        let root = super::parse_yaml(path, text)?;
+        let mut errors = Errors::new(path);
+        let mut spec = SloSpec {
+            services: Vec::new(),
+            warnings: Vec::new(),
+        };
+        let Node::Map(top) = &root.node else {
+            errors.add(
+                root.line,
+                "",
+                "the SLO spec must be a mapping with a `services:` key",
+            );
+            return errors.finish(spec);
+        };
+        let mut defaults: Vec<(Located, Located)> = Vec::new();
+        let mut services = None;
+        for (k, v) in top {
+            match k.as_str().unwrap_or("") {
+                "services" => services = Some(v),
+                "defaults" => match &v.node {
+                    Node::Map(entries) => defaults = entries.clone(),
+                    Node::Null => {}
+                    _ => errors.add(v.line, "defaults", "must be a mapping of SLO keys"),
+                },
+                other => errors.unknown_key(k.line, other, &["services", "defaults"], "top-level"),
+            }
+        }
+        let Some(services) = services else {
+            errors.add(root.line, "services", "missing: list your services under `services:`");
+            return errors.finish(spec);
+        };
+        match &services.node {
+            Node::Map(entries) => {
+                for (name, body) in entries {
+                    let Some(name_str) = name.as_str() else {
+                        errors.add(name.line, "services", "a service name must be a string");
+                        continue;
+                    };
+                    if let Some(svc) = service(name_str, name.line, body, &defaults, &mut errors) {
+                        if spec.services.iter().any(|s| s.name == svc.name) {
+                            errors.add(name.line, name_str, "service listed twice");
+                        } else {
+                            spec.services.push(svc);
+                        }
+                    }
+                }
+            }
+            Node::Null => {}
+            _ => errors.add(services.line, "services", "must be a mapping of service names"),
+        }
+        for svc in &spec.services {
+            if svc.period < Span::days(3) && !svc.slos.is_empty() {
+                spec.warnings.push(format!(
+                    "{}: period {} is shorter than 3d: alert pairs whose long window exceeds it are dropped",
+                    svc.name, svc.period
+                ));
+            }
+        }
+        errors.finish(spec)
+    }
+
+    pub fn service(&self, name: &str) -> Option<&ServiceSpec> {
+        self.services.iter().find(|s| s.name == name)
+    }
+}
+
+fn service(
+    name: &str,
+    line: usize,
+    body: &Located,
+    defaults: &[(Located, Located)],
+    errors: &mut Errors,
+) -> Option<ServiceSpec> {
+    if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
+        errors.add(line, name, "a service name must be 1–128 bytes with no control characters");
+        return None;
+    }
+    let own: &[(Located, Located)] = match &body.node {
+        Node::Map(entries) => entries,
+        Node::Null => &[],
+        _ => {
+            errors.add(body.line, name, "must be a mapping of SLO keys");
+            return None;
+        }
+    };
+    // Service keys override `defaults:` keys of the same name.
+    let mut keys: Vec<&(Located, Located)> = own.iter().collect();
+    for d in defaults {
+        if !own.iter().any(|(k, _)| k.as_str() == d.0.as_str()) {
+            keys.push(d);
+        }
+    }
+    let mut svc = ServiceSpec {
+        name: name.to_string(),
+        period: super::slo::DEFAULT_PERIOD,
+        availability_slice: DEFAULT_SLICE,
+        labels: BTreeMap::new(),
+        slos: Vec::new(),
+    };
+    let mut slice_target = DEFAULT_SLICE_TARGET;
+    let mut freshness_objective = DEFAULT_FRESHNESS_OBJECTIVE;
+    let mut freshness: Option<(usize, Span)> = None;
+    let mut has_availability = false;
+    for (k, v) in keys {
+        let key = k.as_str().unwrap_or("");
+        let ctx = format!("{name}.{key}");
+        let Some(value) = v.as_str() else {
+            if key == "labels" {
+                match &v.node {
+                    Node::Map(entries) => {
+                        for (lk, lv) in entries {
+                            svc.labels.insert(
+                                lk.as_str().unwrap_or("").to_string(),
+                                lv.as_str().unwrap_or("").to_string(),
+                            );
+                        }
+                    }
+                    Node::Null => {}
+                    _ => errors.add(v.line, &ctx, "labels must be a mapping of names to values"),
+                }
+            } else {
+                errors.add(v.line, &ctx, format!("expected a value, found {}", v.kind()));
+            }
+            continue;
+        };
+        match key {
+            "slo_error_rate" | "slo_success_rate" | "slo_availability" => {
+                match objective(value) {
+                    Ok(objective) => {
+                        let kind = if key == "slo_availability" {
+                            has_availability = true;
+                            SloKind::Availability {
+                                slice_target: DEFAULT_SLICE_TARGET,
+                            }
+                        } else {
+                            SloKind::Success
+                        };
+                        svc.slos.push(Slo {
+                            name: key["slo_".len()..].to_string(),
+                            kind,
+                            objective,
+                        });
+                    }
+                    Err(msg) => errors.add(v.line, &ctx, msg),
+                }
+            }
+            "slo_freshness" => match Span::parse(value) {
+                Ok(d) if d.0 > 0 => freshness = Some((v.line, d)),
+                Ok(_) => errors.add(v.line, &ctx, "must be longer than zero"),
+                Err(msg) => errors.add(v.line, &ctx, msg),
+            },
+            "slo_freshness_objective" => match objective(value) {
+                Ok(o) => freshness_objective = o,
+                Err(msg) => errors.add(v.line, &ctx, msg),
+            },
+            "period" => match Span::parse(value) {
+                Ok(p) if p >= Span::days(1) && p <= Span::days(90) && p.0 % Span::hours(1).0 == 0 => {
+                    svc.period = p
+                }
+                Ok(_) => errors.add(v.line, &ctx, "must be whole hours between 1d and 90d (e.g. 7d, 28d, 30d)"),
+                Err(msg) => errors.add(v.line, &ctx, msg),
+            },
+            "availability_slice" => match Span::parse(value) {
+                Ok(s) if s >= Span::secs(10) && s <= Span::hours(1) && s.0 % Span::secs(10).0 == 0 => {
+                    svc.availability_slice = s
+                }
+                Ok(_) => errors.add(v.line, &ctx, "must be a multiple of 10s between 10s and 1h"),
+                Err(msg) => errors.add(v.line, &ctx, msg),
+            },
+            "availability_slice_target" => match parse_ratio(value) {
+                Ok(t) if t > 0.0 && t <= 1.0 => slice_target = t,
+                Ok(_) => errors.add(v.line, &ctx, "must be above 0 and at most 100%"),
+                Err(msg) => errors.add(v.line, &ctx, msg),
+            },
+            _ if key.starts_with("slo_latency_p") => match latency_objective(key) {
+                Some(objective) => match Span::parse(value) {
+                    Ok(d) if d.0 > 0 => svc.slos.push(Slo {
+                        name: key["slo_".len()..].to_string(),
+                        kind: SloKind::Latency {
+                            threshold_us: d.0 as u64,
+                        },
+                        objective,
+                    }),
+                    Ok(_) => errors.add(v.line, &ctx, "the latency threshold must be above zero"),
+                    Err(msg) => errors.add(v.line, &ctx, msg),
+                },
+                None => errors.add(
+                    k.line,
+                    &ctx,
+                    "a latency SLO key is `slo_latency_pNN` with NN the percentile digits (p95, p99, p999)",
+                ),
+            },
+            _ => errors.unknown_key(k.line, key, FIXED_KEYS, "SLO"),
+        }
+    }
+    if let Some((_, max_age)) = freshness {
+        svc.slos.push(Slo {
+            name: "freshness".to_string(),
+            kind: SloKind::Freshness { max_age },
+            objective: freshness_objective,
+        });
+    }
+    if has_availability {
+        for slo in &mut svc.slos {
+            if let SloKind::Availability { slice_target: t } = &mut slo.kind {
+                *t = slice_target;
+            }
+        }
+    }
+    Some(svc)
+}
+
+/// An objective between 0.5 and 1 (exclusive), with hints for the two
+/// usual mistakes.
+fn objective(text: &str) -> Result<f64, String> {
+    let v = parse_ratio(text)?;
+    if v >= 1.0 {
+        return Err(format!(
+            "`{text}` leaves no error budget: an objective must be below 100% (e.g. \"99.9%\")"
+        ));
+    }
+    if v < 0.5 {
+        return Err(format!(
+            "`{text}` is below 50%: an objective is the share of good events (write \"99.9%\", not the error rate \"0.1%\")"
+        ));
+    }
+    Ok(v)
+}
+
+/// `slo_latency_p99` → 0.99, `p999` → 0.999, `p50` → 0.5.
+fn latency_objective(key: &str) -> Option<f64> {
+    let digits = key.strip_prefix("slo_latency_p")?;
+    if digits.len() < 2 || digits.len() > 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let v: f64 = format!("0.{digits}").parse().ok()?;
+    (0.5..1.0).contains(&v).then_some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEED: &str = include_str!("../../fixtures/service-slos.yml");
+
+    fn parse(text: &str) -> Result<SloSpec, SpecErrors> {
+        SloSpec::parse(Path::new("slos.yml"), text)
+    }
+
+    #[test]
+    fn seed_spec_loads_unchanged() {
+        let spec = parse(SEED).unwrap();
+        let names: Vec<_> = spec.services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["api-gateway", "user-service", "batch-processor"]);
+        let api = &spec.services[0];
+        assert_eq!(api.slos.len(), 3);
+        assert_eq!(api.slos[0].name, "latency_p99");
+        assert_eq!(api.slos[0].kind, SloKind::Latency { threshold_us: 200_000 });
+        assert!((api.slos[0].objective - 0.99).abs() < 1e-12);
+        assert!((api.slos[1].objective - 0.999).abs() < 1e-12);
+        let batch = &spec.services[2];
+        assert_eq!(batch.slos[0].name, "success_rate");
+        assert_eq!(batch.slos[1].kind, SloKind::Freshness { max_age: Span::hours(1) });
+        assert_eq!(batch.slos[1].objective, 0.99);
+    }
+
+    #[test]
+    fn every_error_is_reported_with_line_and_hint() {
+        let text = "services:\n  api:\n    slo_eror_rate: \"99%\"\n    slo_availability: \"100%\"\n    slo_error_rate: \"0.1%\"\n    period: 200d\n";
+        let errs = parse(text).unwrap_err().0;
+        assert_eq!(errs.len(), 4, "{errs:?}");
+        assert_eq!(errs[0].line, 3);
+        assert!(errs[0].message.contains("did you mean `slo_error_rate`"), "{}", errs[0]);
+        assert!(errs[1].message.contains("no error budget"));
+        assert!(errs[2].message.contains("not the error rate"));
+        assert!(errs[3].message.contains("between 1d and 90d"));
+        assert!(errs[0].to_string().starts_with("slos.yml:3: `slo_eror_rate`"));
+    }
+
+    #[test]
+    fn defaults_apply_unless_overridden() {
+        let text = "defaults:\n  period: 7d\n  slo_error_rate: 99%\nservices:\n  a:\n    period: 28d\n  b: {}\n";
+        let spec = parse(text).unwrap();
+        assert_eq!(spec.services[0].period, Span::days(28));
+        assert_eq!(spec.services[1].period, Span::days(7));
+        assert_eq!(spec.services[1].slos[0].name, "error_rate");
+    }
+
+    #[test]
+    fn latency_keys_are_open_ended() {
+        assert_eq!(latency_objective("slo_latency_p999"), Some(0.999));
+        assert_eq!(latency_objective("slo_latency_p50"), Some(0.5));
+        assert_eq!(latency_objective("slo_latency_p5"), None);
+        assert_eq!(latency_objective("slo_latency_pxx"), None);
+    }
+}
