@@ -139,6 +139,29 @@ impl SlotRing {
         }
     }
 
+    /// Adds a signed correction to a held slot (a slice re-judged after a
+    /// late event). The slot must hold `ts` and the count stay ≥ 0.
+    pub fn add_signed(&mut self, ts: i64, col: usize, delta: i64) {
+        if delta >= 0 {
+            return self.add(ts, col, delta as u32);
+        }
+        let abs = ts.div_euclid(self.res);
+        let p = self.pos(abs);
+        if abs > self.head || self.tags[p] != abs as u32 {
+            return;
+        }
+        let c = &mut self.counts[p * self.cols + col];
+        let d = (-delta).min(*c as i64) as u32;
+        *c -= d;
+        if abs < self.head {
+            for w in self.windows.iter_mut() {
+                if abs > self.head - w.len {
+                    w.closed[col] -= d as u64;
+                }
+            }
+        }
+    }
+
     /// The sum of column `col` over window `wi` as of the open slot.
     pub fn window_sum(&self, wi: usize, col: usize) -> u64 {
         let open = self.slot(self.head).map_or(0, |s| s[col] as u64);

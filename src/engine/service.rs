@@ -1,6 +1,8 @@
 //! `ServiceState`: everything slate keeps about one service. Plain data,
 //! no handles and no locks, so that it can be merged and snapshotted.
 
+use std::collections::VecDeque;
+
 use super::hist::{DenseHist, MAX_US};
 use super::latency::{LatencyWindows, QuantileWindow};
 use super::plan::{ServicePlan, COL_ERRORS, COL_LATENCY_TOTAL, COL_TOTAL};
@@ -25,6 +27,21 @@ impl GoodTotal {
     }
 }
 
+/// A closed slice's counts and verdicts (bit `i`: SLO `i` judged it bad).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ClosedSlice {
+    start: Micros,
+    total: u64,
+    errors: u64,
+    bad: u64,
+}
+
+/// A slice is down when more than `1 − target` of its requests failed; a
+/// slice with no requests is up.
+fn slice_down(total: u64, errors: u64, target: f64) -> bool {
+    total > 0 && errors as f64 > (1.0 - target) * total as f64 * (1.0 + 1e-9)
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceState {
     pub plan: ServicePlan,
@@ -43,6 +60,9 @@ pub struct ServiceState {
     slice_start: Option<Micros>,
     slice_total: u64,
     slice_errors: u64,
+    /// Closed slices still within reach of late events, oldest first, so
+    /// that a late event re-judges its slice (availability SLOs).
+    recent_slices: VecDeque<ClosedSlice>,
     /// Per SLO: cumulative (total, bad) since the start, for episodes and
     /// incidents; and for timeslice SLOs the first slice that counts.
     pub cumulative: Vec<(u64, u64)>,
@@ -74,6 +94,7 @@ impl ServiceState {
             slice_start: None,
             slice_total: 0,
             slice_errors: 0,
+            recent_slices: VecDeque::new(),
             cumulative: vec![(0, 0); n],
             track_start: vec![None; n],
         }
@@ -117,6 +138,8 @@ impl ServiceState {
         if self.slice_start.is_some_and(|s| ev.ts >= s) {
             self.slice_total += 1;
             self.slice_errors += ev.error as u64;
+        } else {
+            self.late_into_slice(ev);
         }
         let clamped_us = ev.latency_us.map(|us| {
             if us >= MAX_US {
@@ -174,13 +197,12 @@ impl ServiceState {
         let has_timeslice = self.plan.slos.iter().any(|s| s.kind.is_timeslice());
         while start + d <= t {
             let end = start + d;
+            let mut verdicts = 0u64;
             if has_timeslice {
                 for i in 0..self.plan.slos.len() {
                     let bad = match self.plan.slos[i].kind {
                         SloKind::Availability { slice_target } => {
-                            self.slice_total > 0
-                                && self.slice_errors as f64
-                                    > (1.0 - slice_target) * self.slice_total as f64 * (1.0 + 1e-9)
+                            slice_down(self.slice_total, self.slice_errors, slice_target)
                         }
                         SloKind::Freshness { max_age } => match self.last_success {
                             // Slices before the first success do not count.
@@ -194,6 +216,7 @@ impl ServiceState {
                     }
                     self.cumulative[i].0 += 1;
                     if bad {
+                        verdicts |= 1 << i;
                         self.cumulative[i].1 += 1;
                         let col = self.plan.slos[i].bad_col;
                         for r in &mut self.rings {
@@ -202,6 +225,18 @@ impl ServiceState {
                             }
                         }
                     }
+                }
+            }
+            if has_timeslice {
+                self.recent_slices.push_back(ClosedSlice {
+                    start,
+                    total: self.slice_total,
+                    errors: self.slice_errors,
+                    bad: verdicts,
+                });
+                let keep = super::LATE_HORIZON.0 / d + 1;
+                while self.recent_slices.len() as i64 > keep {
+                    self.recent_slices.pop_front();
                 }
             }
             self.slice_total = 0;
@@ -213,6 +248,35 @@ impl ServiceState {
             }
         }
         self.slice_start = Some(start);
+    }
+
+    /// A late event for a closed slice: count it there and re-judge the
+    /// slice for each availability SLO, correcting its bad count.
+    fn late_into_slice(&mut self, ev: &Event) {
+        let Ok(k) = self.recent_slices.binary_search_by_key(&(ev.ts.div_euclid(self.plan.slice.0) * self.plan.slice.0), |c| c.start) else {
+            return;
+        };
+        let slice = &mut self.recent_slices[k];
+        slice.total += 1;
+        slice.errors += ev.error as u64;
+        let (start, total, errors, was) = (slice.start, slice.total, slice.errors, slice.bad);
+        let mut now_bad = was;
+        for (i, slo) in self.plan.slos.iter().enumerate() {
+            if let SloKind::Availability { slice_target } = slo.kind {
+                let down = slice_down(total, errors, slice_target);
+                if down != (was >> i & 1 == 1) {
+                    now_bad ^= 1 << i;
+                    let delta: i64 = if down { 1 } else { -1 };
+                    self.cumulative[i].1 = (self.cumulative[i].1 as i64 + delta) as u64;
+                    for r in &mut self.rings {
+                        if r.holds(start) {
+                            r.add_signed(start, slo.bad_col, delta);
+                        }
+                    }
+                }
+            }
+        }
+        self.recent_slices[k].bad = now_bad;
     }
 
     /// Counts of column `col` over window `w` (must be a planned window).

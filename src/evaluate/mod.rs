@@ -137,7 +137,7 @@ impl AlertTracker {
                     }
                     (false, Some((ep, bad_at_start))) => {
                         self.episodes[ep].end = Some(t);
-                        self.episodes[ep].bad = bad_now - bad_at_start;
+                        self.episodes[ep].bad = bad_now.saturating_sub(bad_at_start);
                         *slot = None;
                     }
                     _ => {}
@@ -151,7 +151,7 @@ impl AlertTracker {
         let nr = self.rules.len().max(1);
         for (k, slot) in self.open.iter().enumerate() {
             if let Some((ep, bad_at_start)) = slot {
-                self.episodes[*ep].bad = s.cumulative[k / nr].1 - bad_at_start;
+                self.episodes[*ep].bad = s.cumulative[k / nr].1.saturating_sub(*bad_at_start);
             }
         }
     }
