@@ -630,3 +630,33 @@ mod tests {
         assert_eq!(reason(&d, "{\"ts\":\"2026-11-24T10:00:00Z\",\"service\":\"a\\u0001\",\"status\":200}"), Reason::BadService);
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    const VALID: &str = r#"{"ts":"2026-11-24T10:00:00.123Z","service":"api","endpoint":"/v1","status":200,"latency_ms":12.5,"nested":{"a":[1,2,{"b":null}]}}"#;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn never_panics_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+            for f in [Format::Json, Format::NginxJson, Format::EnvoyJson, Format::Ecs] {
+                let _ = JsonDecoder::new(&InputConfig { format: f, ..InputConfig::default() }).decode(&bytes);
+            }
+        }
+
+        #[test]
+        fn never_panics_on_mutated_valid_lines(pos in 0usize..VALID.len(), byte in any::<u8>(), cut in 0usize..VALID.len()) {
+            let d = JsonDecoder::new(&InputConfig::default());
+            let mut line = VALID.as_bytes().to_vec();
+            line[pos] = byte;
+            let _ = d.decode(&line);
+            let _ = d.decode(&line[..cut]);
+            let mut escaped = VALID.as_bytes().to_vec();
+            escaped.splice(pos..pos, b"\\x2".iter().copied());
+            let _ = d.decode(&escaped);
+        }
+    }
+}

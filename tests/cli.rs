@@ -1,0 +1,346 @@
+//! The real binary: exit codes, error messages, inputs (stdin, gzip with
+//! several members, BOM and CRLF), rejections and their dead letters, the
+//! watermark rule, `--from/--to`, `--incident`, `check`, `gen`, and the
+//! golden report of the bundled fixture.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn slate(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_slate"))
+        .args(args)
+        .current_dir(ROOT)
+        .output()
+        .expect("run slate")
+}
+
+fn slate_stdin(args: &[&str], input: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_slate"))
+        .args(args)
+        .current_dir(ROOT)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn ok(o: &Output) -> &Output {
+    assert_eq!(o.status.code(), Some(0), "stdout:\n{}\nstderr:\n{}", stdout(o), stderr(o));
+    o
+}
+
+fn report(args: &[&str]) -> Value {
+    let mut a = vec!["replay", "-o", "json", "--no-progress"];
+    a.extend_from_slice(args);
+    serde_json::from_str(&stdout(ok(&slate(&a)))).unwrap()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn line(ts: &str, service: &str, status: u16, latency: f64) -> String {
+    format!(r#"{{"ts":"{ts}","service":"{service}","status":{status},"latency_ms":{latency}}}"#)
+}
+
+fn reason(r: &Value, name: &str) -> u64 {
+    r["events"]["rejected_by_reason"][name].as_u64().unwrap()
+}
+
+#[test]
+fn golden_report_of_the_bundled_fixture() {
+    let o = ok(&slate(&[
+        "replay",
+        "--slo",
+        "fixtures/service-slos.yml",
+        "fixtures/incidents.jsonl.gz",
+        "-o",
+        "json",
+    ]))
+    .clone();
+    let golden = Path::new(ROOT).join("fixtures/incidents.report.json");
+    if std::env::var_os("SLATE_BLESS").is_some() {
+        std::fs::write(&golden, &o.stdout).unwrap();
+    }
+    let want = std::fs::read_to_string(&golden).unwrap();
+    let got = stdout(&o);
+    if got != want {
+        let diff: Vec<String> = want
+            .lines()
+            .zip(got.lines())
+            .enumerate()
+            .filter(|(_, (a, b))| a != b)
+            .take(10)
+            .map(|(i, (a, b))| format!("line {}:\n  want {a}\n   got {b}", i + 1))
+            .collect();
+        panic!("report differs from fixtures/incidents.report.json (SLATE_BLESS=1 to accept):\n{}", diff.join("\n"));
+    }
+}
+
+#[test]
+fn table_output_leads_with_the_one_number() {
+    let o = stdout(ok(&slate(&["replay", "--slo", "fixtures/service-slos.yml", "fixtures/incidents.jsonl.gz"])));
+    assert!(o.contains("reliability 99.280%"), "{o}");
+    assert!(o.contains("alert episodes"), "{o}");
+    assert!(o.contains("api-gateway      error_rate    99.900%"), "{o}");
+}
+
+#[test]
+fn errors_exit_2_and_say_what_to_fix() {
+    let o = slate(&["replay", "missing.jsonl"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("missing.jsonl: no such file"), "{}", stderr(&o));
+
+    let o = slate(&["replay", "--format", "nginx-jsn", "fixtures/incidents.jsonl.gz"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("did you mean `nginx-json`"), "{}", stderr(&o));
+
+    let o = slate(&["replay", "--eval-every", "7s", "fixtures/incidents.jsonl.gz"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("divide an hour"), "{}", stderr(&o));
+
+    let o = slate(&["replay", "--slo", "nope.yml", "fixtures/incidents.jsonl.gz"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("nope.yml: cannot read"), "{}", stderr(&o));
+
+    let o = slate(&["replay", "--incident", "2026-11-01T02:00:00Z", "fixtures/incidents.jsonl.gz"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("FROM..TO"), "{}", stderr(&o));
+}
+
+#[test]
+fn check_lists_every_error_with_file_line_and_key() {
+    ok(&slate(&["check", "--slo", "fixtures/service-slos.yml"]));
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(
+        dir.path(),
+        "bad.yml",
+        "services:\n  api:\n    slo_eror_rate: \"99.9%\"\n    slo_latency_p99: fast\n    slo_availability: \"0.1%\"\n",
+    );
+    let o = slate(&["check", "--slo", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(e.contains("bad.yml:3: `slo_eror_rate`: unknown SLO key; did you mean `slo_error_rate`?"), "{e}");
+    assert!(e.contains("bad.yml:4: `api.slo_latency_p99`"), "{e}");
+    assert!(e.contains("bad.yml:5: `api.slo_availability`"), "{e}");
+    assert!(e.contains("3 errors"), "{e}");
+    // The same errors stop a replay.
+    let o = slate(&["replay", "--slo", bad.to_str().unwrap(), "fixtures/incidents.jsonl.gz"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("bad.yml:3:"));
+}
+
+#[test]
+fn check_samples_an_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(dir.path(), "nolat.jsonl", r#"{"ts":"2026-11-01T00:00:00Z","service":"api-gateway","status":200}"#);
+    let o = stdout(ok(&slate(&["check", "--slo", "fixtures/service-slos.yml", input.to_str().unwrap()])));
+    assert!(o.contains("1 of the first 1 lines decode"), "{o}");
+    assert!(o.contains("no line carries a latency"), "{o}");
+    assert!(o.contains("api-gateway/latency_p99"), "{o}");
+}
+
+#[test]
+fn stdin_gzip_members_bom_and_crlf_read_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines: Vec<String> = (0..200)
+        .map(|i| line(&format!("2026-11-01T00:{:02}:{:02}Z", i / 60, i % 60), "a", if i % 10 == 0 { 503 } else { 200 }, 1.0 + i as f64))
+        .collect();
+    let plain = lines.join("\n") + "\n";
+    let path = write(dir.path(), "plain.jsonl", &plain);
+    let base = report(&[path.to_str().unwrap()]);
+    assert_eq!(base["events"]["accepted"], 200);
+    assert_eq!(base["services"]["a"]["errors"], 20);
+
+    // Two gzip members, as rotated files concatenated.
+    let gz = dir.path().join("two.jsonl.gz");
+    let mut bytes = Vec::new();
+    for half in [&lines[..100], &lines[100..]] {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all((half.join("\n") + "\n").as_bytes()).unwrap();
+        bytes.extend(e.finish().unwrap());
+    }
+    std::fs::write(&gz, bytes).unwrap();
+    assert_eq!(report(&[gz.to_str().unwrap()])["services"], base["services"]);
+
+    // BOM, CRLF, blank lines and surrounding blanks; no final newline.
+    let messy = format!("\u{feff}{}\r\n\r\n  {}", lines[..199].join("\r\n"), lines[199]);
+    let messy = write(dir.path(), "messy.jsonl", &messy);
+    let r = report(&[messy.to_str().unwrap()]);
+    assert_eq!(r["events"], base["events"]);
+    assert_eq!(r["services"], base["services"]);
+
+    let o = slate_stdin(&["replay", "-o", "json", "-"], plain.as_bytes());
+    let r: Value = serde_json::from_str(&stdout(ok(&o))).unwrap();
+    assert_eq!(r["services"], base["services"]);
+}
+
+#[test]
+fn every_rejection_is_counted_and_dead_lettered_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = format!(r#"{{"ts":"2026-11-01T00:00:02Z","service":"a","status":200,"pad":"{}"}}"#, "x".repeat(300));
+    let text = [
+        line("2026-11-01T00:00:00Z", "a", 200, 5.0),
+        "{broken".into(),
+        "[1]".into(),
+        r#"{"ts":"2026-11-01T00:00:01Z","status":200}"#.into(),
+        r#"{"ts":"2026-11-01T00:00:01Z","service":"a","status":true}"#.into(),
+        r#"{"ts":"noon","service":"a","status":200}"#.into(),
+        r#"{"ts":"2026-11-01T00:00:01Z","service":"a","status":200,"latency_ms":-1}"#.into(),
+        r#"{"ts":"2026-11-01T00:00:01Z","service":"a","status":"OK"}"#.into(),
+        r#"{"ts":"2026-11-01T00:00:01Z","service":"","status":200}"#.into(),
+        line("2026-11-01T00:00:01Z", "b", 200, 1.0),
+        line("2026-11-01T00:00:01Z", "c", 200, 1.0),
+        long,
+        line("2026-11-01T00:00:03Z", "a", 200, 5.0),
+    ]
+    .join("\n");
+    let input = write(dir.path(), "bad.jsonl", &text);
+    let cfg = write(dir.path(), "slate.yml", "input:\n  max_line_bytes: 200\nengine:\n  max_services: 2\n");
+    let dead = dir.path().join("dead.jsonl");
+    let r = report(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "--dead-letter",
+        dead.to_str().unwrap(),
+        input.to_str().unwrap(),
+    ]);
+    for (name, n) in [
+        ("invalid_json", 1),
+        ("not_an_object", 1),
+        ("missing_field", 1),
+        ("wrong_type", 1),
+        ("bad_timestamp", 1),
+        ("bad_latency", 1),
+        ("bad_status", 1),
+        ("bad_service", 1),
+        ("too_many_services", 1),
+        ("line_too_long", 1),
+    ] {
+        assert_eq!(reason(&r, name), n, "{name}");
+    }
+    assert_eq!(r["events"]["accepted"], 3);
+    assert_eq!(r["events"]["rejected"], 10);
+    let dead: Vec<Value> = std::fs::read_to_string(&dead)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(dead.len(), 10);
+    assert_eq!(dead[0]["line"], 2);
+    assert_eq!(dead[0]["reason"], "invalid_json");
+    assert_eq!(dead[0]["record"], "{broken");
+    assert_eq!(dead[9]["line"], 12);
+    assert_eq!(dead[9]["reason"], "line_too_long");
+    let too_many = dead.iter().find(|d| d["reason"] == "too_many_services").unwrap();
+    assert_eq!(too_many["line"], 11);
+    assert!(too_many["input"].as_str().unwrap().ends_with("bad.jsonl"));
+}
+
+#[test]
+fn one_line_from_2099_neither_counts_nor_blocks_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines = vec![line("2099-01-01T00:00:00Z", "a", 200, 1.0)];
+    for i in 0..30 {
+        lines.push(line(&format!("2026-11-01T00:00:{i:02}Z"), "a", 200, 1.0));
+        if i == 10 {
+            lines.push(line("2099-06-01T00:00:00Z", "a", 200, 1.0));
+        }
+    }
+    // A quiet weekend: the next line confirms the jump, and it is crossed.
+    lines.push(line("2026-11-03T00:00:00Z", "a", 200, 1.0));
+    lines.push(line("2026-11-03T00:00:01Z", "a", 200, 1.0));
+    // Two hours late: the ring no longer holds it.
+    lines.push(line("2026-11-02T21:00:00Z", "a", 200, 1.0));
+    let input = write(dir.path(), "jump.jsonl", &lines.join("\n"));
+    let r = report(&[input.to_str().unwrap()]);
+    assert_eq!(reason(&r, "future"), 2);
+    assert_eq!(reason(&r, "too_late"), 1);
+    assert_eq!(r["events"]["accepted"], 32);
+    assert_eq!(r["span"]["start"], "2026-11-01T00:00:00.000Z");
+    assert_eq!(r["span"]["end"], "2026-11-03T00:00:01.000Z");
+}
+
+#[test]
+fn from_to_and_incidents() {
+    let r = report(&[
+        "--slo",
+        "fixtures/service-slos.yml",
+        "--from",
+        "2026-11-01T01:00:00Z",
+        "--to",
+        "2026-11-01T06:00:00Z",
+        "--incident",
+        "2026-11-01T02:00:00Z..2026-11-01T02:30:00Z",
+        "--incident",
+        "2026-11-01T04:00:00Z..2026-11-01T04:30:00Z",
+        "fixtures/incidents.jsonl.gz",
+    ]);
+    let accepted = r["events"]["accepted"].as_u64().unwrap();
+    let outside = r["events"]["outside_span"].as_u64().unwrap();
+    assert_eq!(accepted + outside + r["events"]["rejected"].as_u64().unwrap(), 107_798);
+    assert!(r["span"]["start"].as_str().unwrap() >= "2026-11-01T01:00:00");
+    assert!(r["span"]["end"].as_str().unwrap() < "2026-11-01T06:00:00");
+    let inc = r["incidents"].as_array().unwrap();
+    assert_eq!(inc.len(), 2);
+    let during = inc[0]["budget_consumed"]["api-gateway"]["error_rate"].as_f64().unwrap();
+    let after = inc[1]["budget_consumed"]["api-gateway"]["error_rate"].as_f64().unwrap();
+    // The error burst (02:00–02:25) spent far more than a quiet half hour.
+    assert!(during > 0.05 && after < 0.01, "during {during}, after {after}");
+}
+
+#[test]
+fn several_inputs_merge_by_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, mut b, mut all) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..300 {
+        let l = line(&format!("2026-11-01T00:{:02}:{:02}Z", i / 60, i % 60), if i % 2 == 0 { "x" } else { "y" }, if i % 7 == 0 { 500 } else { 200 }, i as f64);
+        if i % 3 == 0 { a.push(l.clone()) } else { b.push(l.clone()) }
+        all.push(l);
+    }
+    let pa = write(dir.path(), "a.jsonl", &a.join("\n"));
+    let pb = write(dir.path(), "b.jsonl", &b.join("\n"));
+    let pall = write(dir.path(), "all.jsonl", &all.join("\n"));
+    let merged = report(&["--eval-every", "10s", pa.to_str().unwrap(), pb.to_str().unwrap()]);
+    let single = report(&["--eval-every", "10s", pall.to_str().unwrap()]);
+    assert_eq!(merged["services"], single["services"]);
+    assert_eq!(merged["events"]["accepted"], 300);
+}
+
+#[test]
+fn gen_is_deterministic_and_checks_its_flags() {
+    let a = ok(&slate(&["gen", "--duration", "10m", "--incident", "errors:api-gateway:1m+2m:0.5"])).stdout.clone();
+    let b = ok(&slate(&["gen", "--duration", "10m", "--incident", "errors:api-gateway:1m+2m:0.5"])).stdout.clone();
+    assert_eq!(a, b);
+    let c = ok(&slate(&["gen", "--duration", "10m", "--seed", "2"])).stdout.clone();
+    assert_ne!(a, c);
+    let o = slate(&["gen", "--incident", "errors:api:1m+2m"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no service `api`"), "{}", stderr(&o));
+    let o = slate(&["gen", "--incident", "boom:api-gateway:1m+2m"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("unknown incident kind"));
+}
+
+#[test]
+fn help_teaches() {
+    let o = stdout(ok(&slate(&["replay", "--help"])));
+    assert!(o.contains("--slo <FILE>") && o.contains("Examples:") && o.contains("Exit codes"), "{o}");
+}
