@@ -260,7 +260,11 @@ mod tests {
             Some(1),
             "microsecond fraction"
         );
-        assert_eq!(parse_rfc3339(b"2026-02-29T00:00:00Z"), None, "not a leap year");
+        assert_eq!(
+            parse_rfc3339(b"2026-02-29T00:00:00Z"),
+            None,
+            "not a leap year"
+        );
         assert_eq!(parse_rfc3339(b"2026-11-24T10:00:00"), None, "no zone");
         assert_eq!(parse_rfc3339(b"2026-11-24T10:00:00.Z"), None);
     }

@@ -40,7 +40,13 @@ fn stderr(o: &Output) -> String {
 }
 
 fn ok(o: &Output) -> &Output {
-    assert_eq!(o.status.code(), Some(0), "stdout:\n{}\nstderr:\n{}", stdout(o), stderr(o));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(o),
+        stderr(o)
+    );
     o
 }
 
@@ -90,13 +96,21 @@ fn golden_report_of_the_bundled_fixture() {
             .take(10)
             .map(|(i, (a, b))| format!("line {}:\n  want {a}\n   got {b}", i + 1))
             .collect();
-        panic!("report differs from fixtures/incidents.report.json (SLATE_BLESS=1 to accept):\n{}", diff.join("\n"));
+        panic!(
+            "report differs from fixtures/incidents.report.json (SLATE_BLESS=1 to accept):\n{}",
+            diff.join("\n")
+        );
     }
 }
 
 #[test]
 fn table_output_leads_with_the_one_number() {
-    let o = stdout(ok(&slate(&["replay", "--slo", "fixtures/service-slos.yml", "fixtures/incidents.jsonl.gz"])));
+    let o = stdout(ok(&slate(&[
+        "replay",
+        "--slo",
+        "fixtures/service-slos.yml",
+        "fixtures/incidents.jsonl.gz",
+    ])));
     assert!(o.contains("reliability 99.280%"), "{o}");
     assert!(o.contains("alert episodes"), "{o}");
     assert!(o.contains("api-gateway      error_rate    99.900%"), "{o}");
@@ -106,21 +120,48 @@ fn table_output_leads_with_the_one_number() {
 fn errors_exit_2_and_say_what_to_fix() {
     let o = slate(&["replay", "missing.jsonl"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("missing.jsonl: no such file"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("missing.jsonl: no such file"),
+        "{}",
+        stderr(&o)
+    );
 
-    let o = slate(&["replay", "--format", "nginx-jsn", "fixtures/incidents.jsonl.gz"]);
+    let o = slate(&[
+        "replay",
+        "--format",
+        "nginx-jsn",
+        "fixtures/incidents.jsonl.gz",
+    ]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("did you mean `nginx-json`"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("did you mean `nginx-json`"),
+        "{}",
+        stderr(&o)
+    );
 
-    let o = slate(&["replay", "--eval-every", "7s", "fixtures/incidents.jsonl.gz"]);
+    let o = slate(&[
+        "replay",
+        "--eval-every",
+        "7s",
+        "fixtures/incidents.jsonl.gz",
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("divide an hour"), "{}", stderr(&o));
 
     let o = slate(&["replay", "--slo", "nope.yml", "fixtures/incidents.jsonl.gz"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("nope.yml: cannot read"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("nope.yml: cannot read"),
+        "{}",
+        stderr(&o)
+    );
 
-    let o = slate(&["replay", "--incident", "2026-11-01T02:00:00Z", "fixtures/incidents.jsonl.gz"]);
+    let o = slate(&[
+        "replay",
+        "--incident",
+        "2026-11-01T02:00:00Z",
+        "fixtures/incidents.jsonl.gz",
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("FROM..TO"), "{}", stderr(&o));
 }
@@ -137,12 +178,20 @@ fn check_lists_every_error_with_file_line_and_key() {
     let o = slate(&["check", "--slo", bad.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     let e = stderr(&o);
-    assert!(e.contains("bad.yml:3: `slo_eror_rate`: unknown SLO key; did you mean `slo_error_rate`?"), "{e}");
+    assert!(
+        e.contains("bad.yml:3: `slo_eror_rate`: unknown SLO key; did you mean `slo_error_rate`?"),
+        "{e}"
+    );
     assert!(e.contains("bad.yml:4: `api.slo_latency_p99`"), "{e}");
     assert!(e.contains("bad.yml:5: `api.slo_availability`"), "{e}");
     assert!(e.contains("3 errors"), "{e}");
     // The same errors stop a replay.
-    let o = slate(&["replay", "--slo", bad.to_str().unwrap(), "fixtures/incidents.jsonl.gz"]);
+    let o = slate(&[
+        "replay",
+        "--slo",
+        bad.to_str().unwrap(),
+        "fixtures/incidents.jsonl.gz",
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("bad.yml:3:"));
 }
@@ -150,8 +199,17 @@ fn check_lists_every_error_with_file_line_and_key() {
 #[test]
 fn check_samples_an_input() {
     let dir = tempfile::tempdir().unwrap();
-    let input = write(dir.path(), "nolat.jsonl", r#"{"ts":"2026-11-01T00:00:00Z","service":"api-gateway","status":200}"#);
-    let o = stdout(ok(&slate(&["check", "--slo", "fixtures/service-slos.yml", input.to_str().unwrap()])));
+    let input = write(
+        dir.path(),
+        "nolat.jsonl",
+        r#"{"ts":"2026-11-01T00:00:00Z","service":"api-gateway","status":200}"#,
+    );
+    let o = stdout(ok(&slate(&[
+        "check",
+        "--slo",
+        "fixtures/service-slos.yml",
+        input.to_str().unwrap(),
+    ])));
     assert!(o.contains("1 of the first 1 lines decode"), "{o}");
     assert!(o.contains("no line carries a latency"), "{o}");
     assert!(o.contains("api-gateway/latency_p99"), "{o}");
@@ -161,7 +219,14 @@ fn check_samples_an_input() {
 fn stdin_gzip_members_bom_and_crlf_read_the_same() {
     let dir = tempfile::tempdir().unwrap();
     let lines: Vec<String> = (0..200)
-        .map(|i| line(&format!("2026-11-01T00:{:02}:{:02}Z", i / 60, i % 60), "a", if i % 10 == 0 { 503 } else { 200 }, 1.0 + i as f64))
+        .map(|i| {
+            line(
+                &format!("2026-11-01T00:{:02}:{:02}Z", i / 60, i % 60),
+                "a",
+                if i % 10 == 0 { 503 } else { 200 },
+                1.0 + i as f64,
+            )
+        })
         .collect();
     let plain = lines.join("\n") + "\n";
     let path = write(dir.path(), "plain.jsonl", &plain);
@@ -178,10 +243,17 @@ fn stdin_gzip_members_bom_and_crlf_read_the_same() {
         bytes.extend(e.finish().unwrap());
     }
     std::fs::write(&gz, bytes).unwrap();
-    assert_eq!(report(&[gz.to_str().unwrap()])["services"], base["services"]);
+    assert_eq!(
+        report(&[gz.to_str().unwrap()])["services"],
+        base["services"]
+    );
 
     // BOM, CRLF, blank lines and surrounding blanks; no final newline.
-    let messy = format!("\u{feff}{}\r\n\r\n  {}", lines[..199].join("\r\n"), lines[199]);
+    let messy = format!(
+        "\u{feff}{}\r\n\r\n  {}",
+        lines[..199].join("\r\n"),
+        lines[199]
+    );
     let messy = write(dir.path(), "messy.jsonl", &messy);
     let r = report(&[messy.to_str().unwrap()]);
     assert_eq!(r["events"], base["events"]);
@@ -195,7 +267,10 @@ fn stdin_gzip_members_bom_and_crlf_read_the_same() {
 #[test]
 fn every_rejection_is_counted_and_dead_lettered_with_its_line() {
     let dir = tempfile::tempdir().unwrap();
-    let long = format!(r#"{{"ts":"2026-11-01T00:00:02Z","service":"a","status":200,"pad":"{}"}}"#, "x".repeat(300));
+    let long = format!(
+        r#"{{"ts":"2026-11-01T00:00:02Z","service":"a","status":200,"pad":"{}"}}"#,
+        "x".repeat(300)
+    );
     let text = [
         line("2026-11-01T00:00:00Z", "a", 200, 5.0),
         "{broken".into(),
@@ -213,7 +288,11 @@ fn every_rejection_is_counted_and_dead_lettered_with_its_line() {
     ]
     .join("\n");
     let input = write(dir.path(), "bad.jsonl", &text);
-    let cfg = write(dir.path(), "slate.yml", "input:\n  max_line_bytes: 200\nengine:\n  max_services: 2\n");
+    let cfg = write(
+        dir.path(),
+        "slate.yml",
+        "input:\n  max_line_bytes: 200\nengine:\n  max_services: 2\n",
+    );
     let dead = dir.path().join("dead.jsonl");
     let r = report(&[
         "--config",
@@ -249,7 +328,10 @@ fn every_rejection_is_counted_and_dead_lettered_with_its_line() {
     assert_eq!(dead[0]["record"], "{broken");
     assert_eq!(dead[9]["line"], 12);
     assert_eq!(dead[9]["reason"], "line_too_long");
-    let too_many = dead.iter().find(|d| d["reason"] == "too_many_services").unwrap();
+    let too_many = dead
+        .iter()
+        .find(|d| d["reason"] == "too_many_services")
+        .unwrap();
     assert_eq!(too_many["line"], 11);
     assert!(too_many["input"].as_str().unwrap().ends_with("bad.jsonl"));
 }
@@ -295,15 +377,25 @@ fn from_to_and_incidents() {
     ]);
     let accepted = r["events"]["accepted"].as_u64().unwrap();
     let outside = r["events"]["outside_span"].as_u64().unwrap();
-    assert_eq!(accepted + outside + r["events"]["rejected"].as_u64().unwrap(), 107_798);
+    assert_eq!(
+        accepted + outside + r["events"]["rejected"].as_u64().unwrap(),
+        107_798
+    );
     assert!(r["span"]["start"].as_str().unwrap() >= "2026-11-01T01:00:00");
     assert!(r["span"]["end"].as_str().unwrap() < "2026-11-01T06:00:00");
     let inc = r["incidents"].as_array().unwrap();
     assert_eq!(inc.len(), 2);
-    let during = inc[0]["budget_consumed"]["api-gateway"]["error_rate"].as_f64().unwrap();
-    let after = inc[1]["budget_consumed"]["api-gateway"]["error_rate"].as_f64().unwrap();
+    let during = inc[0]["budget_consumed"]["api-gateway"]["error_rate"]
+        .as_f64()
+        .unwrap();
+    let after = inc[1]["budget_consumed"]["api-gateway"]["error_rate"]
+        .as_f64()
+        .unwrap();
     // The error burst (02:00–02:25) spent far more than a quiet half hour.
-    assert!(during > 0.05 && after < 0.01, "during {during}, after {after}");
+    assert!(
+        during > 0.05 && after < 0.01,
+        "during {during}, after {after}"
+    );
 }
 
 #[test]
@@ -311,14 +403,28 @@ fn several_inputs_merge_by_time() {
     let dir = tempfile::tempdir().unwrap();
     let (mut a, mut b, mut all) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..300 {
-        let l = line(&format!("2026-11-01T00:{:02}:{:02}Z", i / 60, i % 60), if i % 2 == 0 { "x" } else { "y" }, if i % 7 == 0 { 500 } else { 200 }, i as f64);
-        if i % 3 == 0 { a.push(l.clone()) } else { b.push(l.clone()) }
+        let l = line(
+            &format!("2026-11-01T00:{:02}:{:02}Z", i / 60, i % 60),
+            if i % 2 == 0 { "x" } else { "y" },
+            if i % 7 == 0 { 500 } else { 200 },
+            i as f64,
+        );
+        if i % 3 == 0 {
+            a.push(l.clone())
+        } else {
+            b.push(l.clone())
+        }
         all.push(l);
     }
     let pa = write(dir.path(), "a.jsonl", &a.join("\n"));
     let pb = write(dir.path(), "b.jsonl", &b.join("\n"));
     let pall = write(dir.path(), "all.jsonl", &all.join("\n"));
-    let merged = report(&["--eval-every", "10s", pa.to_str().unwrap(), pb.to_str().unwrap()]);
+    let merged = report(&[
+        "--eval-every",
+        "10s",
+        pa.to_str().unwrap(),
+        pb.to_str().unwrap(),
+    ]);
     let single = report(&["--eval-every", "10s", pall.to_str().unwrap()]);
     assert_eq!(merged["services"], single["services"]);
     assert_eq!(merged["events"]["accepted"], 300);
@@ -326,10 +432,28 @@ fn several_inputs_merge_by_time() {
 
 #[test]
 fn gen_is_deterministic_and_checks_its_flags() {
-    let a = ok(&slate(&["gen", "--duration", "10m", "--incident", "errors:api-gateway:1m+2m:0.5"])).stdout.clone();
-    let b = ok(&slate(&["gen", "--duration", "10m", "--incident", "errors:api-gateway:1m+2m:0.5"])).stdout.clone();
+    let a = ok(&slate(&[
+        "gen",
+        "--duration",
+        "10m",
+        "--incident",
+        "errors:api-gateway:1m+2m:0.5",
+    ]))
+    .stdout
+    .clone();
+    let b = ok(&slate(&[
+        "gen",
+        "--duration",
+        "10m",
+        "--incident",
+        "errors:api-gateway:1m+2m:0.5",
+    ]))
+    .stdout
+    .clone();
     assert_eq!(a, b);
-    let c = ok(&slate(&["gen", "--duration", "10m", "--seed", "2"])).stdout.clone();
+    let c = ok(&slate(&["gen", "--duration", "10m", "--seed", "2"]))
+        .stdout
+        .clone();
     assert_ne!(a, c);
     let o = slate(&["gen", "--incident", "errors:api:1m+2m"]);
     assert_eq!(o.status.code(), Some(2));
@@ -342,5 +466,8 @@ fn gen_is_deterministic_and_checks_its_flags() {
 #[test]
 fn help_teaches() {
     let o = stdout(ok(&slate(&["replay", "--help"])));
-    assert!(o.contains("--slo <FILE>") && o.contains("Examples:") && o.contains("Exit codes"), "{o}");
+    assert!(
+        o.contains("--slo <FILE>") && o.contains("Examples:") && o.contains("Exit codes"),
+        "{o}"
+    );
 }

@@ -52,7 +52,10 @@ fn traffic() -> (tempfile::TempDir, std::path::PathBuf, Vec<u8>) {
     let path = dir.path().join("traffic.jsonl");
     let mut bytes = Vec::new();
     generate(&opts, &mut bytes).unwrap();
-    std::fs::File::create(&path).unwrap().write_all(&bytes).unwrap();
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(&bytes)
+        .unwrap();
     (dir, path, bytes)
 }
 
@@ -67,7 +70,11 @@ fn reference_decode(bytes: &[u8]) -> (Vec<Ev>, u64) {
             let v: serde_json::Value = serde_json::from_slice(l).ok()?;
             let o = v.as_object()?;
             let ts = parse_rfc3339(o.get("ts")?.as_str()?.as_bytes())?;
-            let service = o.get("service")?.as_str().filter(|s| !s.is_empty())?.to_string();
+            let service = o
+                .get("service")?
+                .as_str()
+                .filter(|s| !s.is_empty())?
+                .to_string();
             let error = match o.get("status") {
                 Some(s) => {
                     let code = s.as_u64().filter(|c| (100..600).contains(c))?;
@@ -134,18 +141,50 @@ struct RefSlo {
 fn slos_of(service: &str) -> Vec<RefSlo> {
     match service {
         "api-gateway" => vec![
-            RefSlo { name: "latency_p99", objective: 0.99, kind: Kind::Latency(200_000) },
-            RefSlo { name: "error_rate", objective: 0.999, kind: Kind::Success },
-            RefSlo { name: "availability", objective: 0.9995, kind: Kind::Availability },
+            RefSlo {
+                name: "latency_p99",
+                objective: 0.99,
+                kind: Kind::Latency(200_000),
+            },
+            RefSlo {
+                name: "error_rate",
+                objective: 0.999,
+                kind: Kind::Success,
+            },
+            RefSlo {
+                name: "availability",
+                objective: 0.9995,
+                kind: Kind::Availability,
+            },
         ],
         "user-service" => vec![
-            RefSlo { name: "latency_p99", objective: 0.99, kind: Kind::Latency(500_000) },
-            RefSlo { name: "error_rate", objective: 0.995, kind: Kind::Success },
-            RefSlo { name: "availability", objective: 0.999, kind: Kind::Availability },
+            RefSlo {
+                name: "latency_p99",
+                objective: 0.99,
+                kind: Kind::Latency(500_000),
+            },
+            RefSlo {
+                name: "error_rate",
+                objective: 0.995,
+                kind: Kind::Success,
+            },
+            RefSlo {
+                name: "availability",
+                objective: 0.999,
+                kind: Kind::Availability,
+            },
         ],
         "batch-processor" => vec![
-            RefSlo { name: "success_rate", objective: 0.99, kind: Kind::Success },
-            RefSlo { name: "freshness", objective: 0.99, kind: Kind::Freshness(60 * MIN) },
+            RefSlo {
+                name: "success_rate",
+                objective: 0.99,
+                kind: Kind::Success,
+            },
+            RefSlo {
+                name: "freshness",
+                objective: 0.99,
+                kind: Kind::Freshness(60 * MIN),
+            },
         ],
         _ => vec![],
     }
@@ -201,8 +240,16 @@ fn slices(evs: &[&Ev], kind: Kind, until: Micros, applied: usize) -> Vec<(Micros
 /// of the input applied: (time, bad).
 fn occurrences(evs: &[&Ev], kind: Kind, until: Micros, applied: usize) -> Vec<(Micros, bool)> {
     match kind {
-        Kind::Latency(t) => evs.iter().filter(|e| e.idx < applied).filter_map(|e| e.latency_us.map(|l| (e.ts, l > t))).collect(),
-        Kind::Success => evs.iter().filter(|e| e.idx < applied).map(|e| (e.ts, e.error)).collect(),
+        Kind::Latency(t) => evs
+            .iter()
+            .filter(|e| e.idx < applied)
+            .filter_map(|e| e.latency_us.map(|l| (e.ts, l > t)))
+            .collect(),
+        Kind::Success => evs
+            .iter()
+            .filter(|e| e.idx < applied)
+            .map(|e| (e.ts, e.error))
+            .collect(),
         _ => slices(evs, kind, until, applied),
     }
 }
@@ -246,7 +293,9 @@ impl Occ {
     fn window(&self, w: i64, t: Micros) -> (u64, u64) {
         let from = t.div_euclid(res(w)) * res(w) - w;
         let a = self.ts.partition_point(|&x| x < from);
-        let b = self.ts.partition_point(|&x| if self.timeslice { x + MIN <= t } else { x < t });
+        let b = self
+            .ts
+            .partition_point(|&x| if self.timeslice { x + MIN <= t } else { x < t });
         let b = b.max(a);
         (self.bad_before[b] - self.bad_before[a], (b - a) as u64)
     }
@@ -262,9 +311,16 @@ fn streaming_engine_agrees_with_the_naive_reference() {
 /// its report was frozen, and stays checked.
 #[test]
 fn the_incidents_fixture_agrees_with_the_naive_reference() {
-    let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/incidents.jsonl.gz"));
+    let path = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/incidents.jsonl.gz"
+    ));
     let mut bytes = Vec::new();
-    std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(std::fs::File::open(path).unwrap()), &mut bytes).unwrap();
+    std::io::Read::read_to_end(
+        &mut flate2::read::MultiGzDecoder::new(std::fs::File::open(path).unwrap()),
+        &mut bytes,
+    )
+    .unwrap();
     check_against_reference(path, &bytes, 10);
 }
 
@@ -283,21 +339,37 @@ fn check_against_reference(path: &Path, bytes: &[u8], min_episodes: usize) {
     }
     assert_eq!(report.services.len(), by_service.len());
 
-    let pairs = [(60 * MIN, 5 * MIN, 0.02, "page"), (360 * MIN, 30 * MIN, 0.05, "page"), (1440 * MIN, 120 * MIN, 0.1, "ticket"), (3 * 1440 * MIN, 360 * MIN, 0.1, "ticket")];
+    let pairs = [
+        (60 * MIN, 5 * MIN, 0.02, "page"),
+        (360 * MIN, 30 * MIN, 0.05, "page"),
+        (1440 * MIN, 120 * MIN, 0.1, "ticket"),
+        (3 * 1440 * MIN, 360 * MIN, 0.1, "ticket"),
+    ];
     let period = 30 * 1440 * MIN;
     let mut episodes = 0;
     for (name, evs) in &by_service {
         let s = &report.services[*name];
         // Counts: exact.
         assert_eq!(s.requests, evs.len() as u64, "{name} requests");
-        assert_eq!(s.errors, evs.iter().filter(|e| e.error).count() as u64, "{name} errors");
+        assert_eq!(
+            s.errors,
+            evs.iter().filter(|e| e.error).count() as u64,
+            "{name} errors"
+        );
         // Quantiles over the span: within 1% of nearest rank.
         let mut lat: Vec<u64> = evs.iter().filter_map(|e| e.latency_us).collect();
         lat.sort_unstable();
-        for (q, got) in [(0.5, s.latency_ms.p50), (0.95, s.latency_ms.p95), (0.99, s.latency_ms.p99)] {
+        for (q, got) in [
+            (0.5, s.latency_ms.p50),
+            (0.95, s.latency_ms.p95),
+            (0.99, s.latency_ms.p99),
+        ] {
             let want = nearest_rank(&lat, q) / 1000.0;
             let got = got.unwrap();
-            assert!((got - want).abs() <= want * 0.01, "{name} p{q}: {got} vs {want}");
+            assert!(
+                (got - want).abs() <= want * 0.01,
+                "{name} p{q}: {got} vs {want}"
+            );
         }
         // Freshness: the age of the last success at the end of the span.
         let last_ok = evs.iter().filter(|e| !e.error).map(|e| e.ts).max().unwrap();
@@ -312,8 +384,18 @@ fn check_against_reference(path: &Path, bytes: &[u8], min_episodes: usize) {
             let (bad, total) = occ.window(period, end);
             let att = 1.0 - bad as f64 / total as f64;
             let tol = 1e-9;
-            assert!((r.attainment.unwrap() - att).abs() <= tol, "{name}/{}: attainment {} vs {att}", slo.name, r.attainment.unwrap());
-            assert_eq!((r.total, r.total - r.good), (total, bad), "{name}/{} counts", slo.name);
+            assert!(
+                (r.attainment.unwrap() - att).abs() <= tol,
+                "{name}/{}: attainment {} vs {att}",
+                slo.name,
+                r.attainment.unwrap()
+            );
+            assert_eq!(
+                (r.total, r.total - r.good),
+                (total, bad),
+                "{name}/{} counts",
+                slo.name
+            );
             // Burn rates as of the end, over slot-aligned windows.
             for (w, got) in &r.burn_rate.0 {
                 let wm = Span::parse(w).unwrap().0;
@@ -322,7 +404,11 @@ fn check_against_reference(path: &Path, bytes: &[u8], min_episodes: usize) {
                 match (got, want) {
                     (Some(g), Some(x)) => {
                         let tol = 1e-6 * x.max(1.0);
-                        assert!((g - x).abs() <= tol, "{name}/{} burn {w}: {g} vs {x}", slo.name);
+                        assert!(
+                            (g - x).abs() <= tol,
+                            "{name}/{} burn {w}: {g} vs {x}",
+                            slo.name
+                        );
                     }
                     (None, None) => {}
                     other => panic!("{name}/{} burn {w}: {other:?}", slo.name),
@@ -334,7 +420,10 @@ fn check_against_reference(path: &Path, bytes: &[u8], min_episodes: usize) {
             let mut open: Vec<Option<Micros>> = vec![None; pairs.len()];
             let mut t = first.div_euclid(MIN) * MIN + MIN;
             while t <= last {
-                let applied = events.iter().position(|e| e.ts >= t).unwrap_or(events.len());
+                let applied = events
+                    .iter()
+                    .position(|e| e.ts >= t)
+                    .unwrap_or(events.len());
                 let occ = Occ::new(occurrences(evs, slo.kind, t, applied), timeslice);
                 for (pi, &(long, short, fraction, sev)) in pairs.iter().enumerate() {
                     let threshold = fraction * period as f64 / long as f64;
@@ -374,12 +463,25 @@ fn check_against_reference(path: &Path, bytes: &[u8], min_episodes: usize) {
             expected.sort();
             got.sort();
             episodes += expected.len();
-            assert_eq!(got.len(), expected.len(), "{name}/{}: episodes\n got {got:?}\nwant {expected:?}", slo.name);
+            assert_eq!(
+                got.len(),
+                expected.len(),
+                "{name}/{}: episodes\n got {got:?}\nwant {expected:?}",
+                slo.name
+            );
             for (g, x) in got.iter().zip(&expected) {
                 assert_eq!((g.0, g.1), (x.0, x.1));
-                assert!((g.2 - x.2).abs() <= MIN, "{name}/{} start {g:?} vs {x:?}", slo.name);
+                assert!(
+                    (g.2 - x.2).abs() <= MIN,
+                    "{name}/{} start {g:?} vs {x:?}",
+                    slo.name
+                );
                 match (g.3, x.3) {
-                    (Some(a), Some(b)) => assert!((a - b).abs() <= MIN, "{name}/{} end {g:?} vs {x:?}", slo.name),
+                    (Some(a), Some(b)) => assert!(
+                        (a - b).abs() <= MIN,
+                        "{name}/{} end {g:?} vs {x:?}",
+                        slo.name
+                    ),
                     (None, None) => {}
                     _ => panic!("{name}/{}: end {g:?} vs {x:?}", slo.name),
                 }

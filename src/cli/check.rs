@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -51,7 +51,12 @@ pub fn run(a: CheckArgs) -> Result<ExitCode> {
         Some(p) => match SloSpec::load(p) {
             Ok(s) => {
                 let n: usize = s.services.iter().map(|s| s.slos.len()).sum();
-                lines.push(format!("{}: {} services, {} SLOs", p.display(), s.services.len(), n));
+                lines.push(format!(
+                    "{}: {} services, {} SLOs",
+                    p.display(),
+                    s.services.len(),
+                    n
+                ));
                 for w in &s.warnings {
                     lines.push(format!("warning: {w}"));
                 }
@@ -116,22 +121,38 @@ pub fn run(a: CheckArgs) -> Result<ExitCode> {
             if errors.is_empty() {
                 println!("ok");
             } else {
-                eprintln!("{} error{}", errors.len(), if errors.len() == 1 { "" } else { "s" });
+                eprintln!(
+                    "{} error{}",
+                    errors.len(),
+                    if errors.len() == 1 { "" } else { "s" }
+                );
             }
         }
     }
-    Ok(if errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+    Ok(if errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }
 
-fn sample_input(path: &PathBuf, config: &Config, spec: Option<&SloSpec>) -> Result<(Vec<String>, serde_json::Value), String> {
-    let name = InputName(path.clone());
+fn sample_input(
+    path: &Path,
+    config: &Config,
+    spec: Option<&SloSpec>,
+) -> Result<(Vec<String>, serde_json::Value), String> {
+    let name = InputName(path.to_path_buf());
     let reader = file::open(&name, Arc::new(AtomicU64::new(0))).map_err(|e| e.to_string())?;
     let decoder = JsonDecoder::new(&config.input);
     let (mut ok, mut with_latency) = (0u64, 0u64);
     let mut rejected: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut services: BTreeMap<String, u64> = BTreeMap::new();
     let mut first_error = None;
-    for (i, line) in BufReader::new(reader).split(b'\n').take(SAMPLE_LINES).enumerate() {
+    for (i, line) in BufReader::new(reader)
+        .split(b'\n')
+        .take(SAMPLE_LINES)
+        .enumerate()
+    {
         let line = line.map_err(|e| format!("{}: {e}", name.display()))?;
         let text = trim(&line);
         if text.is_empty() {
@@ -160,13 +181,23 @@ fn sample_input(path: &PathBuf, config: &Config, spec: Option<&SloSpec>) -> Resu
     }
     out.push(format!(
         "  services seen: {}",
-        services.keys().take(10).cloned().collect::<Vec<_>>().join(", ")
+        services
+            .keys()
+            .take(10)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
     ));
     if let Some(spec) = spec {
         let latency_slos: Vec<String> = spec
             .services
             .iter()
-            .flat_map(|s| s.slos.iter().filter(|o| matches!(o.kind, SloKind::Latency { .. })).map(move |o| format!("{}/{}", s.name, o.name)))
+            .flat_map(|s| {
+                s.slos
+                    .iter()
+                    .filter(|o| matches!(o.kind, SloKind::Latency { .. }))
+                    .map(move |o| format!("{}/{}", s.name, o.name))
+            })
             .collect();
         if ok > 0 && with_latency == 0 && !latency_slos.is_empty() {
             out.push(format!(
@@ -176,7 +207,10 @@ fn sample_input(path: &PathBuf, config: &Config, spec: Option<&SloSpec>) -> Resu
         }
         for s in &spec.services {
             if !services.contains_key(&s.name) && ok > 0 {
-                out.push(format!("note: `{}` has SLOs but does not appear in the sampled lines", s.name));
+                out.push(format!(
+                    "note: `{}` has SLOs but does not appear in the sampled lines",
+                    s.name
+                ));
             }
         }
     }

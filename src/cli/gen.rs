@@ -13,7 +13,8 @@ use crate::gen::{generate, service_name, GenOptions, Incident, DEFAULT_START};
 use crate::model::{parse_instant, Span};
 
 #[derive(Args, Debug)]
-#[command(after_help = "Incidents are KIND:SERVICE:START+DURATION[:PARAM], START counted from --start:\n  \
+#[command(
+    after_help = "Incidents are KIND:SERVICE:START+DURATION[:PARAM], START counted from --start:\n  \
 errors:api-gateway:2h+20m:0.3     30% of requests fail for 20 minutes\n  \
 slow:user-service:1h+10m:8        latency ×8\n  \
 stall:batch-processor:3h+2h       no events at all (freshness)\n  \
@@ -21,7 +22,8 @@ malformed:api-gateway:0s+1h:0.01  1% of lines are bad, of every rejection kind\n
 disorder:user-service:0s+1h:1m    timestamps jittered by up to ±30s\n\
 SERVICE may be `*` for all services. Services are named api-gateway, user-service, batch-processor,\n\
 then svc-0003, svc-0004, ...\n\n\
-Example:\n  slate gen --duration 1d --rate 20 --incident errors:api-gateway:6h+30m:0.2 --out day.jsonl.gz")]
+Example:\n  slate gen --duration 1d --rate 20 --incident errors:api-gateway:6h+30m:0.2 --out day.jsonl.gz"
+)]
 pub struct GenArgs {
     /// Number of services
     #[arg(long, default_value_t = 3)]
@@ -51,7 +53,10 @@ pub struct GenArgs {
 
 pub fn run(a: GenArgs) -> Result<ExitCode> {
     if a.format != "json" {
-        bail!("--format {}: gen writes `json` for now; other formats come with the text decoders", a.format);
+        bail!(
+            "--format {}: gen writes `json` for now; other formats come with the text decoders",
+            a.format
+        );
     }
     let duration = Span::parse(&a.duration).map_err(|e| anyhow::anyhow!("--duration: {e}"))?;
     if duration.0 <= 0 {
@@ -86,7 +91,8 @@ pub fn run(a: GenArgs) -> Result<ExitCode> {
     };
     match &a.out {
         Some(path) => {
-            let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+            let file =
+                File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
             let gz = path.extension().is_some_and(|e| e == "gz");
             let n = if gz {
                 let mut w = GzEncoder::new(BufWriter::new(file), flate2::Compression::new(6));

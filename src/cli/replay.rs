@@ -78,7 +78,8 @@ pub fn run(a: ReplayArgs) -> Result<ExitCode> {
         config.input.format = Format::parse(f).map_err(|e| anyhow::anyhow!("--format: {e}"))?;
     }
     if let Some(e) = &a.eval_every {
-        config.alerting.eval_every = parse_eval_every(e).map_err(|e| anyhow::anyhow!("--eval-every: {e}"))?;
+        config.alerting.eval_every =
+            parse_eval_every(e).map_err(|e| anyhow::anyhow!("--eval-every: {e}"))?;
     }
     let from = instant("from", &a.from)?;
     let to = instant("to", &a.to)?;
@@ -90,7 +91,9 @@ pub fn run(a: ReplayArgs) -> Result<ExitCode> {
     let mut incidents = Vec::new();
     for i in &a.incident {
         let Some((f, t)) = i.split_once("..") else {
-            bail!("--incident `{i}`: write FROM..TO, e.g. 2026-11-03T14:00:00Z..2026-11-03T15:30:00Z");
+            bail!(
+                "--incident `{i}`: write FROM..TO, e.g. 2026-11-03T14:00:00Z..2026-11-03T15:30:00Z"
+            );
         };
         let (f, t) = (
             parse_instant(f).map_err(|e| anyhow::anyhow!("--incident: {e}"))?,

@@ -71,8 +71,14 @@ impl JsonDecoder {
             ),
             Format::NginxJson => (
                 &[
-                    (Field::Ts, &["time_iso8601", "timestamp", "time", "@timestamp", "ts"]),
-                    (Field::Service, &["service", "server_name", "host", "http_host"]),
+                    (
+                        Field::Ts,
+                        &["time_iso8601", "timestamp", "time", "@timestamp", "ts"],
+                    ),
+                    (
+                        Field::Service,
+                        &["service", "server_name", "host", "http_host"],
+                    ),
                     (Field::Status, &["status"]),
                     (Field::Latency, &["request_time"]),
                 ],
@@ -132,7 +138,12 @@ impl JsonDecoder {
         let mut found = Found::default();
         match self.walk(line, &mut found) {
             Ok(true) => {}
-            Ok(false) => return Err(Rejection::new(Reason::NotAnObject, "the line is JSON but not an object")),
+            Ok(false) => {
+                return Err(Rejection::new(
+                    Reason::NotAnObject,
+                    "the line is JSON but not an object",
+                ))
+            }
             Err(e) => {
                 // nginx's default `escape=default` writes `\x22`, which JSON
                 // does not allow: rewrite it to `\u0022` and try once more.
@@ -141,7 +152,10 @@ impl JsonDecoder {
                     let mut found = Found::default();
                     return match self.walk(&fixed, &mut found) {
                         Ok(true) => self.build(found).map(Decoded::into_owned),
-                        Ok(false) => Err(Rejection::new(Reason::NotAnObject, "the line is JSON but not an object")),
+                        Ok(false) => Err(Rejection::new(
+                            Reason::NotAnObject,
+                            "the line is JSON but not an object",
+                        )),
                         Err(e) => Err(Rejection::new(Reason::InvalidJson, e.to_string())),
                     };
                 }
@@ -165,7 +179,9 @@ impl JsonDecoder {
     fn build<'a>(&self, found: Found<'a>) -> Result<Decoded<'a>, Rejection> {
         let [ts, service, status, latency, success, outcome] = found.take();
         let ts = match ts {
-            None | Some(Scalar::Null) => return Err(Rejection::new(Reason::MissingField, "no timestamp")),
+            None | Some(Scalar::Null) => {
+                return Err(Rejection::new(Reason::MissingField, "no timestamp"))
+            }
             Some(s) => timestamp(&s)?,
         };
         let service = match service {
@@ -182,7 +198,12 @@ impl JsonDecoder {
                 }
                 s
             }
-            Some(_) => return Err(Rejection::new(Reason::WrongType, "service must be a string")),
+            Some(_) => {
+                return Err(Rejection::new(
+                    Reason::WrongType,
+                    "service must be a string",
+                ))
+            }
         };
         let error = match (status, success, outcome) {
             (Some(s), _, _) if s != Scalar::Null => {
@@ -191,7 +212,9 @@ impl JsonDecoder {
                     Some(Err(())) => {
                         return Err(Rejection::new(Reason::BadStatus, "status is not a number"))
                     }
-                    None => return Err(Rejection::new(Reason::WrongType, "status must be a number")),
+                    None => {
+                        return Err(Rejection::new(Reason::WrongType, "status must be a number"))
+                    }
                 };
                 if !(100.0..=599.0).contains(&code) || code.fract() != 0.0 {
                     return Err(Rejection::new(Reason::BadStatus, "status must be 100–599"));
@@ -202,15 +225,28 @@ impl JsonDecoder {
                 Scalar::Bool(b) => !b,
                 Scalar::Str(ref t) if t == "true" => false,
                 Scalar::Str(ref t) if t == "false" => true,
-                _ => return Err(Rejection::new(Reason::WrongType, "success must be true or false")),
+                _ => {
+                    return Err(Rejection::new(
+                        Reason::WrongType,
+                        "success must be true or false",
+                    ))
+                }
             },
             (_, _, Some(s)) if s != Scalar::Null => match s {
                 Scalar::Str(ref t) if t.eq_ignore_ascii_case("success") => false,
                 Scalar::Str(ref t) if t.eq_ignore_ascii_case("failure") => true,
                 Scalar::Str(_) => {
-                    return Err(Rejection::new(Reason::BadStatus, "outcome must be \"success\" or \"failure\""))
+                    return Err(Rejection::new(
+                        Reason::BadStatus,
+                        "outcome must be \"success\" or \"failure\"",
+                    ))
                 }
-                _ => return Err(Rejection::new(Reason::WrongType, "outcome must be a string")),
+                _ => {
+                    return Err(Rejection::new(
+                        Reason::WrongType,
+                        "outcome must be a string",
+                    ))
+                }
             },
             _ => {
                 return Err(Rejection::new(
@@ -225,15 +261,30 @@ impl JsonDecoder {
                 let v = match s.as_f64() {
                     Some(Ok(v)) => v,
                     Some(Err(())) => {
-                        return Err(Rejection::new(Reason::BadLatency, "latency is not a number"))
+                        return Err(Rejection::new(
+                            Reason::BadLatency,
+                            "latency is not a number",
+                        ))
                     }
-                    None => return Err(Rejection::new(Reason::WrongType, "latency must be a number")),
+                    None => {
+                        return Err(Rejection::new(
+                            Reason::WrongType,
+                            "latency must be a number",
+                        ))
+                    }
                 };
                 let us = v * self.latency_to_us;
                 if !us.is_finite() || us < 0.0 {
-                    return Err(Rejection::new(Reason::BadLatency, "latency must be finite and not negative"));
+                    return Err(Rejection::new(
+                        Reason::BadLatency,
+                        "latency must be finite and not negative",
+                    ));
                 }
-                Some(if us >= u64::MAX as f64 { u64::MAX } else { us.round() as u64 })
+                Some(if us >= u64::MAX as f64 {
+                    u64::MAX
+                } else {
+                    us.round() as u64
+                })
             }
         };
         Ok(Decoded {
@@ -277,8 +328,29 @@ pub fn epoch_to_micros(v: f64) -> Option<Micros> {
     Some(us.round() as i64)
 }
 
+/// Timestamps slate keeps state for: from 1970 up to (not including) the
+/// year 3000. Anything else is a broken clock or a broken parser.
+const MAX_TS: Micros = 32_503_680_000 * 1_000_000;
+
 fn timestamp(s: &Scalar) -> Result<Micros, Rejection> {
-    let bad = || Rejection::new(Reason::BadTimestamp, "timestamp is neither RFC 3339 nor epoch seconds/ms/µs/ns");
+    let ts = timestamp_any(s)?;
+    if (0..MAX_TS).contains(&ts) {
+        Ok(ts)
+    } else {
+        Err(Rejection::new(
+            Reason::BadTimestamp,
+            "timestamp outside 1970–2999",
+        ))
+    }
+}
+
+fn timestamp_any(s: &Scalar) -> Result<Micros, Rejection> {
+    let bad = || {
+        Rejection::new(
+            Reason::BadTimestamp,
+            "timestamp is neither RFC 3339 nor epoch seconds/ms/µs/ns",
+        )
+    };
     match s {
         Scalar::Str(t) => {
             if let Some(ts) = parse_rfc3339(t.trim().as_bytes()) {
@@ -290,7 +362,10 @@ fn timestamp(s: &Scalar) -> Result<Micros, Rejection> {
         Scalar::U(v) => epoch_to_micros(*v as f64).ok_or_else(bad),
         Scalar::I(v) => epoch_to_micros(*v as f64).ok_or_else(bad),
         Scalar::F(v) => epoch_to_micros(*v).ok_or_else(bad),
-        _ => Err(Rejection::new(Reason::WrongType, "timestamp must be a string or a number")),
+        _ => Err(Rejection::new(
+            Reason::WrongType,
+            "timestamp must be a string or a number",
+        )),
     }
 }
 
@@ -298,7 +373,7 @@ fn unescape_nginx(line: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(line.len() + 16);
     let mut i = 0;
     while i < line.len() {
-        if line[i] == b'\\' && i + 3 < line.len() + 0 && line.get(i + 1) == Some(&b'x') {
+        if line[i] == b'\\' && line.get(i + 1) == Some(&b'x') {
             let hex = &line[i + 2..(i + 4).min(line.len())];
             if hex.len() == 2 && hex.iter().all(u8::is_ascii_hexdigit) {
                 out.extend_from_slice(b"\\u00");
@@ -336,7 +411,8 @@ impl PathNode {
             let idx = match pos {
                 Some(i) => i,
                 None => {
-                    node.children.push((part.into(), Child::Inner(PathNode::default())));
+                    node.children
+                        .push((part.into(), Child::Inner(PathNode::default())));
                     node.children.len() - 1
                 }
             };
@@ -348,7 +424,10 @@ impl PathNode {
     }
 
     fn get(&self, key: &str) -> Option<&Child> {
-        self.children.iter().find(|(k, _)| &**k == key).map(|(_, c)| c)
+        self.children
+            .iter()
+            .find(|(k, _)| &**k == key)
+            .map(|(_, c)| c)
     }
 }
 
@@ -390,7 +469,10 @@ struct Found<'a>([Option<(u8, Scalar<'a>)>; FIELDS]);
 impl<'a> Found<'a> {
     fn set(&mut self, field: Field, prio: u8, value: Scalar<'a>) {
         let slot = &mut self.0[field as usize];
-        if slot.as_ref().is_none_or(|(p, v)| prio < *p || *v == Scalar::Null) {
+        if slot
+            .as_ref()
+            .is_none_or(|(p, v)| prio < *p || *v == Scalar::Null)
+        {
             *slot = Some((prio, value));
         }
     }
@@ -554,7 +636,9 @@ mod tests {
         assert_eq!(e.service, "api-gateway");
         assert!(!e.error);
         assert_eq!(e.latency_us, Some(12_500));
-        let e = d.decode(br#"{"ts":1764000000,"service":"b","success":false}"#).unwrap();
+        let e = d
+            .decode(br#"{"ts":1764000000,"service":"b","success":false}"#)
+            .unwrap();
         assert!(e.error);
         assert_eq!(e.latency_us, None);
         assert_eq!(e.ts, 1_764_000_000_000_000);
@@ -567,7 +651,10 @@ mod tests {
         assert_eq!(epoch_to_micros(s * 1e3), Some(1_764_000_000_000_000));
         assert_eq!(epoch_to_micros(s * 1e6), Some(1_764_000_000_000_000));
         assert_eq!(epoch_to_micros(s * 1e9), Some(1_764_000_000_000_000));
-        assert_eq!(epoch_to_micros(1_764_000_000.5), Some(1_764_000_000_500_000));
+        assert_eq!(
+            epoch_to_micros(1_764_000_000.5),
+            Some(1_764_000_000_500_000)
+        );
         assert_eq!(epoch_to_micros(-1.0), None);
     }
 
@@ -591,7 +678,10 @@ mod tests {
         let e = dec(Format::Ecs)
             .decode(br#"{"@timestamp":"2026-11-24T10:00:00Z","service":{"name":"pay"},"http":{"response":{"status_code":502}},"event":{"duration":1500000,"outcome":"failure"}}"#)
             .unwrap();
-        assert_eq!((e.service.as_ref(), e.error, e.latency_us), ("pay", true, Some(1_500)));
+        assert_eq!(
+            (e.service.as_ref(), e.error, e.latency_us),
+            ("pay", true, Some(1_500))
+        );
     }
 
     #[test]
@@ -616,18 +706,89 @@ mod tests {
         let d = dec(Format::Json);
         assert_eq!(reason(&d, "{not json"), Reason::InvalidJson);
         assert_eq!(reason(&d, "[1,2]"), Reason::NotAnObject);
-        assert_eq!(reason(&d, r#"{"service":"a","status":200}"#), Reason::MissingField);
-        assert_eq!(reason(&d, r#"{"ts":"2026-11-24T10:00:00Z","status":200}"#), Reason::MissingField);
-        assert_eq!(reason(&d, r#"{"ts":"2026-11-24T10:00:00Z","service":"a"}"#), Reason::MissingField);
-        assert_eq!(reason(&d, r#"{"ts":true,"service":"a","status":200}"#), Reason::WrongType);
-        assert_eq!(reason(&d, r#"{"ts":"2026-11-24T10:00:00Z","service":7,"status":200}"#), Reason::WrongType);
-        assert_eq!(reason(&d, r#"{"ts":"yesterday","service":"a","status":200}"#), Reason::BadTimestamp);
-        assert_eq!(reason(&d, r#"{"ts":"2026-11-24T10:00:00Z","service":"a","status":200,"latency_ms":-1}"#), Reason::BadLatency);
-        assert_eq!(reason(&d, r#"{"ts":"2026-11-24T10:00:00Z","service":"a","status":200,"latency_ms":"fast"}"#), Reason::BadLatency);
-        assert_eq!(reason(&d, r#"{"ts":"2026-11-24T10:00:00Z","service":"a","status":"OK"}"#), Reason::BadStatus);
-        assert_eq!(reason(&d, r#"{"ts":"2026-11-24T10:00:00Z","service":"a","status":700}"#), Reason::BadStatus);
-        assert_eq!(reason(&d, r#"{"ts":"2026-11-24T10:00:00Z","service":"","status":200}"#), Reason::BadService);
-        assert_eq!(reason(&d, "{\"ts\":\"2026-11-24T10:00:00Z\",\"service\":\"a\\u0001\",\"status\":200}"), Reason::BadService);
+        assert_eq!(
+            reason(&d, r#"{"service":"a","status":200}"#),
+            Reason::MissingField
+        );
+        assert_eq!(
+            reason(&d, r#"{"ts":"2026-11-24T10:00:00Z","status":200}"#),
+            Reason::MissingField
+        );
+        assert_eq!(
+            reason(&d, r#"{"ts":"2026-11-24T10:00:00Z","service":"a"}"#),
+            Reason::MissingField
+        );
+        assert_eq!(
+            reason(&d, r#"{"ts":true,"service":"a","status":200}"#),
+            Reason::WrongType
+        );
+        assert_eq!(
+            reason(
+                &d,
+                r#"{"ts":"2026-11-24T10:00:00Z","service":7,"status":200}"#
+            ),
+            Reason::WrongType
+        );
+        assert_eq!(
+            reason(&d, r#"{"ts":"yesterday","service":"a","status":200}"#),
+            Reason::BadTimestamp
+        );
+        assert_eq!(
+            reason(
+                &d,
+                r#"{"ts":"1969-12-31T23:59:59Z","service":"a","status":200}"#
+            ),
+            Reason::BadTimestamp
+        );
+        assert_eq!(
+            reason(
+                &d,
+                r#"{"ts":"3000-01-01T00:00:00Z","service":"a","status":200}"#
+            ),
+            Reason::BadTimestamp
+        );
+        assert_eq!(
+            reason(
+                &d,
+                r#"{"ts":"2026-11-24T10:00:00Z","service":"a","status":200,"latency_ms":-1}"#
+            ),
+            Reason::BadLatency
+        );
+        assert_eq!(
+            reason(
+                &d,
+                r#"{"ts":"2026-11-24T10:00:00Z","service":"a","status":200,"latency_ms":"fast"}"#
+            ),
+            Reason::BadLatency
+        );
+        assert_eq!(
+            reason(
+                &d,
+                r#"{"ts":"2026-11-24T10:00:00Z","service":"a","status":"OK"}"#
+            ),
+            Reason::BadStatus
+        );
+        assert_eq!(
+            reason(
+                &d,
+                r#"{"ts":"2026-11-24T10:00:00Z","service":"a","status":700}"#
+            ),
+            Reason::BadStatus
+        );
+        assert_eq!(
+            reason(
+                &d,
+                r#"{"ts":"2026-11-24T10:00:00Z","service":"","status":200}"#
+            ),
+            Reason::BadService
+        );
+        assert_eq!(
+            reason(
+                &d,
+                "{\"ts\":\"2026-11-24T10:00:00Z\",\"service\":\"a\\u0001\",\"status\":200}"
+            ),
+            Reason::BadService
+        );
     }
 }
 

@@ -226,7 +226,17 @@ mod tests {
 
     #[test]
     fn midpoint_is_within_one_percent() {
-        for v in [1u64, 127, 128, 129, 1000, 12_345, 200_000, 3_600_000_000, MAX_US - 1] {
+        for v in [
+            1u64,
+            127,
+            128,
+            129,
+            1000,
+            12_345,
+            200_000,
+            3_600_000_000,
+            MAX_US - 1,
+        ] {
             let m = bucket_value(bucket_of(v));
             assert!((m - v as f64).abs() / v as f64 <= 1.0 / 128.0, "{v} → {m}");
         }

@@ -22,7 +22,8 @@ pub enum QuantileWindow {
 }
 
 impl QuantileWindow {
-    pub const ALL: [QuantileWindow; 3] = [QuantileWindow::M1, QuantileWindow::M5, QuantileWindow::H1];
+    pub const ALL: [QuantileWindow; 3] =
+        [QuantileWindow::M1, QuantileWindow::M5, QuantileWindow::H1];
     pub fn label(self) -> &'static str {
         match self {
             QuantileWindow::M1 => "1m",
@@ -69,7 +70,10 @@ impl Tier {
         }
     }
     fn heap_bytes(&self) -> usize {
-        self.closed.iter().map(|(_, h)| h.heap_bytes() + 24).sum::<usize>()
+        self.closed
+            .iter()
+            .map(|(_, h)| h.heap_bytes() + 24)
+            .sum::<usize>()
             + self.open.as_ref().map_or(0, |(_, h)| h.heap_bytes())
     }
 }
@@ -98,7 +102,10 @@ impl Default for LatencyWindows {
 
 impl LatencyWindows {
     pub fn heap_bytes(&self) -> usize {
-        super::hist::BUCKETS * 4 + self.ten.heap_bytes() + self.minute.heap_bytes() + self.quarter.heap_bytes()
+        super::hist::BUCKETS * 4
+            + self.ten.heap_bytes()
+            + self.minute.heap_bytes()
+            + self.quarter.heap_bytes()
     }
 
     pub fn record(&mut self, ts: Micros, us: u64) {
@@ -118,7 +125,11 @@ impl LatencyWindows {
         let cur_minute = (self.open_tag * TEN_S).div_euclid(MIN);
         if minute == cur_minute {
             // Rolled into the open minute; the quarter gets it from there.
-            let h = &mut self.minute.open.get_or_insert_with(|| (minute, SparseHist::default())).1;
+            let h = &mut self
+                .minute
+                .open
+                .get_or_insert_with(|| (minute, SparseHist::default()))
+                .1;
             h.record(us);
             return;
         }
@@ -128,7 +139,11 @@ impl LatencyWindows {
         let quarter = ts.div_euclid(QUARTER);
         let cur_quarter = (self.open_tag * TEN_S).div_euclid(QUARTER);
         if quarter == cur_quarter {
-            let h = &mut self.quarter.open.get_or_insert_with(|| (quarter, SparseHist::default())).1;
+            let h = &mut self
+                .quarter
+                .open
+                .get_or_insert_with(|| (quarter, SparseHist::default()))
+                .1;
             h.record(us);
         } else if quarter > cur_quarter - 5 {
             self.quarter.record_closed(quarter, us);
@@ -168,7 +183,12 @@ impl LatencyWindows {
             self.minute.push_closed(m, h, 6);
         }
         let quarter = (tag * TEN_S).div_euclid(QUARTER);
-        if self.quarter.open.as_ref().is_some_and(|(q, _)| *q < quarter) {
+        if self
+            .quarter
+            .open
+            .as_ref()
+            .is_some_and(|(q, _)| *q < quarter)
+        {
             let (q, h) = self.quarter.open.take().expect("checked");
             self.quarter.push_closed(q, h, 5);
         }
@@ -228,14 +248,22 @@ mod tests {
             rng ^= rng >> 7;
             rng ^= rng << 17;
             ts += (rng % 700_000) as i64; // ~0.35 s apart, ~2 h in all
-            let late = if rng % 10 == 0 { (rng % 30_000_000) as i64 } else { 0 };
+            let late = if rng % 10 == 0 {
+                (rng % 30_000_000) as i64
+            } else {
+                0
+            };
             let at = ts - late;
             lw.record(at, rng % 1000);
             events.push(at);
         }
         let t = ts + 1;
         let mut out = DenseHist::default();
-        for (w, res) in [(QuantileWindow::M1, TEN_S), (QuantileWindow::M5, MIN), (QuantileWindow::H1, QUARTER)] {
+        for (w, res) in [
+            (QuantileWindow::M1, TEN_S),
+            (QuantileWindow::M5, MIN),
+            (QuantileWindow::H1, QUARTER),
+        ] {
             lw.window(w, t, &mut out);
             let from = t - w.micros();
             let expect = events

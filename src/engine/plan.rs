@@ -75,9 +75,13 @@ impl ServicePlan {
         let mut cols = BASE_COLS;
         let mut slos = Vec::new();
         let mut windows: Vec<Span> = SLI_WINDOWS.to_vec();
-        let (period, slice) = spec.map_or((crate::spec::slo::DEFAULT_PERIOD, crate::spec::slo::DEFAULT_SLICE), |s| {
-            (s.period, s.availability_slice)
-        });
+        let (period, slice) = spec.map_or(
+            (
+                crate::spec::slo::DEFAULT_PERIOD,
+                crate::spec::slo::DEFAULT_SLICE,
+            ),
+            |s| (s.period, s.availability_slice),
+        );
         if let Some(spec) = spec {
             for slo in &spec.slos {
                 let (bad_col, total_col) = match slo.kind {

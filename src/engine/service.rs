@@ -104,7 +104,10 @@ impl ServiceState {
     pub fn heap_bytes(&self) -> usize {
         self.rings.iter().map(SlotRing::heap_bytes).sum::<usize>()
             + self.latency.heap_bytes()
-            + self.span_latency.as_ref().map_or(0, |_| super::hist::BUCKETS * 4)
+            + self
+                .span_latency
+                .as_ref()
+                .map_or(0, |_| super::hist::BUCKETS * 4)
     }
 
     /// Whether the finest ring still holds `ts` (else the event is too late).
@@ -141,26 +144,24 @@ impl ServiceState {
         } else {
             self.late_into_slice(ev);
         }
-        let clamped_us = ev.latency_us.map(|us| {
-            if us >= MAX_US {
-                self.clamped += 1;
-            }
-            us
-        });
+        let latency = ev.latency_us;
+        if latency.is_some_and(|us| us >= MAX_US) {
+            self.clamped += 1;
+        }
         let plan = &self.plan;
         for r in &mut self.rings {
             r.add(ev.ts, COL_TOTAL, 1);
             if ev.error {
                 r.add(ev.ts, COL_ERRORS, 1);
             }
-            if clamped_us.is_some() {
+            if latency.is_some() {
                 r.add(ev.ts, COL_LATENCY_TOTAL, 1);
             }
         }
         for (i, slo) in plan.slos.iter().enumerate() {
             let bad = match slo.kind {
                 SloKind::Success => ev.error,
-                SloKind::Latency { threshold_us } => match clamped_us {
+                SloKind::Latency { threshold_us } => match latency {
                     Some(us) => us > threshold_us,
                     None => continue,
                 },
@@ -176,7 +177,7 @@ impl ServiceState {
                 }
             }
         }
-        if let Some(us) = clamped_us {
+        if let Some(us) = latency {
             self.latency.record(ev.ts, us);
             if let Some(h) = &mut self.span_latency {
                 h.record(us);
@@ -253,7 +254,10 @@ impl ServiceState {
     /// A late event for a closed slice: count it there and re-judge the
     /// slice for each availability SLO, correcting its bad count.
     fn late_into_slice(&mut self, ev: &Event) {
-        let Ok(k) = self.recent_slices.binary_search_by_key(&(ev.ts.div_euclid(self.plan.slice.0) * self.plan.slice.0), |c| c.start) else {
+        let Ok(k) = self.recent_slices.binary_search_by_key(
+            &(ev.ts.div_euclid(self.plan.slice.0) * self.plan.slice.0),
+            |c| c.start,
+        ) else {
             return;
         };
         let slice = &mut self.recent_slices[k];
@@ -305,7 +309,11 @@ impl ServiceState {
                 };
                 let d = self.plan.slice.0;
                 let from = ring.window_start(wi).div_euclid(d) * d;
-                let from = if from < ring.window_start(wi) { from + d } else { from };
+                let from = if from < ring.window_start(wi) {
+                    from + d
+                } else {
+                    from
+                };
                 let from = from.max(track);
                 if open > from {
                     ((open - from) / d) as u64
@@ -321,7 +329,13 @@ impl ServiceState {
     }
 
     /// Latency quantiles (µs) over a quantile window ending at `t`.
-    pub fn window_quantiles(&self, w: QuantileWindow, t: Micros, scratch: &mut DenseHist, qs: &[f64]) -> Vec<Option<f64>> {
+    pub fn window_quantiles(
+        &self,
+        w: QuantileWindow,
+        t: Micros,
+        scratch: &mut DenseHist,
+        qs: &[f64],
+    ) -> Vec<Option<f64>> {
         self.latency.window(w, t, scratch);
         scratch.quantiles(qs)
     }

@@ -77,7 +77,8 @@ pub fn fires(s: &ServiceState, i: usize, rule: &AlertRule, min_events: u64) -> b
     if short.total < min_events.max(1) {
         return false;
     }
-    burn_at_least(short, slo, rule.threshold) && burn_at_least(s.slo_window(i, rule.long), slo, rule.threshold)
+    burn_at_least(short, slo, rule.threshold)
+        && burn_at_least(s.slo_window(i, rule.long), slo, rule.threshold)
 }
 
 /// An alert episode: from the first firing tick to the first tick that
@@ -240,11 +241,42 @@ mod tests {
             bad_col: 1,
             total_col: Some(0),
         };
-        assert!(burn_at_least(GoodTotal { good: 99, total: 100 }, &slo, 1.0));
-        assert!(!burn_at_least(GoodTotal { good: 100, total: 100 }, &slo, 1.0));
+        assert!(burn_at_least(
+            GoodTotal {
+                good: 99,
+                total: 100
+            },
+            &slo,
+            1.0
+        ));
+        assert!(!burn_at_least(
+            GoodTotal {
+                good: 100,
+                total: 100
+            },
+            &slo,
+            1.0
+        ));
         // 14.4 × 0.1% = 1.44% bad: exactly at the page threshold.
-        let slo999 = SloPlan { objective: 0.999, ..slo };
-        assert!(burn_at_least(GoodTotal { good: 985_600, total: 1_000_000 }, &slo999, 14.4));
-        assert!(!burn_at_least(GoodTotal { good: 985_601, total: 1_000_000 }, &slo999, 14.4));
+        let slo999 = SloPlan {
+            objective: 0.999,
+            ..slo
+        };
+        assert!(burn_at_least(
+            GoodTotal {
+                good: 985_600,
+                total: 1_000_000
+            },
+            &slo999,
+            14.4
+        ));
+        assert!(!burn_at_least(
+            GoodTotal {
+                good: 985_601,
+                total: 1_000_000
+            },
+            &slo999,
+            14.4
+        ));
     }
 }

@@ -162,10 +162,18 @@ fn profile(i: usize, rate: f64) -> Profile {
         0 => (0.0003, 25.0, 0.6),
         1 => (0.001, 80.0, 0.5),
         2 => (0.002, 20_000.0, 0.4),
-        _ => (0.0005 + (i % 7) as f64 * 0.0002, 10.0 + (i % 11) as f64 * 5.0, 0.55),
+        _ => (
+            0.0005 + (i % 7) as f64 * 0.0002,
+            10.0 + (i % 11) as f64 * 5.0,
+            0.55,
+        ),
     };
     // A batch job reports a run every few seconds at most.
-    let rate = if batch { (rate / 10.0).max(1.0 / 60.0) } else { rate };
+    let rate = if batch {
+        (rate / 10.0).max(1.0 / 60.0)
+    } else {
+        rate
+    };
     Profile {
         name,
         gap_us: MICROS_PER_SEC as f64 / rate.max(1e-6),
@@ -198,11 +206,7 @@ pub fn generate(opts: &GenOptions, out: &mut dyn Write) -> io::Result<u64> {
     let mut lines = 0u64;
     let mut malformed_kind = 0usize;
     let mut line = String::with_capacity(256);
-    loop {
-        let (i, &t) = match next.iter().enumerate().min_by(|a, b| a.1.total_cmp(b.1)) {
-            Some(x) => x,
-            None => break,
-        };
+    while let Some((i, &t)) = next.iter().enumerate().min_by(|a, b| a.1.total_cmp(b.1)) {
         let ts = t as Micros;
         if ts >= end {
             break;
@@ -241,8 +245,17 @@ pub fn generate(opts: &GenOptions, out: &mut dyn Write) -> io::Result<u64> {
                 p.name, !error
             );
         } else {
-            let status = if error { [500, 502, 503, 504][(rng.next_u64() % 4) as usize] } else { [200, 200, 200, 201, 204, 304, 404][(rng.next_u64() % 7) as usize] };
-            let (method, endpoint) = [("GET", "/v1/items"), ("GET", "/v1/users"), ("POST", "/v1/orders"), ("GET", "/healthz")][(rng.next_u64() % 4) as usize];
+            let status = if error {
+                [500, 502, 503, 504][(rng.next_u64() % 4) as usize]
+            } else {
+                [200, 200, 200, 201, 204, 304, 404][(rng.next_u64() % 7) as usize]
+            };
+            let (method, endpoint) = [
+                ("GET", "/v1/items"),
+                ("GET", "/v1/users"),
+                ("POST", "/v1/orders"),
+                ("GET", "/healthz"),
+            ][(rng.next_u64() % 4) as usize];
             let _ = write!(
                 line,
                 r#"{{"ts":"{stamp}","service":"{}","endpoint":"{endpoint}","method":"{method}","status":{status},"latency_ms":{latency_ms:.3}}}"#,
@@ -286,10 +299,19 @@ mod tests {
         let i = Incident::parse("errors:api-gateway:2h+20m:0.3").unwrap();
         assert_eq!(i.kind, IncidentKind::Errors(0.3));
         assert_eq!((i.start, i.duration), (Span::hours(2), Span::mins(20)));
-        assert_eq!(Incident::parse("stall:batch-processor:1h+3h").unwrap().kind, IncidentKind::Stall);
-        assert!(Incident::parse("oops:a:1h+1m").unwrap_err().contains("unknown incident kind"));
-        assert!(Incident::parse("errors:a:1h").unwrap_err().contains("KIND:SERVICE"));
-        assert!(Incident::parse("errors:a:1h+1m:3").unwrap_err().contains("between 0 and 1"));
+        assert_eq!(
+            Incident::parse("stall:batch-processor:1h+3h").unwrap().kind,
+            IncidentKind::Stall
+        );
+        assert!(Incident::parse("oops:a:1h+1m")
+            .unwrap_err()
+            .contains("unknown incident kind"));
+        assert!(Incident::parse("errors:a:1h")
+            .unwrap_err()
+            .contains("KIND:SERVICE"));
+        assert!(Incident::parse("errors:a:1h+1m:3")
+            .unwrap_err()
+            .contains("between 0 and 1"));
     }
 
     #[test]

@@ -117,9 +117,12 @@ impl Replayer {
             },
         );
         let dead = match &opts.dead_letter {
-            Some(p) => Some(BufWriter::new(
-                File::create(p).map_err(|err| ReplayError::DeadLetter { path: p.clone(), err })?,
-            )),
+            Some(p) => Some(BufWriter::new(File::create(p).map_err(|err| {
+                ReplayError::DeadLetter {
+                    path: p.clone(),
+                    err,
+                }
+            })?)),
             None => None,
         };
         let mut r = Replayer {
@@ -163,7 +166,7 @@ impl Replayer {
         };
         let decoder = Arc::new(JsonDecoder::new(&self.opts.config.input));
         let read = Arc::new(AtomicU64::new(0));
-        let total_bytes: Option<u64> = self.opts.inputs.iter().map(InputName::len).sum();
+        let total_bytes: Option<u64> = self.opts.inputs.iter().map(InputName::size).sum();
         let mut cursors = Vec::new();
         for name in &self.opts.inputs {
             let stream = DecodedStream::start(
@@ -180,7 +183,8 @@ impl Replayer {
                 ids: Vec::new(),
             });
         }
-        let bar = (self.opts.progress && io::stderr().is_terminal()).then(|| progress_bar(total_bytes));
+        let bar =
+            (self.opts.progress && io::stderr().is_terminal()).then(|| progress_bar(total_bytes));
         let mut since_bar = 0u32;
         loop {
             // The next record: a rejection at any head goes first (it has
@@ -194,14 +198,15 @@ impl Replayer {
                         reject_at = Some(i);
                         break;
                     }
-                    Some(Rec::Event { ts, .. }) => {
-                        if pick.is_none_or(|(_, t)| *ts < t) {
-                            pick = Some((i, *ts));
-                        }
+                    Some(Rec::Event { ts, .. }) if pick.is_none_or(|(_, t)| *ts < t) => {
+                        pick = Some((i, *ts));
                     }
+                    Some(Rec::Event { .. }) => {}
                 }
             }
-            let Some(i) = reject_at.or(pick.map(|(i, _)| i)) else { break };
+            let Some(i) = reject_at.or(pick.map(|(i, _)| i)) else {
+                break;
+            };
             self.step(&mut cursors[i], i)?;
             since_bar += 1;
             if since_bar >= 1 << 16 {
@@ -215,7 +220,13 @@ impl Replayer {
             if self.engine.now().is_none() {
                 self.accept(p)?;
             } else {
-                self.reject(Reason::Future, p.input, p.line, &p.raw, "a jump ahead that no later line confirmed")?;
+                self.reject(
+                    Reason::Future,
+                    p.input,
+                    p.line,
+                    &p.raw,
+                    "a jump ahead that no later line confirmed",
+                )?;
             }
         }
         if let Some(b) = bar {
@@ -234,7 +245,12 @@ impl Replayer {
         let rec = c.chunk.recs[c.pos].clone();
         c.pos += 1;
         match rec {
-            Rec::Rejected { reason, detail, line, at } => {
+            Rec::Rejected {
+                reason,
+                detail,
+                line,
+                at,
+            } => {
                 let raw = c.chunk.line_bytes(at).to_vec();
                 self.reject(reason, input, line, &raw, &detail)
             }
@@ -277,7 +293,12 @@ impl Replayer {
                 } else {
                     Vec::new()
                 };
-                self.offer(Pending { ev, input, line, raw })
+                self.offer(Pending {
+                    ev,
+                    input,
+                    line,
+                    raw,
+                })
             }
         }
     }
@@ -291,7 +312,13 @@ impl Replayer {
             if p.ev.ts >= held.ev.ts - skew {
                 self.accept(held)?;
             } else {
-                self.reject(Reason::Future, held.input, held.line, &held.raw, "a jump ahead that the next line did not confirm")?;
+                self.reject(
+                    Reason::Future,
+                    held.input,
+                    held.line,
+                    &held.raw,
+                    "a jump ahead that the next line did not confirm",
+                )?;
             }
         }
         match self.engine.now() {
@@ -322,7 +349,13 @@ impl Replayer {
                 self.tally.last = Some(self.tally.last.map_or(p.ev.ts, |l| l.max(p.ev.ts)));
                 Ok(())
             }
-            Err(reason) => self.reject(reason, p.input, p.line, &p.raw, "older than the state still held"),
+            Err(reason) => self.reject(
+                reason,
+                p.input,
+                p.line,
+                &p.raw,
+                "older than the state still held",
+            ),
         }
     }
 
@@ -344,7 +377,14 @@ impl Replayer {
         }
     }
 
-    fn reject(&mut self, reason: Reason, input: usize, line: u64, raw: &[u8], detail: &str) -> Result<(), ReplayError> {
+    fn reject(
+        &mut self,
+        reason: Reason,
+        input: usize,
+        line: u64,
+        raw: &[u8],
+        detail: &str,
+    ) -> Result<(), ReplayError> {
         self.tally.rejected.add(reason);
         if let Some(d) = &mut self.dead {
             let rec = serde_json::json!({

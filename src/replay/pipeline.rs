@@ -156,7 +156,9 @@ impl DecodedStream {
                 .spawn(move || {
                     for (seq, item) in rx {
                         let out = item.map(|c| match c {
-                            Chunk::Lines { data, first_line } => decode_chunk(&decoder, data, first_line),
+                            Chunk::Lines { data, first_line } => {
+                                decode_chunk(&decoder, data, first_line)
+                            }
                             Chunk::TooLong { line } => DecodedChunk {
                                 recs: vec![Rec::Rejected {
                                     reason: Reason::LineTooLong,

@@ -136,7 +136,12 @@ fn ro(v: Option<f64>) -> Option<f64> {
     v.map(r)
 }
 
-pub fn build(engine: &Engine, trackers: &[Option<AlertTracker>], tally: &Tally, incidents: &[IncidentTrack]) -> Report {
+pub fn build(
+    engine: &Engine,
+    trackers: &[Option<AlertTracker>],
+    tally: &Tally,
+    incidents: &[IncidentTrack],
+) -> Report {
     let span_secs = match (tally.first, tally.last) {
         (Some(f), Some(l)) if l > f => Some(Span(l - f)),
         _ => None,
@@ -173,7 +178,12 @@ pub fn build(engine: &Engine, trackers: &[Option<AlertTracker>], tally: &Tally, 
                     met: e.met(),
                     budget_consumed: ro(e.budget_consumed),
                     budget_remaining: ro(e.budget_remaining()),
-                    burn_rate: Ordered(e.burn_rates.iter().map(|(w, b)| (w.to_string(), ro(*b))).collect()),
+                    burn_rate: Ordered(
+                        e.burn_rates
+                            .iter()
+                            .map(|(w, b)| (w.to_string(), ro(*b)))
+                            .collect(),
+                    ),
                     good: e.period.good,
                     total: e.period.total,
                 },
@@ -192,10 +202,16 @@ pub fn build(engine: &Engine, trackers: &[Option<AlertTracker>], tally: &Tally, 
                     burn_rate_threshold: r(ep.rule.threshold),
                     start: format_rfc3339(ep.start),
                     end: ep.end.map(format_rfc3339),
-                    budget_consumed: if denom > 0.0 { r(ep.bad as f64 / denom) } else { 0.0 },
+                    budget_consumed: if denom > 0.0 {
+                        r(ep.bad as f64 / denom)
+                    } else {
+                        0.0
+                    },
                 });
             }
-            alerts.sort_by(|a, b| (&a.start, &a.slo, a.severity).cmp(&(&b.start, &b.slo, b.severity)));
+            alerts.sort_by(|a, b| {
+                (&a.start, &a.slo, a.severity).cmp(&(&b.start, &b.slo, b.severity))
+            });
         }
         let q = s
             .span_latency
@@ -231,7 +247,10 @@ pub fn build(engine: &Engine, trackers: &[Option<AlertTracker>], tally: &Tally, 
                 let mut per = Ordered::default();
                 for (i, slo) in s.plan.slos.iter().enumerate() {
                     let at = |snap: &Option<Vec<Vec<u64>>>| {
-                        snap.as_ref().and_then(|v| v.get(id)).and_then(|v| v.get(i)).copied()
+                        snap.as_ref()
+                            .and_then(|v| v.get(id))
+                            .and_then(|v| v.get(i))
+                            .copied()
                     };
                     // Before the interval opened, nothing was spent in it.
                     let from = at(&inc.at_from);
@@ -241,7 +260,14 @@ pub fn build(engine: &Engine, trackers: &[Option<AlertTracker>], tally: &Tally, 
                         (Some(_), f) => to.saturating_sub(f.unwrap_or(0)),
                     };
                     let denom = slo.budget() * period_total(s, i);
-                    per.0.push((slo.name.clone(), if denom > 0.0 { r(bad as f64 / denom) } else { 0.0 }));
+                    per.0.push((
+                        slo.name.clone(),
+                        if denom > 0.0 {
+                            r(bad as f64 / denom)
+                        } else {
+                            0.0
+                        },
+                    ));
                 }
                 budget_consumed.insert(name.to_string(), per);
             }
@@ -281,4 +307,3 @@ pub fn build(engine: &Engine, trackers: &[Option<AlertTracker>], tally: &Tally, 
         incidents,
     }
 }
-

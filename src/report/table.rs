@@ -77,7 +77,12 @@ pub fn render(report: &Report) -> String {
         .filter(|(_, n)| *n > 0)
         .map(|(r, n)| format!("{r} {}", grouped(*n)))
         .collect();
-    let _ = write!(out, "events      {} accepted, {} rejected", grouped(ev.accepted), grouped(ev.rejected));
+    let _ = write!(
+        out,
+        "events      {} accepted, {} rejected",
+        grouped(ev.accepted),
+        grouped(ev.rejected)
+    );
     if !reasons.is_empty() {
         let _ = write!(out, " ({})", reasons.join(", "));
     }
@@ -97,7 +102,16 @@ pub fn render(report: &Report) -> String {
     let mut rows = Vec::new();
     for (name, s) in &report.services {
         for (slo, r) in &s.slos.0 {
-            let burn = |w: &str| num(r.burn_rate.0.iter().find(|(k, _)| k == w).and_then(|(_, v)| *v), 2);
+            let burn = |w: &str| {
+                num(
+                    r.burn_rate
+                        .0
+                        .iter()
+                        .find(|(k, _)| k == w)
+                        .and_then(|(_, v)| *v),
+                    2,
+                )
+            };
             rows.push(vec![
                 name.clone(),
                 slo.clone(),
@@ -112,7 +126,11 @@ pub fn render(report: &Report) -> String {
                 burn("1h"),
                 burn("6h"),
                 burn("3d"),
-                s.alerts.iter().filter(|a| &a.slo == slo).count().to_string(),
+                s.alerts
+                    .iter()
+                    .filter(|a| &a.slo == slo)
+                    .count()
+                    .to_string(),
             ]);
         }
     }
@@ -121,7 +139,18 @@ pub fn render(report: &Report) -> String {
     } else {
         columns(
             &mut out,
-            &["SERVICE", "SLO", "OBJECTIVE", "ATTAINMENT", "MET", "BUDGET LEFT", "BURN 1h", "BURN 6h", "BURN 3d", "ALERTS"],
+            &[
+                "SERVICE",
+                "SLO",
+                "OBJECTIVE",
+                "ATTAINMENT",
+                "MET",
+                "BUDGET LEFT",
+                "BURN 1h",
+                "BURN 6h",
+                "BURN 3d",
+                "ALERTS",
+            ],
             &rows,
         );
     }
@@ -145,7 +174,16 @@ pub fn render(report: &Report) -> String {
         .collect();
     columns(
         &mut out,
-        &["SERVICE", "REQUESTS", "ERRORS", "REQ/S", "P50 ms", "P95 ms", "P99 ms", "FRESHNESS"],
+        &[
+            "SERVICE",
+            "REQUESTS",
+            "ERRORS",
+            "REQ/S",
+            "P50 ms",
+            "P95 ms",
+            "P99 ms",
+            "FRESHNESS",
+        ],
         &rows,
     );
 
@@ -156,7 +194,10 @@ pub fn render(report: &Report) -> String {
                 name.clone(),
                 a.slo.clone(),
                 a.severity.to_string(),
-                format!("{}/{} ≥ {}", a.long_window, a.short_window, a.burn_rate_threshold),
+                format!(
+                    "{}/{} ≥ {}",
+                    a.long_window, a.short_window, a.burn_rate_threshold
+                ),
                 a.start.clone(),
                 a.end.clone().unwrap_or_else(|| "firing".into()),
                 pct(Some(a.budget_consumed)),
@@ -167,7 +208,15 @@ pub fn render(report: &Report) -> String {
         out.push_str("\nalert episodes\n");
         columns(
             &mut out,
-            &["SERVICE", "SLO", "SEVERITY", "WINDOWS", "START", "END", "BUDGET SPENT"],
+            &[
+                "SERVICE",
+                "SLO",
+                "SEVERITY",
+                "WINDOWS",
+                "START",
+                "END",
+                "BUDGET SPENT",
+            ],
             &rows,
         );
     }
@@ -176,7 +225,11 @@ pub fn render(report: &Report) -> String {
         let rows: Vec<Vec<String>> = inc
             .budget_consumed
             .iter()
-            .flat_map(|(svc, per)| per.0.iter().map(move |(slo, v)| vec![svc.clone(), slo.clone(), pct(Some(*v))]))
+            .flat_map(|(svc, per)| {
+                per.0
+                    .iter()
+                    .map(move |(slo, v)| vec![svc.clone(), slo.clone(), pct(Some(*v))])
+            })
             .collect();
         columns(&mut out, &["SERVICE", "SLO", "BUDGET SPENT"], &rows);
     }

@@ -1,12 +1,12 @@
 //! Files and stdin, read in chunks of whole lines. A line longer than the
 //! limit is skipped as it streams past, never buffered whole.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::collections::VecDeque;
 
 use flate2::read::MultiGzDecoder;
 
@@ -44,7 +44,7 @@ impl InputName {
         }
     }
     /// Size on disk, for progress (`None` for stdin).
-    pub fn len(&self) -> Option<u64> {
+    pub fn size(&self) -> Option<u64> {
         if self.is_stdin() {
             None
         } else {
@@ -74,7 +74,10 @@ pub fn open(name: &InputName, progress: Arc<AtomicU64>) -> io::Result<Box<dyn Re
     let raw: Box<dyn Read + Send> = if name.is_stdin() {
         Box::new(io::stdin())
     } else {
-        Box::new(File::open(&name.0).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", name.0.display())))?)
+        Box::new(
+            File::open(&name.0)
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", name.0.display())))?,
+        )
     };
     let mut reader = BufReader::with_capacity(
         256 << 10,
@@ -89,7 +92,10 @@ pub fn open(name: &InputName, progress: Arc<AtomicU64>) -> io::Result<Box<dyn Re
         buf.len() >= 2 && buf[0] == 0x1f && buf[1] == 0x8b
     };
     if magic {
-        Ok(Box::new(BufReader::with_capacity(256 << 10, MultiGzDecoder::new(reader))))
+        Ok(Box::new(BufReader::with_capacity(
+            256 << 10,
+            MultiGzDecoder::new(reader),
+        )))
     } else {
         Ok(Box::new(reader))
     }
@@ -192,7 +198,11 @@ impl<R: Read> ChunkReader<R> {
             }
             self.ready.push_back(Chunk::TooLong { line });
         }
-        let end = if self.eof && !tail_long { data.len() } else { line_start };
+        let end = if self.eof && !tail_long {
+            data.len()
+        } else {
+            line_start
+        };
         if !self.eof && !tail_long {
             self.carry.extend_from_slice(&data[line_start..]);
         }
@@ -211,7 +221,9 @@ impl<R: Read> ChunkReader<R> {
             self.next_line += 1;
         }
         if tail_long {
-            self.ready.push_back(Chunk::TooLong { line: self.next_line });
+            self.ready.push_back(Chunk::TooLong {
+                line: self.next_line,
+            });
             self.next_line += 1;
             if !self.eof {
                 self.skip_line()?;
@@ -231,8 +243,15 @@ mod tests {
         while let Some(c) = r.next_chunk().unwrap() {
             match c {
                 Chunk::Lines { data, first_line } => {
-                    for (i, l) in data.split(|&b| b == b'\n').filter(|l| !l.is_empty()).enumerate() {
-                        out.push((String::from_utf8_lossy(l).into_owned(), first_line + i as u64));
+                    for (i, l) in data
+                        .split(|&b| b == b'\n')
+                        .filter(|l| !l.is_empty())
+                        .enumerate()
+                    {
+                        out.push((
+                            String::from_utf8_lossy(l).into_owned(),
+                            first_line + i as u64,
+                        ));
                     }
                 }
                 Chunk::TooLong { line } => out.push(("<too long>".into(), line)),
@@ -258,7 +277,10 @@ mod tests {
 
     #[test]
     fn last_line_without_newline_is_kept() {
-        assert_eq!(chunks(b"a\nb", 64), vec![("a".to_string(), 1), ("b".to_string(), 2)]);
+        assert_eq!(
+            chunks(b"a\nb", 64),
+            vec![("a".to_string(), 1), ("b".to_string(), 2)]
+        );
     }
 
     #[test]
@@ -267,6 +289,13 @@ mod tests {
         input.extend(std::iter::repeat_n(b'y', 3 * CHUNK_BYTES));
         input.extend_from_slice(b"\nlast\n");
         let got = chunks(&input, 1000);
-        assert_eq!(got, vec![("first".to_string(), 1), ("<too long>".to_string(), 2), ("last".to_string(), 3)]);
+        assert_eq!(
+            got,
+            vec![
+                ("first".to_string(), 1),
+                ("<too long>".to_string(), 2),
+                ("last".to_string(), 3)
+            ]
+        );
     }
 }

@@ -123,7 +123,11 @@ impl StatusSet {
             } else {
                 match part.parse::<u16>() {
                     Ok(c @ 100..=599) => set(c),
-                    _ => return Err(format!("`{part}` is not a status code (100–599) or class (5xx)")),
+                    _ => {
+                        return Err(format!(
+                            "`{part}` is not a status code (100–599) or class (5xx)"
+                        ))
+                    }
                 }
             }
         }
@@ -175,7 +179,9 @@ pub struct Config {
     pub alerting: AlertingConfig,
 }
 
-const SECTIONS: &[&str] = &["input", "kafka", "engine", "alerting", "http", "gate", "export"];
+const SECTIONS: &[&str] = &[
+    "input", "kafka", "engine", "alerting", "http", "gate", "export",
+];
 const INPUT_KEYS: &[&str] = &[
     "format",
     "fields",
@@ -296,13 +302,19 @@ fn input(entries: &[(Located, Located)], cfg: &mut InputConfig, errors: &mut Err
             }
             "fields" => {
                 let Node::Map(fields) = &v.node else {
-                    errors.add(v.line, &path, "must map event fields to paths, e.g. `latency: timing.ms`");
+                    errors.add(
+                        v.line,
+                        &path,
+                        "must map event fields to paths, e.g. `latency: timing.ms`",
+                    );
                     continue;
                 };
                 for (fk, fv) in fields {
                     let name = fk.as_str().unwrap_or("");
                     let fpath = format!("input.fields.{name}");
-                    let Some(value) = scalar(fv, &fpath, errors) else { continue };
+                    let Some(value) = scalar(fv, &fpath, errors) else {
+                        continue;
+                    };
                     let slot = match name {
                         "ts" => &mut cfg.fields.ts,
                         "service" => &mut cfg.fields.service,
@@ -381,7 +393,11 @@ fn alerting(entries: &[(Located, Located)], cfg: &mut AlertingConfig, errors: &m
 /// fall on slot boundaries.
 pub fn parse_eval_every(s: &str) -> Result<Span, String> {
     let d = Span::parse(s)?;
-    if d < Span::secs(1) || d > Span::hours(1) || d.0 % Span::secs(1).0 != 0 || Span::hours(1).0 % d.0 != 0 {
+    if d < Span::secs(1)
+        || d > Span::hours(1)
+        || d.0 % Span::secs(1).0 != 0
+        || Span::hours(1).0 % d.0 != 0
+    {
         return Err(format!("`{s}`: the evaluation step must be whole seconds that divide an hour (1s, 10s, 1m, 5m)"));
     }
     Ok(d)
@@ -408,7 +424,13 @@ mod tests {
         assert_eq!(errs[0].line, 7);
         assert!(errs[0].message.contains("did you mean `max_services`"));
         assert!(errs[1].message.contains("divide an hour"));
-        let ok = Config::parse(Path::new("slate.yml"), &text.replace("max_servces", "max_services").replace("7s", "10s")).unwrap();
+        let ok = Config::parse(
+            Path::new("slate.yml"),
+            &text
+                .replace("max_servces", "max_services")
+                .replace("7s", "10s"),
+        )
+        .unwrap();
         assert_eq!(ok.input.format, Format::NginxJson);
         assert_eq!(ok.input.fields.latency.as_deref(), Some("timing.total"));
         assert_eq!(ok.engine.max_services, 5);

@@ -49,7 +49,10 @@ pub enum SloKind {
 impl SloKind {
     /// Timeslice SLOs count slices; the others count events.
     pub fn is_timeslice(&self) -> bool {
-        matches!(self, SloKind::Availability { .. } | SloKind::Freshness { .. })
+        matches!(
+            self,
+            SloKind::Availability { .. } | SloKind::Freshness { .. }
+        )
     }
 }
 
@@ -106,7 +109,11 @@ impl SloSpec {
             }
         }
         let Some(services) = services else {
-            errors.add(root.line, "services", "missing: list your services under `services:`");
+            errors.add(
+                root.line,
+                "services",
+                "missing: list your services under `services:`",
+            );
             return errors.finish(spec);
         };
         match &services.node {
@@ -126,7 +133,11 @@ impl SloSpec {
                 }
             }
             Node::Null => {}
-            _ => errors.add(services.line, "services", "must be a mapping of service names"),
+            _ => errors.add(
+                services.line,
+                "services",
+                "must be a mapping of service names",
+            ),
         }
         for svc in &spec.services {
             if svc.period < Span::days(3) && !svc.slos.is_empty() {
@@ -152,7 +163,11 @@ fn service(
     errors: &mut Errors,
 ) -> Option<ServiceSpec> {
     if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
-        errors.add(line, name, "a service name must be 1–128 bytes with no control characters");
+        errors.add(
+            line,
+            name,
+            "a service name must be 1–128 bytes with no control characters",
+        );
         return None;
     }
     let own: &[(Located, Located)] = match &body.node {
@@ -199,7 +214,11 @@ fn service(
                     _ => errors.add(v.line, &ctx, "labels must be a mapping of names to values"),
                 }
             } else {
-                errors.add(v.line, &ctx, format!("expected a value, found {}", v.kind()));
+                errors.add(
+                    v.line,
+                    &ctx,
+                    format!("expected a value, found {}", v.kind()),
+                );
             }
             continue;
         };
@@ -335,12 +354,22 @@ mod tests {
         let api = &spec.services[0];
         assert_eq!(api.slos.len(), 3);
         assert_eq!(api.slos[0].name, "latency_p99");
-        assert_eq!(api.slos[0].kind, SloKind::Latency { threshold_us: 200_000 });
+        assert_eq!(
+            api.slos[0].kind,
+            SloKind::Latency {
+                threshold_us: 200_000
+            }
+        );
         assert!((api.slos[0].objective - 0.99).abs() < 1e-12);
         assert!((api.slos[1].objective - 0.999).abs() < 1e-12);
         let batch = &spec.services[2];
         assert_eq!(batch.slos[0].name, "success_rate");
-        assert_eq!(batch.slos[1].kind, SloKind::Freshness { max_age: Span::hours(1) });
+        assert_eq!(
+            batch.slos[1].kind,
+            SloKind::Freshness {
+                max_age: Span::hours(1)
+            }
+        );
         assert_eq!(batch.slos[1].objective, 0.99);
     }
 
@@ -350,11 +379,17 @@ mod tests {
         let errs = parse(text).unwrap_err().0;
         assert_eq!(errs.len(), 4, "{errs:?}");
         assert_eq!(errs[0].line, 3);
-        assert!(errs[0].message.contains("did you mean `slo_error_rate`"), "{}", errs[0]);
+        assert!(
+            errs[0].message.contains("did you mean `slo_error_rate`"),
+            "{}",
+            errs[0]
+        );
         assert!(errs[1].message.contains("no error budget"));
         assert!(errs[2].message.contains("not the error rate"));
         assert!(errs[3].message.contains("between 1d and 90d"));
-        assert!(errs[0].to_string().starts_with("slos.yml:3: `slo_eror_rate`"));
+        assert!(errs[0]
+            .to_string()
+            .starts_with("slos.yml:3: `slo_eror_rate`"));
     }
 
     #[test]

@@ -161,7 +161,9 @@ mod tests {
         let doc = parse("a:\n  b: 1\n  c: [x, y]\n").unwrap();
         let Node::Map(top) = &doc.node else { panic!() };
         assert_eq!(top[0].0.as_str(), Some("a"));
-        let Node::Map(inner) = &top[0].1.node else { panic!() };
+        let Node::Map(inner) = &top[0].1.node else {
+            panic!()
+        };
         assert_eq!(inner[0].0.line, 2);
         assert_eq!(inner[1].0.line, 3);
         assert_eq!(inner[0].1.as_str(), Some("1"));
