@@ -1,1 +1,93 @@
-fn main() {}
+//! Criterion benches of the hot path: decode one line, record one event,
+//! evaluate one service at a tick.
+
+use std::path::Path;
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+
+use slate::decode::JsonDecoder;
+use slate::engine::{Engine, EngineSettings};
+use slate::evaluate::{evaluate_slos, AlertTracker};
+use slate::model::{Event, MICROS_PER_SEC};
+use slate::replay::pipeline::decode_chunk;
+use slate::spec::config::InputConfig;
+use slate::spec::SloSpec;
+
+const LINE: &[u8] = br#"{"ts":"2026-11-24T10:00:00.123Z","service":"api-gateway","endpoint":"/v1/users","method":"GET","status":200,"latency_ms":12.5}"#;
+
+fn spec() -> SloSpec {
+    SloSpec::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/service-slos.yml"))).unwrap()
+}
+
+fn decode(c: &mut Criterion) {
+    let d = JsonDecoder::new(&InputConfig::default());
+    let mut g = c.benchmark_group("decode");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("json_line", |b| b.iter(|| d.decode(black_box(LINE)).unwrap().ts));
+    let mut chunk = Vec::new();
+    for i in 0..10_000 {
+        chunk.extend_from_slice(&LINE[..LINE.len()]);
+        chunk.push(b'\n');
+        let _ = i;
+    }
+    g.throughput(Throughput::Elements(10_000));
+    g.bench_function("chunk_10k_lines_with_interning", |b| {
+        b.iter(|| decode_chunk(&d, black_box(chunk.clone()), 1).recs.len())
+    });
+    g.finish();
+}
+
+fn record(c: &mut Criterion) {
+    let mut engine = Engine::new(&spec(), EngineSettings::default());
+    let id = engine.resolve("api-gateway").unwrap();
+    let mut ts = 1_790_000_000 * MICROS_PER_SEC;
+    let mut i = 0u64;
+    let mut g = c.benchmark_group("record");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("event_seed_slos_1000rps", |b| {
+        b.iter(|| {
+            ts += 1000; // 1000 events a second
+            i = i.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let ev = Event {
+                ts,
+                service: id,
+                error: i >> 60 == 0,
+                latency_us: Some(5_000 + (i >> 44)),
+            };
+            engine.apply(black_box(&ev)).unwrap();
+        })
+    });
+    g.finish();
+}
+
+fn evaluate(c: &mut Criterion) {
+    let mut engine = Engine::new(&spec(), EngineSettings::default());
+    let id = engine.resolve("api-gateway").unwrap();
+    let start = 1_790_000_000 * MICROS_PER_SEC;
+    // Two hours at 50 events/s.
+    for k in 0..360_000u64 {
+        let ev = Event {
+            ts: start + (k * 20_000) as i64,
+            service: id,
+            error: k % 997 == 0,
+            latency_us: Some(1_000 + (k * 7919) % 300_000),
+        };
+        engine.apply(&ev).unwrap();
+    }
+    let mut now = start + 2 * 3600 * MICROS_PER_SEC;
+    let mut tracker = AlertTracker::new(engine.service(id));
+    let mut g = c.benchmark_group("evaluate");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("alert_tick_one_service", |b| {
+        b.iter(|| {
+            now += 60 * MICROS_PER_SEC;
+            engine.advance_service(id, now);
+            tracker.tick(engine.service(id), now, 0);
+        })
+    });
+    g.bench_function("slo_report_one_service", |b| b.iter(|| evaluate_slos(black_box(engine.service(id))).len()));
+    g.finish();
+}
+
+criterion_group!(benches, decode, record, evaluate);
+criterion_main!(benches);

@@ -38,6 +38,8 @@ pub struct Decoded<'a> {
 #[derive(Debug, Clone)]
 pub struct JsonDecoder {
     root: PathNode,
+    /// Every configured path is a top-level key: the flat fast path applies.
+    flat: bool,
     latency_to_us: f64,
     error_statuses: StatusSet,
     default_service: Option<String>,
@@ -126,6 +128,7 @@ impl JsonDecoder {
             }
         }
         JsonDecoder {
+            flat: root.children.iter().all(|(_, c)| matches!(c, Child::Leaf(..))),
             root,
             latency_to_us: cfg.latency_unit.unwrap_or(unit).to_micros(),
             error_statuses: cfg.error_statuses.clone(),
@@ -135,6 +138,25 @@ impl JsonDecoder {
 
     /// Decodes one line (without its newline).
     pub fn decode<'a>(&self, line: &'a [u8]) -> Result<Decoded<'a>, Rejection> {
+        if self.flat {
+            let mut found = Found::default();
+            let handled = super::flat::scan(
+                line,
+                |key| match self.root.get(key) {
+                    Some(Child::Leaf(field, prio)) => Some((*field, *prio)),
+                    _ => None,
+                },
+                |(field, prio), value| found.set(field, prio, value.into_cow()),
+            );
+            if handled.is_some() {
+                return self.build(found);
+            }
+        }
+        self.decode_serde(line)
+    }
+
+    /// The general path: serde_json over any JSON, nested paths included.
+    pub fn decode_serde<'a>(&self, line: &'a [u8]) -> Result<Decoded<'a>, Rejection> {
         let mut found = Found::default();
         match self.walk(line, &mut found) {
             Ok(true) => {}
@@ -432,8 +454,11 @@ impl PathNode {
 }
 
 /// A JSON value reduced to what slate needs from a leaf.
+/// The scalar form the flat fast path produces (same type).
+pub(super) type ScalarOut<'a> = Scalar<'a>;
+
 #[derive(Debug, Clone, PartialEq)]
-enum Scalar<'a> {
+pub(super) enum Scalar<'a> {
     Str(Cow<'a, str>),
     U(u64),
     I(i64),

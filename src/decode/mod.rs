@@ -3,6 +3,7 @@
 //!
 //! May import `model` and `spec`.
 
+mod flat;
 pub mod json;
 
 use std::fmt;
@@ -109,5 +110,11 @@ impl RejectCounts {
 
 /// A service name must be 1–128 bytes with no control characters.
 pub fn valid_service(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 128 && !name.chars().any(char::is_control)
+    !name.is_empty()
+        && name.len() <= 128
+        && if name.is_ascii() {
+            !name.bytes().any(|b| b < 0x20 || b == 0x7f)
+        } else {
+            !name.chars().any(char::is_control)
+        }
 }

@@ -108,7 +108,17 @@ impl LatencyWindows {
             + self.quarter.heap_bytes()
     }
 
+    #[inline]
     pub fn record(&mut self, ts: Micros, us: u64) {
+        // The open slot, without a division.
+        if self.open_tag != i64::MIN && ts >= self.open_tag * TEN_S && ts < (self.open_tag + 1) * TEN_S {
+            self.open.record(us);
+            return;
+        }
+        self.record_slow(ts, us);
+    }
+
+    fn record_slow(&mut self, ts: Micros, us: u64) {
         let tag = ts.div_euclid(TEN_S);
         if tag > self.open_tag {
             self.roll(tag);

@@ -121,6 +121,8 @@ impl ServicePlan {
                 }),
             }
         }
+        // Columns are bits of a u64 mask on the hot path.
+        assert!(cols <= 64, "at most 61 SLOs per service");
         ServicePlan {
             period,
             slice,

@@ -17,8 +17,11 @@ pub struct SlotRing {
     /// The interval index (`ts / res`) each slot holds, or `EMPTY`.
     tags: Box<[u32]>,
     counts: Box<[u32]>,
-    /// The open slot's interval index.
+    /// The open slot's interval index, its start time (µs) and position:
+    /// the common case, an event in the open slot, needs no division.
     head: i64,
+    head_start: i64,
+    head_pos: usize,
     windows: Box<[Window]>,
 }
 
@@ -39,6 +42,8 @@ impl SlotRing {
             tags: vec![EMPTY; n].into_boxed_slice(),
             counts: vec![0; n * cols].into_boxed_slice(),
             head: i64::MIN,
+            head_start: i64::MIN,
+            head_pos: 0,
             windows: window_lens
                 .iter()
                 .map(|&len| Window {
@@ -73,45 +78,81 @@ impl SlotRing {
     }
 
     /// Makes the slot holding `ts` the open one, if it is later.
+    #[inline]
     pub fn advance_to(&mut self, ts: i64) {
+        if ts >= self.head_start.saturating_add(self.res) {
+            self.advance_slow(ts);
+        }
+    }
+
+    fn advance_slow(&mut self, ts: i64) {
         let to = ts.div_euclid(self.res);
-        if self.head == i64::MIN {
-            self.head = to;
-            return;
-        }
-        if to <= self.head {
-            return;
-        }
-        let head = self.head;
-        let head_slot: Option<Vec<u32>> = self.slot(head).map(<[u32]>::to_vec);
-        for wi in 0..self.windows.len() {
-            let len = self.windows[wi].len;
-            if to - head >= len {
-                self.windows[wi].closed.fill(0);
-                continue;
-            }
-            // Slots that leave: (head − len, to − len].
-            for a in (head - len + 1)..=(to - len) {
-                if let Some(s) = self.slot(a).map(<[u32]>::to_vec) {
-                    for (sum, v) in self.windows[wi].closed.iter_mut().zip(s) {
-                        *sum -= v as u64;
+        if self.head != i64::MIN && to > self.head {
+            let head = self.head;
+            let head_slot: Option<Vec<u32>> = self.slot(head).map(<[u32]>::to_vec);
+            for wi in 0..self.windows.len() {
+                let len = self.windows[wi].len;
+                if to - head >= len {
+                    self.windows[wi].closed.fill(0);
+                    continue;
+                }
+                // Slots that leave: (head − len, to − len].
+                for a in (head - len + 1)..=(to - len) {
+                    if let Some(s) = self.slot(a).map(<[u32]>::to_vec) {
+                        for (sum, v) in self.windows[wi].closed.iter_mut().zip(s) {
+                            *sum -= v as u64;
+                        }
+                    }
+                }
+                // The old open slot enters the closed part (it is > to − len).
+                if let Some(s) = &head_slot {
+                    for (sum, &v) in self.windows[wi].closed.iter_mut().zip(s) {
+                        *sum += v as u64;
                     }
                 }
             }
-            // The old open slot enters the closed part (it is > to − len).
-            if let Some(s) = &head_slot {
-                for (sum, &v) in self.windows[wi].closed.iter_mut().zip(s) {
-                    *sum += v as u64;
-                }
-            }
+        } else if self.head != i64::MIN {
+            return;
         }
         self.head = to;
+        self.head_start = to * self.res;
+        self.head_pos = self.pos(to);
+        // Claim the open slot; what it held left every window above.
+        if self.tags[self.head_pos] != to as u32 {
+            self.tags[self.head_pos] = to as u32;
+            self.counts[self.head_pos * self.cols..(self.head_pos + 1) * self.cols].fill(0);
+        }
+    }
+
+    /// Adds 1 to every column whose bit is set in `mask`, in the slot
+    /// holding `ts` (the hot path: one call per event and ring).
+    #[inline]
+    pub fn bump(&mut self, ts: i64, mask: u64) {
+        self.advance_to(ts);
+        if ts >= self.head_start {
+            let base = self.head_pos * self.cols;
+            let mut m = mask;
+            while m != 0 {
+                let col = m.trailing_zeros() as usize;
+                m &= m - 1;
+                let c = &mut self.counts[base + col];
+                *c = c.saturating_add(1);
+            }
+        } else {
+            let mut m = mask;
+            while m != 0 {
+                let col = m.trailing_zeros() as usize;
+                m &= m - 1;
+                self.add(ts, col, 1);
+            }
+        }
     }
 
     /// Whether the slot holding `ts` is still in the ring.
+    #[inline]
     pub fn holds(&self, ts: i64) -> bool {
-        let abs = ts.div_euclid(self.res);
-        self.head == i64::MIN || abs > self.head - self.n()
+        // abs > head − n  ⟺  ts ≥ (head − n + 1) · res
+        self.head == i64::MIN || ts >= self.head_start - (self.n() - 1) * self.res
     }
 
     /// Adds `v` to column `col` of the slot holding `ts`. Later slots move

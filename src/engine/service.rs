@@ -148,17 +148,15 @@ impl ServiceState {
         if latency.is_some_and(|us| us >= MAX_US) {
             self.clamped += 1;
         }
-        let plan = &self.plan;
-        for r in &mut self.rings {
-            r.add(ev.ts, COL_TOTAL, 1);
-            if ev.error {
-                r.add(ev.ts, COL_ERRORS, 1);
-            }
-            if latency.is_some() {
-                r.add(ev.ts, COL_LATENCY_TOTAL, 1);
-            }
+        // Columns this event adds one to, the same in every ring.
+        let mut mask = 1u64 << COL_TOTAL;
+        if ev.error {
+            mask |= 1 << COL_ERRORS;
         }
-        for (i, slo) in plan.slos.iter().enumerate() {
+        if latency.is_some() {
+            mask |= 1 << COL_LATENCY_TOTAL;
+        }
+        for (i, slo) in self.plan.slos.iter().enumerate() {
             let bad = match slo.kind {
                 SloKind::Success => ev.error,
                 SloKind::Latency { threshold_us } => match latency {
@@ -170,12 +168,11 @@ impl ServiceState {
             self.cumulative[i].0 += 1;
             if bad {
                 self.cumulative[i].1 += 1;
-                if slo.bad_col != COL_ERRORS {
-                    for r in &mut self.rings {
-                        r.add(ev.ts, slo.bad_col, 1);
-                    }
-                }
+                mask |= 1 << slo.bad_col;
             }
+        }
+        for r in &mut self.rings {
+            r.bump(ev.ts, mask);
         }
         if let Some(us) = latency {
             self.latency.record(ev.ts, us);

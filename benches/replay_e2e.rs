@@ -1,0 +1,186 @@
+//! End-to-end replay harness: generates a file of synthetic events (≥ 1M),
+//! replays it with 1 and with all decode threads, each in a fresh child
+//! process, and prints events/s and peak RSS. Also measures engine memory
+//! at many services fed straight into the engine.
+//!
+//!     cargo bench --bench replay_e2e                 # replay, 1.2M events
+//!     cargo bench --bench replay_e2e -- --events 5000000
+//!     cargo bench --bench replay_e2e -- --memory 10000   # services, in process
+//!
+//! Run by hand; CI only compiles it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use slate::engine::{Engine, EngineSettings};
+use slate::gen::{generate, GenOptions, Incident};
+use slate::model::{Event, Span, MICROS_PER_SEC};
+use slate::replay::{replay, ReplayOptions};
+use slate::source::file::InputName;
+use slate::spec::{Config, SloSpec};
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// CPU seconds (user + system) this process has used, all threads.
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the `(comm)`: state is the 3rd; utime and stime the 14th and 15th.
+    let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn spec_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/service-slos.yml")
+}
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(threads) = arg(&args, "--child-threads") {
+        child(&arg(&args, "--child-input").unwrap(), threads.parse().unwrap());
+        return;
+    }
+    if let Some(n) = arg(&args, "--memory") {
+        memory(n.parse().unwrap(), arg(&args, "--minutes").map_or(70, |m| m.parse().unwrap()));
+        return;
+    }
+    let events: u64 = arg(&args, "--events").map_or(1_200_000, |e| e.parse().unwrap());
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let input = dir.join(format!("replay-e2e-{events}.jsonl"));
+    if !input.exists() {
+        // 10 services at 20 events/s: `events` lines over the needed span.
+        let secs = events as f64 / (10.0 * 20.0 * 0.91);
+        let opts = GenOptions {
+            services: 10,
+            rate: 20.0,
+            duration: Span::secs(secs.ceil() as i64),
+            incidents: vec![
+                Incident::parse("errors:api-gateway:1h+20m:0.2").unwrap(),
+                Incident::parse("disorder:user-service:0s+3h:30s").unwrap(),
+            ],
+            ..GenOptions::default()
+        };
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&input).unwrap());
+        let n = generate(&opts, &mut out).unwrap();
+        eprintln!("generated {n} lines in {}", input.display());
+    }
+    let size = std::fs::metadata(&input).unwrap().len();
+    println!("input: {} ({:.0} MB)", input.display(), size as f64 / 1e6);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut threads = vec![1];
+    if cores > 1 {
+        threads.push(cores);
+    }
+    for t in threads {
+        let mut rates = Vec::new();
+        let mut per_cpu = Vec::new();
+        let mut rss = 0;
+        for _ in 0..3 {
+            let out = Command::new(std::env::current_exe().unwrap())
+                .args(["--child-threads", &t.to_string(), "--child-input", input.to_str().unwrap()])
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            let mut f = text.split_whitespace();
+            let (events, secs, peak, cpu): (f64, f64, u64, f64) = (
+                f.next().unwrap().parse().unwrap(),
+                f.next().unwrap().parse().unwrap(),
+                f.next().unwrap().parse().unwrap(),
+                f.next().unwrap().parse().unwrap(),
+            );
+            rates.push(events / secs);
+            per_cpu.push(events / cpu);
+            rss = rss.max(peak);
+        }
+        rates.sort_by(f64::total_cmp);
+        per_cpu.sort_by(f64::total_cmp);
+        println!(
+            "replay threads={t}: median {:.2}M events/s (min {:.2}M, max {:.2}M); {:.2}M events per CPU-second; peak RSS {} MiB",
+            rates[1] / 1e6,
+            rates[0] / 1e6,
+            rates[2] / 1e6,
+            per_cpu[1] / 1e6,
+            rss / 1024
+        );
+    }
+}
+
+fn child(input: &str, threads: usize) {
+    let start = Instant::now();
+    let report = replay(ReplayOptions {
+        inputs: vec![InputName(input.into())],
+        spec: SloSpec::load(&spec_path()).unwrap(),
+        config: Config::default(),
+        from: None,
+        to: None,
+        incidents: Vec::new(),
+        threads,
+        dead_letter: None,
+        progress: false,
+    })
+    .unwrap();
+    let secs = start.elapsed().as_secs_f64();
+    let events = report.events.accepted + report.events.rejected;
+    println!("{events} {secs} {} {}", peak_rss_kib(), cpu_secs());
+}
+
+/// `services` services, each with the seed's three SLOs (api-gateway's),
+/// at 100 events/s for `minutes` of event time, fed straight into the
+/// engine: the state a live slate holds, without files or Kafka.
+fn memory(services: usize, minutes: i64) {
+    let yaml: String = std::iter::once("services:\n".to_string())
+        .chain((0..services).map(|i| {
+            format!("  s{i}:\n    slo_latency_p99: 200ms\n    slo_error_rate: 99.9%\n    slo_availability: 99.95%\n")
+        }))
+        .collect();
+    let spec = SloSpec::parse(Path::new("memory.yml"), &yaml).unwrap();
+    let before = peak_rss_kib();
+    let mut engine = Engine::new(&spec, EngineSettings { max_services: services, span_latency: false });
+    let start = 1_790_000_000 * MICROS_PER_SEC;
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    let t0 = Instant::now();
+    let per_second = 100;
+    let mut applied = 0u64;
+    for sec in 0..minutes * 60 {
+        for k in 0..per_second {
+            let ts = start + sec * MICROS_PER_SEC + k * (MICROS_PER_SEC / per_second);
+            for s in 0..services as u32 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                // Log-normal-ish latency around 25 ms.
+                let lat = 2_000 + (x >> 40) % 60_000 + if x % 100 == 0 { (x >> 20) % 400_000 } else { 0 };
+                engine
+                    .apply(&Event { ts, service: s, error: x % 1000 == 0, latency_us: Some(lat) })
+                    .unwrap();
+                applied += 1;
+            }
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let after = peak_rss_kib();
+    println!(
+        "memory: {services} services × 100 ev/s × {minutes} min = {applied} events in {secs:.1}s ({:.2}M/s); \
+         peak RSS {} MiB (+{} MiB for state, {:.1} KiB per service); engine's own count {:.1} KiB per service",
+        applied as f64 / secs / 1e6,
+        after / 1024,
+        (after - before) / 1024,
+        (after - before) as f64 / services as f64,
+        engine.heap_bytes() as f64 / 1024.0 / services as f64,
+    );
+}

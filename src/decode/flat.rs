@@ -1,0 +1,336 @@
+//! A fast path for the common line: one flat JSON object of ASCII strings
+//! without escapes, numbers, booleans and nulls. It validates as strictly
+//! as serde_json and gives up (returns `None`) on anything else — nesting,
+//! escapes, non-ASCII bytes, bad syntax — so that the serde_json path
+//! decides those lines. A differential property test holds the two equal.
+
+use std::borrow::Cow;
+
+/// A flat value, as the JSON decoder's `Scalar` needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum FlatValue<'a> {
+    Str(&'a str),
+    U(u64),
+    I(i64),
+    F(f64),
+    Bool(bool),
+    Null,
+}
+
+impl<'a> FlatValue<'a> {
+    pub(super) fn into_cow(self) -> super::json::ScalarOut<'a> {
+        use super::json::ScalarOut as S;
+        match self {
+            FlatValue::Str(s) => S::Str(Cow::Borrowed(s)),
+            FlatValue::U(v) => S::U(v),
+            FlatValue::I(v) => S::I(v),
+            FlatValue::F(v) => S::F(v),
+            FlatValue::Bool(b) => S::Bool(b),
+            FlatValue::Null => S::Null,
+        }
+    }
+}
+
+#[inline]
+fn skip_ws(s: &[u8], mut i: usize) -> usize {
+    while i < s.len() && matches!(s[i], b' ' | b'\t' | b'\n' | b'\r') {
+        i += 1;
+    }
+    i
+}
+
+/// A string without escapes or control characters, ASCII only.
+#[inline]
+fn string(s: &[u8], i: usize) -> Option<(&str, usize)> {
+    if s.get(i) != Some(&b'"') {
+        return None;
+    }
+    let start = i + 1;
+    let mut j = start;
+    // Eight bytes at a time while none is a quote, a backslash, a control
+    // character or non-ASCII (SWAR: the high bit of each byte flags one).
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    while j + 8 <= s.len() {
+        let v = u64::from_le_bytes(s[j..j + 8].try_into().expect("8 bytes"));
+        let quote = v ^ (ONES * b'"' as u64);
+        let slash = v ^ (ONES * b'\\' as u64);
+        let special = (quote.wrapping_sub(ONES) & !quote)
+            | (slash.wrapping_sub(ONES) & !slash)
+            | v.wrapping_sub(ONES * 0x20)
+            | v;
+        if special & HIGH != 0 {
+            break;
+        }
+        j += 8;
+    }
+    loop {
+        match *s.get(j)? {
+            b'"' => break,
+            b'\\' | 0..=0x1f | 0x80..=0xff => return None,
+            _ => j += 1,
+        }
+    }
+    // SAFETY: every byte in start..j was just checked to be ASCII.
+    let text = unsafe { std::str::from_utf8_unchecked(&s[start..j]) };
+    Some((text, j + 1))
+}
+
+/// The end of a JSON number per RFC 8259's grammar, and whether it has a
+/// fraction or exponent. `None` when the grammar is broken.
+#[inline]
+fn number_end(s: &[u8], i: usize) -> Option<(usize, bool)> {
+    let mut j = i;
+    if s.get(j) == Some(&b'-') {
+        j += 1;
+    }
+    match s.get(j) {
+        Some(b'0') => j += 1,
+        Some(b'1'..=b'9') => {
+            while j < s.len() && s[j].is_ascii_digit() {
+                j += 1;
+            }
+        }
+        _ => return None,
+    }
+    let mut float = false;
+    if s.get(j) == Some(&b'.') {
+        float = true;
+        j += 1;
+        let d = j;
+        while j < s.len() && s[j].is_ascii_digit() {
+            j += 1;
+        }
+        if j == d {
+            return None;
+        }
+    }
+    if matches!(s.get(j), Some(b'e' | b'E')) {
+        float = true;
+        j += 1;
+        if matches!(s.get(j), Some(b'+' | b'-')) {
+            j += 1;
+        }
+        let d = j;
+        while j < s.len() && s[j].is_ascii_digit() {
+            j += 1;
+        }
+        if j == d {
+            return None;
+        }
+    }
+    Some((j, float))
+}
+
+const POW10: [f64; 16] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
+
+/// `digits.digits` with at most 15 significant digits, no exponent: the
+/// mantissa and the power of ten are exact in f64, so one division is
+/// correctly rounded, the same value `str::parse` gives (Clinger's fast
+/// path). `None` for anything else.
+#[inline]
+fn simple_decimal(text: &[u8]) -> Option<f64> {
+    let (neg, body) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, text),
+    };
+    let mut mantissa = 0u64;
+    let mut digits = 0u32;
+    let mut frac = None;
+    for (k, &b) in body.iter().enumerate() {
+        match b {
+            b'0'..=b'9' => {
+                mantissa = mantissa * 10 + (b - b'0') as u64;
+                digits += 1;
+            }
+            b'.' => frac = Some(body.len() - k - 1),
+            _ => return None,
+        }
+    }
+    if digits > 15 {
+        return None;
+    }
+    let v = mantissa as f64 / POW10[frac.unwrap_or(0)];
+    Some(if neg { -v } else { v })
+}
+
+/// A JSON number, typed as serde_json types it.
+#[inline]
+fn number(s: &[u8], i: usize) -> Option<(FlatValue<'static>, usize)> {
+    let (j, float) = number_end(s, i)?;
+    let raw = &s[i..j];
+    // SAFETY: i..j holds only ASCII digits, signs, `.`, `e` and `E`.
+    let text = unsafe { std::str::from_utf8_unchecked(raw) };
+    // serde_json rejects numbers out of f64's range; leave those to it.
+    let finite = |v: f64| v.is_finite().then_some(v);
+    let v = if float {
+        match simple_decimal(raw) {
+            Some(v) => FlatValue::F(v),
+            None => FlatValue::F(finite(text.parse().ok()?)?),
+        }
+    } else if raw[0] == b'-' {
+        match text.parse::<i64>() {
+            Ok(v) => FlatValue::I(v),
+            Err(_) => FlatValue::F(finite(text.parse().ok()?)?),
+        }
+    } else {
+        match text.parse::<u64>() {
+            Ok(v) => FlatValue::U(v),
+            Err(_) => FlatValue::F(finite(text.parse().ok()?)?),
+        }
+    };
+    Some((v, j))
+}
+
+/// Walks a flat object. `want(key)` says whether a member matters; the
+/// values of those that do are handed to `field`, the others are only
+/// validated. `None`: not a line this path handles; let serde_json decide.
+#[inline]
+pub(super) fn scan<'a, T>(
+    s: &'a [u8],
+    mut want: impl FnMut(&str) -> Option<T>,
+    mut field: impl FnMut(T, FlatValue<'a>),
+) -> Option<()> {
+    let mut i = skip_ws(s, 0);
+    if s.get(i) != Some(&b'{') {
+        return None;
+    }
+    i = skip_ws(s, i + 1);
+    if s.get(i) == Some(&b'}') {
+        i += 1;
+    } else {
+        loop {
+            let (key, j) = string(s, i)?;
+            i = skip_ws(s, j);
+            if s.get(i) != Some(&b':') {
+                return None;
+            }
+            i = skip_ws(s, i + 1);
+            let wanted = want(key);
+            let j = match s.get(i)? {
+                b'"' => {
+                    let (v, j) = string(s, i)?;
+                    if let Some(w) = wanted {
+                        field(w, FlatValue::Str(v));
+                    }
+                    j
+                }
+                b't' if s[i..].starts_with(b"true") => {
+                    if let Some(w) = wanted {
+                        field(w, FlatValue::Bool(true));
+                    }
+                    i + 4
+                }
+                b'f' if s[i..].starts_with(b"false") => {
+                    if let Some(w) = wanted {
+                        field(w, FlatValue::Bool(false));
+                    }
+                    i + 5
+                }
+                b'n' if s[i..].starts_with(b"null") => {
+                    if let Some(w) = wanted {
+                        field(w, FlatValue::Null);
+                    }
+                    i + 4
+                }
+                b'-' | b'0'..=b'9' => match wanted {
+                    Some(w) => {
+                        let (v, j) = number(s, i)?;
+                        field(w, v);
+                        j
+                    }
+                    None => {
+                        let (j, float) = number_end(s, i)?;
+                        // An exponent may overflow, which serde_json rejects.
+                        if float && s[i..j].iter().any(|&b| b == b'e' || b == b'E') {
+                            return None;
+                        }
+                        j
+                    }
+                },
+                _ => return None,
+            };
+            i = skip_ws(s, j);
+            match s.get(i)? {
+                b',' => i = skip_ws(s, i + 1),
+                b'}' => {
+                    i += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    (skip_ws(s, i) == s.len()).then_some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::decode::JsonDecoder;
+    use crate::spec::config::{Format, InputConfig};
+    use proptest::prelude::*;
+
+    fn piece() -> impl Strategy<Value = String> {
+        let keys = prop::sample::select(vec![
+            "ts", "service", "status", "latency_ms", "success", "outcome", "endpoint", "x", "time_iso8601", "request_time", "host",
+        ]);
+        let values = prop::sample::select(vec![
+            r#""2026-11-24T10:00:00.123Z""#, r#""2026-11-24T10:00:00+02:00""#, "1764000000", "1764000000123", "1764000000.5",
+            r#""api""#, r#""a\"b""#, r#""\u0041pi""#, "\"caf\u{e9}\"", "\"tab\there\"", r#""""#,
+            "200", "503", "-1", "1e3", "12.5", "-0", "1e400", "01", "1.", "18446744073709551616", r#""200""#, r#""12.5""#, r#""OK""#,
+            "true", "false", "null", r#"{"a":1}"#, "[1,2]", r#""success""#, r#""failure""#,
+        ]);
+        (keys, values, prop::sample::select(vec!["", " ", "\t"])).prop_map(|(k, v, ws)| format!("{ws}\"{k}\"{ws}:{ws}{v}"))
+    }
+
+    /// The fields a valid event needs, in any order, so that most lines
+    /// decode and the values themselves are compared.
+    fn base() -> impl Strategy<Value = Vec<String>> {
+        let ts = prop::sample::select(vec![
+            r#""ts":"2026-11-24T10:00:00.123Z""#, r#""ts":1764000000"#, r#""ts":1764000000123"#, r#""ts":1764000000.25"#,
+            r#""time_iso8601":"2026-11-24T10:00:00+00:00""#, r#""ts":"1764000000""#,
+        ]);
+        let svc = prop::sample::select(vec![r#""service":"api""#, r#""host":"web-1""#, r#""service":"a b""#]);
+        let outcome = prop::sample::select(vec![
+            r#""status":200"#, r#""status":503"#, r#""status":"404""#, r#""success":false"#, r#""outcome":"failure""#, r#""status":201.0"#,
+        ]);
+        let lat = prop::sample::select(vec![
+            r#""latency_ms":12.5"#, r#""latency_ms":0"#, r#""latency_ms":3e2"#, r#""request_time":"0.250""#, r#""request_time":0.001"#, r#""latency_ms":7"#,
+        ]);
+        (ts, svc, outcome, lat).prop_map(|(a, b, c, d)| vec![a.to_string(), b.to_string(), c.to_string(), d.to_string()]).prop_shuffle()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+        /// The fast decimal path gives exactly what `str::parse` gives.
+        #[test]
+        fn simple_decimal_is_correctly_rounded(int in 0u64..10_000_000, frac in 0u64..100_000_000, digits in 0usize..9, neg in any::<bool>()) {
+            let frac = format!("{frac:08}");
+            let text = format!("{}{int}.{}", if neg { "-" } else { "" }, &frac[..digits.max(1)]);
+            let want: f64 = text.parse().unwrap();
+            prop_assert_eq!(super::simple_decimal(text.as_bytes()).map(f64::to_bits), Some(want.to_bits()), "{}", text);
+        }
+
+        /// The fast path and serde_json decode every line alike.
+        #[test]
+        fn fast_path_equals_serde(base in base(), extra in prop::collection::vec(piece(), 0..6), cut in any::<prop::sample::Index>(), mutate in any::<Option<(prop::sample::Index, u8)>>(), preset in 0usize..2) {
+            let format = [Format::Json, Format::NginxJson][preset];
+            let d = JsonDecoder::new(&InputConfig { format, ..InputConfig::default() });
+            let mut parts = base;
+            parts.extend(extra);
+            let line = format!("{{{}}}", parts.join(","));
+            let mut variants = vec![line.clone().into_bytes(), line.as_bytes()[..cut.index(line.len() + 1)].to_vec()];
+            if let Some((at, byte)) = mutate {
+                let mut m = line.clone().into_bytes();
+                let i = at.index(m.len());
+                m[i] = byte;
+                variants.push(m);
+            }
+            for v in variants {
+                let fast = d.decode(&v).map_err(|r| r.reason);
+                let slow = d.decode_serde(&v).map_err(|r| r.reason);
+                prop_assert_eq!(fast, slow, "line {:?}", String::from_utf8_lossy(&v));
+            }
+        }
+    }
+}
