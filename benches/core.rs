@@ -16,14 +16,20 @@ use slate::spec::SloSpec;
 const LINE: &[u8] = br#"{"ts":"2026-11-24T10:00:00.123Z","service":"api-gateway","endpoint":"/v1/users","method":"GET","status":200,"latency_ms":12.5}"#;
 
 fn spec() -> SloSpec {
-    SloSpec::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/service-slos.yml"))).unwrap()
+    SloSpec::load(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/service-slos.yml"
+    )))
+    .unwrap()
 }
 
 fn decode(c: &mut Criterion) {
     let d = JsonDecoder::new(&InputConfig::default());
     let mut g = c.benchmark_group("decode");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("json_line", |b| b.iter(|| d.decode(black_box(LINE)).unwrap().ts));
+    g.bench_function("json_line", |b| {
+        b.iter(|| d.decode(black_box(LINE)).unwrap().ts)
+    });
     let mut chunk = Vec::new();
     for i in 0..10_000 {
         chunk.extend_from_slice(&LINE[..LINE.len()]);
@@ -47,7 +53,9 @@ fn record(c: &mut Criterion) {
     g.bench_function("event_seed_slos_1000rps", |b| {
         b.iter(|| {
             ts += 1000; // 1000 events a second
-            i = i.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            i = i
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let ev = Event {
                 ts,
                 service: id,
@@ -85,7 +93,9 @@ fn evaluate(c: &mut Criterion) {
             tracker.tick(engine.service(id), now, 0);
         })
     });
-    g.bench_function("slo_report_one_service", |b| b.iter(|| evaluate_slos(black_box(engine.service(id))).len()));
+    g.bench_function("slo_report_one_service", |b| {
+        b.iter(|| evaluate_slos(black_box(engine.service(id))).len())
+    });
     g.finish();
 }
 

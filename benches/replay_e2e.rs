@@ -46,17 +46,25 @@ fn spec_path() -> PathBuf {
 }
 
 fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(threads) = arg(&args, "--child-threads") {
-        child(&arg(&args, "--child-input").unwrap(), threads.parse().unwrap());
+        child(
+            &arg(&args, "--child-input").unwrap(),
+            threads.parse().unwrap(),
+        );
         return;
     }
     if let Some(n) = arg(&args, "--memory") {
-        memory(n.parse().unwrap(), arg(&args, "--minutes").map_or(70, |m| m.parse().unwrap()));
+        memory(
+            n.parse().unwrap(),
+            arg(&args, "--minutes").map_or(70, |m| m.parse().unwrap()),
+        );
         return;
     }
     let events: u64 = arg(&args, "--events").map_or(1_200_000, |e| e.parse().unwrap());
@@ -92,7 +100,12 @@ fn main() {
         let mut rss = 0;
         for _ in 0..3 {
             let out = Command::new(std::env::current_exe().unwrap())
-                .args(["--child-threads", &t.to_string(), "--child-input", input.to_str().unwrap()])
+                .args([
+                    "--child-threads",
+                    &t.to_string(),
+                    "--child-input",
+                    input.to_str().unwrap(),
+                ])
                 .output()
                 .unwrap();
             let text = String::from_utf8_lossy(&out.stdout);
@@ -150,7 +163,13 @@ fn memory(services: usize, minutes: i64) {
         .collect();
     let spec = SloSpec::parse(Path::new("memory.yml"), &yaml).unwrap();
     let before = peak_rss_kib();
-    let mut engine = Engine::new(&spec, EngineSettings { max_services: services, span_latency: false });
+    let mut engine = Engine::new(
+        &spec,
+        EngineSettings {
+            max_services: services,
+            span_latency: false,
+        },
+    );
     let start = 1_790_000_000 * MICROS_PER_SEC;
     let mut x = 0x2545_F491_4F6C_DD1Du64;
     let t0 = Instant::now();
@@ -164,9 +183,15 @@ fn memory(services: usize, minutes: i64) {
                 x ^= x >> 7;
                 x ^= x << 17;
                 // Log-normal-ish latency around 25 ms.
-                let lat = 2_000 + (x >> 40) % 60_000 + if x % 100 == 0 { (x >> 20) % 400_000 } else { 0 };
+                let lat =
+                    2_000 + (x >> 40) % 60_000 + if x % 100 == 0 { (x >> 20) % 400_000 } else { 0 };
                 engine
-                    .apply(&Event { ts, service: s, error: x % 1000 == 0, latency_us: Some(lat) })
+                    .apply(&Event {
+                        ts,
+                        service: s,
+                        error: x % 1000 == 0,
+                        latency_us: Some(lat),
+                    })
                     .unwrap();
                 applied += 1;
             }

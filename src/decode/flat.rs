@@ -122,7 +122,9 @@ fn number_end(s: &[u8], i: usize) -> Option<(usize, bool)> {
     Some((j, float))
 }
 
-const POW10: [f64; 16] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
+const POW10: [f64; 16] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
 
 /// `digits.digits` with at most 15 significant digits, no exponent: the
 /// mantissa and the power of ten are exact in f64, so one division is
@@ -272,32 +274,92 @@ mod tests {
 
     fn piece() -> impl Strategy<Value = String> {
         let keys = prop::sample::select(vec![
-            "ts", "service", "status", "latency_ms", "success", "outcome", "endpoint", "x", "time_iso8601", "request_time", "host",
+            "ts",
+            "service",
+            "status",
+            "latency_ms",
+            "success",
+            "outcome",
+            "endpoint",
+            "x",
+            "time_iso8601",
+            "request_time",
+            "host",
         ]);
         let values = prop::sample::select(vec![
-            r#""2026-11-24T10:00:00.123Z""#, r#""2026-11-24T10:00:00+02:00""#, "1764000000", "1764000000123", "1764000000.5",
-            r#""api""#, r#""a\"b""#, r#""\u0041pi""#, "\"caf\u{e9}\"", "\"tab\there\"", r#""""#,
-            "200", "503", "-1", "1e3", "12.5", "-0", "1e400", "01", "1.", "18446744073709551616", r#""200""#, r#""12.5""#, r#""OK""#,
-            "true", "false", "null", r#"{"a":1}"#, "[1,2]", r#""success""#, r#""failure""#,
+            r#""2026-11-24T10:00:00.123Z""#,
+            r#""2026-11-24T10:00:00+02:00""#,
+            "1764000000",
+            "1764000000123",
+            "1764000000.5",
+            r#""api""#,
+            r#""a\"b""#,
+            r#""\u0041pi""#,
+            "\"caf\u{e9}\"",
+            "\"tab\there\"",
+            r#""""#,
+            "200",
+            "503",
+            "-1",
+            "1e3",
+            "12.5",
+            "-0",
+            "1e400",
+            "01",
+            "1.",
+            "18446744073709551616",
+            r#""200""#,
+            r#""12.5""#,
+            r#""OK""#,
+            "true",
+            "false",
+            "null",
+            r#"{"a":1}"#,
+            "[1,2]",
+            r#""success""#,
+            r#""failure""#,
         ]);
-        (keys, values, prop::sample::select(vec!["", " ", "\t"])).prop_map(|(k, v, ws)| format!("{ws}\"{k}\"{ws}:{ws}{v}"))
+        (keys, values, prop::sample::select(vec!["", " ", "\t"]))
+            .prop_map(|(k, v, ws)| format!("{ws}\"{k}\"{ws}:{ws}{v}"))
     }
 
     /// The fields a valid event needs, in any order, so that most lines
     /// decode and the values themselves are compared.
     fn base() -> impl Strategy<Value = Vec<String>> {
         let ts = prop::sample::select(vec![
-            r#""ts":"2026-11-24T10:00:00.123Z""#, r#""ts":1764000000"#, r#""ts":1764000000123"#, r#""ts":1764000000.25"#,
-            r#""time_iso8601":"2026-11-24T10:00:00+00:00""#, r#""ts":"1764000000""#,
+            r#""ts":"2026-11-24T10:00:00.123Z""#,
+            r#""ts":1764000000"#,
+            r#""ts":1764000000123"#,
+            r#""ts":1764000000.25"#,
+            r#""time_iso8601":"2026-11-24T10:00:00+00:00""#,
+            r#""ts":"1764000000""#,
         ]);
-        let svc = prop::sample::select(vec![r#""service":"api""#, r#""host":"web-1""#, r#""service":"a b""#]);
+        let svc = prop::sample::select(vec![
+            r#""service":"api""#,
+            r#""host":"web-1""#,
+            r#""service":"a b""#,
+        ]);
         let outcome = prop::sample::select(vec![
-            r#""status":200"#, r#""status":503"#, r#""status":"404""#, r#""success":false"#, r#""outcome":"failure""#, r#""status":201.0"#,
+            r#""status":200"#,
+            r#""status":503"#,
+            r#""status":"404""#,
+            r#""success":false"#,
+            r#""outcome":"failure""#,
+            r#""status":201.0"#,
         ]);
         let lat = prop::sample::select(vec![
-            r#""latency_ms":12.5"#, r#""latency_ms":0"#, r#""latency_ms":3e2"#, r#""request_time":"0.250""#, r#""request_time":0.001"#, r#""latency_ms":7"#,
+            r#""latency_ms":12.5"#,
+            r#""latency_ms":0"#,
+            r#""latency_ms":3e2"#,
+            r#""request_time":"0.250""#,
+            r#""request_time":0.001"#,
+            r#""latency_ms":7"#,
         ]);
-        (ts, svc, outcome, lat).prop_map(|(a, b, c, d)| vec![a.to_string(), b.to_string(), c.to_string(), d.to_string()]).prop_shuffle()
+        (ts, svc, outcome, lat)
+            .prop_map(|(a, b, c, d)| {
+                vec![a.to_string(), b.to_string(), c.to_string(), d.to_string()]
+            })
+            .prop_shuffle()
     }
 
     proptest! {

@@ -128,7 +128,10 @@ impl JsonDecoder {
             }
         }
         JsonDecoder {
-            flat: root.children.iter().all(|(_, c)| matches!(c, Child::Leaf(..))),
+            flat: root
+                .children
+                .iter()
+                .all(|(_, c)| matches!(c, Child::Leaf(..))),
             root,
             latency_to_us: cfg.latency_unit.unwrap_or(unit).to_micros(),
             error_statuses: cfg.error_statuses.clone(),

@@ -111,7 +111,10 @@ impl LatencyWindows {
     #[inline]
     pub fn record(&mut self, ts: Micros, us: u64) {
         // The open slot, without a division.
-        if self.open_tag != i64::MIN && ts >= self.open_tag * TEN_S && ts < (self.open_tag + 1) * TEN_S {
+        if self.open_tag != i64::MIN
+            && ts >= self.open_tag * TEN_S
+            && ts < (self.open_tag + 1) * TEN_S
+        {
             self.open.record(us);
             return;
         }

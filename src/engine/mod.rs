@@ -105,7 +105,10 @@ impl Engine {
 
     /// Applies one event, or says why it cannot be (`too_late`).
     pub fn apply(&mut self, ev: &Event) -> Result<(), Reason> {
-        if let Some(now) = self.now.filter(|&n| ev.ts < n - LATE_HORIZON.0 + 10 * MICROS_PER_SEC) {
+        if let Some(now) = self
+            .now
+            .filter(|&n| ev.ts < n - LATE_HORIZON.0 + 10 * MICROS_PER_SEC)
+        {
             let ten = 10 * MICROS_PER_SEC;
             let oldest = (now.div_euclid(ten) - LATE_HORIZON.0 / ten) * ten;
             if ev.ts < oldest {
