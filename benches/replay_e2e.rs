@@ -67,6 +67,12 @@ fn main() {
         );
         return;
     }
+    if !args.iter().any(|a| a == "--bench") {
+        // `cargo test --all-targets` runs bench targets once without
+        // `--bench`: the harness is for `cargo bench` only.
+        println!("replay_e2e: run it with `cargo bench --bench replay_e2e`");
+        return;
+    }
     let events: u64 = arg(&args, "--events").map_or(1_200_000, |e| e.parse().unwrap());
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
     let input = dir.join(format!("replay-e2e-{events}.jsonl"));
