@@ -70,36 +70,42 @@ fn reason(r: &Value, name: &str) -> u64 {
     r["events"]["rejected_by_reason"][name].as_u64().unwrap()
 }
 
+/// Each bundled fixture's report, frozen after the reference test
+/// (tests/reference.rs) checked it. `SLATE_BLESS=1` rewrites them.
 #[test]
-fn golden_report_of_the_bundled_fixture() {
-    let o = ok(&slate(&[
-        "replay",
-        "--slo",
-        "fixtures/service-slos.yml",
-        "fixtures/incidents.jsonl.gz",
-        "-o",
-        "json",
-    ]))
-    .clone();
-    let golden = Path::new(ROOT).join("fixtures/incidents.report.json");
-    if std::env::var_os("SLATE_BLESS").is_some() {
-        std::fs::write(&golden, &o.stdout).unwrap();
-    }
-    let want = std::fs::read_to_string(&golden).unwrap();
-    let got = stdout(&o);
-    if got != want {
-        let diff: Vec<String> = want
-            .lines()
-            .zip(got.lines())
-            .enumerate()
-            .filter(|(_, (a, b))| a != b)
-            .take(10)
-            .map(|(i, (a, b))| format!("line {}:\n  want {a}\n   got {b}", i + 1))
-            .collect();
-        panic!(
-            "report differs from fixtures/incidents.report.json (SLATE_BLESS=1 to accept):\n{}",
-            diff.join("\n")
-        );
+fn golden_reports_of_the_bundled_fixtures() {
+    for name in ["incidents", "slow-burn", "quiet-weekend"] {
+        let input = format!("fixtures/{name}.jsonl.gz");
+        let o = ok(&slate(&[
+            "replay",
+            "--slo",
+            "fixtures/service-slos.yml",
+            &input,
+            "-o",
+            "json",
+        ]))
+        .clone();
+        let golden = Path::new(ROOT).join(format!("fixtures/{name}.report.json"));
+        if std::env::var_os("SLATE_BLESS").is_some() {
+            std::fs::write(&golden, &o.stdout).unwrap();
+        }
+        let want = std::fs::read_to_string(&golden).unwrap();
+        let got = stdout(&o);
+        if got != want {
+            let diff: Vec<String> = want
+                .lines()
+                .zip(got.lines())
+                .enumerate()
+                .filter(|(_, (a, b))| a != b)
+                .take(10)
+                .map(|(i, (a, b))| format!("line {}:\n  want {a}\n   got {b}", i + 1))
+                .collect();
+            panic!(
+                "report differs from {} (SLATE_BLESS=1 to accept):\n{}",
+                golden.display(),
+                diff.join("\n")
+            );
+        }
     }
 }
 

@@ -48,6 +48,19 @@ pub struct JsonDecoder {
 #[derive(Debug, Clone, Default)]
 struct PathNode {
     children: Vec<(Box<str>, Child)>,
+    /// Per child: its length and first eight bytes, to reject most keys
+    /// without a byte-by-byte comparison.
+    quick: Vec<(usize, u64)>,
+}
+
+/// The first eight bytes of a key, zero-padded.
+#[inline]
+fn key_prefix(k: &[u8]) -> u64 {
+    let mut buf = [0u8; 8];
+    for (d, s) in buf.iter_mut().zip(k) {
+        *d = *s;
+    }
+    u64::from_le_bytes(buf)
 }
 
 #[derive(Debug, Clone)]
@@ -202,19 +215,17 @@ impl JsonDecoder {
     }
 
     fn build<'a>(&self, found: Found<'a>) -> Result<Decoded<'a>, Rejection> {
-        let [ts, service, status, latency, success, outcome] = found.take();
+        let [ts, service, status, latency, success, outcome] = found.vals;
         let ts = match ts {
-            None | Some(Scalar::Null) => {
-                return Err(Rejection::new(Reason::MissingField, "no timestamp"))
-            }
-            Some(s) => timestamp(&s)?,
+            Scalar::Null => return Err(Rejection::new(Reason::MissingField, "no timestamp")),
+            s => timestamp(&s)?,
         };
         let service = match service {
-            None | Some(Scalar::Null) => match &self.default_service {
+            Scalar::Null => match &self.default_service {
                 Some(d) => Cow::Owned(d.clone()),
                 None => return Err(Rejection::new(Reason::MissingField, "no service")),
             },
-            Some(Scalar::Str(s)) => {
+            Scalar::Str(s) => {
                 if !valid_service(&s) {
                     return Err(Rejection::new(
                         Reason::BadService,
@@ -223,7 +234,7 @@ impl JsonDecoder {
                 }
                 s
             }
-            Some(_) => {
+            _ => {
                 return Err(Rejection::new(
                     Reason::WrongType,
                     "service must be a string",
@@ -231,7 +242,7 @@ impl JsonDecoder {
             }
         };
         let error = match (status, success, outcome) {
-            (Some(s), _, _) if s != Scalar::Null => {
+            (s, _, _) if !matches!(s, Scalar::Null) => {
                 let code = match s.as_f64() {
                     Some(Ok(v)) => v,
                     Some(Err(())) => {
@@ -246,7 +257,7 @@ impl JsonDecoder {
                 }
                 self.error_statuses.contains(code as u16)
             }
-            (_, Some(s), _) if s != Scalar::Null => match s {
+            (_, s, _) if !matches!(s, Scalar::Null) => match s {
                 Scalar::Bool(b) => !b,
                 Scalar::Str(ref t) if t == "true" => false,
                 Scalar::Str(ref t) if t == "false" => true,
@@ -257,7 +268,7 @@ impl JsonDecoder {
                     ))
                 }
             },
-            (_, _, Some(s)) if s != Scalar::Null => match s {
+            (_, _, s) if !matches!(s, Scalar::Null) => match s {
                 Scalar::Str(ref t) if t.eq_ignore_ascii_case("success") => false,
                 Scalar::Str(ref t) if t.eq_ignore_ascii_case("failure") => true,
                 Scalar::Str(_) => {
@@ -281,8 +292,8 @@ impl JsonDecoder {
             }
         };
         let latency_us = match latency {
-            None | Some(Scalar::Null) => None,
-            Some(s) => {
+            Scalar::Null => None,
+            s => {
                 let v = match s.as_f64() {
                     Some(Ok(v)) => v,
                     Some(Err(())) => {
@@ -429,13 +440,17 @@ impl PathNode {
                 match pos {
                     // An earlier path already owns this key; keep it.
                     Some(_) => {}
-                    None => node.children.push((part.into(), Child::Leaf(field, prio))),
+                    None => {
+                        node.quick.push((part.len(), key_prefix(part.as_bytes())));
+                        node.children.push((part.into(), Child::Leaf(field, prio)));
+                    }
                 }
                 return;
             }
             let idx = match pos {
                 Some(i) => i,
                 None => {
+                    node.quick.push((part.len(), key_prefix(part.as_bytes())));
                     node.children
                         .push((part.into(), Child::Inner(PathNode::default())));
                     node.children.len() - 1
@@ -448,11 +463,17 @@ impl PathNode {
         }
     }
 
+    #[inline]
     fn get(&self, key: &str) -> Option<&Child> {
-        self.children
+        let key = key.as_bytes();
+        let pre = key_prefix(key);
+        self.quick
             .iter()
-            .find(|(k, _)| &**k == key)
-            .map(|(_, c)| c)
+            .enumerate()
+            .find(|&(i, &(len, p))| {
+                len == key.len() && p == pre && (len <= 8 || self.children[i].0.as_bytes() == key)
+            })
+            .map(|(i, _)| &self.children[i].1)
     }
 }
 
@@ -491,21 +512,30 @@ impl Scalar<'_> {
     }
 }
 
-#[derive(Default)]
-struct Found<'a>([Option<(u8, Scalar<'a>)>; FIELDS]);
+/// The fields found so far; `Null` is "not found", and `prio` says which
+/// of several candidate paths filled a field (lower wins).
+struct Found<'a> {
+    vals: [Scalar<'a>; FIELDS],
+    prio: [u8; FIELDS],
+}
 
-impl<'a> Found<'a> {
-    fn set(&mut self, field: Field, prio: u8, value: Scalar<'a>) {
-        let slot = &mut self.0[field as usize];
-        if slot
-            .as_ref()
-            .is_none_or(|(p, v)| prio < *p || *v == Scalar::Null)
-        {
-            *slot = Some((prio, value));
+impl Default for Found<'_> {
+    fn default() -> Self {
+        Found {
+            vals: [const { Scalar::Null }; FIELDS],
+            prio: [u8::MAX; FIELDS],
         }
     }
-    fn take(self) -> [Option<Scalar<'a>>; FIELDS] {
-        self.0.map(|s| s.map(|(_, v)| v))
+}
+
+impl<'a> Found<'a> {
+    #[inline]
+    fn set(&mut self, field: Field, prio: u8, value: Scalar<'a>) {
+        let f = field as usize;
+        if prio < self.prio[f] || matches!(self.vals[f], Scalar::Null) {
+            self.vals[f] = value;
+            self.prio[f] = prio;
+        }
     }
 }
 
