@@ -87,8 +87,8 @@ impl DenseHist {
         }
     }
     pub fn add_sparse(&mut self, s: &SparseHist) {
-        for (&i, &c) in s.idx.iter().zip(s.counts.iter()) {
-            self.counts[i as usize] = self.counts[i as usize].saturating_add(c);
+        for (i, c) in s.iter() {
+            self.counts[i] = self.counts[i].saturating_add(c);
             self.total += c as u64;
         }
     }
@@ -102,15 +102,14 @@ impl DenseHist {
         self.total += other.total;
     }
     pub fn to_sparse(&self) -> SparseHist {
-        let mut s = SparseHist::default();
+        let mut entries = Vec::new();
         for (i, &c) in self.counts.iter().enumerate() {
             if c != 0 {
-                s.idx.push(i as u16);
-                s.counts.push(c);
+                push_count(&mut entries, i, c as u64);
             }
         }
-        s.shrink();
-        s
+        entries.shrink_to_fit();
+        SparseHist { entries }
     }
     /// Nearest-rank quantile in microseconds (the value of the event at rank
     /// ⌈q·n⌉), read at its bucket's midpoint. `None` when empty.
@@ -137,71 +136,98 @@ impl DenseHist {
     }
 }
 
-/// A closed slot: only non-zero buckets, in ascending bucket order.
+/// Bits of a sparse entry that hold the count; the bucket index (11 bits,
+/// `BUCKETS` ≤ 2048) takes the rest of a u32.
+const COUNT_BITS: u32 = 21;
+const COUNT_MAX: u32 = (1 << COUNT_BITS) - 1;
+const _: () = assert!(BUCKETS <= 1 << (32 - COUNT_BITS));
+
+/// A closed slot: only non-zero buckets, ascending by bucket, each packed
+/// in 4 bytes (bucket << 21 | count). A count past 2^21 − 1 continues in
+/// a second entry for the same bucket.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SparseHist {
-    idx: Vec<u16>,
-    counts: Vec<u32>,
+    entries: Vec<u32>,
+}
+
+#[inline]
+fn entry_bucket(e: u32) -> usize {
+    (e >> COUNT_BITS) as usize
+}
+
+#[inline]
+fn entry_count(e: u32) -> u32 {
+    e & COUNT_MAX
+}
+
+fn push_count(out: &mut Vec<u32>, bucket: usize, mut count: u64) {
+    while count > 0 {
+        let k = count.min(COUNT_MAX as u64) as u32;
+        out.push(((bucket as u32) << COUNT_BITS) | k);
+        count -= k as u64;
+    }
 }
 
 impl SparseHist {
     pub fn is_empty(&self) -> bool {
-        self.idx.is_empty()
+        self.entries.is_empty()
     }
     pub fn total(&self) -> u64 {
-        self.counts.iter().map(|&c| c as u64).sum()
+        self.entries.iter().map(|&e| entry_count(e) as u64).sum()
     }
     pub fn heap_bytes(&self) -> usize {
-        self.idx.capacity() * 2 + self.counts.capacity() * 4
+        self.entries.capacity() * 4
     }
-    fn shrink(&mut self) {
-        self.idx.shrink_to_fit();
-        self.counts.shrink_to_fit();
+    fn iter(&self) -> impl Iterator<Item = (usize, u32)> + '_ {
+        self.entries
+            .iter()
+            .map(|&e| (entry_bucket(e), entry_count(e)))
     }
     /// Adds one value (a late event for a closed slot).
     pub fn record(&mut self, us: u64) {
-        let b = bucket_of(us) as u16;
-        match self.idx.binary_search(&b) {
-            Ok(p) => self.counts[p] = self.counts[p].saturating_add(1),
-            Err(p) => {
-                self.idx.insert(p, b);
-                self.counts.insert(p, 1);
+        let b = bucket_of(us);
+        let mut p = self.entries.partition_point(|&e| entry_bucket(e) < b);
+        while p < self.entries.len() && entry_bucket(self.entries[p]) == b {
+            if entry_count(self.entries[p]) < COUNT_MAX {
+                self.entries[p] += 1;
+                return;
             }
+            p += 1;
         }
+        self.entries.insert(p, ((b as u32) << COUNT_BITS) | 1);
     }
-    /// Merges `other` into `self` (both sorted).
+    /// Merges `other` into `self` (both ascending).
     pub fn merge(&mut self, other: &SparseHist) {
         if other.is_empty() {
             return;
         }
         if self.is_empty() {
-            *self = other.clone();
+            self.entries = other.entries.clone();
             return;
         }
-        let mut idx = Vec::with_capacity(self.idx.len() + other.idx.len());
-        let mut counts = Vec::with_capacity(idx.capacity());
+        let mut out = Vec::with_capacity(self.entries.len() + other.entries.len());
+        let (a, b) = (&self.entries, &other.entries);
         let (mut i, mut j) = (0, 0);
-        while i < self.idx.len() || j < other.idx.len() {
-            let a = self.idx.get(i).copied().unwrap_or(u16::MAX);
-            let b = other.idx.get(j).copied().unwrap_or(u16::MAX);
-            if a < b {
-                idx.push(a);
-                counts.push(self.counts[i]);
+        while i < a.len() || j < b.len() {
+            let bucket = match (a.get(i), b.get(j)) {
+                (Some(&x), Some(&y)) => entry_bucket(x).min(entry_bucket(y)),
+                (Some(&x), None) => entry_bucket(x),
+                (None, Some(&y)) => entry_bucket(y),
+                (None, None) => unreachable!("loop condition"),
+            };
+            let mut sum = 0u64;
+            while i < a.len() && entry_bucket(a[i]) == bucket {
+                sum += entry_count(a[i]) as u64;
                 i += 1;
-            } else if b < a {
-                idx.push(b);
-                counts.push(other.counts[j]);
-                j += 1;
-            } else {
-                idx.push(a);
-                counts.push(self.counts[i].saturating_add(other.counts[j]));
-                i += 1;
+            }
+            while j < b.len() && entry_bucket(b[j]) == bucket {
+                sum += entry_count(b[j]) as u64;
                 j += 1;
             }
+            push_count(&mut out, bucket, sum);
         }
-        self.idx = idx;
-        self.counts = counts;
-        self.shrink();
+        out.shrink_to_fit();
+        self.entries = out;
     }
 }
 
@@ -246,6 +272,21 @@ mod tests {
         values.sort_unstable();
         let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len());
         values[rank - 1]
+    }
+
+    #[test]
+    fn sparse_counts_past_21_bits_carry_over() {
+        let mut big = SparseHist::default();
+        push_count(&mut big.entries, 100, COUNT_MAX as u64 + 5);
+        assert_eq!(big.entries.len(), 2);
+        let mut m = big.clone();
+        m.merge(&big);
+        assert_eq!(m.total(), 2 * (COUNT_MAX as u64 + 5));
+        m.record(100);
+        assert_eq!(m.total(), 2 * (COUNT_MAX as u64 + 5) + 1);
+        let mut d = DenseHist::default();
+        d.add_sparse(&m);
+        assert_eq!(d.quantile(0.5), Some(100.0));
     }
 
     proptest! {

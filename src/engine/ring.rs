@@ -4,18 +4,17 @@
 //! A window of `len` slots covers the open slot (`head`) and the `len − 1`
 //! before it. Sums of the closed part are kept up to date as slots enter
 //! and leave, so reading a window costs one addition per column whatever
-//! its length. Each slot carries the index of the interval it holds, so
-//! after an idle gap no stale count comes back.
-
-const EMPTY: u32 = u32::MAX;
+//! its length. The ring holds exactly the intervals `(head − n, head]`:
+//! slots are zeroed as the head passes over them, so after an idle gap no
+//! stale count comes back, and no slot needs a tag.
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlotRing {
     /// Slot length in microseconds.
     res: i64,
     cols: usize,
-    /// The interval index (`ts / res`) each slot holds, or `EMPTY`.
-    tags: Box<[u32]>,
+    /// Number of slots.
+    n: i64,
     counts: Box<[u32]>,
     /// The open slot's interval index, its start time (µs) and position:
     /// the common case, an event in the open slot, needs no division.
@@ -39,7 +38,7 @@ impl SlotRing {
         SlotRing {
             res,
             cols,
-            tags: vec![EMPTY; n].into_boxed_slice(),
+            n: n as i64,
             counts: vec![0; n * cols].into_boxed_slice(),
             head: i64::MIN,
             head_start: i64::MIN,
@@ -59,22 +58,24 @@ impl SlotRing {
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.tags.len() * 4
-            + self.counts.len() * 4
-            + self.windows.len() * (std::mem::size_of::<Window>() + self.cols * 8)
+        self.counts.len() * 4 + self.windows.len() * (std::mem::size_of::<Window>() + self.cols * 8)
     }
 
     fn n(&self) -> i64 {
-        self.tags.len() as i64
+        self.n
     }
 
     fn pos(&self, abs: i64) -> usize {
         abs.rem_euclid(self.n()) as usize
     }
 
+    /// The counters of interval `abs`, if the ring holds it.
     fn slot(&self, abs: i64) -> Option<&[u32]> {
+        if self.head == i64::MIN || abs > self.head || abs <= self.head - self.n {
+            return None;
+        }
         let p = self.pos(abs);
-        (self.tags[p] == abs as u32).then(|| &self.counts[p * self.cols..(p + 1) * self.cols])
+        Some(&self.counts[p * self.cols..(p + 1) * self.cols])
     }
 
     /// Makes the slot holding `ts` the open one, if it is later.
@@ -89,39 +90,48 @@ impl SlotRing {
         let to = ts.div_euclid(self.res);
         if self.head != i64::MIN && to > self.head {
             let head = self.head;
-            let head_slot: Option<Vec<u32>> = self.slot(head).map(<[u32]>::to_vec);
+            let cols = self.cols;
+            let head_at = self.pos(head) * cols;
             for wi in 0..self.windows.len() {
                 let len = self.windows[wi].len;
+                let w = &mut self.windows[wi];
                 if to - head >= len {
-                    self.windows[wi].closed.fill(0);
+                    w.closed.fill(0);
                     continue;
                 }
-                // Slots that leave: (head − len, to − len].
+                // Slots that leave: (head − len, to − len], all still held.
                 for a in (head - len + 1)..=(to - len) {
-                    if let Some(s) = self.slot(a).map(<[u32]>::to_vec) {
-                        for (sum, v) in self.windows[wi].closed.iter_mut().zip(s) {
-                            *sum -= v as u64;
-                        }
+                    let at = (a.rem_euclid(self.n) as usize) * cols;
+                    for (sum, &v) in w.closed.iter_mut().zip(&self.counts[at..at + cols]) {
+                        *sum -= v as u64;
                     }
                 }
                 // The old open slot enters the closed part (it is > to − len).
-                if let Some(s) = &head_slot {
-                    for (sum, &v) in self.windows[wi].closed.iter_mut().zip(s) {
-                        *sum += v as u64;
-                    }
+                for (sum, &v) in w
+                    .closed
+                    .iter_mut()
+                    .zip(&self.counts[head_at..head_at + cols])
+                {
+                    *sum += v as u64;
                 }
             }
         } else if self.head != i64::MIN {
             return;
         }
+        // Zero the slots the head passes over: what they held left every
+        // window above (the longest window is the whole ring).
+        let first_new = if self.head == i64::MIN {
+            to
+        } else {
+            (self.head + 1).max(to - self.n + 1)
+        };
+        for a in first_new..=to {
+            let p = self.pos(a);
+            self.counts[p * self.cols..(p + 1) * self.cols].fill(0);
+        }
         self.head = to;
         self.head_start = to * self.res;
         self.head_pos = self.pos(to);
-        // Claim the open slot; what it held left every window above.
-        if self.tags[self.head_pos] != to as u32 {
-            self.tags[self.head_pos] = to as u32;
-            self.counts[self.head_pos * self.cols..(self.head_pos + 1) * self.cols].fill(0);
-        }
     }
 
     /// Adds 1 to every column whose bit is set in `mask`, in the slot
@@ -165,10 +175,6 @@ impl SlotRing {
             return;
         }
         let p = self.pos(abs);
-        if self.tags[p] != abs as u32 {
-            self.tags[p] = abs as u32;
-            self.counts[p * self.cols..(p + 1) * self.cols].fill(0);
-        }
         let c = &mut self.counts[p * self.cols + col];
         *c = c.saturating_add(v);
         if abs < self.head {
@@ -188,7 +194,7 @@ impl SlotRing {
         }
         let abs = ts.div_euclid(self.res);
         let p = self.pos(abs);
-        if abs > self.head || self.tags[p] != abs as u32 {
+        if abs > self.head || abs <= self.head - self.n() {
             return;
         }
         let c = &mut self.counts[p * self.cols + col];

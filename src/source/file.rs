@@ -158,12 +158,13 @@ impl<R: Read> ChunkReader<R> {
             }
             let mut data = std::mem::take(&mut self.carry);
             let want = CHUNK_BYTES.max(data.len() + self.max_line + 1);
-            let mut filled = data.len();
-            data.resize(want, 0);
-            while filled < want && !self.eof {
-                filled += self.read_some(&mut data[filled..])?;
+            // `read_to_end` fills spare capacity without zeroing it first.
+            data.reserve_exact(want - data.len());
+            let limit = (want - data.len()) as u64;
+            let got = (&mut self.inner).take(limit).read_to_end(&mut data)?;
+            if (got as u64) < limit {
+                self.eof = true;
             }
-            data.truncate(filled);
             self.split(data)?;
         }
         Ok(self.ready.pop_front())
