@@ -170,6 +170,12 @@ fn number(s: &[u8], i: usize) -> Option<(FlatValue<'static>, usize)> {
             Some(v) => FlatValue::F(v),
             None => FlatValue::F(finite(text.parse().ok()?)?),
         }
+    } else if raw.len() <= 18 && raw[0] != b'-' {
+        // Up to 18 digits cannot overflow a u64.
+        FlatValue::U(
+            raw.iter()
+                .fold(0u64, |acc, &b| acc * 10 + (b - b'0') as u64),
+        )
     } else if raw[0] == b'-' {
         match text.parse::<i64>() {
             Ok(v) => FlatValue::I(v),
@@ -184,13 +190,31 @@ fn number(s: &[u8], i: usize) -> Option<(FlatValue<'static>, usize)> {
     Some((v, j))
 }
 
-/// Walks a flat object. `want(key)` says whether a member matters; the
+/// The first eight bytes of the key of length `len` at `at`, zero-padded:
+/// one unaligned load when the line goes on for eight bytes (it always
+/// does but at its very end).
+#[inline]
+fn key_prefix_at(s: &[u8], at: usize, len: usize) -> u64 {
+    match s.get(at..at + 8) {
+        Some(b) => {
+            let v = u64::from_le_bytes(b.try_into().expect("8 bytes"));
+            if len >= 8 {
+                v
+            } else {
+                v & ((1u64 << (len * 8)) - 1)
+            }
+        }
+        None => super::json::key_prefix(&s[at..at + len]),
+    }
+}
+
+/// Walks a flat object. `want(key, prefix)` says whether a member matters; the
 /// values of those that do are handed to `field`, the others are only
 /// validated. `None`: not a line this path handles; let serde_json decide.
 #[inline]
 pub(super) fn scan<'a, T>(
     s: &'a [u8],
-    mut want: impl FnMut(&str) -> Option<T>,
+    mut want: impl FnMut(&str, u64) -> Option<T>,
     mut field: impl FnMut(T, FlatValue<'a>),
 ) -> Option<()> {
     let mut i = skip_ws(s, 0);
@@ -203,12 +227,13 @@ pub(super) fn scan<'a, T>(
     } else {
         loop {
             let (key, j) = string(s, i)?;
+            let prefix = key_prefix_at(s, i + 1, key.len());
             i = skip_ws(s, j);
             if s.get(i) != Some(&b':') {
                 return None;
             }
             i = skip_ws(s, i + 1);
-            let wanted = want(key);
+            let wanted = want(key, prefix);
             let j = match s.get(i)? {
                 b'"' => {
                     let (v, j) = string(s, i)?;

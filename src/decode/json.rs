@@ -55,7 +55,7 @@ struct PathNode {
 
 /// The first eight bytes of a key, zero-padded.
 #[inline]
-fn key_prefix(k: &[u8]) -> u64 {
+pub(super) fn key_prefix(k: &[u8]) -> u64 {
     let mut buf = [0u8; 8];
     for (d, s) in buf.iter_mut().zip(k) {
         *d = *s;
@@ -158,7 +158,7 @@ impl JsonDecoder {
             let mut found = Found::default();
             let handled = super::flat::scan(
                 line,
-                |key| match self.root.get(key) {
+                |key, prefix| match self.root.get_with_prefix(key, prefix) {
                     Some(Child::Leaf(field, prio)) => Some((*field, *prio)),
                     _ => None,
                 },
@@ -465,8 +465,12 @@ impl PathNode {
 
     #[inline]
     fn get(&self, key: &str) -> Option<&Child> {
+        self.get_with_prefix(key, key_prefix(key.as_bytes()))
+    }
+
+    #[inline]
+    fn get_with_prefix(&self, key: &str, pre: u64) -> Option<&Child> {
         let key = key.as_bytes();
-        let pre = key_prefix(key);
         self.quick
             .iter()
             .enumerate()

@@ -60,6 +60,7 @@ pub const DEFAULT_PERIOD: Span = Span::days(30);
 pub const DEFAULT_SLICE: Span = Span::mins(1);
 pub const DEFAULT_SLICE_TARGET: f64 = 0.9;
 pub const DEFAULT_FRESHNESS_OBJECTIVE: f64 = 0.99;
+pub const MAX_SLOS_PER_SERVICE: usize = 60;
 
 const FIXED_KEYS: &[&str] = &[
     "slo_error_rate",
@@ -298,6 +299,18 @@ fn service(
             kind: SloKind::Freshness { max_age },
             objective: freshness_objective,
         });
+    }
+    // Each SLO takes a bit of a 64-bit column mask on the hot path.
+    if svc.slos.len() > MAX_SLOS_PER_SERVICE {
+        errors.add(
+            line,
+            name,
+            format!(
+                "has {} SLOs; at most {MAX_SLOS_PER_SERVICE} per service",
+                svc.slos.len()
+            ),
+        );
+        return None;
     }
     if has_availability {
         for slo in &mut svc.slos {
