@@ -477,3 +477,74 @@ fn help_teaches() {
         "{o}"
     );
 }
+
+#[test]
+fn service_flags_name_the_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = [
+        r#"{"ts":"2026-11-01T00:00:00Z","app":{"name":"shop"},"status":200}"#,
+        r#"{"ts":"2026-11-01T00:00:01Z","app":{"name":"cart"},"status":500}"#,
+    ]
+    .join("\n");
+    let input = write(dir.path(), "apps.jsonl", &text);
+    let r = report(&["--service-field", "app.name", input.to_str().unwrap()]);
+    assert_eq!(r["services"]["shop"]["requests"], 1);
+    assert_eq!(r["services"]["cart"]["errors"], 1);
+    let r = report(&["--service", "web", input.to_str().unwrap()]);
+    assert_eq!(r["services"]["web"]["requests"], 2);
+    assert_eq!(r["services"].as_object().unwrap().len(), 1);
+}
+
+#[test]
+fn min_events_keeps_thin_traffic_from_paging() {
+    let dir = tempfile::tempdir().unwrap();
+    // One request a minute, every fifth one failing: a burn of 200 at 99.9%.
+    let text: Vec<String> = (0..120)
+        .map(|i| {
+            line(
+                &format!("2026-11-01T{:02}:{:02}:00Z", i / 60, i % 60),
+                "api-gateway",
+                if i % 5 == 0 { 500 } else { 200 },
+                5.0,
+            )
+        })
+        .collect();
+    let input = write(dir.path(), "thin.jsonl", &text.join("\n"));
+    let alerts = |r: &Value| {
+        r["services"]["api-gateway"]["alerts"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let loud = report(&[
+        "--slo",
+        "fixtures/service-slos.yml",
+        input.to_str().unwrap(),
+    ]);
+    assert!(alerts(&loud) > 0);
+    let cfg = write(dir.path(), "slate.yml", "alerting:\n  min_events: 10\n");
+    let quiet = report(&[
+        "--slo",
+        "fixtures/service-slos.yml",
+        "--config",
+        cfg.to_str().unwrap(),
+        input.to_str().unwrap(),
+    ]);
+    // The 5-minute short window never holds 10 events, so the 1h/5m pair
+    // stays quiet; the longer pairs (30 events in 30 minutes) may fire.
+    let shorts: Vec<&str> = quiet["services"]["api-gateway"]["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["short_window"].as_str().unwrap())
+        .collect();
+    assert!(!shorts.contains(&"5m"), "{shorts:?}");
+    let loud_shorts: Vec<&str> = loud["services"]["api-gateway"]["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["short_window"].as_str().unwrap())
+        .collect();
+    assert!(loud_shorts.contains(&"5m"), "{loud_shorts:?}");
+    assert!(alerts(&quiet) < alerts(&loud));
+}

@@ -32,6 +32,12 @@ pub struct ReplayArgs {
     /// Log format: json, nginx-json, envoy-json, ecs [default: json]
     #[arg(long, value_name = "F")]
     format: Option<String>,
+    /// Every event belongs to this service (for logs of one service)
+    #[arg(long, value_name = "NAME", conflicts_with = "service_field")]
+    service: Option<String>,
+    /// Read the service from this field (a dotted path for nested objects)
+    #[arg(long, value_name = "FIELD")]
+    service_field: Option<String>,
     /// Only events at or after this time (RFC 3339 or YYYY-MM-DD)
     #[arg(long, value_name = "T")]
     from: Option<String>,
@@ -76,6 +82,15 @@ pub fn run(a: ReplayArgs) -> Result<ExitCode> {
     let mut config = load_config(a.config.as_deref())?;
     if let Some(f) = &a.format {
         config.input.format = Format::parse(f).map_err(|e| anyhow::anyhow!("--format: {e}"))?;
+    }
+    if let Some(name) = &a.service {
+        if !crate::decode::valid_service(name) {
+            bail!("--service `{name}`: a service name is 1–128 bytes without control characters");
+        }
+        config.input.constant_service = Some(name.clone());
+    }
+    if let Some(field) = &a.service_field {
+        config.input.fields.service = Some(field.clone());
     }
     if let Some(e) = &a.eval_every {
         config.alerting.eval_every =

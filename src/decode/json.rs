@@ -130,6 +130,9 @@ impl JsonDecoder {
         ];
         let mut root = PathNode::default();
         for (field, over) in overrides {
+            if field == Field::Service && cfg.constant_service.is_some() {
+                continue;
+            }
             match over {
                 Some(path) => root.insert(path, field, 0),
                 None => {
@@ -148,7 +151,10 @@ impl JsonDecoder {
             root,
             latency_to_us: cfg.latency_unit.unwrap_or(unit).to_micros(),
             error_statuses: cfg.error_statuses.clone(),
-            default_service: cfg.default_service.clone(),
+            default_service: cfg
+                .constant_service
+                .clone()
+                .or_else(|| cfg.default_service.clone()),
         }
     }
 

@@ -90,6 +90,8 @@ pub struct InputConfig {
     /// Status codes counted as errors; 5xx by default.
     pub error_statuses: StatusSet,
     pub default_service: Option<String>,
+    /// `--service NAME`: every event belongs to NAME, whatever it says.
+    pub constant_service: Option<String>,
     pub max_line_bytes: usize,
 }
 
@@ -101,6 +103,7 @@ impl Default for InputConfig {
             latency_unit: None,
             error_statuses: StatusSet::parse("5xx").expect("static"),
             default_service: None,
+            constant_service: None,
             max_line_bytes: 1 << 20,
         }
     }
