@@ -122,54 +122,46 @@ fn table_output_leads_with_the_one_number() {
     assert!(o.contains("api-gateway      error_rate    99.900%"), "{o}");
 }
 
+/// Runs slate, expecting exit 2 and `text` in what it printed on stderr.
+fn fails_with(args: &[&str], text: &str) {
+    let o = slate(args);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+    assert!(
+        stderr(&o).contains(text),
+        "{args:?}: want {text:?} in\n{}",
+        stderr(&o)
+    );
+}
+
 #[test]
 fn errors_exit_2_and_say_what_to_fix() {
-    let o = slate(&["replay", "missing.jsonl"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("missing.jsonl: no such file"),
-        "{}",
-        stderr(&o)
+    let fixture = "fixtures/incidents.jsonl.gz";
+    fails_with(&["replay", "missing.jsonl"], "missing.jsonl: no such file");
+    fails_with(
+        &["replay", "--format", "nginx-jsn", fixture],
+        "did you mean `nginx-json`",
     );
-
-    let o = slate(&[
-        "replay",
-        "--format",
-        "nginx-jsn",
-        "fixtures/incidents.jsonl.gz",
-    ]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("did you mean `nginx-json`"),
-        "{}",
-        stderr(&o)
+    fails_with(&["replay", "--eval-every", "7s", fixture], "divide an hour");
+    fails_with(
+        &["replay", "--slo", "nope.yml", fixture],
+        "nope.yml: cannot read",
     );
-
-    let o = slate(&[
-        "replay",
-        "--eval-every",
-        "7s",
-        "fixtures/incidents.jsonl.gz",
-    ]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("divide an hour"), "{}", stderr(&o));
-
-    let o = slate(&["replay", "--slo", "nope.yml", "fixtures/incidents.jsonl.gz"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("nope.yml: cannot read"),
-        "{}",
-        stderr(&o)
+    fails_with(
+        &["replay", "--incident", "2026-11-01T02:00:00Z", fixture],
+        "FROM..TO",
     );
-
-    let o = slate(&[
-        "replay",
-        "--incident",
-        "2026-11-01T02:00:00Z",
-        "fixtures/incidents.jsonl.gz",
-    ]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("FROM..TO"), "{}", stderr(&o));
+    fails_with(&["replay", "--service", "", fixture], "--service");
+    fails_with(
+        &[
+            "replay",
+            "--from",
+            "2026-11-02",
+            "--to",
+            "2026-11-01",
+            fixture,
+        ],
+        "--from must be before --to",
+    );
 }
 
 #[test]

@@ -76,6 +76,16 @@ fn string(s: &[u8], i: usize) -> Option<(&str, usize)> {
     Some((text, j + 1))
 }
 
+/// The end of a run of at least one ASCII digit starting at `j`.
+#[inline]
+fn digits(s: &[u8], mut j: usize) -> Option<usize> {
+    let start = j;
+    while j < s.len() && s[j].is_ascii_digit() {
+        j += 1;
+    }
+    (j > start).then_some(j)
+}
+
 /// The end of a JSON number per RFC 8259's grammar, and whether it has a
 /// fraction or exponent. `None` when the grammar is broken.
 #[inline]
@@ -96,14 +106,7 @@ fn number_end(s: &[u8], i: usize) -> Option<(usize, bool)> {
     let mut float = false;
     if s.get(j) == Some(&b'.') {
         float = true;
-        j += 1;
-        let d = j;
-        while j < s.len() && s[j].is_ascii_digit() {
-            j += 1;
-        }
-        if j == d {
-            return None;
-        }
+        j = digits(s, j + 1)?;
     }
     if matches!(s.get(j), Some(b'e' | b'E')) {
         float = true;
@@ -111,13 +114,7 @@ fn number_end(s: &[u8], i: usize) -> Option<(usize, bool)> {
         if matches!(s.get(j), Some(b'+' | b'-')) {
             j += 1;
         }
-        let d = j;
-        while j < s.len() && s[j].is_ascii_digit() {
-            j += 1;
-        }
-        if j == d {
-            return None;
-        }
+        j = digits(s, j)?;
     }
     Some((j, float))
 }
