@@ -147,10 +147,24 @@ pub fn format_rfc3339(ts: Micros) -> String {
     )
 }
 
+/// The last date seen by [`parse_rfc3339_cached`]: log lines come in
+/// runs of the same day, so the calendar arithmetic is done once per day.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DayCache {
+    date: [u8; 10],
+    days: i64,
+}
+
 /// Parses RFC 3339 (`2026-11-24T10:00:00.123Z`, `...+02:00`; a space may
 /// stand for `T`, and `z` for `Z`). Fractions beyond microseconds are
 /// truncated. Hand-rolled: this runs once per event on the hot path.
 pub fn parse_rfc3339(s: &[u8]) -> Option<Micros> {
+    parse_rfc3339_cached(s, &mut DayCache::default())
+}
+
+/// [`parse_rfc3339`] that reuses the day of the previous call when the
+/// date is the same.
+pub fn parse_rfc3339_cached(s: &[u8], cache: &mut DayCache) -> Option<Micros> {
     fn digits(s: &[u8], at: usize, n: usize) -> Option<i64> {
         let mut v = 0i64;
         for &c in s.get(at..at + n)? {
@@ -167,15 +181,23 @@ pub fn parse_rfc3339(s: &[u8]) -> Option<Micros> {
     if !matches!(s[10], b'T' | b't' | b' ') {
         return None;
     }
-    let year = digits(s, 0, 4)?;
-    let month = digits(s, 5, 2)? as u32;
-    let day = digits(s, 8, 2)? as u32;
+    let days = if cache.days != 0 && s[..10] == cache.date {
+        cache.days
+    } else {
+        let year = digits(s, 0, 4)?;
+        let month = digits(s, 5, 2)? as u32;
+        let day = digits(s, 8, 2)? as u32;
+        if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
+            return None;
+        }
+        let days = days_from_civil(year, month, day);
+        cache.date.copy_from_slice(&s[..10]);
+        cache.days = days;
+        days
+    };
     let hour = digits(s, 11, 2)?;
     let min = digits(s, 14, 2)?;
     let sec = digits(s, 17, 2)?;
-    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
-        return None;
-    }
     if hour > 23 || min > 59 || sec > 60 {
         return None;
     }
@@ -214,7 +236,6 @@ pub fn parse_rfc3339(s: &[u8]) -> Option<Micros> {
         }
         _ => return None,
     };
-    let days = days_from_civil(year, month, day);
     let secs = days * 86_400 + hour * 3600 + min * 60 + sec - offset_secs;
     Some(secs * MICROS_PER_SEC + frac_us)
 }
@@ -267,6 +288,24 @@ mod tests {
         );
         assert_eq!(parse_rfc3339(b"2026-11-24T10:00:00"), None, "no zone");
         assert_eq!(parse_rfc3339(b"2026-11-24T10:00:00.Z"), None);
+    }
+
+    #[test]
+    fn the_day_cache_never_changes_a_result() {
+        let mut cache = DayCache::default();
+        for s in [
+            "2026-11-24T10:00:00Z",
+            "2026-11-24T23:59:59.999Z",
+            "2026-11-25T00:00:00Z",
+            "2026-11-25T00:00:00+05:00",
+            "2026-11-25T99:00:00Z",
+            "2026-02-29T00:00:00Z",
+            "1970-01-01T00:00:00Z",
+            "1970-01-01T00:00:01Z",
+        ] {
+            let b = s.as_bytes();
+            assert_eq!(parse_rfc3339_cached(b, &mut cache), parse_rfc3339(b), "{s}");
+        }
     }
 
     #[test]

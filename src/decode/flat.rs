@@ -31,8 +31,12 @@ impl<'a> FlatValue<'a> {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn skip_ws(s: &[u8], mut i: usize) -> usize {
+    // Compact JSON has no whitespace between tokens: one comparison.
+    if i < s.len() && s[i] > b' ' {
+        return i;
+    }
     while i < s.len() && matches!(s[i], b' ' | b'\t' | b'\n' | b'\r') {
         i += 1;
     }
@@ -123,39 +127,63 @@ const POW10: [f64; 16] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
 ];
 
-/// `digits.digits` with at most 15 significant digits, no exponent: the
-/// mantissa and the power of ten are exact in f64, so one division is
-/// correctly rounded, the same value `str::parse` gives (Clinger's fast
-/// path). `None` for anything else.
-#[inline]
-fn simple_decimal(text: &[u8]) -> Option<f64> {
-    let (neg, body) = match text.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, text),
-    };
-    let mut mantissa = 0u64;
-    let mut digits = 0u32;
-    let mut frac = None;
-    for (k, &b) in body.iter().enumerate() {
-        match b {
-            b'0'..=b'9' => {
-                mantissa = mantissa * 10 + (b - b'0') as u64;
-                digits += 1;
-            }
-            b'.' => frac = Some(body.len() - k - 1),
-            _ => return None,
-        }
-    }
-    if digits > 15 {
-        return None;
-    }
-    let v = mantissa as f64 / POW10[frac.unwrap_or(0)];
-    Some(if neg { -v } else { v })
-}
-
-/// A JSON number, typed as serde_json types it.
 #[inline]
 fn number(s: &[u8], i: usize) -> Option<(FlatValue<'static>, usize)> {
+    let neg = s.get(i) == Some(&b'-');
+    let mut j = i + neg as usize;
+    let mut mantissa = 0u64;
+    let mut digits = 0u32;
+    match s.get(j) {
+        Some(b'0') => {
+            j += 1;
+            digits = 1;
+        }
+        Some(b'1'..=b'9') => {
+            while let Some(&b @ b'0'..=b'9') = s.get(j) {
+                mantissa = mantissa.wrapping_mul(10).wrapping_add((b - b'0') as u64);
+                digits += 1;
+                j += 1;
+            }
+        }
+        _ => return None,
+    }
+    let mut frac = 0usize;
+    if s.get(j) == Some(&b'.') {
+        j += 1;
+        let start = j;
+        while let Some(&b @ b'0'..=b'9') = s.get(j) {
+            mantissa = mantissa.wrapping_mul(10).wrapping_add((b - b'0') as u64);
+            digits += 1;
+            j += 1;
+        }
+        frac = j - start;
+        if frac == 0 {
+            return None;
+        }
+    }
+    if matches!(s.get(j), Some(b'e' | b'E')) {
+        return number_slow(s, i);
+    }
+    let v = if frac > 0 {
+        if digits > 15 {
+            return number_slow(s, i);
+        }
+        // Clinger's fast path: both operands exact, one rounding.
+        let v = mantissa as f64 / POW10[frac];
+        FlatValue::F(if neg { -v } else { v })
+    } else if digits > 18 {
+        return number_slow(s, i);
+    } else if neg {
+        FlatValue::I(-(mantissa as i64))
+    } else {
+        FlatValue::U(mantissa)
+    };
+    Some((v, j))
+}
+
+/// Any JSON number, through `str::parse`.
+#[cold]
+fn number_slow(s: &[u8], i: usize) -> Option<(FlatValue<'static>, usize)> {
     let (j, float) = number_end(s, i)?;
     let raw = &s[i..j];
     // SAFETY: i..j holds only ASCII digits, signs, `.`, `e` and `E`.
@@ -163,16 +191,7 @@ fn number(s: &[u8], i: usize) -> Option<(FlatValue<'static>, usize)> {
     // serde_json rejects numbers out of f64's range; leave those to it.
     let finite = |v: f64| v.is_finite().then_some(v);
     let v = if float {
-        match simple_decimal(raw) {
-            Some(v) => FlatValue::F(v),
-            None => FlatValue::F(finite(text.parse().ok()?)?),
-        }
-    } else if raw.len() <= 18 && raw[0] != b'-' {
-        // Up to 18 digits cannot overflow a u64.
-        FlatValue::U(
-            raw.iter()
-                .fold(0u64, |acc, &b| acc * 10 + (b - b'0') as u64),
-        )
+        FlatValue::F(finite(text.parse().ok()?)?)
     } else if raw[0] == b'-' {
         match text.parse::<i64>() {
             Ok(v) => FlatValue::I(v),
@@ -386,13 +405,28 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(3000))]
-        /// The fast decimal path gives exactly what `str::parse` gives.
+        /// The one-pass number gives exactly what `str::parse` gives.
         #[test]
-        fn simple_decimal_is_correctly_rounded(int in 0u64..10_000_000, frac in 0u64..100_000_000, digits in 0usize..9, neg in any::<bool>()) {
+        fn numbers_parse_exactly(int in 0u64..10_000_000_000, frac in 0u64..100_000_000, digits in 0usize..9, neg in any::<bool>(), exp in prop::option::of(-30i32..30)) {
             let frac = format!("{frac:08}");
-            let text = format!("{}{int}.{}", if neg { "-" } else { "" }, &frac[..digits.max(1)]);
+            let mut text = format!("{}{int}", if neg { "-" } else { "" });
+            if digits > 0 {
+                text += ".";
+                text += &frac[..digits];
+            }
+            if let Some(e) = exp {
+                text += &format!("e{e}");
+            }
+            let (got, end) = super::number(text.as_bytes(), 0).unwrap();
+            prop_assert_eq!(end, text.len());
             let want: f64 = text.parse().unwrap();
-            prop_assert_eq!(super::simple_decimal(text.as_bytes()).map(f64::to_bits), Some(want.to_bits()), "{}", text);
+            match got {
+                super::FlatValue::F(v) => prop_assert_eq!(v.to_bits(), want.to_bits(), "{}", text),
+                // Integers compare by value (`-0` is the integer 0).
+                super::FlatValue::U(v) => prop_assert_eq!(v as f64, want, "{}", text),
+                super::FlatValue::I(v) => prop_assert_eq!(v as f64, want, "{}", text),
+                other => panic!("{other:?}"),
+            }
         }
 
         /// The fast path and serde_json decode every line alike.

@@ -10,7 +10,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::{valid_service, Reason, Rejection};
-use crate::model::{parse_rfc3339, Micros};
+use crate::model::{parse_rfc3339_cached, DayCache, Micros};
 use crate::spec::config::{Format, InputConfig, LatencyUnit, StatusSet};
 
 /// The fields slate reads, as slots in [`Found`].
@@ -45,12 +45,22 @@ pub struct JsonDecoder {
     default_service: Option<String>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct PathNode {
     children: Vec<(Box<str>, Child)>,
     /// Per child: its length and first eight bytes, to reject most keys
     /// without a byte-by-byte comparison.
     quick: Vec<(usize, u64)>,
+    /// A hash of (length, first eight bytes) → child index + 1; 0 for no
+    /// child, `COLLIDE` when two children share the slot (then: scan).
+    table: Box<[u8; 256]>,
+}
+
+const COLLIDE: u8 = u8::MAX;
+
+#[inline]
+fn key_slot(len: usize, prefix: u64) -> usize {
+    ((prefix.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize ^ len) & 0xFF
 }
 
 /// The first eight bytes of a key, zero-padded.
@@ -160,6 +170,16 @@ impl JsonDecoder {
 
     /// Decodes one line (without its newline).
     pub fn decode<'a>(&self, line: &'a [u8]) -> Result<Decoded<'a>, Rejection> {
+        self.decode_with(line, &mut DayCache::default())
+    }
+
+    /// [`decode`](Self::decode) with a day cache kept across the lines of
+    /// a chunk.
+    pub fn decode_with<'a>(
+        &self,
+        line: &'a [u8],
+        days: &mut DayCache,
+    ) -> Result<Decoded<'a>, Rejection> {
         if self.flat {
             let mut found = Found::default();
             let handled = super::flat::scan(
@@ -171,14 +191,22 @@ impl JsonDecoder {
                 |(field, prio), value| found.set(field, prio, value.into_cow()),
             );
             if handled.is_some() {
-                return self.build(found);
+                return self.build(&mut found, days);
             }
         }
-        self.decode_serde(line)
+        self.decode_serde_with(line, days)
     }
 
     /// The general path: serde_json over any JSON, nested paths included.
     pub fn decode_serde<'a>(&self, line: &'a [u8]) -> Result<Decoded<'a>, Rejection> {
+        self.decode_serde_with(line, &mut DayCache::default())
+    }
+
+    fn decode_serde_with<'a>(
+        &self,
+        line: &'a [u8],
+        days: &mut DayCache,
+    ) -> Result<Decoded<'a>, Rejection> {
         let mut found = Found::default();
         match self.walk(line, &mut found) {
             Ok(true) => {}
@@ -195,7 +223,7 @@ impl JsonDecoder {
                     let fixed = unescape_nginx(line);
                     let mut found = Found::default();
                     return match self.walk(&fixed, &mut found) {
-                        Ok(true) => self.build(found).map(Decoded::into_owned),
+                        Ok(true) => self.build(&mut found, days).map(Decoded::into_owned),
                         Ok(false) => Err(Rejection::new(
                             Reason::NotAnObject,
                             "the line is JSON but not an object",
@@ -206,7 +234,7 @@ impl JsonDecoder {
                 return Err(Rejection::new(Reason::InvalidJson, e.to_string()));
             }
         }
-        self.build(found)
+        self.build(&mut found, days)
     }
 
     fn walk<'a>(&self, line: &'a [u8], found: &mut Found<'a>) -> Result<bool, serde_json::Error> {
@@ -220,11 +248,16 @@ impl JsonDecoder {
         Ok(is_object)
     }
 
-    fn build<'a>(&self, found: Found<'a>) -> Result<Decoded<'a>, Rejection> {
-        let [ts, service, status, latency, success, outcome] = found.vals;
+    fn build<'a>(
+        &self,
+        found: &mut Found<'a>,
+        days: &mut DayCache,
+    ) -> Result<Decoded<'a>, Rejection> {
+        let [ts, service, status, latency, success, outcome] =
+            std::mem::replace(&mut found.vals, [const { Scalar::Null }; FIELDS]);
         let ts = match ts {
             Scalar::Null => return Err(Rejection::new(Reason::MissingField, "no timestamp")),
-            s => timestamp(&s)?,
+            s => timestamp(&s, days)?,
         };
         let service = match service {
             Scalar::Null => match &self.default_service {
@@ -374,8 +407,8 @@ pub fn epoch_to_micros(v: f64) -> Option<Micros> {
 /// year 3000. Anything else is a broken clock or a broken parser.
 const MAX_TS: Micros = 32_503_680_000 * 1_000_000;
 
-fn timestamp(s: &Scalar) -> Result<Micros, Rejection> {
-    let ts = timestamp_any(s)?;
+fn timestamp(s: &Scalar, days: &mut DayCache) -> Result<Micros, Rejection> {
+    let ts = timestamp_any(s, days)?;
     if (0..MAX_TS).contains(&ts) {
         Ok(ts)
     } else {
@@ -386,7 +419,7 @@ fn timestamp(s: &Scalar) -> Result<Micros, Rejection> {
     }
 }
 
-fn timestamp_any(s: &Scalar) -> Result<Micros, Rejection> {
+fn timestamp_any(s: &Scalar, days: &mut DayCache) -> Result<Micros, Rejection> {
     let bad = || {
         Rejection::new(
             Reason::BadTimestamp,
@@ -395,7 +428,7 @@ fn timestamp_any(s: &Scalar) -> Result<Micros, Rejection> {
     };
     match s {
         Scalar::Str(t) => {
-            if let Some(ts) = parse_rfc3339(t.trim().as_bytes()) {
+            if let Some(ts) = parse_rfc3339_cached(t.trim().as_bytes(), days) {
                 return Ok(ts);
             }
             let v: f64 = t.trim().parse().map_err(|_| bad())?;
@@ -435,7 +468,29 @@ fn unescape_nginx(line: &[u8]) -> Vec<u8> {
     out
 }
 
+impl Default for PathNode {
+    fn default() -> Self {
+        PathNode {
+            children: Vec::new(),
+            quick: Vec::new(),
+            table: Box::new([0; 256]),
+        }
+    }
+}
+
 impl PathNode {
+    fn add_child(&mut self, key: &str, child: Child) {
+        let (len, pre) = (key.len(), key_prefix(key.as_bytes()));
+        let slot = &mut self.table[key_slot(len, pre)];
+        *slot = if *slot == 0 && self.children.len() < COLLIDE as usize - 1 {
+            self.children.len() as u8 + 1
+        } else {
+            COLLIDE
+        };
+        self.quick.push((len, pre));
+        self.children.push((key.into(), child));
+    }
+
     fn insert(&mut self, path: &str, field: Field, prio: u8) {
         let mut node = self;
         let mut parts = path.split('.').peekable();
@@ -446,19 +501,14 @@ impl PathNode {
                 match pos {
                     // An earlier path already owns this key; keep it.
                     Some(_) => {}
-                    None => {
-                        node.quick.push((part.len(), key_prefix(part.as_bytes())));
-                        node.children.push((part.into(), Child::Leaf(field, prio)));
-                    }
+                    None => node.add_child(part, Child::Leaf(field, prio)),
                 }
                 return;
             }
             let idx = match pos {
                 Some(i) => i,
                 None => {
-                    node.quick.push((part.len(), key_prefix(part.as_bytes())));
-                    node.children
-                        .push((part.into(), Child::Inner(PathNode::default())));
+                    node.add_child(part, Child::Inner(PathNode::default()));
                     node.children.len() - 1
                 }
             };
@@ -477,13 +527,20 @@ impl PathNode {
     #[inline]
     fn get_with_prefix(&self, key: &str, pre: u64) -> Option<&Child> {
         let key = key.as_bytes();
-        self.quick
-            .iter()
-            .enumerate()
-            .find(|&(i, &(len, p))| {
-                len == key.len() && p == pre && (len <= 8 || self.children[i].0.as_bytes() == key)
-            })
-            .map(|(i, _)| &self.children[i].1)
+        let is = |i: usize| {
+            let (len, p) = self.quick[i];
+            len == key.len() && p == pre && (len <= 8 || self.children[i].0.as_bytes() == key)
+        };
+        match self.table[key_slot(key.len(), pre)] {
+            0 => None,
+            COLLIDE => (0..self.children.len())
+                .find(|&i| is(i))
+                .map(|i| &self.children[i].1),
+            e => {
+                let i = e as usize - 1;
+                is(i).then(|| &self.children[i].1)
+            }
+        }
     }
 }
 
@@ -700,7 +757,10 @@ mod tests {
         let e = d
             .decode(br#"{"ts":"2026-11-24T10:00:00.123Z","service":"api-gateway","endpoint":"/v1/users","method":"GET","status":200,"latency_ms":12.5}"#)
             .unwrap();
-        assert_eq!(e.ts, parse_rfc3339(b"2026-11-24T10:00:00.123Z").unwrap());
+        assert_eq!(
+            e.ts,
+            crate::model::parse_rfc3339(b"2026-11-24T10:00:00.123Z").unwrap()
+        );
         assert_eq!(e.service, "api-gateway");
         assert!(!e.error);
         assert_eq!(e.latency_us, Some(12_500));

@@ -49,10 +49,14 @@ pub fn bucket_value(idx: usize) -> f64 {
 }
 
 /// A dense histogram: the open slot and the scratch space for window sums.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct DenseHist {
     counts: Box<[u32]>,
     total: u64,
+    /// The buckets `lo..hi` hold every non-zero count: latencies cluster,
+    /// so closing and clearing a slot touches a fraction of the buckets.
+    lo: usize,
+    hi: usize,
 }
 
 impl std::fmt::Debug for DenseHist {
@@ -61,11 +65,22 @@ impl std::fmt::Debug for DenseHist {
     }
 }
 
+/// Equal when they hold the same counts, whatever range they once touched.
+impl PartialEq for DenseHist {
+    fn eq(&self, other: &Self) -> bool {
+        self.total == other.total && self.counts == other.counts
+    }
+}
+
+impl Eq for DenseHist {}
+
 impl Default for DenseHist {
     fn default() -> Self {
         DenseHist {
             counts: vec![0; BUCKETS].into_boxed_slice(),
             total: 0,
+            lo: BUCKETS,
+            hi: 0,
         }
     }
 }
@@ -76,34 +91,46 @@ impl DenseHist {
         let b = bucket_of(us);
         self.counts[b] = self.counts[b].saturating_add(1);
         self.total += 1;
+        self.lo = self.lo.min(b);
+        self.hi = self.hi.max(b + 1);
     }
     pub fn total(&self) -> u64 {
         self.total
     }
     pub fn clear(&mut self) {
         if self.total != 0 {
-            self.counts.fill(0);
+            self.counts[self.lo..self.hi].fill(0);
             self.total = 0;
+            self.lo = BUCKETS;
+            self.hi = 0;
         }
     }
     pub fn add_sparse(&mut self, s: &SparseHist) {
         for (i, c) in s.iter() {
             self.counts[i] = self.counts[i].saturating_add(c);
             self.total += c as u64;
+            self.lo = self.lo.min(i);
+            self.hi = self.hi.max(i + 1);
         }
     }
     pub fn add_dense(&mut self, other: &DenseHist) {
         if other.total == 0 {
             return;
         }
-        for (a, b) in self.counts.iter_mut().zip(other.counts.iter()) {
+        let (lo, hi) = (other.lo, other.hi);
+        for (a, b) in self.counts[lo..hi]
+            .iter_mut()
+            .zip(other.counts[lo..hi].iter())
+        {
             *a = a.saturating_add(*b);
         }
         self.total += other.total;
+        self.lo = self.lo.min(lo);
+        self.hi = self.hi.max(hi);
     }
     pub fn to_sparse(&self) -> SparseHist {
         let mut entries = Vec::new();
-        for (i, &c) in self.counts.iter().enumerate() {
+        for (i, &c) in self.counts.iter().enumerate().take(self.hi).skip(self.lo) {
             if c != 0 {
                 push_count(&mut entries, i, c as u64);
             }

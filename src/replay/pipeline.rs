@@ -57,6 +57,7 @@ pub fn decode_chunk(decoder: &JsonDecoder, data: Vec<u8>, first_line: u64) -> De
         raw: Vec::new(),
     };
     let mut local: FxHashMap<Box<str>, u32> = FxHashMap::default();
+    let mut days = crate::model::DayCache::default();
     let mut start = 0usize;
     let mut line = first_line;
     let len = data.len();
@@ -65,7 +66,7 @@ pub fn decode_chunk(decoder: &JsonDecoder, data: Vec<u8>, first_line: u64) -> De
         let at = (start as u32, end as u32);
         let text = trim(&data[start..end]);
         if !text.is_empty() {
-            match decoder.decode(text) {
+            match decoder.decode_with(text, &mut days) {
                 Ok(d) => {
                     let service = match local.get(d.service.as_ref()) {
                         Some(&i) => i,
