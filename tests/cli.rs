@@ -471,6 +471,28 @@ fn help_teaches() {
 }
 
 #[test]
+fn a_latency_slo_without_latencies_is_called_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(
+        dir.path(),
+        "nolat.jsonl",
+        r#"{"ts":"2026-11-01T00:00:00Z","service":"api-gateway","status":200}"#,
+    );
+    let o = ok(&slate(&[
+        "replay",
+        "--slo",
+        "fixtures/service-slos.yml",
+        input.to_str().unwrap(),
+    ]))
+    .clone();
+    assert!(
+        stderr(&o).contains("api-gateway/latency_p99: none of its 1 events carries a latency"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
 fn service_flags_name_the_service() {
     let dir = tempfile::tempdir().unwrap();
     let text = [

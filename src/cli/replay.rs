@@ -143,6 +143,18 @@ pub fn run(a: ReplayArgs) -> Result<ExitCode> {
         dead_letter: a.dead_letter,
         progress: !a.no_progress,
     })?;
+    // A latency SLO over events that carry no latency judges nothing: say
+    // so once, rather than let "no data" pass unnoticed.
+    for (name, svc) in &report.services {
+        for (slo, r) in &svc.slos.0 {
+            if slo.starts_with("latency_") && r.total == 0 && svc.requests > 0 {
+                eprintln!(
+                    "slate: warning: {name}/{slo}: none of its {} events carries a latency (check the latency field and unit)",
+                    svc.requests
+                );
+            }
+        }
+    }
     let json = serde_json::to_string_pretty(&report)? + "\n";
     if let Some(p) = &a.json {
         write_file(p, &json)?;
