@@ -58,6 +58,14 @@ impl Tier {
             self.closed.pop_front();
         }
     }
+    /// A late value for the open accumulator (`tag` is its interval).
+    fn record_open(&mut self, tag: i64, us: u64) {
+        self.open
+            .get_or_insert_with(|| (tag, SparseHist::default()))
+            .1
+            .record(us);
+    }
+
     /// A late value for a closed slot: found or inserted in order.
     fn record_closed(&mut self, tag: i64, us: u64) {
         match self.closed.binary_search_by_key(&tag, |(t, _)| *t) {
@@ -138,12 +146,7 @@ impl LatencyWindows {
         let cur_minute = (self.open_tag * TEN_S).div_euclid(MIN);
         if minute == cur_minute {
             // Rolled into the open minute; the quarter gets it from there.
-            let h = &mut self
-                .minute
-                .open
-                .get_or_insert_with(|| (minute, SparseHist::default()))
-                .1;
-            h.record(us);
+            self.minute.record_open(minute, us);
             return;
         }
         if minute > cur_minute - 6 {
@@ -152,12 +155,7 @@ impl LatencyWindows {
         let quarter = ts.div_euclid(QUARTER);
         let cur_quarter = (self.open_tag * TEN_S).div_euclid(QUARTER);
         if quarter == cur_quarter {
-            let h = &mut self
-                .quarter
-                .open
-                .get_or_insert_with(|| (quarter, SparseHist::default()))
-                .1;
-            h.record(us);
+            self.quarter.record_open(quarter, us);
         } else if quarter > cur_quarter - 5 {
             self.quarter.record_closed(quarter, us);
         }
