@@ -359,6 +359,27 @@ fn one_line_from_2099_neither_counts_nor_blocks_the_rest() {
 }
 
 #[test]
+fn stray_first_lines_do_not_set_the_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = [
+        line("2026-11-01T00:00:00Z", "a", 200, 1.0),
+        line("1999-01-01T00:00:00Z", "a", 200, 1.0), // a broken clock, in the past
+        line("2998-12-31T23:59:59Z", "a", 200, 1.0), // and in the future
+        line("2026-11-01T00:00:01Z", "a", 200, 1.0),
+        line("2026-11-01T00:00:02Z", "a", 200, 1.0),
+    ];
+    let input = write(dir.path(), "stray.jsonl", &lines.join("\n"));
+    let r = report(&[input.to_str().unwrap()]);
+    assert_eq!(r["events"]["accepted"], 3);
+    assert_eq!(reason(&r, "too_late"), 1);
+    assert_eq!(reason(&r, "future"), 1);
+    assert_eq!(r["span"]["start"], "2026-11-01T00:00:00.000Z");
+    // A single line is its own clock.
+    let one = write(dir.path(), "one.jsonl", &lines[1]);
+    assert_eq!(report(&[one.to_str().unwrap()])["events"]["accepted"], 1);
+}
+
+#[test]
 fn from_to_and_incidents() {
     let r = report(&[
         "--slo",

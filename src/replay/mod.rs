@@ -95,6 +95,9 @@ impl Cursor {
     }
 }
 
+/// How many first lines may disagree before the median sets the clock.
+const START_LINES: usize = 32;
+
 pub struct Replayer {
     opts: ReplayOptions,
     pub engine: Engine,
@@ -102,6 +105,9 @@ pub struct Replayer {
     pub tally: Tally,
     pub incidents: Vec<IncidentTrack>,
     pending: Option<Pending>,
+    /// The first lines, held until two in a row agree on the time (so
+    /// that a stray first line, past or future, cannot set the clock).
+    startup: Vec<Pending>,
     next_tick: Option<Micros>,
     dead: Option<BufWriter<File>>,
     input_names: Vec<String>,
@@ -142,6 +148,7 @@ impl Replayer {
             trackers: Vec::new(),
             tally: Tally::default(),
             pending: None,
+            startup: Vec::new(),
             next_tick: None,
             dead,
         };
@@ -216,18 +223,17 @@ impl Replayer {
                 }
             }
         }
+        if !self.startup.is_empty() {
+            self.settle_start(None)?;
+        }
         if let Some(p) = self.pending.take() {
-            if self.engine.now().is_none() {
-                self.accept(p)?;
-            } else {
-                self.reject(
-                    Reason::Future,
-                    p.input,
-                    p.line,
-                    &p.raw,
-                    "a jump ahead that no later line confirmed",
-                )?;
-            }
+            self.reject(
+                Reason::Future,
+                p.input,
+                p.line,
+                &p.raw,
+                "a jump ahead that no later line confirmed",
+            )?;
         }
         if let Some(b) = bar {
             b.finish_and_clear();
@@ -306,8 +312,23 @@ impl Replayer {
     /// The watermark rule: a line more than `max_skew` ahead of now is held
     /// until the next line confirms the jump (lands within `max_skew` of
     /// it, or later) or falls back (then it is rejected as `future`).
+    /// Before the clock is set, lines wait in `startup` instead.
     fn offer(&mut self, p: Pending) -> Result<(), ReplayError> {
         let skew = self.opts.config.engine.max_skew.0;
+        if self.engine.now().is_none() {
+            let agree = self
+                .startup
+                .last()
+                .is_some_and(|l| (p.ev.ts - l.ev.ts).abs() <= skew);
+            let anchor = p.ev.ts;
+            self.startup.push(p);
+            if agree {
+                self.settle_start(Some(anchor))?;
+            } else if self.startup.len() >= START_LINES {
+                self.settle_start(None)?;
+            }
+            return Ok(());
+        }
         if let Some(held) = self.pending.take() {
             if p.ev.ts >= held.ev.ts - skew {
                 self.accept(held)?;
@@ -322,9 +343,43 @@ impl Replayer {
             }
         }
         match self.engine.now() {
-            None => self.pending = Some(p),
             Some(now) if p.ev.ts > now + skew => self.pending = Some(p),
-            Some(_) => self.accept(p)?,
+            _ => self.accept(p)?,
+        }
+        Ok(())
+    }
+
+    /// Sets the clock from the first lines: at `anchor`, the time two
+    /// consecutive lines agreed on, or else the median of the lines held.
+    /// Each held line is then judged against it, in input order.
+    fn settle_start(&mut self, anchor: Option<Micros>) -> Result<(), ReplayError> {
+        let held = std::mem::take(&mut self.startup);
+        let anchor = anchor.unwrap_or_else(|| {
+            let mut ts: Vec<Micros> = held.iter().map(|p| p.ev.ts).collect();
+            ts.sort_unstable();
+            ts[ts.len() / 2]
+        });
+        let skew = self.opts.config.engine.max_skew.0;
+        for p in held {
+            if p.ev.ts > anchor + skew {
+                self.reject(
+                    Reason::Future,
+                    p.input,
+                    p.line,
+                    &p.raw,
+                    "ahead of the time the first lines agree on",
+                )?;
+            } else if p.ev.ts < anchor - crate::engine::LATE_HORIZON.0 {
+                self.reject(
+                    Reason::TooLate,
+                    p.input,
+                    p.line,
+                    &p.raw,
+                    "behind the time the first lines agree on",
+                )?;
+            } else {
+                self.accept(p)?;
+            }
         }
         Ok(())
     }
