@@ -4,8 +4,6 @@
 //! escapes, non-ASCII bytes, bad syntax — so that the serde_json path
 //! decides those lines. A differential property test holds the two equal.
 
-use std::borrow::Cow;
-
 /// A flat value, as the JSON decoder's `Scalar` needs it.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum FlatValue<'a> {
@@ -21,7 +19,7 @@ impl<'a> FlatValue<'a> {
     pub(super) fn into_cow(self) -> super::json::ScalarOut<'a> {
         use super::json::ScalarOut as S;
         match self {
-            FlatValue::Str(s) => S::Str(Cow::Borrowed(s)),
+            FlatValue::Str(s) => S::Str(s),
             FlatValue::U(v) => S::U(v),
             FlatValue::I(v) => S::I(v),
             FlatValue::F(v) => S::F(v),

@@ -264,21 +264,21 @@ impl JsonDecoder {
                 Some(d) => Cow::Owned(d.clone()),
                 None => return Err(Rejection::new(Reason::MissingField, "no service")),
             },
-            Scalar::Str(s) => {
-                if !valid_service(&s) {
+            other => match other.into_cow() {
+                Some(s) if valid_service(&s) => s,
+                Some(_) => {
                     return Err(Rejection::new(
                         Reason::BadService,
                         "service must be 1–128 bytes without control characters",
-                    ));
+                    ))
                 }
-                s
-            }
-            _ => {
-                return Err(Rejection::new(
-                    Reason::WrongType,
-                    "service must be a string",
-                ))
-            }
+                None => {
+                    return Err(Rejection::new(
+                        Reason::WrongType,
+                        "service must be a string",
+                    ))
+                }
+            },
         };
         let error = match (status, success, outcome) {
             (s, _, _) if !matches!(s, Scalar::Null) => {
@@ -298,8 +298,8 @@ impl JsonDecoder {
             }
             (_, s, _) if !matches!(s, Scalar::Null) => match s {
                 Scalar::Bool(b) => !b,
-                Scalar::Str(ref t) if t == "true" => false,
-                Scalar::Str(ref t) if t == "false" => true,
+                ref t if t.as_str() == Some("true") => false,
+                ref t if t.as_str() == Some("false") => true,
                 _ => {
                     return Err(Rejection::new(
                         Reason::WrongType,
@@ -308,9 +308,19 @@ impl JsonDecoder {
                 }
             },
             (_, _, s) if !matches!(s, Scalar::Null) => match s {
-                Scalar::Str(ref t) if t.eq_ignore_ascii_case("success") => false,
-                Scalar::Str(ref t) if t.eq_ignore_ascii_case("failure") => true,
-                Scalar::Str(_) => {
+                ref t
+                    if t.as_str()
+                        .is_some_and(|t| t.eq_ignore_ascii_case("success")) =>
+                {
+                    false
+                }
+                ref t
+                    if t.as_str()
+                        .is_some_and(|t| t.eq_ignore_ascii_case("failure")) =>
+                {
+                    true
+                }
+                ref t if t.as_str().is_some() => {
                     return Err(Rejection::new(
                         Reason::BadStatus,
                         "outcome must be \"success\" or \"failure\"",
@@ -427,11 +437,12 @@ fn timestamp_any(s: &Scalar, days: &mut DayCache) -> Result<Micros, Rejection> {
         )
     };
     match s {
-        Scalar::Str(t) => {
-            if let Some(ts) = parse_rfc3339_cached(t.trim().as_bytes(), days) {
+        Scalar::Str(_) | Scalar::Owned(_) => {
+            let t = s.as_str().unwrap_or_default().trim();
+            if let Some(ts) = parse_rfc3339_cached(t.as_bytes(), days) {
                 return Ok(ts);
             }
-            let v: f64 = t.trim().parse().map_err(|_| bad())?;
+            let v: f64 = t.parse().map_err(|_| bad())?;
             epoch_to_micros(v).ok_or_else(bad)
         }
         Scalar::U(v) => epoch_to_micros(*v as f64).ok_or_else(bad),
@@ -550,7 +561,10 @@ pub(super) type ScalarOut<'a> = Scalar<'a>;
 
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Scalar<'a> {
-    Str(Cow<'a, str>),
+    /// Borrowed from the line: the common case, with no drop glue to run.
+    Str(&'a str),
+    /// Unescaped by serde_json.
+    Owned(Box<str>),
     U(u64),
     I(i64),
     F(f64),
@@ -559,7 +573,23 @@ pub(super) enum Scalar<'a> {
     Compound,
 }
 
-impl Scalar<'_> {
+impl<'a> Scalar<'a> {
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Scalar::Str(s) => Some(s),
+            Scalar::Owned(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn into_cow(self) -> Option<Cow<'a, str>> {
+        match self {
+            Scalar::Str(s) => Some(Cow::Borrowed(s)),
+            Scalar::Owned(s) => Some(Cow::Owned(s.into())),
+            _ => None,
+        }
+    }
+
     /// A number, or a string holding one (nginx writes `"status":"200"`).
     /// `None`: not a number-like type; `Some(Err)`: a string that is no number.
     fn as_f64(&self) -> Option<Result<f64, ()>> {
@@ -567,13 +597,14 @@ impl Scalar<'_> {
             Scalar::U(v) => Some(Ok(*v as f64)),
             Scalar::I(v) => Some(Ok(*v as f64)),
             Scalar::F(v) => Some(Ok(*v)),
-            Scalar::Str(s) => Some(s.trim().parse::<f64>().map_err(|_| ()).and_then(|v| {
-                if v.is_finite() {
-                    Ok(v)
-                } else {
-                    Err(())
-                }
-            })),
+            Scalar::Str(_) | Scalar::Owned(_) => Some(
+                self.as_str()
+                    .unwrap_or_default()
+                    .trim()
+                    .parse::<f64>()
+                    .map_err(|_| ())
+                    .and_then(|v| if v.is_finite() { Ok(v) } else { Err(()) }),
+            ),
             _ => None,
         }
     }
@@ -705,10 +736,10 @@ impl<'de> Visitor<'de> for ScalarVisitor {
         f.write_str("a JSON value")
     }
     fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Scalar<'de>, E> {
-        Ok(Scalar::Str(Cow::Borrowed(v)))
+        Ok(Scalar::Str(v))
     }
     fn visit_str<E>(self, v: &str) -> Result<Scalar<'de>, E> {
-        Ok(Scalar::Str(Cow::Owned(v.to_string())))
+        Ok(Scalar::Owned(v.into()))
     }
     fn visit_u64<E>(self, v: u64) -> Result<Scalar<'de>, E> {
         Ok(Scalar::U(v))
