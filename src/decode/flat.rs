@@ -42,7 +42,7 @@ fn skip_ws(s: &[u8], mut i: usize) -> usize {
 }
 
 /// A string without escapes or control characters, ASCII only.
-#[inline]
+#[inline(always)]
 fn string(s: &[u8], i: usize) -> Option<(&str, usize)> {
     if s.get(i) != Some(&b'"') {
         return None;
@@ -56,7 +56,9 @@ fn string(s: &[u8], i: usize) -> Option<(&str, usize)> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     while j + 8 <= s.len() {
-        let v = u64::from_le_bytes(s[j..j + 8].try_into().expect("8 bytes"));
+        // SAFETY: j + 8 ≤ len, so the eight bytes at j are in the slice;
+        // `read_unaligned` has no alignment requirement.
+        let v = u64::from_le(unsafe { s.as_ptr().add(j).cast::<u64>().read_unaligned() });
         let quote = v ^ (ONES * b'"' as u64);
         let slash = v ^ (ONES * b'\\' as u64);
         let special = ((quote.wrapping_sub(ONES) & !quote)
