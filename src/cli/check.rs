@@ -142,7 +142,9 @@ fn sample_input(
     spec: Option<&SloSpec>,
 ) -> Result<(Vec<String>, serde_json::Value), String> {
     let name = InputName(path.to_path_buf());
-    let reader = file::open(&name, Arc::new(AtomicU64::new(0))).map_err(|e| e.to_string())?;
+    let reader = file::open(&name, Arc::new(AtomicU64::new(0)))
+        .map_err(|e| e.to_string())?
+        .reader;
     let decoder = JsonDecoder::new(&config.input);
     let (mut ok, mut with_latency) = (0u64, 0u64);
     let mut rejected: BTreeMap<&'static str, u64> = BTreeMap::new();

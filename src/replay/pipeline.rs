@@ -133,7 +133,8 @@ impl DecodedStream {
         thread::Builder::new()
             .name("slate-read".into())
             .spawn(move || {
-                let mut reader = ChunkReader::new(input, max_line);
+                let mut reader =
+                    ChunkReader::new(input.reader, max_line).with_progress(input.progress);
                 let mut seq = 0;
                 loop {
                     let item = match reader.next_chunk() {

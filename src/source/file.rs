@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -68,42 +68,86 @@ impl<R: Read> Read for Counted<R> {
     }
 }
 
-/// Opens an input; `.gz` files (or any file starting with the gzip magic)
-/// are decompressed, all members.
-pub fn open(name: &InputName, progress: Arc<AtomicU64>) -> io::Result<Box<dyn Read + Send>> {
-    let raw: Box<dyn Read + Send> = if name.is_stdin() {
-        Box::new(io::stdin())
+/// An opened input. `progress`, when set, is for the chunk reader to add
+/// the bytes it reads to (plain files: a counting wrapper would cost them
+/// `read_buf`, and with it a memset of every buffer); gzip and stdin count
+/// as they read.
+pub struct Opened {
+    pub reader: Box<dyn Read + Send>,
+    pub progress: Option<Arc<AtomicU64>>,
+}
+
+/// Opens an input; files starting with the gzip magic are decompressed,
+/// all members.
+pub fn open(name: &InputName, progress: Arc<AtomicU64>) -> io::Result<Opened> {
+    if name.is_stdin() {
+        let reader = BufReader::with_capacity(
+            256 << 10,
+            Counted {
+                inner: io::stdin(),
+                read: progress,
+            },
+        );
+        return gz_or_plain(reader);
+    }
+    let with_name = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", name.0.display()));
+    let mut file = File::open(&name.0).map_err(with_name)?;
+    let mut magic = [0u8; 2];
+    let mut got = 0;
+    while got < 2 {
+        match file.read(&mut magic[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(with_name(e)),
+        }
+    }
+    file.seek(SeekFrom::Start(0)).map_err(with_name)?;
+    if got == 2 && magic == [0x1f, 0x8b] {
+        let counted = BufReader::with_capacity(
+            256 << 10,
+            Counted {
+                inner: file,
+                read: progress,
+            },
+        );
+        Ok(Opened {
+            reader: Box::new(BufReader::with_capacity(
+                256 << 10,
+                MultiGzDecoder::new(counted),
+            )),
+            progress: None,
+        })
     } else {
-        Box::new(
-            File::open(&name.0)
-                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", name.0.display())))?,
-        )
-    };
-    let mut reader = BufReader::with_capacity(
-        256 << 10,
-        Counted {
-            inner: raw,
-            read: progress,
-        },
-    );
-    let magic = {
-        use std::io::BufRead;
-        let buf = reader.fill_buf()?;
-        buf.len() >= 2 && buf[0] == 0x1f && buf[1] == 0x8b
-    };
-    if magic {
-        Ok(Box::new(BufReader::with_capacity(
+        Ok(Opened {
+            reader: Box::new(file),
+            progress: Some(progress),
+        })
+    }
+}
+
+fn gz_or_plain<R: io::BufRead + Send + 'static>(mut reader: R) -> io::Result<Opened> {
+    let buf = reader.fill_buf()?;
+    let gz = buf.len() >= 2 && buf[0] == 0x1f && buf[1] == 0x8b;
+    let reader: Box<dyn Read + Send> = if gz {
+        Box::new(BufReader::with_capacity(
             256 << 10,
             MultiGzDecoder::new(reader),
-        )))
+        ))
     } else {
-        Ok(Box::new(reader))
-    }
+        Box::new(reader)
+    };
+    Ok(Opened {
+        reader,
+        progress: None,
+    })
 }
 
 /// Splits a byte stream into chunks of whole lines.
 pub struct ChunkReader<R> {
     inner: R,
+    /// Bytes read, for the progress bar (when the input does not count).
+    progress: Option<Arc<AtomicU64>>,
     max_line: usize,
     /// The start of a line whose end has not been read yet (≤ `max_line`).
     carry: Vec<u8>,
@@ -116,12 +160,19 @@ impl<R: Read> ChunkReader<R> {
     pub fn new(inner: R, max_line: usize) -> Self {
         ChunkReader {
             inner,
+            progress: None,
             max_line,
             carry: Vec::new(),
             next_line: 1,
             eof: false,
             ready: VecDeque::new(),
         }
+    }
+
+    /// Counts the bytes this reader reads into `progress`.
+    pub fn with_progress(mut self, progress: Option<Arc<AtomicU64>>) -> Self {
+        self.progress = progress;
+        self
     }
 
     fn read_some(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -131,7 +182,12 @@ impl<R: Read> ChunkReader<R> {
                     self.eof = true;
                     return Ok(0);
                 }
-                Ok(n) => return Ok(n),
+                Ok(n) => {
+                    if let Some(p) = &self.progress {
+                        p.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                    return Ok(n);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
@@ -164,6 +220,9 @@ impl<R: Read> ChunkReader<R> {
             let got = (&mut self.inner).take(limit).read_to_end(&mut data)?;
             if (got as u64) < limit {
                 self.eof = true;
+            }
+            if let Some(p) = &self.progress {
+                p.fetch_add(got as u64, Ordering::Relaxed);
             }
             self.split(data)?;
         }
