@@ -53,10 +53,6 @@ impl SlotRing {
         }
     }
 
-    pub fn res(&self) -> i64 {
-        self.res
-    }
-
     pub fn heap_bytes(&self) -> usize {
         self.counts.len() * 4 + self.windows.len() * (std::mem::size_of::<Window>() + self.cols * 8)
     }
@@ -221,6 +217,7 @@ impl SlotRing {
     }
 
     /// Sum over window `wi` by walking its slots: the reference for tests.
+    #[cfg(test)]
     pub fn window_sum_slow(&self, wi: usize, col: usize) -> u64 {
         let len = self.windows[wi].len;
         ((self.head - len + 1)..=self.head)

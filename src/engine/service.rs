@@ -49,7 +49,6 @@ pub struct ServiceState {
     pub requests: u64,
     pub errors: u64,
     pub clamped: u64,
-    pub first_ts: Option<Micros>,
     pub last_ts: Option<Micros>,
     pub last_success: Option<Micros>,
     rings: Vec<SlotRing>,
@@ -85,7 +84,6 @@ impl ServiceState {
             requests: 0,
             errors: 0,
             clamped: 0,
-            first_ts: None,
             last_ts: None,
             last_success: None,
             rings,
@@ -127,7 +125,6 @@ impl ServiceState {
     pub fn record(&mut self, ev: &Event) {
         self.advance(ev.ts);
         self.requests += 1;
-        self.first_ts = Some(self.first_ts.map_or(ev.ts, |f| f.min(ev.ts)));
         self.last_ts = Some(self.last_ts.map_or(ev.ts, |l| l.max(ev.ts)));
         if ev.error {
             self.errors += 1;

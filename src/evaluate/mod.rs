@@ -5,7 +5,7 @@
 //!
 //! May import `model`, `spec` and `engine`.
 
-use crate::engine::plan::{SloPlan, BURN_WINDOWS, COL_ERRORS, COL_TOTAL};
+use crate::engine::plan::{SloPlan, BURN_WINDOWS};
 use crate::engine::{GoodTotal, ServiceState};
 use crate::model::{Micros, Span};
 
@@ -113,10 +113,6 @@ impl AlertTracker {
         }
     }
 
-    pub fn rules(&self) -> &[AlertRule] {
-        &self.rules
-    }
-
     /// Evaluates every pair at tick `t`.
     pub fn tick(&mut self, s: &ServiceState, t: Micros, min_events: u64) {
         let nr = self.rules.len();
@@ -155,11 +151,6 @@ impl AlertTracker {
                 self.episodes[*ep].bad = s.cumulative[k / nr].1.saturating_sub(*bad_at_start);
             }
         }
-    }
-
-    /// Whether pair `ri` of SLO `i` is firing now.
-    pub fn is_firing(&self, i: usize, ri: usize) -> bool {
-        self.open[i * self.rules.len() + ri].is_some()
     }
 }
 
@@ -204,15 +195,6 @@ pub fn evaluate_slos(s: &ServiceState) -> Vec<SloEval> {
             }
         })
         .collect()
-}
-
-/// Error ratio and throughput of a service over an SLI window.
-pub fn sli_window(s: &ServiceState, w: Span, covered: Span) -> (Option<f64>, f64) {
-    let total = s.window_sum(w, COL_TOTAL);
-    let errors = s.window_sum(w, COL_ERRORS);
-    let ratio = (total > 0).then(|| errors as f64 / total as f64);
-    let secs = w.min(covered).as_secs_f64().max(1e-6);
-    (ratio, total as f64 / secs)
 }
 
 #[cfg(test)]
