@@ -174,6 +174,7 @@ fn memory(services: usize, minutes: i64) {
         EngineSettings {
             max_services: services,
             span_latency: false,
+            ..EngineSettings::default()
         },
     );
     let start = 1_790_000_000 * MICROS_PER_SEC;

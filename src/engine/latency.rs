@@ -1,43 +1,42 @@
-//! Latency quantile windows (1m, 5m, 1h) from tiered slots: the open 10-s
-//! slot is a dense histogram; when it closes it becomes sparse and rolls
-//! up into the open minute, which rolls up into the open quarter hour.
-//! A window is the sum of the slots that overlap it, so the 1m window steps
-//! by 10 s, 5m by 1 min and 1h by 15 min.
+//! Latency quantile windows from tiered slots: the open 10-s slot is a
+//! dense histogram; when it closes it becomes sparse and rolls up into the
+//! open minute, which rolls up into the open quarter hour. A window is the
+//! sum of the slots that overlap it: windows up to 2m step by 10 s, up to
+//! 30m by 1 min, longer ones by 15 min (the defaults 1m, 5m and 1h use one
+//! tier each). Each tier keeps as many closed slots as its longest window
+//! needs, so unused tiers cost next to nothing.
 
 use std::collections::VecDeque;
 
 use super::hist::{DenseHist, SparseHist};
-use crate::model::{Micros, MICROS_PER_MIN, MICROS_PER_SEC};
+use crate::model::{Micros, Span, MICROS_PER_MIN, MICROS_PER_SEC};
 
 const TEN_S: i64 = 10 * MICROS_PER_SEC;
 const MIN: i64 = MICROS_PER_MIN;
 const QUARTER: i64 = 15 * MICROS_PER_MIN;
+const RES: [i64; 3] = [TEN_S, MIN, QUARTER];
 
-/// The quantile windows slate keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QuantileWindow {
-    M1,
-    M5,
-    H1,
+pub use crate::spec::config::DEFAULT_QUANTILE_WINDOWS;
+
+/// The tier (10 s, 1 min, 15 min slots) serving a window.
+fn tier_of(w: Span) -> usize {
+    if w <= Span::mins(2) {
+        0
+    } else if w <= Span::mins(30) {
+        1
+    } else {
+        2
+    }
 }
 
-impl QuantileWindow {
-    pub const ALL: [QuantileWindow; 3] =
-        [QuantileWindow::M1, QuantileWindow::M5, QuantileWindow::H1];
-    pub fn label(self) -> &'static str {
-        match self {
-            QuantileWindow::M1 => "1m",
-            QuantileWindow::M5 => "5m",
-            QuantileWindow::H1 => "1h",
-        }
+/// Closed slots each tier keeps for a set of windows.
+pub fn keeps_for(windows: &[Span]) -> [i64; 3] {
+    let mut keep = [1i64; 3];
+    for &w in windows {
+        let t = tier_of(w);
+        keep[t] = keep[t].max((w.0 + RES[t] - 1) / RES[t] + 1);
     }
-    fn micros(self) -> i64 {
-        match self {
-            QuantileWindow::M1 => MIN,
-            QuantileWindow::M5 => 5 * MIN,
-            QuantileWindow::H1 => 60 * MIN,
-        }
-    }
+    keep
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -88,6 +87,8 @@ impl Tier {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LatencyWindows {
+    /// Closed slots kept per tier (see [`keeps_for`]).
+    keep: [i64; 3],
     open: DenseHist,
     /// Index of the open 10-s slot (`i64::MIN` before the first value).
     open_tag: i64,
@@ -98,7 +99,14 @@ pub struct LatencyWindows {
 
 impl Default for LatencyWindows {
     fn default() -> Self {
+        LatencyWindows::new(keeps_for(&DEFAULT_QUANTILE_WINDOWS))
+    }
+}
+
+impl LatencyWindows {
+    pub fn new(keep: [i64; 3]) -> Self {
         LatencyWindows {
+            keep,
             open: DenseHist::default(),
             open_tag: i64::MIN,
             ten: Tier::default(),
@@ -106,9 +114,7 @@ impl Default for LatencyWindows {
             quarter: Tier::default(),
         }
     }
-}
 
-impl LatencyWindows {
     pub fn heap_bytes(&self) -> usize {
         super::hist::BUCKETS * 4
             + self.ten.heap_bytes()
@@ -139,7 +145,7 @@ impl LatencyWindows {
             return;
         }
         // Late: its 10-s slot is closed and rolled up.
-        if tag > self.open_tag - 7 {
+        if tag > self.open_tag - self.keep[0] {
             self.ten.record_closed(tag, us);
         }
         let minute = ts.div_euclid(MIN);
@@ -149,14 +155,14 @@ impl LatencyWindows {
             self.minute.record_open(minute, us);
             return;
         }
-        if minute > cur_minute - 6 {
+        if minute > cur_minute - self.keep[1] {
             self.minute.record_closed(minute, us);
         }
         let quarter = ts.div_euclid(QUARTER);
         let cur_quarter = (self.open_tag * TEN_S).div_euclid(QUARTER);
         if quarter == cur_quarter {
             self.quarter.record_open(quarter, us);
-        } else if quarter > cur_quarter - 5 {
+        } else if quarter > cur_quarter - self.keep[2] {
             self.quarter.record_closed(quarter, us);
         }
     }
@@ -174,7 +180,7 @@ impl LatencyWindows {
                 Some((m, h)) if *m == minute => h.merge(&closed),
                 _ => self.minute.open = Some((minute, closed.clone())),
             }
-            self.ten.push_closed(self.open_tag, closed, 7);
+            self.ten.push_closed(self.open_tag, closed, self.keep[0]);
         }
         self.open_tag = tag;
         // Close the accumulators that the new slot has left behind.
@@ -186,12 +192,12 @@ impl LatencyWindows {
                 Some((q, qh)) if *q == quarter => qh.merge(&h),
                 _ => {
                     if let Some((q, qh)) = self.quarter.open.take() {
-                        self.quarter.push_closed(q, qh, 5);
+                        self.quarter.push_closed(q, qh, self.keep[2]);
                     }
                     self.quarter.open = Some((quarter, h.clone()));
                 }
             }
-            self.minute.push_closed(m, h, 6);
+            self.minute.push_closed(m, h, self.keep[1]);
         }
         let quarter = (tag * TEN_S).div_euclid(QUARTER);
         if self
@@ -201,43 +207,40 @@ impl LatencyWindows {
             .is_some_and(|(q, _)| *q < quarter)
         {
             let (q, h) = self.quarter.open.take().expect("checked");
-            self.quarter.push_closed(q, h, 5);
+            self.quarter.push_closed(q, h, self.keep[2]);
         }
     }
 
     /// Sums the slots overlapping `[t − w, t)` into `out` (cleared first).
-    pub fn window(&self, w: QuantileWindow, t: Micros, out: &mut DenseHist) {
+    /// `w` should be one of the windows the keeps were made for.
+    pub fn window(&self, w: Span, t: Micros, out: &mut DenseHist) {
         out.clear();
-        let from = t - w.micros();
-        let overlaps = |tag: i64, res: i64| (tag + 1) * res > from && tag * res < t.max(from + 1);
-        if self.open_tag != i64::MIN && overlaps(self.open_tag, TEN_S) {
-            out.add_dense(&self.open);
-        }
-        let tiers: &[(&Tier, i64)] = match w {
-            QuantileWindow::M1 => &[(&self.ten, TEN_S)],
-            QuantileWindow::M5 => &[(&self.minute, MIN)],
-            QuantileWindow::H1 => &[(&self.quarter, QUARTER)],
-        };
-        for &(tier, res) in tiers {
-            for (tag, h) in &tier.closed {
+        let from = t - w.0;
+        let overlaps = |tag: i64, res: i64| (tag + 1) * res > from && tag * res < t;
+        let mut add = |slot: Option<&(i64, SparseHist)>, res: i64| {
+            if let Some((tag, h)) = slot {
                 if overlaps(*tag, res) {
                     out.add_sparse(h);
                 }
             }
-            if w != QuantileWindow::M1 {
-                if let Some((tag, h)) = &tier.open {
-                    if overlaps(*tag, res) {
-                        out.add_sparse(h);
-                    }
-                }
-            }
+        };
+        let tier = tier_of(w);
+        let (closed, res) = match tier {
+            0 => (&self.ten, TEN_S),
+            1 => (&self.minute, MIN),
+            _ => (&self.quarter, QUARTER),
+        };
+        closed.closed.iter().for_each(|s| add(Some(s), res));
+        // The open accumulators hold what the closed slots of this tier
+        // do not have yet.
+        if tier >= 1 {
+            add(self.minute.open.as_ref(), MIN);
         }
-        if w == QuantileWindow::H1 {
-            if let Some((tag, h)) = &self.minute.open {
-                if overlaps(*tag, MIN) {
-                    out.add_sparse(h);
-                }
-            }
+        if tier >= 2 {
+            add(self.quarter.open.as_ref(), QUARTER);
+        }
+        if self.open_tag != i64::MIN && overlaps(self.open_tag, TEN_S) {
+            out.add_dense(&self.open);
         }
     }
 }
@@ -247,44 +250,60 @@ mod tests {
     use super::*;
 
     /// Every value recorded lands in exactly the windows whose slots
-    /// overlap it: compared with a brute-force count over the same slots.
+    /// overlap it: compared with a brute-force count over the same slots,
+    /// for the default windows and for others.
     #[test]
     fn windows_count_what_overlapping_slots_hold() {
-        let mut lw = LatencyWindows::default();
-        let mut events = Vec::new();
-        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
-        let mut ts = 1_000 * MICROS_PER_SEC * 3600;
-        for _ in 0..20_000 {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            ts += (rng % 700_000) as i64; // ~0.35 s apart, ~2 h in all
-            let late = if rng % 10 == 0 {
-                (rng % 30_000_000) as i64
-            } else {
-                0
-            };
-            let at = ts - late;
-            lw.record(at, rng % 1000);
-            events.push(at);
-        }
-        let t = ts + 1;
-        let mut out = DenseHist::default();
-        for (w, res) in [
-            (QuantileWindow::M1, TEN_S),
-            (QuantileWindow::M5, MIN),
-            (QuantileWindow::H1, QUARTER),
+        for windows in [
+            DEFAULT_QUANTILE_WINDOWS.to_vec(),
+            vec![
+                Span::secs(30),
+                Span::mins(2),
+                Span::mins(10),
+                Span::mins(30),
+                Span::hours(3),
+            ],
         ] {
-            lw.window(w, t, &mut out);
-            let from = t - w.micros();
-            let expect = events
-                .iter()
-                .filter(|&&e| {
-                    let tag = e.div_euclid(res);
-                    (tag + 1) * res > from && e < t
-                })
-                .count() as u64;
-            assert_eq!(out.total(), expect, "window {}", w.label());
+            let mut lw = LatencyWindows::new(keeps_for(&windows));
+            let mut events = Vec::new();
+            let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+            let mut ts = 1_000 * MICROS_PER_SEC * 3600;
+            for _ in 0..40_000 {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                ts += (rng % 700_000) as i64; // ~0.35 s apart, ~4 h in all
+                let late = if rng % 10 == 0 {
+                    (rng % 30_000_000) as i64
+                } else {
+                    0
+                };
+                let at = ts - late;
+                lw.record(at, rng % 1000);
+                events.push(at);
+            }
+            let t = ts + 1;
+            let mut out = DenseHist::default();
+            for &w in &windows {
+                lw.window(w, t, &mut out);
+                let res = RES[tier_of(w)];
+                let from = t - w.0;
+                let expect = events
+                    .iter()
+                    .filter(|&&e| {
+                        let tag = e.div_euclid(res);
+                        (tag + 1) * res > from && e < t
+                    })
+                    .count() as u64;
+                assert_eq!(out.total(), expect, "window {w}");
+            }
         }
+    }
+
+    #[test]
+    fn keeps_follow_the_longest_window_of_each_tier() {
+        assert_eq!(keeps_for(&DEFAULT_QUANTILE_WINDOWS), [7, 6, 5]);
+        assert_eq!(keeps_for(&[Span::mins(1)]), [7, 1, 1]);
+        assert_eq!(keeps_for(&[Span::hours(6)]), [1, 1, 25]);
     }
 }

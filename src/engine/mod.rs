@@ -19,7 +19,7 @@ use rustc_hash::FxHashMap;
 use crate::decode::{valid_service, Reason};
 use crate::model::{Event, Micros, ServiceId, Span, MICROS_PER_SEC};
 use crate::spec::SloSpec;
-pub use latency::QuantileWindow;
+pub use latency::{keeps_for, DEFAULT_QUANTILE_WINDOWS};
 pub use plan::ServicePlan;
 pub use service::{GoodTotal, ServiceState};
 
@@ -30,6 +30,8 @@ pub const LATE_HORIZON: Span = Span::hours(1);
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
     pub max_services: usize,
+    /// Latency quantile windows (`engine.quantile_windows`).
+    pub quantile_windows: Vec<Span>,
     /// Keep a whole-span latency histogram per service (replay reports).
     pub span_latency: bool,
 }
@@ -38,6 +40,7 @@ impl Default for EngineSettings {
     fn default() -> Self {
         EngineSettings {
             max_services: 10_000,
+            quantile_windows: DEFAULT_QUANTILE_WINDOWS.to_vec(),
             span_latency: false,
         }
     }
@@ -77,8 +80,11 @@ impl Engine {
     fn insert(&mut self, name: &str) -> ServiceId {
         let id = self.services.len() as ServiceId;
         let plan = ServicePlan::new(self.spec.service(name));
-        self.services
-            .push(ServiceState::new(plan, self.settings.span_latency));
+        self.services.push(ServiceState::new(
+            plan,
+            keeps_for(&self.settings.quantile_windows),
+            self.settings.span_latency,
+        ));
         self.names.push(name.into());
         self.index.insert(name.into(), id);
         id

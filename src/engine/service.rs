@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 
 use super::hist::{DenseHist, MAX_US};
-use super::latency::{LatencyWindows, QuantileWindow};
+use super::latency::LatencyWindows;
 use super::plan::{ServicePlan, COL_ERRORS, COL_LATENCY_TOTAL, COL_TOTAL};
 use super::ring::SlotRing;
 use crate::model::{Event, Micros, Span};
@@ -69,7 +69,12 @@ pub struct ServiceState {
 }
 
 impl ServiceState {
-    pub fn new(plan: ServicePlan, keep_span_latency: bool) -> ServiceState {
+    /// `quantile_keeps`: closed latency slots per tier ([`super::keeps_for`]).
+    pub fn new(
+        plan: ServicePlan,
+        quantile_keeps: [i64; 3],
+        keep_span_latency: bool,
+    ) -> ServiceState {
         let rings = plan
             .tiers
             .iter()
@@ -87,7 +92,7 @@ impl ServiceState {
             last_ts: None,
             last_success: None,
             rings,
-            latency: LatencyWindows::default(),
+            latency: LatencyWindows::new(quantile_keeps),
             span_latency: keep_span_latency.then(DenseHist::default),
             slice_start: None,
             slice_total: 0,
@@ -325,7 +330,7 @@ impl ServiceState {
     /// Latency quantiles (µs) over a quantile window ending at `t`.
     pub fn window_quantiles(
         &self,
-        w: QuantileWindow,
+        w: Span,
         t: Micros,
         scratch: &mut DenseHist,
         qs: &[f64],

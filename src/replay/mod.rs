@@ -119,6 +119,7 @@ impl Replayer {
             &opts.spec,
             EngineSettings {
                 max_services: opts.config.engine.max_services,
+                quantile_windows: opts.config.engine.quantile_windows.clone(),
                 span_latency: true,
             },
         );

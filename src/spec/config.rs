@@ -141,10 +141,15 @@ impl StatusSet {
     }
 }
 
+/// The default latency quantile windows.
+pub const DEFAULT_QUANTILE_WINDOWS: [Span; 3] = [Span::mins(1), Span::mins(5), Span::hours(1)];
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct EngineConfig {
     pub max_services: usize,
     pub max_skew: Span,
+    /// Latency quantile windows, 10s to 6h (default 1m, 5m, 1h).
+    pub quantile_windows: Vec<Span>,
     /// 0 means one per core.
     pub threads: usize,
 }
@@ -154,6 +159,7 @@ impl Default for EngineConfig {
         EngineConfig {
             max_services: 10_000,
             max_skew: Span::mins(5),
+            quantile_windows: DEFAULT_QUANTILE_WINDOWS.to_vec(),
             threads: 0,
         }
     }
@@ -197,7 +203,7 @@ const INPUT_KEYS: &[&str] = &[
 const FIELD_KEYS: &[&str] = &[
     "ts", "service", "endpoint", "method", "status", "latency", "success", "outcome",
 ];
-const ENGINE_KEYS: &[&str] = &["max_services", "max_skew", "threads"];
+const ENGINE_KEYS: &[&str] = &["max_services", "max_skew", "threads", "quantile_windows"];
 const ALERTING_KEYS: &[&str] = &["min_events", "eval_every"];
 
 impl Config {
@@ -364,6 +370,10 @@ fn engine(entries: &[(Located, Located)], cfg: &mut EngineConfig, errors: &mut E
                     }
                 }
             }
+            "quantile_windows" => match quantile_windows(v) {
+                Ok(ws) => cfg.quantile_windows = ws,
+                Err(m) => errors.add(v.line, &path, m),
+            },
             _ => errors.unknown_key(k.line, key, ENGINE_KEYS, "engine"),
         }
     }
@@ -390,6 +400,35 @@ fn alerting(entries: &[(Located, Located)], cfg: &mut AlertingConfig, errors: &m
             _ => errors.unknown_key(k.line, key, ALERTING_KEYS, "alerting"),
         }
     }
+}
+
+/// `[1m, 5m, 1h]` or `"1m, 5m, 1h"`: 1 to 8 windows, whole multiples of
+/// 10s up to 6h, kept sorted and without repeats.
+fn quantile_windows(v: &Located) -> Result<Vec<Span>, String> {
+    let items: Vec<String> = match &v.node {
+        Node::Seq(items) => items
+            .iter()
+            .map(|i| i.as_str().unwrap_or("").to_string())
+            .collect(),
+        Node::Scalar(s) => s.split(',').map(|p| p.trim().to_string()).collect(),
+        _ => return Err("a list of windows, e.g. [1m, 5m, 1h]".into()),
+    };
+    let mut out = Vec::new();
+    for item in &items {
+        let w = Span::parse(item)?;
+        if w < Span::secs(10) || w > Span::hours(6) || w.0 % Span::secs(10).0 != 0 {
+            return Err(format!(
+                "`{item}`: a quantile window is a multiple of 10s from 10s to 6h"
+            ));
+        }
+        out.push(w);
+    }
+    out.sort();
+    out.dedup();
+    if out.is_empty() || out.len() > 8 {
+        return Err("give 1 to 8 quantile windows".into());
+    }
+    Ok(out)
 }
 
 /// The evaluation step: whole seconds that divide an hour, so that ticks
@@ -438,5 +477,22 @@ mod tests {
         assert_eq!(ok.input.fields.latency.as_deref(), Some("timing.total"));
         assert_eq!(ok.engine.max_services, 5);
         assert_eq!(ok.alerting.eval_every, Span::secs(10));
+        assert_eq!(
+            ok.engine.quantile_windows,
+            [Span::mins(1), Span::mins(5), Span::hours(1)]
+        );
+        let q = Config::parse(
+            Path::new("slate.yml"),
+            "engine:\n  quantile_windows: [5m, 30s, 2h, 5m]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            q.engine.quantile_windows,
+            [Span::secs(30), Span::mins(5), Span::hours(2)]
+        );
+        let bad = Config::parse(Path::new("slate.yml"), "engine:\n  quantile_windows: 1d\n")
+            .unwrap_err()
+            .0;
+        assert!(bad[0].message.contains("10s to 6h"), "{}", bad[0]);
     }
 }
