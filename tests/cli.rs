@@ -583,3 +583,45 @@ fn min_events_keeps_thin_traffic_from_paging() {
     assert!(loud_shorts.contains(&"5m"), "{loud_shorts:?}");
     assert!(alerts(&quiet) < alerts(&loud));
 }
+
+#[test]
+fn json_file_beside_the_table_and_check_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report.json");
+    let table = ok(&slate(&[
+        "replay",
+        "--slo",
+        "fixtures/service-slos.yml",
+        "--json",
+        out.to_str().unwrap(),
+        "fixtures/incidents.jsonl.gz",
+    ]))
+    .clone();
+    assert!(stdout(&table).starts_with("span "));
+    let golden =
+        std::fs::read_to_string(Path::new(ROOT).join("fixtures/incidents.report.json")).unwrap();
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), golden);
+
+    let o = stdout(ok(&slate(&[
+        "check",
+        "--slo",
+        "fixtures/service-slos.yml",
+        "-o",
+        "json",
+    ])));
+    let v: Value = serde_json::from_str(&o).unwrap();
+    assert_eq!(v["valid"], true);
+    let bad = write(
+        dir.path(),
+        "bad.yml",
+        "services:\n  a:\n    slo_error_rate: 100%\n",
+    );
+    let o = slate(&["check", "--slo", bad.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(o.status.code(), Some(2));
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["valid"], false);
+    assert!(
+        v["errors"][0].as_str().unwrap().contains("bad.yml:3"),
+        "{v}"
+    );
+}
