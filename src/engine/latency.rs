@@ -185,8 +185,7 @@ impl LatencyWindows {
         self.open_tag = tag;
         // Close the accumulators that the new slot has left behind.
         let minute = (tag * TEN_S).div_euclid(MIN);
-        if self.minute.open.as_ref().is_some_and(|(m, _)| *m < minute) {
-            let (m, h) = self.minute.open.take().expect("checked");
+        if let Some((m, h)) = self.minute.open.take_if(|(m, _)| *m < minute) {
             let quarter = (m * MIN).div_euclid(QUARTER);
             match &mut self.quarter.open {
                 Some((q, qh)) if *q == quarter => qh.merge(&h),
@@ -200,13 +199,7 @@ impl LatencyWindows {
             self.minute.push_closed(m, h, self.keep[1]);
         }
         let quarter = (tag * TEN_S).div_euclid(QUARTER);
-        if self
-            .quarter
-            .open
-            .as_ref()
-            .is_some_and(|(q, _)| *q < quarter)
-        {
-            let (q, h) = self.quarter.open.take().expect("checked");
+        if let Some((q, h)) = self.quarter.open.take_if(|(q, _)| *q < quarter) {
             self.quarter.push_closed(q, h, self.keep[2]);
         }
     }
