@@ -625,3 +625,40 @@ fn json_file_beside_the_table_and_check_as_json() {
         "{v}"
     );
 }
+
+#[test]
+fn a_truncated_gzip_reports_what_was_read_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = std::fs::read(Path::new(ROOT).join("fixtures/incidents.jsonl.gz")).unwrap();
+    let cut = write_bytes(dir.path(), "cut.jsonl.gz", &whole[..whole.len() / 3]);
+    let o = ok(&slate(&[
+        "replay",
+        "-o",
+        "json",
+        "--no-progress",
+        cut.to_str().unwrap(),
+    ]))
+    .clone();
+    let r: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(r["events"]["accepted"].as_u64().unwrap() > 10_000);
+    let errors = r["events"]["input_errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0].as_str().unwrap().contains("cut.jsonl.gz"),
+        "{errors:?}"
+    );
+    assert!(
+        stderr(&o).contains("input not read to the end"),
+        "{}",
+        stderr(&o)
+    );
+    // The error is said once, not twice.
+    let e = errors[0].as_str().unwrap();
+    assert_eq!(e.matches("cut.jsonl.gz").count(), 1, "{e}");
+}
+
+fn write_bytes(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}

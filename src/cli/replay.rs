@@ -143,6 +143,9 @@ pub fn run(a: ReplayArgs) -> Result<ExitCode> {
         dead_letter: a.dead_letter,
         progress: !a.no_progress,
     })?;
+    for e in &report.events.input_errors {
+        eprintln!("slate: warning: input not read to the end ({e}); the report covers what was read before");
+    }
     // A latency SLO over events that carry no latency judges nothing: say
     // so once, rather than let "no data" pass unnoticed.
     for (name, svc) in &report.services {

@@ -37,7 +37,7 @@ pub struct ReplayOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] io::Error),
     #[error("dead-letter file {path}: {err}")]
     DeadLetter { path: PathBuf, err: io::Error },
@@ -51,6 +51,9 @@ pub struct Tally {
     pub outside_span: u64,
     pub first: Option<Micros>,
     pub last: Option<Micros>,
+    /// Inputs that could not be read to the end (a truncated gzip file, a
+    /// read error): what was read before counts; the rest is named here.
+    pub input_errors: Vec<String>,
 }
 
 /// Cumulative bad counts per service and SLO at the ticks that open and
@@ -72,6 +75,7 @@ struct Pending {
 
 struct Cursor {
     stream: DecodedStream,
+    failed: Option<String>,
     chunk: DecodedChunk,
     pos: usize,
     ids: Vec<Option<Result<ServiceId, Reason>>>,
@@ -79,19 +83,25 @@ struct Cursor {
 
 impl Cursor {
     /// The next record, loading the next chunk when this one is done.
-    fn peek(&mut self) -> io::Result<Option<&Rec>> {
+    /// The next record, loading the next chunk when this one is done. A
+    /// read error ends this input: it is kept in `failed`, to be reported.
+    fn peek(&mut self) -> Option<&Rec> {
         while self.pos >= self.chunk.recs.len() {
             match self.stream.next() {
-                None => return Ok(None),
-                Some(c) => {
-                    self.chunk = c?;
+                None => return None,
+                Some(Ok(c)) => {
+                    self.chunk = c;
                     self.pos = 0;
                     self.ids.clear();
                     self.ids.resize(self.chunk.names.len(), None);
                 }
+                Some(Err(e)) => {
+                    self.failed = Some(e.to_string());
+                    return None;
+                }
             }
         }
-        Ok(self.chunk.recs.get(self.pos))
+        self.chunk.recs.get(self.pos)
     }
 }
 
@@ -186,6 +196,7 @@ impl Replayer {
             )?;
             cursors.push(Cursor {
                 stream,
+                failed: None,
                 chunk: DecodedChunk::default(),
                 pos: 0,
                 ids: Vec::new(),
@@ -200,7 +211,7 @@ impl Replayer {
             let mut pick: Option<(usize, Micros)> = None;
             let mut reject_at = None;
             for (i, c) in cursors.iter_mut().enumerate() {
-                match c.peek()? {
+                match c.peek() {
                     None => {}
                     Some(Rec::Rejected { .. }) => {
                         reject_at = Some(i);
@@ -222,6 +233,11 @@ impl Replayer {
                 if let Some(b) = &bar {
                     b.set_position(read.load(Ordering::Relaxed));
                 }
+            }
+        }
+        for c in &mut cursors {
+            if let Some(e) = c.failed.take() {
+                self.tally.input_errors.push(e);
             }
         }
         if !self.startup.is_empty() {

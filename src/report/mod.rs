@@ -60,6 +60,9 @@ pub struct EventsReport {
     pub rejected: u64,
     pub rejected_by_reason: Ordered<u64>,
     pub outside_span: u64,
+    /// Inputs that could not be read to the end, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub input_errors: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -297,6 +300,7 @@ pub fn build(
                     .collect(),
             ),
             outside_span: tally.outside_span,
+            input_errors: tally.input_errors.clone(),
         },
         summary: Summary {
             slos: n_slos,

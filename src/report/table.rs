@@ -86,6 +86,9 @@ pub fn render(report: &Report) -> String {
     if !reasons.is_empty() {
         let _ = write!(out, " ({})", reasons.join(", "));
     }
+    for e in &ev.input_errors {
+        let _ = write!(out, "\nWARNING     input not read to the end: {e}");
+    }
     if ev.outside_span > 0 {
         let _ = write!(out, ", {} outside --from/--to", grouped(ev.outside_span));
     }
