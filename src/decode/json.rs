@@ -438,7 +438,7 @@ fn timestamp_any(s: &Scalar, days: &mut DayCache) -> Result<Micros, Rejection> {
     };
     match s {
         Scalar::Str(_) | Scalar::Owned(_) => {
-            let t = s.as_str().unwrap_or_default().trim();
+            let t = s.as_str().unwrap_or_default().trim_ascii();
             if let Some(ts) = parse_rfc3339_cached(t.as_bytes(), days) {
                 return Ok(ts);
             }
@@ -600,7 +600,7 @@ impl<'a> Scalar<'a> {
             Scalar::Str(_) | Scalar::Owned(_) => Some(
                 self.as_str()
                     .unwrap_or_default()
-                    .trim()
+                    .trim_ascii()
                     .parse::<f64>()
                     .map_err(|_| ())
                     .and_then(|v| if v.is_finite() { Ok(v) } else { Err(()) }),
