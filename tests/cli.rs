@@ -62,6 +62,16 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     p
 }
 
+/// 2026-11-01 plus `secs` seconds, in RFC 3339.
+fn at(secs: u32) -> String {
+    format!(
+        "2026-11-01T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
 fn line(ts: &str, service: &str, status: u16, latency: f64) -> String {
     format!(r#"{{"ts":"{ts}","service":"{service}","status":{status},"latency_ms":{latency}}}"#)
 }
@@ -219,7 +229,7 @@ fn stdin_gzip_members_bom_and_crlf_read_the_same() {
     let lines: Vec<String> = (0..200)
         .map(|i| {
             line(
-                &format!("2026-11-01T00:{:02}:{:02}Z", i / 60, i % 60),
+                &at(i),
                 "a",
                 if i % 10 == 0 { 503 } else { 200 },
                 1.0 + i as f64,
@@ -339,7 +349,7 @@ fn one_line_from_2099_neither_counts_nor_blocks_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     let mut lines = vec![line("2099-01-01T00:00:00Z", "a", 200, 1.0)];
     for i in 0..30 {
-        lines.push(line(&format!("2026-11-01T00:00:{i:02}Z"), "a", 200, 1.0));
+        lines.push(line(&at(i), "a", 200, 1.0));
         if i == 10 {
             lines.push(line("2099-06-01T00:00:00Z", "a", 200, 1.0));
         }
@@ -423,7 +433,7 @@ fn several_inputs_merge_by_time() {
     let (mut a, mut b, mut all) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..300 {
         let l = line(
-            &format!("2026-11-01T00:{:02}:{:02}Z", i / 60, i % 60),
+            &at(i),
             if i % 2 == 0 { "x" } else { "y" },
             if i % 7 == 0 { 500 } else { 200 },
             i as f64,
@@ -537,7 +547,7 @@ fn min_events_keeps_thin_traffic_from_paging() {
     let text: Vec<String> = (0..120)
         .map(|i| {
             line(
-                &format!("2026-11-01T{:02}:{:02}:00Z", i / 60, i % 60),
+                &at(i * 60),
                 "api-gateway",
                 if i % 5 == 0 { 500 } else { 200 },
                 5.0,
