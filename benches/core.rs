@@ -5,7 +5,7 @@ use std::path::Path;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 
-use slate::decode::JsonDecoder;
+use slate::decode::{Decoder, JsonDecoder};
 use slate::engine::{Engine, EngineSettings};
 use slate::evaluate::{evaluate_slos, AlertTracker};
 use slate::model::{Event, MICROS_PER_SEC};
@@ -36,9 +36,21 @@ fn decode(c: &mut Criterion) {
         chunk.push(b'\n');
         let _ = i;
     }
+    let d = Decoder::Json(d);
     g.throughput(Throughput::Elements(10_000));
     g.bench_function("chunk_10k_lines_with_interning", |b| {
         b.iter(|| decode_chunk(&d, black_box(chunk.clone()), 1).recs.len())
+    });
+    let nginx = Decoder::new(&InputConfig {
+        format: slate::spec::config::Format::Nginx,
+        log_format: Some(r#"$host $remote_addr - [$time_local] "$request" $status $body_bytes_sent $request_time"#.into()),
+        ..InputConfig::default()
+    })
+    .unwrap();
+    let line: &[u8] = br#"api-gateway 10.0.0.1 - [24/Nov/2026:10:00:00 +0000] "GET /v1/users HTTP/1.1" 200 512 0.013"#;
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("nginx_line", |b| {
+        b.iter(|| nginx.decode(black_box(line)).unwrap().ts)
     });
     g.finish();
 }

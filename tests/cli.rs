@@ -672,3 +672,101 @@ fn write_bytes(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     std::fs::write(&p, bytes).unwrap();
     p
 }
+
+/// `2026-11-01T10:00:00.123Z` → `01/Nov/2026:10:00:00 +0000` (CLF keeps
+/// whole seconds).
+fn clf(rfc3339: &str) -> String {
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let m: usize = rfc3339[5..7].parse().unwrap();
+    format!(
+        "{}/{}/{}:{} +0000",
+        &rfc3339[8..10],
+        months[m - 1],
+        &rfc3339[0..4],
+        &rfc3339[11..19]
+    )
+}
+
+/// The same traffic as JSON and as an nginx access log with
+/// `$request_time` gives the same report, within the text format's
+/// resolution (whole seconds, milliseconds).
+#[test]
+fn nginx_text_logs_replay_like_their_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = ok(&slate(&[
+        "gen",
+        "--duration",
+        "30m",
+        "--rate",
+        "5",
+        "--seed",
+        "9",
+    ]))
+    .stdout
+    .clone();
+    let mut nginx = String::new();
+    for l in String::from_utf8(json.clone()).unwrap().lines() {
+        let v: Value = serde_json::from_str(l).unwrap();
+        let status = v.get("status").map_or_else(
+            || if v["success"] == true { 200 } else { 500 },
+            |s| s.as_u64().unwrap(),
+        );
+        nginx += &format!(
+            "{} 10.0.0.1 - [{}] \"{} {} HTTP/1.1\" {} 512 {:.3}\n",
+            v["service"].as_str().unwrap(),
+            clf(v["ts"].as_str().unwrap()),
+            v.get("method").and_then(Value::as_str).unwrap_or("POST"),
+            v.get("endpoint")
+                .and_then(Value::as_str)
+                .unwrap_or("/batch"),
+            status,
+            v["latency_ms"].as_f64().unwrap() / 1000.0,
+        );
+    }
+    let pj = dir.path().join("gen.jsonl");
+    std::fs::write(&pj, &json).unwrap();
+    let pn = write(dir.path(), "access.log", &nginx);
+    let fmt =
+        r#"$host $remote_addr - [$time_local] "$request" $status $body_bytes_sent $request_time"#;
+    let a = report(&[pj.to_str().unwrap()]);
+    let b = report(&[
+        "--format",
+        "nginx",
+        "--log-format",
+        fmt,
+        pn.to_str().unwrap(),
+    ]);
+    assert_eq!(a["events"]["accepted"], b["events"]["accepted"]);
+    for (name, sa) in a["services"].as_object().unwrap() {
+        let sb = &b["services"][name];
+        assert_eq!(sa["requests"], sb["requests"], "{name}");
+        assert_eq!(sa["errors"], sb["errors"], "{name}");
+        for q in ["p50", "p95", "p99"] {
+            let (x, y) = (
+                sa["latency_ms"][q].as_f64().unwrap(),
+                sb["latency_ms"][q].as_f64().unwrap(),
+            );
+            assert!((x - y).abs() <= 0.5 + x * 0.01, "{name} {q}: {x} vs {y}");
+        }
+    }
+    // A layout with no service needs --service, and says so.
+    fails_with(
+        &["replay", "--format", "nginx", pn.to_str().unwrap()],
+        "give --service NAME",
+    );
+    // Lines that do not follow the layout are counted, not fatal.
+    let r = report(&[
+        "--format",
+        "nginx",
+        "--service",
+        "web",
+        pn.to_str().unwrap(),
+    ]);
+    assert_eq!(r["events"]["accepted"], 0);
+    assert_eq!(
+        reason(&r, "format_mismatch"),
+        a["events"]["accepted"].as_u64().unwrap()
+    );
+}

@@ -13,7 +13,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::Output;
-use crate::decode::JsonDecoder;
+use crate::decode::Decoder;
 use crate::replay::pipeline::trim;
 use crate::source::file::{self, InputName};
 use crate::spec::config::Format;
@@ -37,6 +37,12 @@ pub struct CheckArgs {
     /// Log format of INPUT [default: json]
     #[arg(long, value_name = "F")]
     format: Option<String>,
+    /// For nginx/apache: the log_format/LogFormat string (or combined, main, common)
+    #[arg(long, value_name = "S")]
+    log_format: Option<String>,
+    /// Every event belongs to this service (formats that carry none)
+    #[arg(long, value_name = "NAME")]
+    service: Option<String>,
     /// A log file whose first lines to try
     #[arg(value_name = "INPUT")]
     input: Option<PathBuf>,
@@ -86,6 +92,17 @@ pub fn run(a: CheckArgs) -> Result<ExitCode> {
         match Format::parse(f) {
             Ok(f) => config.input.format = f,
             Err(e) => errors.push(format!("--format: {e}")),
+        }
+    }
+    if let Some(lf) = &a.log_format {
+        config.input.log_format = Some(lf.clone());
+    }
+    if let Some(name) = &a.service {
+        config.input.constant_service = Some(name.clone());
+    }
+    if config.input.format.is_text() {
+        if let Err(e) = crate::decode::Decoder::new(&config.input) {
+            errors.push(e);
         }
     }
     let mut sample = serde_json::Value::Null;
@@ -145,7 +162,7 @@ fn sample_input(
     let reader = file::open(&name, Arc::new(AtomicU64::new(0)))
         .map_err(|e| e.to_string())?
         .reader;
-    let decoder = JsonDecoder::new(&config.input);
+    let decoder = Decoder::new(&config.input)?;
     let (mut ok, mut with_latency) = (0u64, 0u64);
     let mut rejected: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut services: BTreeMap<String, u64> = BTreeMap::new();

@@ -16,8 +16,10 @@ use crate::spec::config::{parse_eval_every, Format};
 #[command(after_help = "Examples:\n  \
 slate replay --slo fixtures/service-slos.yml fixtures/incidents.jsonl.gz\n  \
 slate replay --slo slos.yml --from 2026-10-01 --to 2026-11-01 -o json logs/*.jsonl.gz\n  \
-zcat access.log.gz | slate replay --slo slos.yml --format nginx-json -\n\n\
-Inputs are JSON lines, plain or gzip (several members are fine); several inputs are merged by time.\n\
+zcat access.log.gz | slate replay --slo slos.yml --format nginx-json -\n  \
+slate replay --format nginx --log-format combined --service web /var/log/nginx/access.log\n  \
+slate replay --format nginx --log-format '$host [$time_local] \"$request\" $status $request_time' access.log\n\n\
+Inputs are JSON lines or nginx/apache text logs, plain or gzip (several members are fine);\nseveral inputs are merged by time.\n\
 Exit codes: 0 whether or not SLOs were met, 2 on error.")]
 pub struct ReplayArgs {
     /// Log files to replay (`.jsonl`, `.jsonl.gz`; `-` for stdin)
@@ -29,9 +31,13 @@ pub struct ReplayArgs {
     /// slate.yml: input, engine and alerting settings (flags override it)
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Log format: json, nginx-json, envoy-json, ecs [default: json]
+    /// Log format: json, nginx-json, envoy-json, ecs, nginx, apache [default: json]
     #[arg(long, value_name = "F")]
     format: Option<String>,
+    /// For nginx/apache: the log_format/LogFormat string from your server's
+    /// config, or combined, main (nginx), common (apache)
+    #[arg(long, value_name = "S")]
+    log_format: Option<String>,
     /// Every event belongs to this service (for logs of one service)
     #[arg(long, value_name = "NAME", conflicts_with = "service_field")]
     service: Option<String>,
@@ -82,6 +88,12 @@ pub fn run(a: ReplayArgs) -> Result<ExitCode> {
     let mut config = load_config(a.config.as_deref())?;
     if let Some(f) = &a.format {
         config.input.format = Format::parse(f).map_err(|e| anyhow::anyhow!("--format: {e}"))?;
+    }
+    if let Some(lf) = &a.log_format {
+        if !config.input.format.is_text() {
+            bail!("--log-format needs --format nginx or --format apache");
+        }
+        config.input.log_format = Some(lf.clone());
     }
     if let Some(name) = &a.service {
         if !crate::decode::valid_service(name) {

@@ -83,7 +83,8 @@ enum Child {
 impl JsonDecoder {
     pub fn new(cfg: &InputConfig) -> JsonDecoder {
         let (defaults, unit): (&[(Field, &[&str])], LatencyUnit) = match cfg.format {
-            Format::Json => (
+            // Text formats have their own decoder; as JSON they mean the default shape.
+            Format::Json | Format::Nginx | Format::Apache => (
                 &[
                     (Field::Ts, &["ts"]),
                     (Field::Service, &["service"]),

@@ -5,10 +5,51 @@
 
 mod flat;
 pub mod json;
+pub mod text;
 
 use std::fmt;
 
 pub use json::{Decoded, JsonDecoder};
+pub use text::TextDecoder;
+
+use crate::model::DayCache;
+use crate::spec::config::InputConfig;
+
+/// The decoder for an input's format: JSON shapes or a compiled text
+/// layout. The same decoders serve files and Kafka messages.
+#[derive(Debug, Clone)]
+pub enum Decoder {
+    Json(JsonDecoder),
+    Text(TextDecoder),
+}
+
+impl Decoder {
+    /// Builds the decoder; a text format's layout string is compiled here,
+    /// and its errors say what to fix.
+    pub fn new(cfg: &InputConfig) -> Result<Decoder, String> {
+        if cfg.format.is_text() {
+            Ok(Decoder::Text(TextDecoder::new(cfg)?))
+        } else {
+            Ok(Decoder::Json(JsonDecoder::new(cfg)))
+        }
+    }
+
+    #[inline]
+    pub fn decode_with<'a>(
+        &self,
+        line: &'a [u8],
+        days: &mut DayCache,
+    ) -> Result<Decoded<'a>, Rejection> {
+        match self {
+            Decoder::Json(d) => d.decode_with(line, days),
+            Decoder::Text(d) => d.decode_with(line, days),
+        }
+    }
+
+    pub fn decode<'a>(&self, line: &'a [u8]) -> Result<Decoded<'a>, Rejection> {
+        self.decode_with(line, &mut DayCache::default())
+    }
+}
 
 /// Why a record was rejected. The names are the `reason` label values of
 /// `slate_events_rejected_total` and the keys of a report's

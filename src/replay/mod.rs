@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::decode::{JsonDecoder, Reason, RejectCounts};
+use crate::decode::{Decoder, Reason, RejectCounts};
 use crate::engine::{Engine, EngineSettings};
 use crate::evaluate::AlertTracker;
 use crate::model::{Event, Micros, ServiceId};
@@ -39,6 +39,8 @@ pub struct ReplayOptions {
 pub enum ReplayError {
     #[error(transparent)]
     Io(#[from] io::Error),
+    #[error("{0}")]
+    Format(String),
     #[error("dead-letter file {path}: {err}")]
     DeadLetter { path: PathBuf, err: io::Error },
 }
@@ -182,7 +184,7 @@ impl Replayer {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
-        let decoder = Arc::new(JsonDecoder::new(&self.opts.config.input));
+        let decoder = Arc::new(Decoder::new(&self.opts.config.input).map_err(ReplayError::Format)?);
         let read = Arc::new(AtomicU64::new(0));
         let total_bytes: Option<u64> = self.opts.inputs.iter().map(InputName::size).sum();
         let mut cursors = Vec::new();

@@ -11,7 +11,7 @@ use std::thread;
 use crossbeam_channel::{bounded, Receiver};
 use rustc_hash::FxHashMap;
 
-use crate::decode::{JsonDecoder, Reason};
+use crate::decode::{Decoder, Reason};
 use crate::model::Micros;
 use crate::source::file::{self, Chunk, ChunkReader, InputName};
 
@@ -50,7 +50,7 @@ impl DecodedChunk {
 }
 
 /// Decodes every line of a chunk. Blank lines are not records.
-pub fn decode_chunk(decoder: &JsonDecoder, data: Vec<u8>, first_line: u64) -> DecodedChunk {
+pub fn decode_chunk(decoder: &Decoder, data: Vec<u8>, first_line: u64) -> DecodedChunk {
     let mut out = DecodedChunk {
         names: Vec::new(),
         recs: Vec::with_capacity(data.len() / 128),
@@ -120,7 +120,7 @@ impl DecodedStream {
     /// Starts the reader and `threads` decode workers for one input.
     pub fn start(
         name: &InputName,
-        decoder: Arc<JsonDecoder>,
+        decoder: Arc<Decoder>,
         threads: usize,
         max_line: usize,
         progress: Arc<AtomicU64>,

@@ -15,10 +15,20 @@ pub enum Format {
     NginxJson,
     EnvoyJson,
     Ecs,
+    /// nginx text logs, laid out by `log_format` (default `combined`).
+    Nginx,
+    /// Apache text logs, laid out by `LogFormat` (default `combined`).
+    Apache,
 }
 
 impl Format {
-    pub const NAMES: &'static [&'static str] = &["json", "nginx-json", "envoy-json", "ecs"];
+    pub const NAMES: &'static [&'static str] =
+        &["json", "nginx-json", "envoy-json", "ecs", "nginx", "apache"];
+
+    /// Whether lines are laid out by a `log_format` string.
+    pub fn is_text(self) -> bool {
+        matches!(self, Format::Nginx | Format::Apache)
+    }
 
     pub fn parse(name: &str) -> Result<Format, String> {
         Ok(match name {
@@ -26,6 +36,8 @@ impl Format {
             "nginx-json" => Format::NginxJson,
             "envoy-json" => Format::EnvoyJson,
             "ecs" => Format::Ecs,
+            "nginx" => Format::Nginx,
+            "apache" => Format::Apache,
             other => {
                 let hint = super::yaml::closest(other, Format::NAMES.iter().copied())
                     .map(|c| format!("; did you mean `{c}`?"))
@@ -85,6 +97,9 @@ pub struct FieldOverrides {
 #[derive(Debug, Clone, PartialEq)]
 pub struct InputConfig {
     pub format: Format,
+    /// nginx `log_format` / Apache `LogFormat` string, or a predefined
+    /// name (`combined`, `main`, `common`), for the text formats.
+    pub log_format: Option<String>,
     pub fields: FieldOverrides,
     pub latency_unit: Option<LatencyUnit>,
     /// Status codes counted as errors; 5xx by default.
@@ -99,6 +114,7 @@ impl Default for InputConfig {
     fn default() -> Self {
         InputConfig {
             format: Format::Json,
+            log_format: None,
             fields: FieldOverrides::default(),
             latency_unit: None,
             error_statuses: StatusSet::parse("5xx").expect("static"),
@@ -193,6 +209,7 @@ const SECTIONS: &[&str] = &[
 ];
 const INPUT_KEYS: &[&str] = &[
     "format",
+    "log_format",
     "fields",
     "latency_unit",
     "error_statuses",
@@ -296,6 +313,9 @@ fn input(entries: &[(Located, Located)], cfg: &mut InputConfig, errors: &mut Err
             }
             "default_service" => {
                 cfg.default_service = scalar(v, &path, errors).map(str::to_string);
+            }
+            "log_format" => {
+                cfg.log_format = scalar(v, &path, errors).map(str::to_string);
             }
             "service_field" => {
                 cfg.fields.service = scalar(v, &path, errors).map(str::to_string);

@@ -1,0 +1,652 @@
+//! Text access logs whose layout the user gives: nginx's `log_format` and
+//! Apache's `LogFormat`. The format string is compiled once into a list of
+//! literals and fields; a line is matched against it left to right, each
+//! field running to the next literal. No regex, no allocation per line.
+
+use std::borrow::Cow;
+
+use super::json::epoch_to_micros;
+use super::{valid_service, Decoded, Reason, Rejection};
+use crate::model::{days_from_civil, parse_rfc3339_cached, DayCache, Micros, MICROS_PER_SEC};
+use crate::spec::config::{Format, InputConfig, StatusSet};
+
+/// nginx's predefined `combined`, and the `main` of its sample nginx.conf.
+pub const NGINX_COMBINED: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent""#;
+pub const NGINX_MAIN: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" "$http_x_forwarded_for""#;
+/// Apache's `common` and `combined` nicknames.
+pub const APACHE_COMMON: &str = r#"%h %l %u %t "%r" %>s %b"#;
+pub const APACHE_COMBINED: &str = r#"%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i""#;
+
+/// What a field of the format carries.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Field {
+    /// `[10/Oct/2000:13:55:36 -0700]` without the brackets.
+    TimeLocal,
+    TimeIso,
+    /// Epoch seconds with a fraction (`$msec`).
+    TimeEpoch,
+    Status,
+    /// A duration in this many µs per unit; `sum` for nginx's lists of
+    /// upstream times (`0.010, 0.020 : 0.005`).
+    Latency {
+        us_per_unit: f64,
+        sum: bool,
+        rank: u8,
+    },
+    /// A service name candidate; lower rank wins.
+    Service {
+        rank: u8,
+    },
+    Ignore,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Token {
+    Literal(Vec<u8>),
+    Field(Field),
+}
+
+#[derive(Debug, Clone)]
+pub struct TextDecoder {
+    tokens: Vec<Token>,
+    error_statuses: StatusSet,
+    default_service: Option<String>,
+    /// Whether a service field is read at all.
+    has_service: bool,
+    has_latency: bool,
+}
+
+impl TextDecoder {
+    /// Compiles `input.log_format` (or the format's default) for `nginx` or
+    /// `apache`. The error says what is wrong with the format string.
+    pub fn new(cfg: &InputConfig) -> Result<TextDecoder, String> {
+        let (text, tokens) = match cfg.format {
+            Format::Nginx => {
+                let text = match cfg.log_format.as_deref() {
+                    None | Some("combined") => NGINX_COMBINED,
+                    Some("main") => NGINX_MAIN,
+                    Some(t) => t,
+                };
+                (text, compile_nginx(text)?)
+            }
+            Format::Apache => {
+                let text = match cfg.log_format.as_deref() {
+                    None | Some("combined") => APACHE_COMBINED,
+                    Some("common") => APACHE_COMMON,
+                    Some(t) => t,
+                };
+                (text, compile_apache(text)?)
+            }
+            other => return Err(format!("{other:?} is not a text format")),
+        };
+        let fields = || {
+            tokens.iter().filter_map(|t| match t {
+                Token::Field(f) => Some(*f),
+                Token::Literal(_) => None,
+            })
+        };
+        if !fields().any(|f| matches!(f, Field::TimeLocal | Field::TimeIso | Field::TimeEpoch)) {
+            return Err(format!("the log format `{text}` has no time field"));
+        }
+        if !fields().any(|f| f == Field::Status) {
+            return Err(format!("the log format `{text}` has no status field"));
+        }
+        for w in tokens.windows(2) {
+            if let [Token::Field(a), Token::Field(b)] = w {
+                return Err(format!(
+                    "in `{text}`, two fields ({a:?}, {b:?}) follow each other with nothing between: a line could not be split"
+                ));
+            }
+        }
+        let has_service = fields().any(|f| matches!(f, Field::Service { .. }));
+        let default_service = cfg
+            .constant_service
+            .clone()
+            .or_else(|| cfg.default_service.clone());
+        if !has_service && default_service.is_none() {
+            return Err(format!(
+                "the log format `{text}` names no service ($host, $server_name, %v, %{{Host}}i): give --service NAME"
+            ));
+        }
+        Ok(TextDecoder {
+            has_latency: fields().any(|f| matches!(f, Field::Latency { .. })),
+            has_service: has_service && cfg.constant_service.is_none(),
+            tokens,
+            error_statuses: cfg.error_statuses.clone(),
+            default_service,
+        })
+    }
+
+    /// Whether lines carry a latency at all (plain `combined` does not).
+    pub fn has_latency(&self) -> bool {
+        self.has_latency
+    }
+
+    pub fn decode_with<'a>(
+        &self,
+        line: &'a [u8],
+        days: &mut DayCache,
+    ) -> Result<Decoded<'a>, Rejection> {
+        let mismatch = |what: &str| Rejection::new(Reason::FormatMismatch, what.to_string());
+        let mut p = 0usize;
+        let (mut ts, mut status, mut latency, mut service) = (None, None, None, None);
+        let (mut latency_rank, mut service_rank) = (u8::MAX, u8::MAX);
+        for (k, tok) in self.tokens.iter().enumerate() {
+            match tok {
+                Token::Literal(lit) => {
+                    if !line[p..].starts_with(lit) {
+                        return Err(mismatch("the line does not follow the log format"));
+                    }
+                    p += lit.len();
+                }
+                Token::Field(f) => {
+                    // A field runs to the next literal (or the end of line).
+                    let end = match self.tokens.get(k + 1) {
+                        Some(Token::Literal(lit)) => match memchr::memmem::find(&line[p..], lit) {
+                            Some(off) => p + off,
+                            None => {
+                                return Err(mismatch("the line ends before the log format does"))
+                            }
+                        },
+                        _ => line.len(),
+                    };
+                    let value = &line[p..end];
+                    p = end;
+                    match *f {
+                        Field::TimeLocal => ts = Some(clf_time(value).ok_or_else(bad_time)?),
+                        Field::TimeIso => {
+                            ts = Some(parse_rfc3339_cached(value, days).ok_or_else(bad_time)?)
+                        }
+                        Field::TimeEpoch => {
+                            let v: f64 = ascii(value).parse().map_err(|_| bad_time())?;
+                            ts = Some(epoch_to_micros(v).ok_or_else(bad_time)?);
+                        }
+                        Field::Status => status = Some(value),
+                        Field::Latency {
+                            us_per_unit,
+                            sum,
+                            rank,
+                        } => {
+                            if rank < latency_rank {
+                                if let Some(v) = duration(value, us_per_unit, sum)? {
+                                    latency = Some(v);
+                                    latency_rank = rank;
+                                }
+                            }
+                        }
+                        Field::Service { rank } => {
+                            if rank < service_rank
+                                && !value.is_empty()
+                                && value != b"-"
+                                && self.has_service
+                            {
+                                service = Some(value);
+                                service_rank = rank;
+                            }
+                        }
+                        Field::Ignore => {}
+                    }
+                }
+            }
+        }
+        if p != line.len() {
+            return Err(mismatch("the line goes on after the log format ends"));
+        }
+        let ts = ts.ok_or_else(bad_time)?;
+        if !(0..32_503_680_000 * MICROS_PER_SEC).contains(&ts) {
+            return Err(Rejection::new(
+                Reason::BadTimestamp,
+                "timestamp outside 1970–2999",
+            ));
+        }
+        let code: u16 = status
+            .and_then(|s| ascii(s).parse().ok())
+            .filter(|c| (100..=599).contains(c))
+            .ok_or_else(|| Rejection::new(Reason::BadStatus, "status must be 100–599"))?;
+        let service: Cow<'a, str> = match service {
+            Some(s) => {
+                let s = std::str::from_utf8(s)
+                    .map_err(|_| Rejection::new(Reason::BadService, "service is not UTF-8"))?;
+                if !valid_service(s) {
+                    return Err(Rejection::new(
+                        Reason::BadService,
+                        "service must be 1–128 bytes without control characters",
+                    ));
+                }
+                Cow::Borrowed(s)
+            }
+            None => match &self.default_service {
+                Some(d) => Cow::Owned(d.clone()),
+                None => {
+                    return Err(Rejection::new(
+                        Reason::MissingField,
+                        "no service in this line: give --service NAME",
+                    ))
+                }
+            },
+        };
+        Ok(Decoded {
+            ts,
+            service,
+            error: self.error_statuses.contains(code),
+            latency_us: latency,
+        })
+    }
+}
+
+fn bad_time() -> Rejection {
+    Rejection::new(Reason::BadTimestamp, "the time field does not parse")
+}
+
+fn ascii(b: &[u8]) -> &str {
+    std::str::from_utf8(b).unwrap_or("")
+}
+
+/// A duration field: `-` is none; nginx lists (`0.010, 0.020 : 0.005`) sum,
+/// as nginx defines `$upstream_response_time` for several upstreams.
+fn duration(value: &[u8], us_per_unit: f64, sum: bool) -> Result<Option<u64>, Rejection> {
+    let bad = || Rejection::new(Reason::BadLatency, "latency is not a number");
+    if value == b"-" || value.is_empty() {
+        return Ok(None);
+    }
+    let mut total = 0f64;
+    let mut any = false;
+    let parts: Box<dyn Iterator<Item = &[u8]>> = if sum {
+        Box::new(value.split(|&b| b == b',' || b == b':'))
+    } else {
+        Box::new(std::iter::once(value))
+    };
+    for part in parts {
+        let part = part.trim_ascii();
+        if part == b"-" {
+            continue;
+        }
+        let v: f64 = ascii(part).parse().map_err(|_| bad())?;
+        if !v.is_finite() || v < 0.0 {
+            return Err(Rejection::new(
+                Reason::BadLatency,
+                "latency must be finite and not negative",
+            ));
+        }
+        total += v;
+        any = true;
+    }
+    Ok(any.then(|| (total * us_per_unit).round() as u64))
+}
+
+/// Common Log Format time: `10/Oct/2000:13:55:36 -0700`.
+pub fn clf_time(s: &[u8]) -> Option<Micros> {
+    if s.len() != 26
+        || s[2] != b'/'
+        || s[6] != b'/'
+        || s[11] != b':'
+        || s[14] != b':'
+        || s[17] != b':'
+        || s[20] != b' '
+    {
+        return None;
+    }
+    let num = |a: usize, n: usize| -> Option<i64> {
+        s[a..a + n].iter().try_fold(0i64, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + (c - b'0') as i64)
+        })
+    };
+    let day = num(0, 2)? as u32;
+    let month = match &s[3..6] {
+        b"Jan" => 1,
+        b"Feb" => 2,
+        b"Mar" => 3,
+        b"Apr" => 4,
+        b"May" => 5,
+        b"Jun" => 6,
+        b"Jul" => 7,
+        b"Aug" => 8,
+        b"Sep" => 9,
+        b"Oct" => 10,
+        b"Nov" => 11,
+        b"Dec" => 12,
+        _ => return None,
+    };
+    let year = num(7, 4)?;
+    let (h, m, sec) = (num(12, 2)?, num(15, 2)?, num(18, 2)?);
+    if day == 0 || day > crate::model::days_in_month(year, month) || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    let sign = match s[21] {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let (oh, om) = (num(22, 2)?, num(24, 2)?);
+    let offset = sign * (oh * 3600 + om * 60);
+    let secs = days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + sec - offset;
+    Some(secs * MICROS_PER_SEC)
+}
+
+fn nginx_field(name: &str) -> Field {
+    match name {
+        "time_local" => Field::TimeLocal,
+        "time_iso8601" => Field::TimeIso,
+        "msec" => Field::TimeEpoch,
+        "status" => Field::Status,
+        "request_time" => Field::Latency {
+            us_per_unit: 1e6,
+            sum: false,
+            rank: 0,
+        },
+        "upstream_response_time" => Field::Latency {
+            us_per_unit: 1e6,
+            sum: true,
+            rank: 1,
+        },
+        "host" => Field::Service { rank: 0 },
+        "server_name" => Field::Service { rank: 1 },
+        "proxy_upstream_name" => Field::Service { rank: 2 },
+        "http_host" => Field::Service { rank: 3 },
+        _ => Field::Ignore,
+    }
+}
+
+/// Compiles nginx's `log_format` syntax: `$name` or `${name}`, the rest
+/// literal.
+fn compile_nginx(text: &str) -> Result<Vec<Token>, String> {
+    let b = text.as_bytes();
+    let mut tokens = Vec::new();
+    let mut lit = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'$' {
+            let (name, next) = if b.get(i + 1) == Some(&b'{') {
+                let close = text[i + 2..]
+                    .find('}')
+                    .ok_or_else(|| format!("`{text}`: `${{` without `}}`"))?;
+                (&text[i + 2..i + 2 + close], i + 3 + close)
+            } else {
+                let len = b[i + 1..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+                    .count();
+                (&text[i + 1..i + 1 + len], i + 1 + len)
+            };
+            if name.is_empty() {
+                return Err(format!("`{text}`: `$` at byte {i} names no variable"));
+            }
+            if !lit.is_empty() {
+                tokens.push(Token::Literal(std::mem::take(&mut lit)));
+            }
+            tokens.push(Token::Field(nginx_field(name)));
+            i = next;
+        } else {
+            lit.push(b[i]);
+            i += 1;
+        }
+    }
+    if !lit.is_empty() {
+        tokens.push(Token::Literal(lit));
+    }
+    Ok(tokens)
+}
+
+/// Compiles Apache's `LogFormat` syntax: `%x`, `%>x`, `%<x`, `%{arg}x`,
+/// `%%`; status modifiers (`%400,501s`) are accepted and ignored.
+fn compile_apache(text: &str) -> Result<Vec<Token>, String> {
+    let b = text.as_bytes();
+    let mut tokens = Vec::new();
+    let mut lit = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'%' {
+            lit.push(b[i]);
+            i += 1;
+            continue;
+        }
+        i += 1;
+        if b.get(i) == Some(&b'%') {
+            lit.push(b'%');
+            i += 1;
+            continue;
+        }
+        // Modifiers: `<`, `>`, `!`, status lists.
+        while i < b.len()
+            && (b[i] == b'<'
+                || b[i] == b'>'
+                || b[i] == b'!'
+                || b[i] == b','
+                || b[i].is_ascii_digit())
+        {
+            i += 1;
+        }
+        let mut arg = None;
+        if b.get(i) == Some(&b'{') {
+            let close = text[i + 1..]
+                .find('}')
+                .ok_or_else(|| format!("`{text}`: `%{{` without `}}`"))?;
+            arg = Some(&text[i + 1..i + 1 + close]);
+            i += close + 2;
+        }
+        let Some(&d) = b.get(i) else {
+            return Err(format!("`{text}`: `%` at the end names no directive"));
+        };
+        i += 1;
+        let field = match (d, arg) {
+            (b't', None) => {
+                // %t writes its own brackets.
+                lit.push(b'[');
+                tokens.push(Token::Literal(std::mem::take(&mut lit)));
+                tokens.push(Token::Field(Field::TimeLocal));
+                lit.push(b']');
+                continue;
+            }
+            (b't', Some(_)) => {
+                return Err(format!(
+                    "`{text}`: %{{...}}t with a custom time format is not supported; use %t"
+                ))
+            }
+            (b's', _) => Field::Status,
+            (b'D', _) => Field::Latency {
+                us_per_unit: 1.0,
+                sum: false,
+                rank: 0,
+            },
+            (b'T', None | Some("s")) => Field::Latency {
+                us_per_unit: 1e6,
+                sum: false,
+                rank: 1,
+            },
+            (b'T', Some("ms")) => Field::Latency {
+                us_per_unit: 1e3,
+                sum: false,
+                rank: 0,
+            },
+            (b'T', Some("us")) => Field::Latency {
+                us_per_unit: 1.0,
+                sum: false,
+                rank: 0,
+            },
+            (b'v', _) => Field::Service { rank: 1 },
+            (b'V', _) => Field::Service { rank: 2 },
+            (b'i', Some(h)) if h.eq_ignore_ascii_case("host") => Field::Service { rank: 0 },
+            _ => Field::Ignore,
+        };
+        if !lit.is_empty() {
+            tokens.push(Token::Literal(std::mem::take(&mut lit)));
+        }
+        tokens.push(Token::Field(field));
+    }
+    if !lit.is_empty() {
+        tokens.push(Token::Literal(lit));
+    }
+    Ok(tokens)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::parse_rfc3339;
+
+    fn decoder(format: Format, log_format: Option<&str>, service: Option<&str>) -> TextDecoder {
+        TextDecoder::new(&InputConfig {
+            format,
+            log_format: log_format.map(str::to_string),
+            constant_service: service.map(str::to_string),
+            ..InputConfig::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn clf_time_parses_with_its_offset() {
+        assert_eq!(
+            clf_time(b"10/Oct/2000:13:55:36 -0700"),
+            parse_rfc3339(b"2000-10-10T13:55:36-07:00")
+        );
+        assert_eq!(clf_time(b"31/Feb/2000:13:55:36 -0700"), None);
+        assert_eq!(clf_time(b"10/Foo/2000:13:55:36 -0700"), None);
+    }
+
+    /// The example of Apache's log documentation, in `common`.
+    #[test]
+    fn apache_common_from_its_documentation() {
+        let d = decoder(Format::Apache, Some("common"), Some("www"));
+        let e = d
+            .decode_with(br#"127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif HTTP/1.0" 200 2326"#, &mut DayCache::default())
+            .unwrap();
+        assert_eq!(e.ts, parse_rfc3339(b"2000-10-10T20:55:36Z").unwrap());
+        assert_eq!(
+            (e.service.as_ref(), e.error, e.latency_us),
+            ("www", false, None)
+        );
+        assert!(!d.has_latency());
+    }
+
+    #[test]
+    fn apache_with_latency_and_host() {
+        let d = decoder(
+            Format::Apache,
+            Some(r#"%{Host}i %h %l %u %t "%r" %>s %b %D"#),
+            None,
+        );
+        let e = d
+            .decode_with(br#"shop.example 10.0.0.1 - - [10/Oct/2000:13:55:36 +0000] "POST /cart HTTP/1.1" 503 12 2500"#, &mut DayCache::default())
+            .unwrap();
+        assert_eq!(
+            (e.service.as_ref(), e.error, e.latency_us),
+            ("shop.example", true, Some(2500))
+        );
+        let ms = decoder(Format::Apache, Some(r#"%v %t %>s %{ms}T"#), None);
+        let e = ms
+            .decode_with(
+                b"api [10/Oct/2000:13:55:36 +0000] 200 42",
+                &mut DayCache::default(),
+            )
+            .unwrap();
+        assert_eq!(e.latency_us, Some(42_000));
+    }
+
+    /// nginx's `combined`, from its documentation, plus `$request_time`.
+    #[test]
+    fn nginx_combined_and_request_time() {
+        let d = decoder(Format::Nginx, None, Some("web"));
+        let line = br#"192.168.1.2 - - [24/Nov/2026:10:00:00 +0000] "GET /index.html HTTP/1.1" 304 0 "-" "Mozilla/5.0 (X11; Linux x86_64)""#;
+        let e = d.decode_with(line, &mut DayCache::default()).unwrap();
+        assert_eq!(e.ts, parse_rfc3339(b"2026-11-24T10:00:00Z").unwrap());
+        assert_eq!(
+            (e.service.as_ref(), e.error, e.latency_us),
+            ("web", false, None)
+        );
+
+        let fmt = r#"$host $remote_addr [$time_local] "$request" $status $body_bytes_sent $request_time "$upstream_response_time""#;
+        let d = decoder(Format::Nginx, Some(fmt), None);
+        let e = d
+            .decode_with(br#"api.example 10.1.1.1 [24/Nov/2026:10:00:00 +0100] "GET /v1 HTTP/2.0" 502 10 0.250 "0.100, 0.120 : 0.005""#, &mut DayCache::default())
+            .unwrap();
+        assert_eq!(
+            (e.service.as_ref(), e.error, e.latency_us),
+            ("api.example", true, Some(250_000))
+        );
+    }
+
+    #[test]
+    fn upstream_response_time_lists_are_summed() {
+        let fmt = r#"$host [$time_iso8601] $status $upstream_response_time"#;
+        let d = decoder(Format::Nginx, Some(fmt), None);
+        let e = d
+            .decode_with(
+                b"a [2026-11-24T10:00:00+00:00] 200 0.010, 0.020 : 0.005",
+                &mut DayCache::default(),
+            )
+            .unwrap();
+        assert_eq!(e.latency_us, Some(35_000));
+        let e = d
+            .decode_with(
+                b"a [2026-11-24T10:00:00+00:00] 504 -",
+                &mut DayCache::default(),
+            )
+            .unwrap();
+        assert_eq!((e.latency_us, e.error), (None, true));
+    }
+
+    #[test]
+    fn mismatches_and_bad_fields_are_counted_by_reason() {
+        let d = decoder(Format::Nginx, None, Some("web"));
+        let reason = |l: &[u8]| {
+            d.decode_with(l, &mut DayCache::default())
+                .unwrap_err()
+                .reason
+        };
+        assert_eq!(reason(b"hello world"), Reason::FormatMismatch);
+        assert_eq!(reason(br#"1.2.3.4 - - [24/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 0 "-" "ua" trailing"#), Reason::FormatMismatch);
+        assert_eq!(
+            reason(br#"1.2.3.4 - - [yesterday] "GET / HTTP/1.1" 200 0 "-" "ua""#),
+            Reason::BadTimestamp
+        );
+        assert_eq!(
+            reason(br#"1.2.3.4 - - [24/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 2x0 0 "-" "ua""#),
+            Reason::BadStatus
+        );
+    }
+
+    #[test]
+    fn format_strings_are_checked_when_compiled() {
+        let err = |f: Format, s: &str| {
+            TextDecoder::new(&InputConfig {
+                format: f,
+                log_format: Some(s.into()),
+                ..InputConfig::default()
+            })
+            .unwrap_err()
+        };
+        assert!(err(Format::Nginx, "$remote_addr $status").contains("no time field"));
+        assert!(err(Format::Nginx, "[$time_local] $status").contains("give --service"));
+        assert!(
+            err(Format::Nginx, "$host [$time_local]$status$request_time")
+                .contains("follow each other")
+        );
+        assert!(err(Format::Apache, "%h %t %>s %{%d}t").contains("not supported"));
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        const NGINX: &[u8] = br#"api 10.0.0.1 - [24/Nov/2026:10:00:00 +0000] "GET /v1 HTTP/1.1" 200 512 0.013 "0.010, 0.002""#;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1000))]
+            #[test]
+            fn text_decoders_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..200), pos in any::<prop::sample::Index>(), byte in any::<u8>(), cut in any::<prop::sample::Index>()) {
+                let nginx = decoder(Format::Nginx, Some(r#"$host $remote_addr - [$time_local] "$request" $status $body_bytes_sent $request_time "$upstream_response_time""#), None);
+                let apache = decoder(Format::Apache, Some(r#"%v %h %l %t "%r" %>s %b %D"#), None);
+                let mut mutated = NGINX.to_vec();
+                let i = pos.index(mutated.len());
+                mutated[i] = byte;
+                let short = &NGINX[..cut.index(NGINX.len() + 1)];
+                for line in [&bytes[..], &mutated[..], short] {
+                    let _ = nginx.decode_with(line, &mut DayCache::default());
+                    let _ = apache.decode_with(line, &mut DayCache::default());
+                }
+                prop_assert!(nginx.decode_with(NGINX, &mut DayCache::default()).is_ok());
+            }
+        }
+    }
+}
