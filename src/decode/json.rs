@@ -129,6 +129,29 @@ impl JsonDecoder {
                 ],
                 LatencyUnit::Ns,
             ),
+            // Traefik's JSON access log (`accessLog.format: json`).
+            Format::Traefik => (
+                &[
+                    (Field::Ts, &["StartUTC", "StartLocal", "time"]),
+                    (
+                        Field::Service,
+                        &["ServiceName", "RouterName", "RequestHost"],
+                    ),
+                    (Field::Status, &["DownstreamStatus", "OriginStatus"]),
+                    (Field::Latency, &["Duration"]),
+                ],
+                LatencyUnit::Ns,
+            ),
+            // Caddy's `http.log.access` entries (epoch seconds, seconds).
+            Format::Caddy => (
+                &[
+                    (Field::Ts, &["ts"]),
+                    (Field::Service, &["request.host", "logger"]),
+                    (Field::Status, &["status"]),
+                    (Field::Latency, &["duration"]),
+                ],
+                LatencyUnit::S,
+            ),
         };
         let o = &cfg.fields;
         let overrides = [
@@ -841,6 +864,35 @@ mod tests {
         assert_eq!(
             (e.service.as_ref(), e.error, e.latency_us),
             ("pay", true, Some(1_500))
+        );
+    }
+
+    /// Traefik's documented JSON access-log fields.
+    #[test]
+    fn traefik_json() {
+        let e = dec(Format::Traefik)
+            .decode(br#"{"ClientAddr":"10.0.0.1:5000","DownstreamStatus":502,"Duration":12345678,"OriginStatus":502,"RequestHost":"shop.example","RequestMethod":"GET","RequestPath":"/","RouterName":"shop@docker","ServiceName":"shop-svc@docker","StartUTC":"2026-11-24T10:00:00.123456789Z","level":"info","msg":"","time":"2026-11-24T10:00:00Z"}"#)
+            .unwrap();
+        assert_eq!(
+            e.ts,
+            crate::model::parse_rfc3339(b"2026-11-24T10:00:00.123456Z").unwrap()
+        );
+        assert_eq!(
+            (e.service.as_ref(), e.error, e.latency_us),
+            ("shop-svc@docker", true, Some(12_346))
+        );
+    }
+
+    /// Caddy's documented `http.log.access` entry.
+    #[test]
+    fn caddy_json() {
+        let e = dec(Format::Caddy)
+            .decode(br#"{"level":"info","ts":1646861401.52878,"logger":"http.log.access.log0","msg":"handled request","request":{"remote_ip":"127.0.0.1","remote_port":"41342","proto":"HTTP/2.0","method":"GET","host":"localhost","uri":"/","headers":{"User-Agent":["curl/7.82.0"]}},"bytes_read":0,"user_id":"","duration":0.000929675,"size":10900,"status":200,"resp_headers":{"Server":["Caddy"]}}"#)
+            .unwrap();
+        assert_eq!(e.ts, 1_646_861_401_528_780);
+        assert_eq!(
+            (e.service.as_ref(), e.error, e.latency_us),
+            ("localhost", false, Some(930))
         );
     }
 

@@ -15,6 +15,10 @@ pub enum Format {
     NginxJson,
     EnvoyJson,
     Ecs,
+    /// Traefik's JSON access log.
+    Traefik,
+    /// Caddy's JSON access log.
+    Caddy,
     /// nginx text logs, laid out by `log_format` (default `combined`).
     Nginx,
     /// Apache text logs, laid out by `LogFormat` (default `combined`).
@@ -22,8 +26,16 @@ pub enum Format {
 }
 
 impl Format {
-    pub const NAMES: &'static [&'static str] =
-        &["json", "nginx-json", "envoy-json", "ecs", "nginx", "apache"];
+    pub const NAMES: &'static [&'static str] = &[
+        "json",
+        "nginx-json",
+        "envoy-json",
+        "ecs",
+        "traefik",
+        "caddy",
+        "nginx",
+        "apache",
+    ];
 
     /// Whether lines are laid out by a `log_format` string.
     pub fn is_text(self) -> bool {
@@ -36,6 +48,8 @@ impl Format {
             "nginx-json" => Format::NginxJson,
             "envoy-json" => Format::EnvoyJson,
             "ecs" => Format::Ecs,
+            "traefik" => Format::Traefik,
+            "caddy" => Format::Caddy,
             "nginx" => Format::Nginx,
             "apache" => Format::Apache,
             other => {
