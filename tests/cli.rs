@@ -770,3 +770,72 @@ fn nginx_text_logs_replay_like_their_json() {
         a["events"]["accepted"].as_u64().unwrap()
     );
 }
+
+/// `slate gen --format F` → `slate replay --format F` gives the report of
+/// the same events in JSON: counts equal, quantiles within the format's
+/// resolution.
+#[test]
+fn gen_in_text_layouts_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let common = [
+        "gen",
+        "--duration",
+        "20m",
+        "--rate",
+        "4",
+        "--seed",
+        "3",
+        "--incident",
+        "errors:api-gateway:5m+5m:0.3",
+    ];
+    let json = ok(&slate(&common)).stdout.clone();
+    let pj = dir.path().join("gen.jsonl");
+    std::fs::write(&pj, &json).unwrap();
+    let base = report(&["--slo", "fixtures/service-slos.yml", pj.to_str().unwrap()]);
+    for (format, layout, tolerance_ms) in [
+        (
+            "nginx",
+            r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent $host $request_time"#,
+            0.5,
+        ),
+        ("apache", r#"%v %h %l %u %t "%r" %>s %b %D"#, 0.001),
+    ] {
+        let mut args = common.to_vec();
+        args.extend(["--format", format, "--log-format", layout]);
+        let text = ok(&slate(&args)).stdout.clone();
+        let pt = dir.path().join(format!("gen.{format}.log"));
+        std::fs::write(&pt, &text).unwrap();
+        let r = report(&[
+            "--slo",
+            "fixtures/service-slos.yml",
+            "--format",
+            format,
+            "--log-format",
+            layout,
+            pt.to_str().unwrap(),
+        ]);
+        assert_eq!(
+            r["events"]["accepted"], base["events"]["accepted"],
+            "{format}"
+        );
+        assert_eq!(r["events"]["rejected"], 0, "{format}");
+        for (name, s) in base["services"].as_object().unwrap() {
+            let t = &r["services"][name];
+            assert_eq!(
+                (&s["requests"], &s["errors"]),
+                (&t["requests"], &t["errors"]),
+                "{format} {name}"
+            );
+            for q in ["p50", "p95", "p99"] {
+                let (x, y) = (
+                    s["latency_ms"][q].as_f64().unwrap(),
+                    t["latency_ms"][q].as_f64().unwrap(),
+                );
+                assert!(
+                    (x - y).abs() <= tolerance_ms + x * 0.01,
+                    "{format} {name} {q}: {x} vs {y}"
+                );
+            }
+        }
+    }
+}

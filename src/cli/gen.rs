@@ -9,8 +9,10 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use flate2::write::GzEncoder;
 
+use crate::decode::TextDecoder;
 use crate::gen::{generate, service_name, GenOptions, Incident, DEFAULT_START};
 use crate::model::{parse_instant, Span};
+use crate::spec::config::{Format, InputConfig};
 
 #[derive(Args, Debug)]
 #[command(
@@ -43,20 +45,37 @@ pub struct GenArgs {
     /// First timestamp
     #[arg(long, default_value = DEFAULT_START)]
     start: String,
-    /// Log format to write (json only for now)
+    /// Log format to write: json, nginx or apache
     #[arg(long, default_value = "json")]
     format: String,
+    /// For nginx/apache: the layout to write (log_format / LogFormat string,
+    /// or combined, main, common); replay it with the same --log-format
+    #[arg(long, value_name = "S")]
+    log_format: Option<String>,
     /// Write to FILE (gzip when it ends in .gz) instead of stdout
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
 }
 
 pub fn run(a: GenArgs) -> Result<ExitCode> {
-    if a.format != "json" {
-        bail!(
-            "--format {}: gen writes `json` for now; other formats come with the text decoders",
-            a.format
-        );
+    let format = Format::parse(&a.format).map_err(|e| anyhow::anyhow!("--format: {e}"))?;
+    let layout = match format {
+        Format::Json => None,
+        f if f.is_text() => {
+            let cfg = InputConfig {
+                format: f,
+                log_format: a.log_format.clone(),
+                // A layout without a service is fine to write; replaying it
+                // needs --service.
+                default_service: Some("-".into()),
+                ..InputConfig::default()
+            };
+            Some(TextDecoder::new(&cfg).map_err(|e| anyhow::anyhow!("--log-format: {e}"))?)
+        }
+        other => bail!("--format {other:?}: gen writes json, nginx or apache"),
+    };
+    if a.log_format.is_some() && layout.is_none() {
+        bail!("--log-format needs --format nginx or --format apache");
     }
     let duration = Span::parse(&a.duration).map_err(|e| anyhow::anyhow!("--duration: {e}"))?;
     if duration.0 <= 0 {
@@ -88,6 +107,7 @@ pub fn run(a: GenArgs) -> Result<ExitCode> {
         incidents,
         seed: a.seed,
         start,
+        layout,
     };
     match &a.out {
         Some(path) => {

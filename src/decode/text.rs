@@ -27,12 +27,15 @@ enum Field {
     TimeEpoch,
     Status,
     /// A duration in this many µs per unit; `sum` for nginx's lists of
-    /// upstream times (`0.010, 0.020 : 0.005`).
+    /// upstream times (`0.010, 0.020 : 0.005`); `decimals` as written.
     Latency {
         us_per_unit: f64,
         sum: bool,
         rank: u8,
+        decimals: u8,
     },
+    /// The request line (`GET /path HTTP/1.1`): not read, but written by `gen`.
+    Request,
     /// A service name candidate; lower rank wins.
     Service {
         rank: u8,
@@ -166,6 +169,7 @@ impl TextDecoder {
                             us_per_unit,
                             sum,
                             rank,
+                            ..
                         } => {
                             if rank < latency_rank {
                                 if let Some(v) = duration(value, us_per_unit, sum)? {
@@ -184,7 +188,7 @@ impl TextDecoder {
                                 service_rank = rank;
                             }
                         }
-                        Field::Ignore => {}
+                        Field::Ignore | Field::Request => {}
                     }
                 }
             }
@@ -232,6 +236,71 @@ impl TextDecoder {
             latency_us: latency,
         })
     }
+}
+
+/// One event as `slate gen` writes it into a text layout.
+pub struct Render<'a> {
+    pub ts: Micros,
+    pub service: &'a str,
+    pub status: u16,
+    pub latency_us: u64,
+    pub method: &'a str,
+    pub path: &'a str,
+}
+
+impl TextDecoder {
+    /// Writes an event in this layout, so that this decoder reads it back
+    /// (times in UTC; fields slate does not read as `-`).
+    pub fn render(&self, r: &Render, out: &mut String) {
+        use std::fmt::Write;
+        for tok in &self.tokens {
+            match tok {
+                Token::Literal(l) => out.push_str(&String::from_utf8_lossy(l)),
+                Token::Field(f) => {
+                    let _ = match *f {
+                        Field::TimeLocal => write!(out, "{}", format_clf(r.ts)),
+                        Field::TimeIso => {
+                            write!(out, "{}+00:00", &crate::model::format_rfc3339(r.ts)[..19])
+                        }
+                        Field::TimeEpoch => write!(
+                            out,
+                            "{}.{:03}",
+                            r.ts.div_euclid(MICROS_PER_SEC),
+                            r.ts.rem_euclid(MICROS_PER_SEC) / 1000
+                        ),
+                        Field::Status => write!(out, "{}", r.status),
+                        Field::Latency {
+                            us_per_unit,
+                            decimals,
+                            ..
+                        } => {
+                            let v = r.latency_us as f64 / us_per_unit;
+                            write!(out, "{v:.prec$}", prec = decimals as usize)
+                        }
+                        Field::Service { .. } => write!(out, "{}", r.service),
+                        Field::Request => write!(out, "{} {} HTTP/1.1", r.method, r.path),
+                        Field::Ignore => write!(out, "-"),
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// `10/Oct/2000:13:55:36 +0000`, in UTC.
+pub fn format_clf(ts: Micros) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let rfc = crate::model::format_rfc3339(ts);
+    let month: usize = rfc[5..7].parse().unwrap_or(1);
+    format!(
+        "{}/{}/{}:{} +0000",
+        &rfc[8..10],
+        MONTHS[month - 1],
+        &rfc[0..4],
+        &rfc[11..19]
+    )
 }
 
 fn bad_time() -> Rejection {
@@ -332,13 +401,16 @@ fn nginx_field(name: &str) -> Field {
         "request_time" => Field::Latency {
             us_per_unit: 1e6,
             sum: false,
+            decimals: 3,
             rank: 0,
         },
         "upstream_response_time" => Field::Latency {
             us_per_unit: 1e6,
             sum: true,
+            decimals: 3,
             rank: 1,
         },
+        "request" => Field::Request,
         "host" => Field::Service { rank: 0 },
         "server_name" => Field::Service { rank: 1 },
         "proxy_upstream_name" => Field::Service { rank: 2 },
@@ -446,23 +518,28 @@ fn compile_apache(text: &str) -> Result<Vec<Token>, String> {
             (b'D', _) => Field::Latency {
                 us_per_unit: 1.0,
                 sum: false,
+                decimals: 0,
                 rank: 0,
             },
             (b'T', None | Some("s")) => Field::Latency {
                 us_per_unit: 1e6,
                 sum: false,
+                decimals: 0,
                 rank: 1,
             },
             (b'T', Some("ms")) => Field::Latency {
                 us_per_unit: 1e3,
                 sum: false,
+                decimals: 0,
                 rank: 0,
             },
             (b'T', Some("us")) => Field::Latency {
                 us_per_unit: 1.0,
                 sum: false,
+                decimals: 0,
                 rank: 0,
             },
+            (b'r', _) => Field::Request,
             (b'v', _) => Field::Service { rank: 1 },
             (b'V', _) => Field::Service { rank: 2 },
             (b'i', Some(h)) if h.eq_ignore_ascii_case("host") => Field::Service { rank: 0 },
@@ -492,6 +569,48 @@ mod tests {
             ..InputConfig::default()
         })
         .unwrap()
+    }
+
+    #[test]
+    fn rendered_lines_read_back() {
+        for (format, layout) in [
+            (
+                Format::Nginx,
+                NGINX_COMBINED.to_string() + " $host $request_time",
+            ),
+            (
+                Format::Nginx,
+                "$msec $server_name \"$request\" $status $upstream_response_time".to_string(),
+            ),
+            (
+                Format::Apache,
+                r#"%v %h %l %u %t "%r" %>s %b %D"#.to_string(),
+            ),
+        ] {
+            let d = decoder(format, Some(&layout), None);
+            let mut line = String::new();
+            let ts = parse_rfc3339(b"2026-11-24T10:00:00.123Z").unwrap();
+            d.render(
+                &Render {
+                    ts,
+                    service: "api",
+                    status: 503,
+                    latency_us: 12_345,
+                    method: "GET",
+                    path: "/v1",
+                },
+                &mut line,
+            );
+            let e = d
+                .decode_with(line.as_bytes(), &mut DayCache::default())
+                .unwrap();
+            assert_eq!((e.service.as_ref(), e.error), ("api", true), "{line}");
+            assert!((e.ts - ts).abs() < MICROS_PER_SEC, "{line}");
+            assert!(
+                (e.latency_us.unwrap() as i64 - 12_345).abs() <= 500,
+                "{line}"
+            );
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use std::io::{self, Write};
 
+use crate::decode::text::{Render, TextDecoder};
 use crate::model::{format_rfc3339, parse_instant, Micros, Span, MICROS_PER_SEC};
 
 pub const DEFAULT_START: &str = "2026-11-01T00:00:00Z";
@@ -96,6 +97,8 @@ pub struct GenOptions {
     pub incidents: Vec<Incident>,
     pub seed: u64,
     pub start: Micros,
+    /// A text layout to write instead of JSON lines (`--format nginx|apache`).
+    pub layout: Option<TextDecoder>,
 }
 
 impl Default for GenOptions {
@@ -107,6 +110,7 @@ impl Default for GenOptions {
             incidents: Vec::new(),
             seed: 1,
             start: parse_instant(DEFAULT_START).expect("static"),
+            layout: None,
         }
     }
 }
@@ -238,24 +242,47 @@ pub fn generate(opts: &GenOptions, out: &mut dyn Write) -> io::Result<u64> {
         let stamp = format_rfc3339(written_ts);
         line.clear();
         use std::fmt::Write as _;
-        if p.batch {
+        let status = if p.batch {
+            if error {
+                500
+            } else {
+                200
+            }
+        } else if error {
+            [500, 502, 503, 504][(rng.next_u64() % 4) as usize]
+        } else {
+            [200, 200, 200, 201, 204, 304, 404][(rng.next_u64() % 7) as usize]
+        };
+        // Batch jobs draw no endpoint, so their JSON stays as it was.
+        let (method, endpoint) = if p.batch {
+            ("POST", "/batch")
+        } else {
+            [
+                ("GET", "/v1/items"),
+                ("GET", "/v1/users"),
+                ("POST", "/v1/orders"),
+                ("GET", "/healthz"),
+            ][(rng.next_u64() % 4) as usize]
+        };
+        if let Some(layout) = &opts.layout {
+            layout.render(
+                &Render {
+                    ts: written_ts,
+                    service: &p.name,
+                    status,
+                    latency_us: (latency_ms * 1000.0).round() as u64,
+                    method,
+                    path: endpoint,
+                },
+                &mut line,
+            );
+        } else if p.batch {
             let _ = write!(
                 line,
                 r#"{{"ts":"{stamp}","service":"{}","success":{},"latency_ms":{latency_ms:.3}}}"#,
                 p.name, !error
             );
         } else {
-            let status = if error {
-                [500, 502, 503, 504][(rng.next_u64() % 4) as usize]
-            } else {
-                [200, 200, 200, 201, 204, 304, 404][(rng.next_u64() % 7) as usize]
-            };
-            let (method, endpoint) = [
-                ("GET", "/v1/items"),
-                ("GET", "/v1/users"),
-                ("POST", "/v1/orders"),
-                ("GET", "/healthz"),
-            ][(rng.next_u64() % 4) as usize];
             let _ = write!(
                 line,
                 r#"{{"ts":"{stamp}","service":"{}","endpoint":"{endpoint}","method":"{method}","status":{status},"latency_ms":{latency_ms:.3}}}"#,
