@@ -839,3 +839,29 @@ fn gen_in_text_layouts_round_trips() {
         }
     }
 }
+
+#[test]
+fn alb_logs_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = |t: &str, times: &str, code: u16| {
+        format!(
+            r#"https {t} app/lb/50dc6c495c0c9188 192.168.131.39:2817 10.0.0.1:80 {times} {code} {code} 34 366 "GET https://www.example.com:443/ HTTP/1.1" "curl/7.46.0" ECDHE-RSA-AES128-GCM-SHA256 TLSv1.2 arn:aws:elasticloadbalancing:us-east-2:123456789012:targetgroup/shop/73e2d6bc24d8a067 "Root=1-58337262-36d228ad5d99923122bbe354" "www.example.com" "-" 0 {t} "forward" "-" "-" "10.0.0.1:80" "{code}" "-" "-""#
+        )
+    };
+    let text = [
+        line("2026-11-01T00:00:00.100000Z", "0.001 0.020 0.000", 200),
+        line("2026-11-01T00:00:01.100000Z", "-1 -1 -1", 502),
+        line("2026-11-01T00:00:02.100000Z", "0.001 0.040 0.001", 200),
+    ]
+    .join("\n");
+    let input = write(dir.path(), "alb.log", &text);
+    let r = report(&["--format", "alb", input.to_str().unwrap()]);
+    let s = &r["services"]["shop"];
+    assert_eq!(
+        (s["requests"].as_u64(), s["errors"].as_u64()),
+        (Some(3), Some(1))
+    );
+    // The request that reached no target has no latency: p99 is the 42 ms one.
+    let p99 = s["latency_ms"]["p99"].as_f64().unwrap();
+    assert!((p99 - 42.0).abs() <= 0.42, "{p99}");
+}

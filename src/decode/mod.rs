@@ -3,6 +3,7 @@
 //!
 //! May import `model` and `spec`.
 
+pub mod aws;
 mod flat;
 pub mod json;
 pub mod text;
@@ -21,14 +22,18 @@ use crate::spec::config::InputConfig;
 pub enum Decoder {
     Json(JsonDecoder),
     Text(TextDecoder),
+    Aws(aws::AwsDecoder),
 }
 
 impl Decoder {
     /// Builds the decoder; a text format's layout string is compiled here,
     /// and its errors say what to fix.
     pub fn new(cfg: &InputConfig) -> Result<Decoder, String> {
+        use crate::spec::config::Format;
         if cfg.format.is_text() {
             Ok(Decoder::Text(TextDecoder::new(cfg)?))
+        } else if matches!(cfg.format, Format::Alb | Format::Elb) {
+            Ok(Decoder::Aws(aws::AwsDecoder::new(cfg)))
         } else {
             Ok(Decoder::Json(JsonDecoder::new(cfg)))
         }
@@ -43,6 +48,7 @@ impl Decoder {
         match self {
             Decoder::Json(d) => d.decode_with(line, days),
             Decoder::Text(d) => d.decode_with(line, days),
+            Decoder::Aws(d) => d.decode_with(line, days),
         }
     }
 

@@ -19,6 +19,10 @@ pub enum Format {
     Traefik,
     /// Caddy's JSON access log.
     Caddy,
+    /// AWS Application Load Balancer access logs.
+    Alb,
+    /// AWS Classic Load Balancer access logs.
+    Elb,
     /// nginx text logs, laid out by `log_format` (default `combined`).
     Nginx,
     /// Apache text logs, laid out by `LogFormat` (default `combined`).
@@ -52,6 +56,8 @@ impl Format {
             "caddy" => Format::Caddy,
             "nginx" => Format::Nginx,
             "apache" => Format::Apache,
+            "alb" => Format::Alb,
+            "elb" => Format::Elb,
             other => {
                 let hint = super::yaml::closest(other, Format::NAMES.iter().copied())
                     .map(|c| format!("; did you mean `{c}`?"))
