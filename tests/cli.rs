@@ -865,3 +865,38 @@ fn alb_logs_replay() {
     let p99 = s["latency_ms"]["p99"].as_f64().unwrap();
     assert!((p99 - 42.0).abs() <= 0.42, "{p99}");
 }
+
+#[test]
+fn haproxy_logs_replay_in_their_zone() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = [
+        r#"Feb  6 12:14:14 lb haproxy[14389]: 10.0.1.2:33317 [06/Feb/2009:12:14:14.655] http-in static/srv1 10/0/30/69/109 200 2750 - - ---- 1/1/1/1/0 0/0 {1wt.eu} {} "GET /index.html HTTP/1.1""#,
+        r#"Feb  6 12:14:15 lb haproxy[14389]: 10.0.1.2:33318 [06/Feb/2009:12:14:15.001] http-in static/srv1 9/0/-1/-1/-1 503 0 - - sC-- 1/1/1/1/0 0/0 {1wt.eu} {} "GET / HTTP/1.1""#,
+    ]
+    .join("\n");
+    let input = write(dir.path(), "haproxy.log", &text);
+    let r = report(&[
+        "--format",
+        "haproxy",
+        "--timezone",
+        "+01:00",
+        input.to_str().unwrap(),
+    ]);
+    assert_eq!(r["span"]["start"], "2009-02-06T11:14:14.655Z");
+    let s = &r["services"]["static"];
+    assert_eq!(
+        (s["requests"].as_u64(), s["errors"].as_u64()),
+        (Some(2), Some(1))
+    );
+    fails_with(
+        &[
+            "replay",
+            "--format",
+            "haproxy",
+            "--timezone",
+            "Europe/Paris",
+            input.to_str().unwrap(),
+        ],
+        "zone names are not supported yet",
+    );
+}

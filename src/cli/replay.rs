@@ -31,13 +31,16 @@ pub struct ReplayArgs {
     /// slate.yml: input, engine and alerting settings (flags override it)
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Log format: json, nginx-json, envoy-json, ecs, nginx, apache [default: json]
+    /// Log format: json, nginx-json, envoy-json, ecs, traefik, caddy, nginx, apache, haproxy, alb, elb [default: json]
     #[arg(long, value_name = "F")]
     format: Option<String>,
     /// For nginx/apache: the log_format/LogFormat string from your server's
     /// config, or combined, main (nginx), common (apache)
     #[arg(long, value_name = "S")]
     log_format: Option<String>,
+    /// Zone of times written without one (HAProxy): UTC or an offset such as +02:00
+    #[arg(long, value_name = "TZ")]
+    timezone: Option<String>,
     /// Every event belongs to this service (for logs of one service)
     #[arg(long, value_name = "NAME", conflicts_with = "service_field")]
     service: Option<String>,
@@ -94,6 +97,10 @@ pub fn run(a: ReplayArgs) -> Result<ExitCode> {
             bail!("--log-format needs --format nginx or --format apache");
         }
         config.input.log_format = Some(lf.clone());
+    }
+    if let Some(tz) = &a.timezone {
+        config.input.utc_offset = crate::spec::config::parse_timezone(tz)
+            .map_err(|e| anyhow::anyhow!("--timezone: {e}"))?;
     }
     if let Some(name) = &a.service {
         if !crate::decode::valid_service(name) {

@@ -84,7 +84,12 @@ impl JsonDecoder {
     pub fn new(cfg: &InputConfig) -> JsonDecoder {
         let (defaults, unit): (&[(Field, &[&str])], LatencyUnit) = match cfg.format {
             // Text formats have their own decoder; as JSON they mean the default shape.
-            Format::Json | Format::Nginx | Format::Apache | Format::Alb | Format::Elb => (
+            Format::Json
+            | Format::Nginx
+            | Format::Apache
+            | Format::Haproxy
+            | Format::Alb
+            | Format::Elb => (
                 &[
                     (Field::Ts, &["ts"]),
                     (Field::Service, &["service"]),

@@ -5,6 +5,7 @@
 
 pub mod aws;
 mod flat;
+pub mod haproxy;
 pub mod json;
 pub mod text;
 
@@ -23,6 +24,7 @@ pub enum Decoder {
     Json(JsonDecoder),
     Text(TextDecoder),
     Aws(aws::AwsDecoder),
+    Haproxy(haproxy::HaproxyDecoder),
 }
 
 impl Decoder {
@@ -32,6 +34,8 @@ impl Decoder {
         use crate::spec::config::Format;
         if cfg.format.is_text() {
             Ok(Decoder::Text(TextDecoder::new(cfg)?))
+        } else if cfg.format == Format::Haproxy {
+            Ok(Decoder::Haproxy(haproxy::HaproxyDecoder::new(cfg)))
         } else if matches!(cfg.format, Format::Alb | Format::Elb) {
             Ok(Decoder::Aws(aws::AwsDecoder::new(cfg)))
         } else {
@@ -49,6 +53,7 @@ impl Decoder {
             Decoder::Json(d) => d.decode_with(line, days),
             Decoder::Text(d) => d.decode_with(line, days),
             Decoder::Aws(d) => d.decode_with(line, days),
+            Decoder::Haproxy(d) => d.decode_line(line),
         }
     }
 

@@ -343,6 +343,18 @@ fn duration(value: &[u8], us_per_unit: f64, sum: bool) -> Result<Option<u64>, Re
     Ok(any.then(|| (total * us_per_unit).round() as u64))
 }
 
+/// `Jan` → 1 … `Dec` → 12.
+pub fn month_number(m: &[u8]) -> Option<u32> {
+    const MONTHS: [&[u8; 3]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    MONTHS
+        .iter()
+        .position(|x| x[..] == *m)
+        .map(|i| i as u32 + 1)
+}
+
 /// Common Log Format time: `10/Oct/2000:13:55:36 -0700`.
 pub fn clf_time(s: &[u8]) -> Option<Micros> {
     if s.len() != 26
@@ -361,21 +373,7 @@ pub fn clf_time(s: &[u8]) -> Option<Micros> {
         })
     };
     let day = num(0, 2)? as u32;
-    let month = match &s[3..6] {
-        b"Jan" => 1,
-        b"Feb" => 2,
-        b"Mar" => 3,
-        b"Apr" => 4,
-        b"May" => 5,
-        b"Jun" => 6,
-        b"Jul" => 7,
-        b"Aug" => 8,
-        b"Sep" => 9,
-        b"Oct" => 10,
-        b"Nov" => 11,
-        b"Dec" => 12,
-        _ => return None,
-    };
+    let month = month_number(&s[3..6])?;
     let year = num(7, 4)?;
     let (h, m, sec) = (num(12, 2)?, num(15, 2)?, num(18, 2)?);
     if day == 0 || day > crate::model::days_in_month(year, month) || h > 23 || m > 59 || sec > 60 {

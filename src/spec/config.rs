@@ -19,6 +19,8 @@ pub enum Format {
     Traefik,
     /// Caddy's JSON access log.
     Caddy,
+    /// HAProxy HTTP logs (`option httplog`).
+    Haproxy,
     /// AWS Application Load Balancer access logs.
     Alb,
     /// AWS Classic Load Balancer access logs.
@@ -56,6 +58,7 @@ impl Format {
             "caddy" => Format::Caddy,
             "nginx" => Format::Nginx,
             "apache" => Format::Apache,
+            "haproxy" => Format::Haproxy,
             "alb" => Format::Alb,
             "elb" => Format::Elb,
             other => {
@@ -127,6 +130,9 @@ pub struct InputConfig {
     pub default_service: Option<String>,
     /// `--service NAME`: every event belongs to NAME, whatever it says.
     pub constant_service: Option<String>,
+    /// `--timezone`: seconds east of UTC of times written without a zone
+    /// (HAProxy's accept date). UTC by default.
+    pub utc_offset: i64,
     pub max_line_bytes: usize,
 }
 
@@ -140,6 +146,7 @@ impl Default for InputConfig {
             error_statuses: StatusSet::parse("5xx").expect("static"),
             default_service: None,
             constant_service: None,
+            utc_offset: 0,
             max_line_bytes: 1 << 20,
         }
     }
@@ -230,6 +237,7 @@ const SECTIONS: &[&str] = &[
 const INPUT_KEYS: &[&str] = &[
     "format",
     "log_format",
+    "timezone",
     "fields",
     "latency_unit",
     "error_statuses",
@@ -337,6 +345,14 @@ fn input(entries: &[(Located, Located)], cfg: &mut InputConfig, errors: &mut Err
             "log_format" => {
                 cfg.log_format = scalar(v, &path, errors).map(str::to_string);
             }
+            "timezone" => {
+                if let Some(s) = scalar(v, &path, errors) {
+                    match parse_timezone(s) {
+                        Ok(o) => cfg.utc_offset = o,
+                        Err(m) => errors.add(v.line, &path, m),
+                    }
+                }
+            }
             "service_field" => {
                 cfg.fields.service = scalar(v, &path, errors).map(str::to_string);
             }
@@ -440,6 +456,36 @@ fn alerting(entries: &[(Located, Located)], cfg: &mut AlertingConfig, errors: &m
             _ => errors.unknown_key(k.line, key, ALERTING_KEYS, "alerting"),
         }
     }
+}
+
+/// `UTC`, `Z` or a fixed offset (`+02:00`, `-0500`) → seconds east of UTC.
+/// Zone names with daylight saving (`Europe/Paris`) are not supported yet:
+/// give the offset that was in force.
+pub fn parse_timezone(s: &str) -> Result<i64, String> {
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("utc") || t == "Z" || t.eq_ignore_ascii_case("gmt") {
+        return Ok(0);
+    }
+    let bad = || {
+        format!("`{t}`: give UTC or an offset such as +02:00 or -0500 (zone names are not supported yet)")
+    };
+    let (sign, rest) = match t.as_bytes().first() {
+        Some(b'+') => (1, &t[1..]),
+        Some(b'-') => (-1, &t[1..]),
+        _ => return Err(bad()),
+    };
+    let digits: String = rest.chars().filter(|c| *c != ':').collect();
+    if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let (h, m): (i64, i64) = (
+        digits[..2].parse().map_err(|_| bad())?,
+        digits[2..].parse().map_err(|_| bad())?,
+    );
+    if h > 14 || m > 59 {
+        return Err(bad());
+    }
+    Ok(sign * (h * 3600 + m * 60))
 }
 
 /// `[1m, 5m, 1h]` or `"1m, 5m, 1h"`: 1 to 8 windows, whole multiples of
