@@ -799,6 +799,8 @@ fn gen_in_text_layouts_round_trips() {
             0.5,
         ),
         ("apache", r#"%v %h %l %u %t "%r" %>s %b %D"#, 0.001),
+        ("envoy", "default", 1.0),
+        ("envoy", "istio", 1.0),
     ] {
         let mut args = common.to_vec();
         args.extend(["--format", format, "--log-format", layout]);

@@ -88,6 +88,7 @@ impl JsonDecoder {
             | Format::Nginx
             | Format::Apache
             | Format::Haproxy
+            | Format::Envoy
             | Format::Alb
             | Format::Elb => (
                 &[

@@ -13,6 +13,9 @@ use crate::spec::config::{Format, InputConfig, StatusSet};
 /// nginx's predefined `combined`, and the `main` of its sample nginx.conf.
 pub const NGINX_COMBINED: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent""#;
 pub const NGINX_MAIN: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" "$http_x_forwarded_for""#;
+/// Envoy's default text format, and Istio's.
+pub const ENVOY_DEFAULT: &str = r#"[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" %RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %DURATION% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%" "%REQ(USER-AGENT)%" "%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%""#;
+pub const ISTIO_DEFAULT: &str = r#"[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" %RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% %CONNECTION_TERMINATION_DETAILS% "%UPSTREAM_TRANSPORT_FAILURE_REASON%" %BYTES_RECEIVED% %BYTES_SENT% %DURATION% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%" "%REQ(USER-AGENT)%" "%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%" %UPSTREAM_CLUSTER% %UPSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS% %REQUESTED_SERVER_NAME% %ROUTE_NAME%"#;
 /// Apache's `common` and `combined` nicknames.
 pub const APACHE_COMMON: &str = r#"%h %l %u %t "%r" %>s %b"#;
 pub const APACHE_COMBINED: &str = r#"%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i""#;
@@ -80,6 +83,14 @@ impl TextDecoder {
                 };
                 (text, compile_apache(text)?)
             }
+            Format::Envoy => {
+                let text = match cfg.log_format.as_deref() {
+                    None | Some("default") => ENVOY_DEFAULT,
+                    Some("istio") => ISTIO_DEFAULT,
+                    Some(t) => t,
+                };
+                (text, compile_envoy(text)?)
+            }
             other => return Err(format!("{other:?} is not a text format")),
         };
         let fields = || {
@@ -108,7 +119,7 @@ impl TextDecoder {
             .or_else(|| cfg.default_service.clone());
         if !has_service && default_service.is_none() {
             return Err(format!(
-                "the log format `{text}` names no service ($host, $server_name, %v, %{{Host}}i): give --service NAME"
+                "the log format `{text}` names no service ($host, $server_name, %v, %{{Host}}i, %UPSTREAM_CLUSTER%, %REQ(:AUTHORITY)%): give --service NAME"
             ));
         }
         Ok(TextDecoder {
@@ -203,9 +214,10 @@ impl TextDecoder {
                 "timestamp outside 1970–2999",
             ));
         }
+        // 0 is Envoy's "no response" (the downstream went away): an error.
         let code: u16 = status
             .and_then(|s| ascii(s).parse().ok())
-            .filter(|c| (100..=599).contains(c))
+            .filter(|c| *c == 0 || (100..=599).contains(c))
             .ok_or_else(|| Rejection::new(Reason::BadStatus, "status must be 100–599"))?;
         let service: Cow<'a, str> = match service {
             Some(s) => {
@@ -232,7 +244,7 @@ impl TextDecoder {
         Ok(Decoded {
             ts,
             service,
-            error: self.error_statuses.contains(code),
+            error: code == 0 || self.error_statuses.contains(code),
             latency_us: latency,
         })
     }
@@ -450,6 +462,59 @@ fn compile_nginx(text: &str) -> Result<Vec<Token>, String> {
             lit.push(b[i]);
             i += 1;
         }
+    }
+    if !lit.is_empty() {
+        tokens.push(Token::Literal(lit));
+    }
+    Ok(tokens)
+}
+
+/// Compiles Envoy's format syntax: `%COMMAND%` or `%COMMAND(arg)%` (an
+/// optional `:len` after the parenthesis), `%%` for a percent sign.
+fn compile_envoy(text: &str) -> Result<Vec<Token>, String> {
+    let b = text.as_bytes();
+    let mut tokens = Vec::new();
+    let mut lit = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'%' {
+            lit.push(b[i]);
+            i += 1;
+            continue;
+        }
+        if b.get(i + 1) == Some(&b'%') {
+            lit.push(b'%');
+            i += 2;
+            continue;
+        }
+        let close = text[i + 1..]
+            .find('%')
+            .ok_or_else(|| format!("`{text}`: `%` at byte {i} is not closed"))?;
+        let command = &text[i + 1..i + 1 + close];
+        i += close + 2;
+        let name = command.split('(').next().unwrap_or(command);
+        let arg = command
+            .split_once('(')
+            .and_then(|(_, r)| r.split_once(')'))
+            .map(|(a, _)| a.to_ascii_lowercase());
+        let field = match (name, arg.as_deref()) {
+            ("START_TIME", _) => Field::TimeIso,
+            ("RESPONSE_CODE", _) => Field::Status,
+            ("DURATION", _) => Field::Latency {
+                us_per_unit: 1e3,
+                sum: false,
+                decimals: 0,
+                rank: 0,
+            },
+            ("UPSTREAM_CLUSTER", _) => Field::Service { rank: 0 },
+            ("REQ", Some(":authority")) => Field::Service { rank: 1 },
+            ("REQ", Some(":method")) => Field::Ignore,
+            _ => Field::Ignore,
+        };
+        if !lit.is_empty() {
+            tokens.push(Token::Literal(std::mem::take(&mut lit)));
+        }
+        tokens.push(Token::Field(field));
     }
     if !lit.is_empty() {
         tokens.push(Token::Literal(lit));
@@ -681,6 +746,38 @@ mod tests {
             (e.service.as_ref(), e.error, e.latency_us),
             ("api.example", true, Some(250_000))
         );
+    }
+
+    /// The example line of Envoy's access-log documentation, in its default
+    /// format; and Istio's default, whose service is the upstream cluster.
+    #[test]
+    fn envoy_and_istio_defaults() {
+        let d = decoder(Format::Envoy, None, None);
+        let e = d
+            .decode_with(br#"[2016-04-15T20:17:00.310Z] "POST /api/v1/locations HTTP/2" 204 - 154 0 226 100 "10.0.35.28" "nsq2http" "cc21d9b0-cf5c-432b-8c7e-98aeb7988cd2" "locations" "tcp://10.0.2.1:80""#, &mut DayCache::default())
+            .unwrap();
+        assert_eq!(e.ts, parse_rfc3339(b"2016-04-15T20:17:00.310Z").unwrap());
+        assert_eq!(
+            (e.service.as_ref(), e.error, e.latency_us),
+            ("locations", false, Some(226_000))
+        );
+        let istio = decoder(Format::Envoy, Some("istio"), None);
+        let e = istio
+            .decode_with(br#"[2020-11-25T21:26:18.409Z] "GET /status/418 HTTP/1.1" 418 - via_upstream - "-" 0 135 4 4 "-" "curl/7.73.0-DEV" "84961386-6d84-929d-98bd-c5aee93b5c88" "httpbin:8000" "10.44.1.27:80" outbound|8000||httpbin.foo.svc.cluster.local 10.44.1.23:37652 10.0.45.184:8000 10.44.1.23:46520 - default"#, &mut DayCache::default())
+            .unwrap();
+        assert_eq!(
+            (e.service.as_ref(), e.error, e.latency_us),
+            (
+                "outbound|8000||httpbin.foo.svc.cluster.local",
+                false,
+                Some(4_000)
+            )
+        );
+        // 0: the downstream went away before a response: an error.
+        let e = d
+            .decode_with(br#"[2016-04-15T20:17:00.310Z] "POST /api HTTP/2" 0 DC 154 0 3 - "-" "-" "-" "locations" "-""#, &mut DayCache::default())
+            .unwrap();
+        assert!(e.error);
     }
 
     #[test]

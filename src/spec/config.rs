@@ -21,6 +21,8 @@ pub enum Format {
     Caddy,
     /// HAProxy HTTP logs (`option httplog`).
     Haproxy,
+    /// Envoy's (and Istio's) text access logs, laid out by their format string.
+    Envoy,
     /// AWS Application Load Balancer access logs.
     Alb,
     /// AWS Classic Load Balancer access logs.
@@ -45,7 +47,7 @@ impl Format {
 
     /// Whether lines are laid out by a `log_format` string.
     pub fn is_text(self) -> bool {
-        matches!(self, Format::Nginx | Format::Apache)
+        matches!(self, Format::Nginx | Format::Apache | Format::Envoy)
     }
 
     pub fn parse(name: &str) -> Result<Format, String> {
@@ -59,6 +61,7 @@ impl Format {
             "nginx" => Format::Nginx,
             "apache" => Format::Apache,
             "haproxy" => Format::Haproxy,
+            "envoy" => Format::Envoy,
             "alb" => Format::Alb,
             "elb" => Format::Elb,
             other => {
