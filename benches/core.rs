@@ -39,7 +39,11 @@ fn decode(c: &mut Criterion) {
     let d = Decoder::Json(d);
     g.throughput(Throughput::Elements(10_000));
     g.bench_function("chunk_10k_lines_with_interning", |b| {
-        b.iter(|| decode_chunk(&d, black_box(chunk.clone()), 1).recs.len())
+        b.iter(|| {
+            decode_chunk(&d, black_box(chunk.clone()), 1, None)
+                .recs
+                .len()
+        })
     });
     let nginx = Decoder::new(&InputConfig {
         format: slate::spec::config::Format::Nginx,

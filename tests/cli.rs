@@ -902,3 +902,41 @@ fn haproxy_logs_replay_in_their_zone() {
         "zone names are not supported yet",
     );
 }
+
+/// IIS restarts write a new `#Fields:` header mid-file; comment lines are
+/// not records; the header in force reaches every chunk (this file is
+/// cut in two 1-MiB chunks, and the second starts after the new header).
+#[test]
+fn w3c_headers_repeat_mid_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("#Software: Microsoft Internet Information Services 10.0\n#Version: 1.0\n#Date: 2026-11-01 00:00:00\n#Fields: date time s-sitename cs-method cs-uri-stem sc-status time-taken\n");
+    let mut expected_errors = 0;
+    for i in 0..30_000u32 {
+        if i == 15_000 {
+            // A restart: new header, columns in another order, and a comment.
+            text += "#Software: Microsoft Internet Information Services 10.0\n#Fields: date time sc-status time-taken s-sitename\n";
+        }
+        let status = if i % 50 == 0 { 500 } else { 200 };
+        expected_errors += (status == 500) as u64;
+        let t = at(i / 10);
+        let (date, time) = (&t[..10], &t[11..19]);
+        if i < 15_000 {
+            text += &format!(
+                "{date} {time} W3SVC1 GET /default.htm {status} {}\n",
+                10 + i % 90
+            );
+        } else {
+            text += &format!("{date} {time} {status} {} W3SVC1\n", 10 + i % 90);
+        }
+    }
+    let input = write(dir.path(), "u_ex261101.log", &text);
+    assert!(text.len() > 1 << 20);
+    let r = report(&["--format", "w3c", "--threads", "2", input.to_str().unwrap()]);
+    assert_eq!(r["events"]["accepted"], 30_000, "{}", r["events"]);
+    assert_eq!(r["events"]["rejected"], 0);
+    assert_eq!(r["services"]["W3SVC1"]["errors"], expected_errors);
+    let p99 = r["services"]["W3SVC1"]["latency_ms"]["p99"]
+        .as_f64()
+        .unwrap();
+    assert!((p99 - 99.0).abs() <= 1.0, "{p99}");
+}

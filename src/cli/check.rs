@@ -163,6 +163,7 @@ fn sample_input(
         .map_err(|e| e.to_string())?
         .reader;
     let decoder = Decoder::new(&config.input)?;
+    let mut ctx = crate::decode::LineContext::default();
     let (mut ok, mut with_latency) = (0u64, 0u64);
     let mut rejected: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut services: BTreeMap<String, u64> = BTreeMap::new();
@@ -177,7 +178,10 @@ fn sample_input(
         if text.is_empty() {
             continue;
         }
-        match decoder.decode(text) {
+        if decoder.header(text, &mut ctx) {
+            continue;
+        }
+        match decoder.decode_with(text, &mut ctx) {
             Ok(d) => {
                 ok += 1;
                 with_latency += d.latency_us.is_some() as u64;

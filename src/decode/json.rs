@@ -89,6 +89,7 @@ impl JsonDecoder {
             | Format::Apache
             | Format::Haproxy
             | Format::Envoy
+            | Format::W3c
             | Format::Alb
             | Format::Elb => (
                 &[

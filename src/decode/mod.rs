@@ -8,6 +8,7 @@ mod flat;
 pub mod haproxy;
 pub mod json;
 pub mod text;
+pub mod w3c;
 
 use std::fmt;
 
@@ -25,6 +26,15 @@ pub enum Decoder {
     Text(TextDecoder),
     Aws(aws::AwsDecoder),
     Haproxy(haproxy::HaproxyDecoder),
+    W3c(w3c::W3cDecoder),
+}
+
+/// What decoding carries from one line to the next within a chunk: the
+/// day cache, and for W3C the `#Fields:` layout in force.
+#[derive(Debug, Default)]
+pub struct LineContext {
+    pub days: DayCache,
+    w3c: Option<w3c::Layout>,
 }
 
 impl Decoder {
@@ -34,6 +44,8 @@ impl Decoder {
         use crate::spec::config::Format;
         if cfg.format.is_text() {
             Ok(Decoder::Text(TextDecoder::new(cfg)?))
+        } else if cfg.format == Format::W3c {
+            Ok(Decoder::W3c(w3c::W3cDecoder::new(cfg)))
         } else if cfg.format == Format::Haproxy {
             Ok(Decoder::Haproxy(haproxy::HaproxyDecoder::new(cfg)))
         } else if matches!(cfg.format, Format::Alb | Format::Elb) {
@@ -47,18 +59,39 @@ impl Decoder {
     pub fn decode_with<'a>(
         &self,
         line: &'a [u8],
-        days: &mut DayCache,
+        ctx: &mut LineContext,
     ) -> Result<Decoded<'a>, Rejection> {
+        let days = &mut ctx.days;
         match self {
             Decoder::Json(d) => d.decode_with(line, days),
             Decoder::Text(d) => d.decode_with(line, days),
             Decoder::Aws(d) => d.decode_with(line, days),
             Decoder::Haproxy(d) => d.decode_line(line),
+            Decoder::W3c(d) => d.decode_with(line, ctx.w3c.as_ref(), days),
         }
     }
 
+    /// Whether `line` is a header or comment of the format rather than a
+    /// record (W3C's `#` lines); a header is taken into `ctx`.
+    pub fn header(&self, line: &[u8], ctx: &mut LineContext) -> bool {
+        match self {
+            Decoder::W3c(_) if line.starts_with(b"#") => {
+                if line.starts_with(b"#Fields:") {
+                    ctx.w3c = w3c::Layout::parse(line);
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The prefix of header lines that every chunk must know the latest of.
+    pub fn header_prefix(&self) -> Option<&'static [u8]> {
+        matches!(self, Decoder::W3c(_)).then_some(&b"#Fields:"[..])
+    }
+
     pub fn decode<'a>(&self, line: &'a [u8]) -> Result<Decoded<'a>, Rejection> {
-        self.decode_with(line, &mut DayCache::default())
+        self.decode_with(line, &mut LineContext::default())
     }
 }
 

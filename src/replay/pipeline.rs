@@ -11,7 +11,7 @@ use std::thread;
 use crossbeam_channel::{bounded, Receiver};
 use rustc_hash::FxHashMap;
 
-use crate::decode::{Decoder, Reason};
+use crate::decode::{Decoder, LineContext, Reason};
 use crate::model::Micros;
 use crate::source::file::{self, Chunk, ChunkReader, InputName};
 
@@ -49,15 +49,25 @@ impl DecodedChunk {
     }
 }
 
-/// Decodes every line of a chunk. Blank lines are not records.
-pub fn decode_chunk(decoder: &Decoder, data: Vec<u8>, first_line: u64) -> DecodedChunk {
+/// Decodes every line of a chunk. Blank lines, and the format's headers
+/// and comments, are not records. `header` is the header line in force
+/// where the chunk starts (W3C's `#Fields:`).
+pub fn decode_chunk(
+    decoder: &Decoder,
+    data: Vec<u8>,
+    first_line: u64,
+    header: Option<&[u8]>,
+) -> DecodedChunk {
     let mut out = DecodedChunk {
         names: Vec::new(),
         recs: Vec::with_capacity(data.len() / 128),
         raw: Vec::new(),
     };
     let mut local: FxHashMap<Box<str>, u32> = FxHashMap::default();
-    let mut days = crate::model::DayCache::default();
+    let mut ctx = LineContext::default();
+    if let Some(h) = header {
+        decoder.header(h, &mut ctx);
+    }
     let mut start = 0usize;
     let mut line = first_line;
     let len = data.len();
@@ -65,8 +75,8 @@ pub fn decode_chunk(decoder: &Decoder, data: Vec<u8>, first_line: u64) -> Decode
         let end = memchr::memchr(b'\n', &data[start..]).map_or(len, |p| start + p);
         let at = (start as u32, end as u32);
         let text = trim(&data[start..end]);
-        if !text.is_empty() {
-            match decoder.decode_with(text, &mut days) {
+        if !text.is_empty() && !decoder.header(text, &mut ctx) {
+            match decoder.decode_with(text, &mut ctx) {
                 Ok(d) => {
                     let service = match local.get(d.service.as_ref()) {
                         Some(&i) => i,
@@ -130,11 +140,13 @@ impl DecodedStream {
         let (work_tx, work_rx) = bounded::<(u64, io::Result<Chunk>)>(threads * 2);
         let (done_tx, done_rx) = bounded(threads * 4);
         let label = name.display();
+        let header_prefix = decoder.header_prefix();
         thread::Builder::new()
             .name("slate-read".into())
             .spawn(move || {
-                let mut reader =
-                    ChunkReader::new(input.reader, max_line).with_progress(input.progress);
+                let mut reader = ChunkReader::new(input.reader, max_line)
+                    .with_progress(input.progress)
+                    .with_header(header_prefix);
                 let mut seq = 0;
                 loop {
                     let item = match reader.next_chunk() {
@@ -158,9 +170,11 @@ impl DecodedStream {
                 .spawn(move || {
                     for (seq, item) in rx {
                         let out = item.map(|c| match c {
-                            Chunk::Lines { data, first_line } => {
-                                decode_chunk(&decoder, data, first_line)
-                            }
+                            Chunk::Lines {
+                                data,
+                                first_line,
+                                header,
+                            } => decode_chunk(&decoder, data, first_line, header.as_deref()),
                             Chunk::TooLong { line } => DecodedChunk {
                                 recs: vec![Rec::Rejected {
                                     reason: Reason::LineTooLong,

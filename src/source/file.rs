@@ -22,6 +22,9 @@ pub enum Chunk {
         data: Vec<u8>,
         /// 1-based number of the first line.
         first_line: u64,
+        /// The last header line (see [`ChunkReader::with_header`]) before
+        /// this chunk: the layout in force where it starts.
+        header: Option<Arc<[u8]>>,
     },
     TooLong {
         line: u64,
@@ -154,6 +157,10 @@ pub struct ChunkReader<R> {
     next_line: u64,
     eof: bool,
     ready: VecDeque<Chunk>,
+    /// Lines starting with this prefix are headers whose latest one every
+    /// chunk must know (W3C's `#Fields:`, which may repeat mid-file).
+    header_prefix: Option<&'static [u8]>,
+    header: Option<Arc<[u8]>>,
 }
 
 impl<R: Read> ChunkReader<R> {
@@ -166,7 +173,40 @@ impl<R: Read> ChunkReader<R> {
             next_line: 1,
             eof: false,
             ready: VecDeque::new(),
+            header_prefix: None,
+            header: None,
         }
+    }
+
+    /// Tracks header lines starting with `prefix`, so that each chunk
+    /// carries the one in force at its start.
+    pub fn with_header(mut self, prefix: Option<&'static [u8]>) -> Self {
+        self.header_prefix = prefix;
+        self
+    }
+
+    /// Queues a chunk of whole lines with the header in force at its start,
+    /// then notes the last header line inside it.
+    fn push_lines(&mut self, data: Vec<u8>, first_line: u64) {
+        let header = self.header.clone();
+        if let Some(prefix) = self.header_prefix {
+            let mut start = 0;
+            for end in memchr::memchr_iter(b'\n', &data).chain(std::iter::once(data.len())) {
+                let line = data[start..end].trim_ascii();
+                if line.starts_with(prefix) {
+                    self.header = Some(line.into());
+                }
+                start = end + 1;
+                if start > data.len() {
+                    break;
+                }
+            }
+        }
+        self.ready.push_back(Chunk::Lines {
+            data,
+            first_line,
+            header,
+        });
     }
 
     /// Counts the bytes this reader reads into `progress`.
@@ -251,10 +291,7 @@ impl<R: Read> ChunkReader<R> {
         let tail_long = tail_len > self.max_line;
         for (cs, ls, first, line) in long_lines {
             if ls > cs {
-                self.ready.push_back(Chunk::Lines {
-                    data: data[cs..ls].to_vec(),
-                    first_line: first,
-                });
+                self.push_lines(data[cs..ls].to_vec(), first);
             }
             self.ready.push_back(Chunk::TooLong { line });
         }
@@ -272,10 +309,7 @@ impl<R: Read> ChunkReader<R> {
             if chunk_start > 0 {
                 data.drain(..chunk_start);
             }
-            self.ready.push_back(Chunk::Lines {
-                data,
-                first_line: chunk_first,
-            });
+            self.push_lines(data, chunk_first);
         }
         if self.eof && !tail_long && tail_len > 0 {
             self.next_line += 1;
@@ -302,7 +336,9 @@ mod tests {
         let mut out = Vec::new();
         while let Some(c) = r.next_chunk().unwrap() {
             match c {
-                Chunk::Lines { data, first_line } => {
+                Chunk::Lines {
+                    data, first_line, ..
+                } => {
                     for (i, l) in data
                         .split(|&b| b == b'\n')
                         .filter(|l| !l.is_empty())

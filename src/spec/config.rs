@@ -23,6 +23,8 @@ pub enum Format {
     Haproxy,
     /// Envoy's (and Istio's) text access logs, laid out by their format string.
     Envoy,
+    /// W3C extended logs: IIS, CloudFront.
+    W3c,
     /// AWS Application Load Balancer access logs.
     Alb,
     /// AWS Classic Load Balancer access logs.
@@ -62,6 +64,7 @@ impl Format {
             "apache" => Format::Apache,
             "haproxy" => Format::Haproxy,
             "envoy" => Format::Envoy,
+            "w3c" => Format::W3c,
             "alb" => Format::Alb,
             "elb" => Format::Elb,
             other => {
