@@ -940,3 +940,60 @@ fn w3c_headers_repeat_mid_file() {
         .unwrap();
     assert!((p99 - 99.0).abs() <= 1.0, "{p99}");
 }
+
+#[test]
+fn auto_says_what_it_picked_and_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "gen",
+        "--duration",
+        "5m",
+        "--format",
+        "nginx",
+        "--log-format",
+        "combined",
+    ];
+    let log = ok(&slate(&args)).stdout.clone();
+    let input = write_bytes(dir.path(), "access.log", &log);
+    let o = ok(&slate(&[
+        "replay",
+        "--format",
+        "auto",
+        "--service",
+        "web",
+        "-o",
+        "json",
+        input.to_str().unwrap(),
+    ]))
+    .clone();
+    assert!(
+        stderr(&o).contains("picked nginx (combined)"),
+        "{}",
+        stderr(&o)
+    );
+    let r: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(r["events"]["rejected"], 0);
+    assert!(r["services"]["web"]["requests"].as_u64().unwrap() > 1000);
+
+    let o = ok(&slate(&[
+        "check",
+        "--format",
+        "auto",
+        "fixtures/incidents.jsonl.gz",
+    ]))
+    .clone();
+    assert!(stderr(&o).contains("picked json"), "{}", stderr(&o));
+
+    let garbage = write(dir.path(), "notes.txt", "hello\nworld\n");
+    fails_with(
+        &["replay", "--format", "auto", garbage.to_str().unwrap()],
+        "give --format",
+    );
+    let o = slate_stdin(&["replay", "--format", "auto", "-"], b"{}\n");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("cannot look ahead in stdin"),
+        "{}",
+        stderr(&o)
+    );
+}

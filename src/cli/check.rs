@@ -100,12 +100,17 @@ pub fn run(a: CheckArgs) -> Result<ExitCode> {
     if let Some(name) = &a.service {
         config.input.constant_service = Some(name.clone());
     }
-    if config.input.format.is_text() {
+    if config.input.format.is_text() && a.input.is_none() {
         if let Err(e) = crate::decode::Decoder::new(&config.input) {
             errors.push(e);
         }
     }
     let mut sample = serde_json::Value::Null;
+    if let (Some(input), true) = (&a.input, errors.is_empty()) {
+        if let Err(e) = super::resolve_auto(&mut config, input) {
+            errors.push(e.to_string());
+        }
+    }
     if let (Some(input), true) = (&a.input, errors.is_empty()) {
         match sample_input(input, &config, spec.as_ref()) {
             Ok((text, js)) => {

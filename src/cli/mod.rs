@@ -74,6 +74,30 @@ pub(crate) fn load_config(path: Option<&Path>) -> Result<Config> {
     }
 }
 
+/// `--format auto`: reads the first 64 KiB of `input` (decompressed),
+/// picks a format, and says which on stderr.
+pub(crate) fn resolve_auto(config: &mut Config, input: &Path) -> Result<()> {
+    use std::io::Read;
+    if config.input.format != crate::spec::config::Format::Auto {
+        return Ok(());
+    }
+    if input.as_os_str() == "-" {
+        anyhow::bail!("--format auto cannot look ahead in stdin: give --format");
+    }
+    let name = crate::source::file::InputName(input.to_path_buf());
+    let opened = crate::source::file::open(
+        &name,
+        std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)),
+    )?;
+    let mut sample = Vec::new();
+    opened.reader.take(64 << 10).read_to_end(&mut sample)?;
+    let sniffed =
+        crate::decode::sniff::sniff(&sample, &config.input).map_err(anyhow::Error::msg)?;
+    eprintln!("slate: {} ({})", sniffed.why, input.display());
+    config.input = sniffed.input;
+    Ok(())
+}
+
 /// Writes `text` to `path`, saying which file failed.
 pub(crate) fn write_file(path: &PathBuf, text: &str) -> Result<()> {
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))

@@ -31,7 +31,8 @@ pub struct ReplayArgs {
     /// slate.yml: input, engine and alerting settings (flags override it)
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Log format: json, nginx-json, envoy-json, ecs, traefik, caddy, nginx, apache, haproxy, alb, elb [default: json]
+    /// Log format: json, nginx-json, envoy-json, ecs, traefik, caddy, nginx, apache,
+    /// envoy, haproxy, alb, elb, w3c, or auto (sniffed from the first lines) [default: json]
     #[arg(long, value_name = "F")]
     format: Option<String>,
     /// For nginx/apache: the log_format/LogFormat string from your server's
@@ -149,6 +150,9 @@ pub fn run(a: ReplayArgs) -> Result<ExitCode> {
     }
     for w in &spec.warnings {
         eprintln!("slate: warning: {w}");
+    }
+    if let Some(first) = a.inputs.first() {
+        super::resolve_auto(&mut config, first)?;
     }
     let threads = a.threads.unwrap_or(config.engine.threads);
     let report = replay(ReplayOptions {

@@ -90,6 +90,7 @@ impl JsonDecoder {
             | Format::Haproxy
             | Format::Envoy
             | Format::W3c
+            | Format::Auto
             | Format::Alb
             | Format::Elb => (
                 &[

@@ -7,6 +7,7 @@ pub mod aws;
 mod flat;
 pub mod haproxy;
 pub mod json;
+pub mod sniff;
 pub mod text;
 pub mod w3c;
 
@@ -42,6 +43,9 @@ impl Decoder {
     /// and its errors say what to fix.
     pub fn new(cfg: &InputConfig) -> Result<Decoder, String> {
         use crate::spec::config::Format;
+        if cfg.format == Format::Auto {
+            return Err("--format auto must be resolved by sniffing an input first".into());
+        }
         if cfg.format.is_text() {
             Ok(Decoder::Text(TextDecoder::new(cfg)?))
         } else if cfg.format == Format::W3c {

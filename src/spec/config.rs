@@ -25,6 +25,8 @@ pub enum Format {
     Envoy,
     /// W3C extended logs: IIS, CloudFront.
     W3c,
+    /// Sniff the first lines and pick one of the others.
+    Auto,
     /// AWS Application Load Balancer access logs.
     Alb,
     /// AWS Classic Load Balancer access logs.
@@ -65,6 +67,7 @@ impl Format {
             "haproxy" => Format::Haproxy,
             "envoy" => Format::Envoy,
             "w3c" => Format::W3c,
+            "auto" => Format::Auto,
             "alb" => Format::Alb,
             "elb" => Format::Elb,
             other => {

@@ -1,0 +1,165 @@
+//! `--format auto`: try every known format on an input's first lines and
+//! pick the one that reads the most of them, saying which and why. Too
+//! few lines read by any format is an error that asks for `--format`.
+
+use super::{Decoder, LineContext};
+use crate::spec::config::{Format, InputConfig};
+
+/// Candidates in order of preference when several read the same lines.
+const CANDIDATES: &[(Format, Option<&str>)] = &[
+    (Format::Json, None),
+    (Format::NginxJson, None),
+    (Format::EnvoyJson, None),
+    (Format::Ecs, None),
+    (Format::Traefik, None),
+    (Format::Caddy, None),
+    (Format::W3c, None),
+    (Format::Alb, None),
+    (Format::Elb, None),
+    (Format::Haproxy, None),
+    (Format::Envoy, Some("istio")),
+    (Format::Envoy, Some("default")),
+    (Format::Nginx, Some("main")),
+    (Format::Nginx, Some("combined")),
+    (Format::Apache, Some("combined")),
+    (Format::Apache, Some("common")),
+];
+
+/// Lines of the sample that are looked at.
+pub const SAMPLE_LINES: usize = 50;
+
+/// What sniffing found: the input settings to use and a sentence for the
+/// user.
+#[derive(Debug, Clone)]
+pub struct Sniffed {
+    pub input: InputConfig,
+    pub why: String,
+}
+
+fn name(format: Format, layout: Option<&str>) -> String {
+    let base = Format::NAMES
+        .iter()
+        .copied()
+        .find(|n| Format::parse(n).ok() == Some(format))
+        .unwrap_or("?");
+    match layout {
+        Some(l) => format!("{base} ({l})"),
+        None => base.to_string(),
+    }
+}
+
+/// Picks a format for `sample` (the first bytes of an input). `cfg` is the
+/// user's input section; its format is replaced, its other settings kept.
+pub fn sniff(sample: &[u8], cfg: &InputConfig) -> Result<Sniffed, String> {
+    let lines: Vec<&[u8]> = sample
+        .split(|&b| b == b'\n')
+        .map(|l| l.trim_ascii())
+        .filter(|l| !l.is_empty())
+        .take(SAMPLE_LINES)
+        .collect();
+    if lines.is_empty() {
+        return Err("--format auto: the input has no lines to look at; give --format".into());
+    }
+    let mut best: Option<(usize, usize, Format, Option<&str>)> = None;
+    for &(format, layout) in CANDIDATES {
+        let mut try_cfg = InputConfig {
+            format,
+            log_format: layout
+                .map(str::to_string)
+                .or_else(|| cfg.log_format.clone().filter(|_| format.is_text())),
+            ..cfg.clone()
+        };
+        // A layout without a service still shows whether lines fit it.
+        if try_cfg.constant_service.is_none() && try_cfg.default_service.is_none() {
+            try_cfg.default_service = Some("-".into());
+        }
+        let Ok(decoder) = Decoder::new(&try_cfg) else {
+            continue;
+        };
+        let mut ctx = LineContext::default();
+        let (mut records, mut ok) = (0, 0);
+        for line in &lines {
+            if decoder.header(line, &mut ctx) {
+                continue;
+            }
+            records += 1;
+            ok += decoder.decode_with(line, &mut ctx).is_ok() as usize;
+        }
+        if best.is_none_or(|(b, _, _, _)| ok > b) {
+            best = Some((ok, records, format, layout));
+        }
+    }
+    match best {
+        Some((ok, records, format, layout)) if ok > 0 && ok * 2 >= records => {
+            let input = InputConfig {
+                format,
+                log_format: layout.map(str::to_string).or_else(|| cfg.log_format.clone()),
+                ..cfg.clone()
+            };
+            Ok(Sniffed {
+                why: format!(
+                    "--format auto: picked {}: {ok} of the first {records} lines read as it",
+                    name(format, layout)
+                ),
+                input,
+            })
+        }
+        Some((ok, records, format, layout)) => Err(format!(
+            "--format auto: no format reads these lines (at best {} read {ok} of {records}); give --format (and --log-format for nginx, apache or envoy)",
+            name(format, layout)
+        )),
+        None => Err("--format auto: no format reads these lines; give --format".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn picked(sample: &str) -> (Format, Option<String>) {
+        let s = sniff(sample.as_bytes(), &InputConfig::default()).unwrap();
+        (s.input.format, s.input.log_format)
+    }
+
+    #[test]
+    fn picks_each_format_from_its_own_lines() {
+        assert_eq!(
+            picked(r#"{"ts":"2026-11-24T10:00:00Z","service":"a","status":200}"#).0,
+            Format::Json
+        );
+        assert_eq!(picked(r#"{"time_iso8601":"2026-11-24T10:00:00+00:00","host":"a","status":"200","request_time":"0.1"}"#).0, Format::NginxJson);
+        assert_eq!(picked(r#"{"StartUTC":"2026-11-24T10:00:00Z","DownstreamStatus":200,"Duration":1000,"ServiceName":"a"}"#).0, Format::Traefik);
+        assert_eq!(
+            picked(
+                r#"1.2.3.4 - - [24/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 12 "-" "curl/8""#
+            ),
+            (Format::Nginx, Some("combined".into()))
+        );
+        assert_eq!(
+            picked(
+                r#"127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif HTTP/1.0" 200 2326"#
+            ),
+            (Format::Apache, Some("common".into()))
+        );
+        assert_eq!(
+            picked(r#"Feb  6 12:14:14 localhost haproxy[14389]: 10.0.1.2:33317 [06/Feb/2009:12:14:14.655] http-in static/srv1 10/0/30/69/109 200 2750 - - ---- 1/1/1/1/0 0/0 {1wt.eu} {} "GET /index.html HTTP/1.1""#).0,
+            Format::Haproxy
+        );
+        assert_eq!(picked("#Software: Microsoft Internet Information Services 10.0\n#Fields: date time s-sitename sc-status time-taken\n2026-11-24 10:00:00 W3SVC1 200 15\n").0, Format::W3c);
+        assert_eq!(
+            picked(
+                r#"[2016-04-15T20:17:00.310Z] "POST /api/v1/locations HTTP/2" 204 - 154 0 226 100 "10.0.35.28" "nsq2http" "cc21d9b0-cf5c-432b-8c7e-98aeb7988cd2" "locations" "tcp://10.0.2.1:80""#
+            ),
+            (Format::Envoy, Some("default".into()))
+        );
+    }
+
+    #[test]
+    fn unsure_is_an_error() {
+        let e = sniff(b"hello world\nthis is not a log\n", &InputConfig::default()).unwrap_err();
+        assert!(e.contains("give --format"), "{e}");
+        assert!(sniff(b"\n\n", &InputConfig::default())
+            .unwrap_err()
+            .contains("no lines"));
+    }
+}
