@@ -801,21 +801,25 @@ fn gen_in_text_layouts_round_trips() {
         ("apache", r#"%v %h %l %u %t "%r" %>s %b %D"#, 0.001),
         ("envoy", "default", 1.0),
         ("envoy", "istio", 1.0),
+        ("haproxy", "", 1.0),
+        ("alb", "", 0.001),
+        ("elb", "", 0.001),
+        ("w3c", "", 1.0),
     ] {
         let mut args = common.to_vec();
-        args.extend(["--format", format, "--log-format", layout]);
+        args.extend(["--format", format]);
+        if !layout.is_empty() {
+            args.extend(["--log-format", layout]);
+        }
         let text = ok(&slate(&args)).stdout.clone();
         let pt = dir.path().join(format!("gen.{format}.log"));
         std::fs::write(&pt, &text).unwrap();
-        let r = report(&[
-            "--slo",
-            "fixtures/service-slos.yml",
-            "--format",
-            format,
-            "--log-format",
-            layout,
-            pt.to_str().unwrap(),
-        ]);
+        let mut replay_args = vec!["--slo", "fixtures/service-slos.yml", "--format", format];
+        if !layout.is_empty() {
+            replay_args.extend(["--log-format", layout]);
+        }
+        replay_args.push(pt.to_str().unwrap());
+        let r = report(&replay_args);
         assert_eq!(
             r["events"]["accepted"], base["events"]["accepted"],
             "{format}"

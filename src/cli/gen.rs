@@ -10,7 +10,7 @@ use clap::Args;
 use flate2::write::GzEncoder;
 
 use crate::decode::TextDecoder;
-use crate::gen::{generate, service_name, GenOptions, Incident, DEFAULT_START};
+use crate::gen::{generate, service_name, GenOptions, Incident, Writer, DEFAULT_START};
 use crate::model::{parse_instant, Span};
 use crate::spec::config::{Format, InputConfig};
 
@@ -45,7 +45,7 @@ pub struct GenArgs {
     /// First timestamp
     #[arg(long, default_value = DEFAULT_START)]
     start: String,
-    /// Log format to write: json, nginx or apache
+    /// Log format to write: json, nginx, apache, envoy, haproxy, alb, elb or w3c
     #[arg(long, default_value = "json")]
     format: String,
     /// For nginx/apache: the layout to write (log_format / LogFormat string,
@@ -59,8 +59,12 @@ pub struct GenArgs {
 
 pub fn run(a: GenArgs) -> Result<ExitCode> {
     let format = Format::parse(&a.format).map_err(|e| anyhow::anyhow!("--format: {e}"))?;
-    let layout = match format {
-        Format::Json => None,
+    let writer = match format {
+        Format::Json => Writer::Json,
+        Format::Haproxy => Writer::Haproxy,
+        Format::Alb => Writer::Alb,
+        Format::Elb => Writer::Elb,
+        Format::W3c => Writer::W3c,
         f if f.is_text() => {
             let cfg = InputConfig {
                 format: f,
@@ -70,12 +74,16 @@ pub fn run(a: GenArgs) -> Result<ExitCode> {
                 default_service: Some("-".into()),
                 ..InputConfig::default()
             };
-            Some(TextDecoder::new(&cfg).map_err(|e| anyhow::anyhow!("--log-format: {e}"))?)
+            Writer::Layout(
+                TextDecoder::new(&cfg).map_err(|e| anyhow::anyhow!("--log-format: {e}"))?,
+            )
         }
-        other => bail!("--format {other:?}: gen writes json, nginx or apache"),
+        other => bail!(
+            "--format {other:?}: gen writes json, nginx, apache, envoy, haproxy, alb, elb or w3c"
+        ),
     };
-    if a.log_format.is_some() && layout.is_none() {
-        bail!("--log-format needs --format nginx or --format apache");
+    if a.log_format.is_some() && !matches!(writer, Writer::Layout(_)) {
+        bail!("--log-format needs --format nginx, apache or envoy");
     }
     let duration = Span::parse(&a.duration).map_err(|e| anyhow::anyhow!("--duration: {e}"))?;
     if duration.0 <= 0 {
@@ -107,7 +115,7 @@ pub fn run(a: GenArgs) -> Result<ExitCode> {
         incidents,
         seed: a.seed,
         start,
-        layout,
+        writer,
     };
     match &a.out {
         Some(path) => {

@@ -780,6 +780,24 @@ mod tests {
         assert!(e.error);
     }
 
+    /// An empty variable leaves two spaces in a row; the field is empty,
+    /// not a mismatch.
+    #[test]
+    fn a_double_space_from_an_empty_field() {
+        let d = decoder(
+            Format::Nginx,
+            Some("$host $upstream_addr [$time_local] $status"),
+            None,
+        );
+        let e = d
+            .decode_with(
+                b"web  [24/Nov/2026:10:00:00 +0000] 200",
+                &mut DayCache::default(),
+            )
+            .unwrap();
+        assert_eq!((e.service.as_ref(), e.error), ("web", false));
+    }
+
     #[test]
     fn upstream_response_time_lists_are_summed() {
         let fmt = r#"$host [$time_iso8601] $status $upstream_response_time"#;

@@ -97,8 +97,87 @@ pub struct GenOptions {
     pub incidents: Vec<Incident>,
     pub seed: u64,
     pub start: Micros,
-    /// A text layout to write instead of JSON lines (`--format nginx|apache`).
-    pub layout: Option<TextDecoder>,
+    /// The log format to write.
+    pub writer: Writer,
+}
+
+/// How `gen` writes an event: JSON lines, a compiled nginx/Apache/Envoy
+/// layout, or one of the fixed formats, each readable by its decoder.
+#[derive(Debug, Clone, Default)]
+pub enum Writer {
+    #[default]
+    Json,
+    Layout(TextDecoder),
+    Haproxy,
+    Alb,
+    Elb,
+    /// IIS flavour: `time-taken` in ms.
+    W3c,
+}
+
+impl Writer {
+    fn header(&self) -> &'static str {
+        match self {
+            Writer::W3c => "#Software: slate gen\n#Version: 1.0\n#Fields: date time s-sitename cs-method cs-uri-stem sc-status time-taken\n",
+            _ => "",
+        }
+    }
+
+    fn write(&self, r: &Render, out: &mut String) {
+        use std::fmt::Write as _;
+        let stamp = format_rfc3339(r.ts);
+        let secs = r.latency_us as f64 / 1e6;
+        let ms = (r.latency_us + 500) / 1000;
+        let _ = match self {
+            Writer::Json => Ok(()),
+            Writer::Layout(layout) => {
+                layout.render(r, out);
+                Ok(())
+            }
+            Writer::Haproxy => {
+                let clf = crate::decode::text::format_clf(r.ts);
+                write!(
+                    out,
+                    r#"{} {:>2} {} gen haproxy[1]: 10.0.0.1:40000 [{}.{}] fe {}/srv1 0/0/1/{ms}/{ms} {} 512 - - ---- 1/1/1/1/0 0/0 "{} {} HTTP/1.1""#,
+                    &clf[3..6],
+                    stamp[8..10].trim_start_matches('0'),
+                    &stamp[11..19],
+                    &clf[..20],
+                    &stamp[20..23],
+                    r.service,
+                    r.status,
+                    r.method,
+                    r.path
+                )
+            }
+            Writer::Alb => write!(
+                out,
+                r#"http {stamp} app/gen/0 10.0.0.1:40000 10.0.1.1:80 0.000 {secs:.6} 0.000 {s} {s} 100 512 "{m} http://{svc}:80{p} HTTP/1.1" "slate-gen" - - arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/{svc}/0 "Root=1-0" "-" "-" 0 {stamp} "forward" "-" "-" "10.0.1.1:80" "{s}" "-" "-""#,
+                s = r.status,
+                m = r.method,
+                svc = r.service,
+                p = r.path
+            ),
+            Writer::Elb => write!(
+                out,
+                r#"{stamp} {} 10.0.0.1:40000 10.0.1.1:80 0.000 {secs:.6} 0.000 {s} {s} 100 512 "{} http://x:80{} HTTP/1.1" "slate-gen" - -"#,
+                r.service,
+                r.method,
+                r.path,
+                s = r.status
+            ),
+            Writer::W3c => write!(
+                out,
+                "{} {} {} {} {} {} {ms}",
+                &stamp[..10],
+                &stamp[11..23],
+                r.service,
+                r.method,
+                r.path,
+                r.status
+            ),
+        };
+    }
 }
 
 impl Default for GenOptions {
@@ -110,7 +189,7 @@ impl Default for GenOptions {
             incidents: Vec::new(),
             seed: 1,
             start: parse_instant(DEFAULT_START).expect("static"),
-            layout: None,
+            writer: Writer::Json,
         }
     }
 }
@@ -208,6 +287,7 @@ pub fn generate(opts: &GenOptions, out: &mut dyn Write) -> io::Result<u64> {
         })
     };
     let mut lines = 0u64;
+    out.write_all(opts.writer.header().as_bytes())?;
     let mut malformed_kind = 0usize;
     let mut line = String::with_capacity(256);
     while let Some((i, &t)) = next.iter().enumerate().min_by(|a, b| a.1.total_cmp(b.1)) {
@@ -264,8 +344,8 @@ pub fn generate(opts: &GenOptions, out: &mut dyn Write) -> io::Result<u64> {
                 ("GET", "/healthz"),
             ][(rng.next_u64() % 4) as usize]
         };
-        if let Some(layout) = &opts.layout {
-            layout.render(
+        if !matches!(opts.writer, Writer::Json) {
+            opts.writer.write(
                 &Render {
                     ts: written_ts,
                     service: &p.name,
