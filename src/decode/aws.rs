@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use super::{valid_service, Decoded, Reason, Rejection};
+use super::{service_from, status_from, Decoded, Reason, Rejection};
 use crate::model::{parse_rfc3339_cached, DayCache};
 use crate::spec::config::{Format, InputConfig, StatusSet};
 
@@ -91,10 +91,7 @@ impl AwsDecoder {
                 total += v;
             }
         }
-        let status: u16 = std::str::from_utf8(f[base + 7])
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .filter(|c| (100..=599).contains(c))
+        let status = status_from(f[base + 7])
             .ok_or_else(|| Rejection::new(Reason::BadStatus, "status must be 100–599"))?;
         let service: Cow<'a, str> = match &self.constant_service {
             Some(s) => Cow::Owned(s.clone()),
@@ -106,15 +103,7 @@ impl AwsDecoder {
                         .or_else(|| (n > 18 && f[18] != b"-").then_some(f[18]))
                         .unwrap_or(f[2])
                 };
-                let s = std::str::from_utf8(raw)
-                    .map_err(|_| Rejection::new(Reason::BadService, "service is not UTF-8"))?;
-                if !valid_service(s) {
-                    return Err(Rejection::new(
-                        Reason::BadService,
-                        "service must be 1–128 bytes without control characters",
-                    ));
-                }
-                Cow::Borrowed(s)
+                Cow::Borrowed(service_from(raw)?)
             }
         };
         Ok(Decoded {

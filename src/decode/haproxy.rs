@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 
-use super::{valid_service, Decoded, Reason, Rejection};
+use super::{service_from, status_from, Decoded, Reason, Rejection};
 use crate::model::{days_from_civil, days_in_month, Micros, MICROS_PER_SEC};
 use crate::spec::config::{InputConfig, StatusSet};
 
@@ -103,13 +103,9 @@ impl HaproxyDecoder {
         let error = match status {
             b"-1" => true,
             s => {
-                let code: u16 = std::str::from_utf8(s)
-                    .ok()
-                    .and_then(|s| s.parse().ok())
-                    .filter(|c| (100..=599).contains(c))
-                    .ok_or_else(|| {
-                        Rejection::new(Reason::BadStatus, "status must be 100–599 or -1")
-                    })?;
+                let code = status_from(s).ok_or_else(|| {
+                    Rejection::new(Reason::BadStatus, "status must be 100–599 or -1")
+                })?;
                 self.error_statuses.contains(code)
             }
         };
@@ -120,15 +116,7 @@ impl HaproxyDecoder {
                     .split(|&b| b == b'/')
                     .next()
                     .unwrap_or(backend_server);
-                let s = std::str::from_utf8(backend)
-                    .map_err(|_| Rejection::new(Reason::BadService, "backend is not UTF-8"))?;
-                if !valid_service(s) {
-                    return Err(Rejection::new(
-                        Reason::BadService,
-                        "service must be 1–128 bytes without control characters",
-                    ));
-                }
-                Cow::Borrowed(s)
+                Cow::Borrowed(service_from(backend)?)
             }
         };
         Ok(Decoded {

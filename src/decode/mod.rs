@@ -197,6 +197,42 @@ impl RejectCounts {
     }
 }
 
+/// A service name read from a line: UTF-8, 1–128 bytes, no control
+/// characters.
+pub(crate) fn service_from(raw: &[u8]) -> Result<&str, Rejection> {
+    let s = std::str::from_utf8(raw)
+        .map_err(|_| Rejection::new(Reason::BadService, "service is not UTF-8"))?;
+    if !valid_service(s) {
+        return Err(Rejection::new(
+            Reason::BadService,
+            "service must be 1–128 bytes without control characters",
+        ));
+    }
+    Ok(s)
+}
+
+/// The service of a line: the one `found` in it, else the configured
+/// default, else a `missing_field` rejection saying `missing`.
+pub(crate) fn service_or_default<'a>(
+    found: Option<&'a [u8]>,
+    default: &Option<String>,
+    missing: &str,
+) -> Result<std::borrow::Cow<'a, str>, Rejection> {
+    match (found, default) {
+        (Some(raw), _) => service_from(raw).map(std::borrow::Cow::Borrowed),
+        (None, Some(d)) => Ok(std::borrow::Cow::Owned(d.clone())),
+        (None, None) => Err(Rejection::new(Reason::MissingField, missing.to_string())),
+    }
+}
+
+/// An HTTP status code (100–599) written in ASCII digits.
+pub(crate) fn status_from(raw: &[u8]) -> Option<u16> {
+    std::str::from_utf8(raw)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|c| (100..=599).contains(c))
+}
+
 /// A service name must be 1–128 bytes with no control characters.
 pub fn valid_service(name: &str) -> bool {
     if name.is_empty() || name.len() > 128 {

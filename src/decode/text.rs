@@ -3,10 +3,8 @@
 //! literals and fields; a line is matched against it left to right, each
 //! field running to the next literal. No regex, no allocation per line.
 
-use std::borrow::Cow;
-
 use super::json::epoch_to_micros;
-use super::{valid_service, Decoded, Reason, Rejection};
+use super::{service_or_default, status_from, Decoded, Reason, Rejection};
 use crate::model::{days_from_civil, parse_rfc3339_cached, DayCache, Micros, MICROS_PER_SEC};
 use crate::spec::config::{Format, InputConfig, StatusSet};
 
@@ -215,32 +213,17 @@ impl TextDecoder {
             ));
         }
         // 0 is Envoy's "no response" (the downstream went away): an error.
-        let code: u16 = status
-            .and_then(|s| ascii(s).parse().ok())
-            .filter(|c| *c == 0 || (100..=599).contains(c))
-            .ok_or_else(|| Rejection::new(Reason::BadStatus, "status must be 100–599"))?;
-        let service: Cow<'a, str> = match service {
-            Some(s) => {
-                let s = std::str::from_utf8(s)
-                    .map_err(|_| Rejection::new(Reason::BadService, "service is not UTF-8"))?;
-                if !valid_service(s) {
-                    return Err(Rejection::new(
-                        Reason::BadService,
-                        "service must be 1–128 bytes without control characters",
-                    ));
-                }
-                Cow::Borrowed(s)
-            }
-            None => match &self.default_service {
-                Some(d) => Cow::Owned(d.clone()),
-                None => {
-                    return Err(Rejection::new(
-                        Reason::MissingField,
-                        "no service in this line: give --service NAME",
-                    ))
-                }
-            },
-        };
+        let code: u16 = match status {
+            Some(b"0") => Some(0),
+            Some(s) => status_from(s),
+            None => None,
+        }
+        .ok_or_else(|| Rejection::new(Reason::BadStatus, "status must be 100–599"))?;
+        let service = service_or_default(
+            service,
+            &self.default_service,
+            "no service in this line: give --service NAME",
+        )?;
         Ok(Decoded {
             ts,
             service,

@@ -5,9 +5,7 @@
 //! milliseconds in IIS and in seconds in CloudFront, told apart by
 //! CloudFront's `x-edge-*` fields. Times are UTC, as both write them.
 
-use std::borrow::Cow;
-
-use super::{valid_service, Decoded, Reason, Rejection};
+use super::{service_or_default, status_from, Decoded, Reason, Rejection};
 use crate::model::{parse_rfc3339_cached, DayCache};
 use crate::spec::config::{InputConfig, StatusSet};
 
@@ -111,10 +109,7 @@ impl W3cDecoder {
         stamp.push(b'Z');
         let ts = parse_rfc3339_cached(&stamp, days)
             .ok_or_else(|| Rejection::new(Reason::BadTimestamp, "date and time do not parse"))?;
-        let code: u16 = std::str::from_utf8(cols[layout.status])
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .filter(|c| (100..=599).contains(c))
+        let code = status_from(cols[layout.status])
             .ok_or_else(|| Rejection::new(Reason::BadStatus, "sc-status must be 100–599"))?;
         let latency_us = match layout.time_taken.map(|i| cols[i]) {
             None | Some(b"-") => None,
@@ -138,28 +133,11 @@ impl W3cDecoder {
                 .map(|&i| cols[i])
                 .find(|v| !v.is_empty() && *v != b"-")
         };
-        let service: Cow<'a, str> = match found {
-            Some(s) => {
-                let s = std::str::from_utf8(s)
-                    .map_err(|_| Rejection::new(Reason::BadService, "service is not UTF-8"))?;
-                if !valid_service(s) {
-                    return Err(Rejection::new(
-                        Reason::BadService,
-                        "service must be 1–128 bytes without control characters",
-                    ));
-                }
-                Cow::Borrowed(s)
-            }
-            None => match &self.default_service {
-                Some(d) => Cow::Owned(d.clone()),
-                None => {
-                    return Err(Rejection::new(
-                        Reason::MissingField,
-                        "no service column (cs(Host), s-sitename, ...): give --service NAME",
-                    ))
-                }
-            },
-        };
+        let service = service_or_default(
+            found,
+            &self.default_service,
+            "no service column (cs(Host), s-sitename, ...): give --service NAME",
+        )?;
         Ok(Decoded {
             ts,
             service,
