@@ -36,7 +36,7 @@ fn decode(c: &mut Criterion) {
         chunk.push(b'\n');
         let _ = i;
     }
-    let d = Decoder::Json(d);
+    let d = Decoder::new(&InputConfig::default()).unwrap();
     g.throughput(Throughput::Elements(10_000));
     g.bench_function("chunk_10k_lines_with_interning", |b| {
         b.iter(|| {

@@ -249,6 +249,18 @@ pub fn days_in_month(year: i64, month: u32) -> u32 {
     }
 }
 
+/// A service name must be 1–128 bytes with no control characters.
+pub fn valid_service(name: &str) -> bool {
+    if name.is_empty() || name.len() > 128 {
+        return false;
+    }
+    // Printable ASCII, in one pass: nearly every name.
+    if name.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return true;
+    }
+    !name.chars().any(char::is_control)
+}
+
 /// Reads a user-given instant for `--from`, `--to`, `--start`: RFC 3339, or
 /// a bare date (`2026-11-24`, midnight UTC).
 pub fn parse_instant(text: &str) -> Result<Micros, String> {

@@ -1001,3 +1001,46 @@ fn auto_says_what_it_picked_and_why() {
         stderr(&o)
     );
 }
+
+/// `input.service_map`: the first rule that matches the host (the service
+/// the format gives) and/or the path prefix names the service.
+#[test]
+fn service_map_names_services_by_host_and_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "slate.yml",
+        "input:\n  service_map:\n    - {path: /v1/users, service: users}\n    - {host: '*.shop.example', service: shop}\n",
+    );
+    let nginx = [
+        r#"eu.shop.example [24/Nov/2026:10:00:00 +0000] "GET /cart HTTP/1.1" 200 0.010"#,
+        r#"us.shop.example [24/Nov/2026:10:00:01 +0000] "GET /v1/users/7 HTTP/1.1" 500 0.020"#,
+        r#"blog.example [24/Nov/2026:10:00:02 +0000] "GET / HTTP/1.1" 200 0.030"#,
+    ]
+    .join("\n");
+    let input = write(dir.path(), "access.log", &nginx);
+    let r = report(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "--format",
+        "nginx",
+        "--log-format",
+        r#"$host [$time_local] "$request" $status $request_time"#,
+        input.to_str().unwrap(),
+    ]);
+    let s = r["services"].as_object().unwrap();
+    assert_eq!(s["shop"]["requests"], 1);
+    assert_eq!(s["users"]["errors"], 1, "the path rule comes first");
+    assert_eq!(s["blog.example"]["requests"], 1, "no rule: the host stays");
+
+    let json = [
+        line(&at(0), "api", 200, 1.0)
+            .replace(r#""status""#, r#""endpoint":"/v1/users/1","status""#),
+        line(&at(1), "api", 200, 1.0).replace(r#""status""#, r#""endpoint":"/v1/orders","status""#),
+    ]
+    .join("\n");
+    let input = write(dir.path(), "events.jsonl", &json);
+    let r = report(&["--config", cfg.to_str().unwrap(), input.to_str().unwrap()]);
+    assert_eq!(r["services"]["users"]["requests"], 1);
+    assert_eq!(r["services"]["api"]["requests"], 1);
+}

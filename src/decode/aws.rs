@@ -112,6 +112,7 @@ impl AwsDecoder {
             // A request that reached no target failed, whatever the code.
             error: !reached || self.error_statuses.contains(status),
             latency_us: reached.then(|| (total * 1e6).round() as u64),
+            path: super::request_path(f[base + 11]).map(Cow::Borrowed),
         })
     }
 }

@@ -119,11 +119,24 @@ impl HaproxyDecoder {
                 Cow::Borrowed(service_from(backend)?)
             }
         };
+        // The request line is the last quoted field.
+        let path = line
+            .iter()
+            .rposition(|&b| b == b'"')
+            .and_then(|end| {
+                line[..end]
+                    .iter()
+                    .rposition(|&b| b == b'"')
+                    .map(|start| &line[start + 1..end])
+            })
+            .and_then(super::request_path)
+            .map(Cow::Borrowed);
         Ok(Decoded {
             ts,
             service,
             error,
             latency_us,
+            path,
         })
     }
 }

@@ -22,8 +22,10 @@ enum Field {
     Latency = 3,
     Success = 4,
     Outcome = 5,
+    /// Read only for `input.service_map` path rules.
+    Endpoint = 6,
 }
-const FIELDS: usize = 6;
+const FIELDS: usize = 7;
 
 /// One decoded record, borrowing its service name from the input line.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +34,8 @@ pub struct Decoded<'a> {
     pub service: Cow<'a, str>,
     pub error: bool,
     pub latency_us: Option<u64>,
+    /// The request path, read only when `input.service_map` has path rules.
+    pub path: Option<Cow<'a, str>>,
 }
 
 /// Where each field sits, compiled once from the format and overrides.
@@ -100,6 +104,7 @@ impl JsonDecoder {
                     (Field::Latency, &["latency_ms"]),
                     (Field::Success, &["success"]),
                     (Field::Outcome, &["outcome"]),
+                    (Field::Endpoint, &["endpoint"]),
                 ],
                 LatencyUnit::Ms,
             ),
@@ -115,6 +120,7 @@ impl JsonDecoder {
                     ),
                     (Field::Status, &["status"]),
                     (Field::Latency, &["request_time"]),
+                    (Field::Endpoint, &["request_uri", "uri"]),
                 ],
                 LatencyUnit::S,
             ),
@@ -124,6 +130,7 @@ impl JsonDecoder {
                     (Field::Service, &["upstream_cluster", "authority"]),
                     (Field::Status, &["response_code"]),
                     (Field::Latency, &["duration"]),
+                    (Field::Endpoint, &["path"]),
                 ],
                 LatencyUnit::Ms,
             ),
@@ -134,6 +141,7 @@ impl JsonDecoder {
                     (Field::Status, &["http.response.status_code"]),
                     (Field::Latency, &["event.duration"]),
                     (Field::Outcome, &["event.outcome"]),
+                    (Field::Endpoint, &["url.path"]),
                 ],
                 LatencyUnit::Ns,
             ),
@@ -147,6 +155,7 @@ impl JsonDecoder {
                     ),
                     (Field::Status, &["DownstreamStatus", "OriginStatus"]),
                     (Field::Latency, &["Duration"]),
+                    (Field::Endpoint, &["RequestPath"]),
                 ],
                 LatencyUnit::Ns,
             ),
@@ -157,6 +166,7 @@ impl JsonDecoder {
                     (Field::Service, &["request.host", "logger"]),
                     (Field::Status, &["status"]),
                     (Field::Latency, &["duration"]),
+                    (Field::Endpoint, &["request.uri"]),
                 ],
                 LatencyUnit::S,
             ),
@@ -169,10 +179,15 @@ impl JsonDecoder {
             (Field::Latency, &o.latency),
             (Field::Success, &o.success),
             (Field::Outcome, &o.outcome),
+            (Field::Endpoint, &o.endpoint),
         ];
         let mut root = PathNode::default();
         for (field, over) in overrides {
             if field == Field::Service && cfg.constant_service.is_some() {
+                continue;
+            }
+            // The path costs a look-up per line: only for path rules.
+            if field == Field::Endpoint && !cfg.service_map.iter().any(|r| r.path.is_some()) {
                 continue;
             }
             match over {
@@ -285,7 +300,7 @@ impl JsonDecoder {
         found: &mut Found<'a>,
         days: &mut DayCache,
     ) -> Result<Decoded<'a>, Rejection> {
-        let [ts, service, status, latency, success, outcome] =
+        let [ts, service, status, latency, success, outcome, endpoint] =
             std::mem::replace(&mut found.vals, [const { Scalar::Null }; FIELDS]);
         let ts = match ts {
             Scalar::Null => return Err(Rejection::new(Reason::MissingField, "no timestamp")),
@@ -409,6 +424,7 @@ impl JsonDecoder {
             service,
             error,
             latency_us,
+            path: endpoint.into_cow(),
         })
     }
 }
@@ -420,6 +436,7 @@ impl Decoded<'_> {
             service: Cow::Owned(self.service.into_owned()),
             error: self.error,
             latency_us: self.latency_us,
+            path: self.path.map(|p| Cow::Owned(p.into_owned())),
         }
     }
 }

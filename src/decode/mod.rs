@@ -22,7 +22,14 @@ use crate::spec::config::InputConfig;
 /// The decoder for an input's format: JSON shapes or a compiled text
 /// layout. The same decoders serve files and Kafka messages.
 #[derive(Debug, Clone)]
-pub enum Decoder {
+pub struct Decoder {
+    kind: Kind,
+    /// `input.service_map`: the first matching rule names the service.
+    service_map: Vec<crate::spec::config::ServiceRule>,
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
     Json(JsonDecoder),
     Text(TextDecoder),
     Aws(aws::AwsDecoder),
@@ -46,17 +53,21 @@ impl Decoder {
         if cfg.format == Format::Auto {
             return Err("--format auto must be resolved by sniffing an input first".into());
         }
-        if cfg.format.is_text() {
-            Ok(Decoder::Text(TextDecoder::new(cfg)?))
+        let kind = if cfg.format.is_text() {
+            Kind::Text(TextDecoder::new(cfg)?)
         } else if cfg.format == Format::W3c {
-            Ok(Decoder::W3c(w3c::W3cDecoder::new(cfg)))
+            Kind::W3c(w3c::W3cDecoder::new(cfg))
         } else if cfg.format == Format::Haproxy {
-            Ok(Decoder::Haproxy(haproxy::HaproxyDecoder::new(cfg)))
+            Kind::Haproxy(haproxy::HaproxyDecoder::new(cfg))
         } else if matches!(cfg.format, Format::Alb | Format::Elb) {
-            Ok(Decoder::Aws(aws::AwsDecoder::new(cfg)))
+            Kind::Aws(aws::AwsDecoder::new(cfg))
         } else {
-            Ok(Decoder::Json(JsonDecoder::new(cfg)))
-        }
+            Kind::Json(JsonDecoder::new(cfg))
+        };
+        Ok(Decoder {
+            kind,
+            service_map: cfg.service_map.clone(),
+        })
     }
 
     #[inline]
@@ -66,20 +77,30 @@ impl Decoder {
         ctx: &mut LineContext,
     ) -> Result<Decoded<'a>, Rejection> {
         let days = &mut ctx.days;
-        match self {
-            Decoder::Json(d) => d.decode_with(line, days),
-            Decoder::Text(d) => d.decode_with(line, days),
-            Decoder::Aws(d) => d.decode_with(line, days),
-            Decoder::Haproxy(d) => d.decode_line(line),
-            Decoder::W3c(d) => d.decode_with(line, ctx.w3c.as_ref(), days),
+        let mut d = match &self.kind {
+            Kind::Json(d) => d.decode_with(line, days),
+            Kind::Text(d) => d.decode_with(line, days),
+            Kind::Aws(d) => d.decode_with(line, days),
+            Kind::Haproxy(d) => d.decode_line(line),
+            Kind::W3c(d) => d.decode_with(line, ctx.w3c.as_ref(), days),
+        }?;
+        if !self.service_map.is_empty() {
+            if let Some(rule) = self
+                .service_map
+                .iter()
+                .find(|r| r.matches(&d.service, d.path.as_deref()))
+            {
+                d.service = std::borrow::Cow::Owned(rule.service.clone());
+            }
         }
+        Ok(d)
     }
 
     /// Whether `line` is a header or comment of the format rather than a
     /// record (W3C's `#` lines); a header is taken into `ctx`.
     pub fn header(&self, line: &[u8], ctx: &mut LineContext) -> bool {
-        match self {
-            Decoder::W3c(_) if line.starts_with(b"#") => {
+        match self.kind {
+            Kind::W3c(_) if line.starts_with(b"#") => {
                 if line.starts_with(b"#Fields:") {
                     ctx.w3c = w3c::Layout::parse(line);
                 }
@@ -91,7 +112,7 @@ impl Decoder {
 
     /// The prefix of header lines that every chunk must know the latest of.
     pub fn header_prefix(&self) -> Option<&'static [u8]> {
-        matches!(self, Decoder::W3c(_)).then_some(&b"#Fields:"[..])
+        matches!(self.kind, Kind::W3c(_)).then_some(&b"#Fields:"[..])
     }
 
     pub fn decode<'a>(&self, line: &'a [u8]) -> Result<Decoded<'a>, Rejection> {
@@ -225,6 +246,41 @@ pub(crate) fn service_or_default<'a>(
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_paths() {
+        assert_eq!(
+            request_path(b"GET /v1/users?id=7 HTTP/1.1"),
+            Some("/v1/users?id=7")
+        );
+        assert_eq!(
+            request_path(b"GET http://www.example.com:80/ HTTP/1.1"),
+            Some("/")
+        );
+        assert_eq!(request_path(b"GET https://example.com HTTP/1.1"), None);
+        assert_eq!(request_path(b"-"), None);
+    }
+}
+
+/// The path of a request line (`GET /v1/users?id=7 HTTP/1.1`), also when
+/// the target is an absolute URL (`http://host:80/v1/users`), as load
+/// balancers write it.
+pub(crate) fn request_path(line: &[u8]) -> Option<&str> {
+    let mut parts = line.split(|&b| b == b' ');
+    let target = parts.nth(1).filter(|t| !t.is_empty())?;
+    let path = match memchr::memmem::find(target, b"://") {
+        Some(i) => {
+            let rest = &target[i + 3..];
+            &rest[memchr::memchr(b'/', rest).unwrap_or(rest.len())..]
+        }
+        None => target,
+    };
+    std::str::from_utf8(path).ok().filter(|p| !p.is_empty())
+}
+
 /// An HTTP status code (100–599) written in ASCII digits.
 pub(crate) fn status_from(raw: &[u8]) -> Option<u16> {
     std::str::from_utf8(raw)
@@ -233,14 +289,4 @@ pub(crate) fn status_from(raw: &[u8]) -> Option<u16> {
         .filter(|c| (100..=599).contains(c))
 }
 
-/// A service name must be 1–128 bytes with no control characters.
-pub fn valid_service(name: &str) -> bool {
-    if name.is_empty() || name.len() > 128 {
-        return false;
-    }
-    // Printable ASCII, in one pass: nearly every name.
-    if name.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-        return true;
-    }
-    !name.chars().any(char::is_control)
-}
+pub use crate::model::valid_service;

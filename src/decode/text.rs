@@ -3,6 +3,8 @@
 //! literals and fields; a line is matched against it left to right, each
 //! field running to the next literal. No regex, no allocation per line.
 
+use std::borrow::Cow;
+
 use super::json::epoch_to_micros;
 use super::{service_or_default, status_from, Decoded, Reason, Rejection};
 use crate::model::{days_from_civil, parse_rfc3339_cached, DayCache, Micros, MICROS_PER_SEC};
@@ -35,8 +37,11 @@ enum Field {
         rank: u8,
         decimals: u8,
     },
-    /// The request line (`GET /path HTTP/1.1`): not read, but written by `gen`.
+    /// The request line (`GET /path HTTP/1.1`): its path is read (for
+    /// `input.service_map`), and `gen` writes it.
     Request,
+    /// The request path alone (`$request_uri`, `%U`, Envoy's `:PATH`).
+    Path,
     /// A service name candidate; lower rank wins.
     Service {
         rank: u8,
@@ -142,6 +147,7 @@ impl TextDecoder {
         let mismatch = |what: &str| Rejection::new(Reason::FormatMismatch, what.to_string());
         let mut p = 0usize;
         let (mut ts, mut status, mut latency, mut service) = (None, None, None, None);
+        let mut path: Option<&'a str> = None;
         let (mut latency_rank, mut service_rank) = (u8::MAX, u8::MAX);
         for (k, tok) in self.tokens.iter().enumerate() {
             match tok {
@@ -197,7 +203,9 @@ impl TextDecoder {
                                 service_rank = rank;
                             }
                         }
-                        Field::Ignore | Field::Request => {}
+                        Field::Request => path = super::request_path(value),
+                        Field::Path => path = std::str::from_utf8(value).ok().filter(|p| *p != "-"),
+                        Field::Ignore => {}
                     }
                 }
             }
@@ -229,6 +237,7 @@ impl TextDecoder {
             service,
             error: code == 0 || self.error_statuses.contains(code),
             latency_us: latency,
+            path: path.map(Cow::Borrowed),
         })
     }
 }
@@ -274,6 +283,7 @@ impl TextDecoder {
                         }
                         Field::Service { .. } => write!(out, "{}", r.service),
                         Field::Request => write!(out, "{} {} HTTP/1.1", r.method, r.path),
+                        Field::Path => write!(out, "{}", r.path),
                         Field::Ignore => write!(out, "-"),
                     };
                 }
@@ -404,6 +414,7 @@ fn nginx_field(name: &str) -> Field {
             rank: 1,
         },
         "request" => Field::Request,
+        "request_uri" | "uri" => Field::Path,
         "host" => Field::Service { rank: 0 },
         "server_name" => Field::Service { rank: 1 },
         "proxy_upstream_name" => Field::Service { rank: 2 },
@@ -491,7 +502,7 @@ fn compile_envoy(text: &str) -> Result<Vec<Token>, String> {
             },
             ("UPSTREAM_CLUSTER", _) => Field::Service { rank: 0 },
             ("REQ", Some(":authority")) => Field::Service { rank: 1 },
-            ("REQ", Some(":method")) => Field::Ignore,
+            ("REQ", Some("x-envoy-original-path?:path" | ":path")) => Field::Path,
             _ => Field::Ignore,
         };
         if !lit.is_empty() {
@@ -586,6 +597,7 @@ fn compile_apache(text: &str) -> Result<Vec<Token>, String> {
                 rank: 0,
             },
             (b'r', _) => Field::Request,
+            (b'U', _) => Field::Path,
             (b'v', _) => Field::Service { rank: 1 },
             (b'V', _) => Field::Service { rank: 2 },
             (b'i', Some(h)) if h.eq_ignore_ascii_case("host") => Field::Service { rank: 0 },

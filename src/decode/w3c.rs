@@ -18,6 +18,7 @@ pub struct Layout {
     time_taken: Option<usize>,
     /// Service columns, best first.
     service: Vec<usize>,
+    path: Option<usize>,
     us_per_unit: f64,
     columns: usize,
 }
@@ -49,6 +50,7 @@ impl Layout {
             status: at("sc-status")?,
             time_taken: at("time-taken"),
             service,
+            path: at("cs-uri-stem"),
             us_per_unit: if cloudfront { 1e6 } else { 1e3 },
             columns: names.len(),
         })
@@ -143,6 +145,11 @@ impl W3cDecoder {
             service,
             error: self.error_statuses.contains(code),
             latency_us,
+            path: layout
+                .path
+                .and_then(|i| std::str::from_utf8(cols[i]).ok())
+                .filter(|p| *p != "-")
+                .map(std::borrow::Cow::Borrowed),
         })
     }
 }

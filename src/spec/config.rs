@@ -139,6 +139,9 @@ pub struct InputConfig {
     pub default_service: Option<String>,
     /// `--service NAME`: every event belongs to NAME, whatever it says.
     pub constant_service: Option<String>,
+    /// `input.service_map`: rules naming the service from the host or the
+    /// path; the first that matches wins.
+    pub service_map: Vec<ServiceRule>,
     /// `--timezone`: seconds east of UTC of times written without a zone
     /// (HAProxy's accept date). UTC by default.
     pub utc_offset: i64,
@@ -156,8 +159,36 @@ impl Default for InputConfig {
             default_service: None,
             constant_service: None,
             utc_offset: 0,
+            service_map: Vec::new(),
             max_line_bytes: 1 << 20,
         }
+    }
+}
+
+/// One `input.service_map` rule: when the host matches (exactly, or by
+/// suffix for `*.example.com`) and the path starts with `path`, the event
+/// belongs to `service`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceRule {
+    pub host: Option<String>,
+    pub path: Option<String>,
+    pub service: String,
+}
+
+impl ServiceRule {
+    pub fn matches(&self, host: &str, path: Option<&str>) -> bool {
+        let host_ok = match &self.host {
+            None => true,
+            Some(h) => match h.strip_prefix('*') {
+                Some(suffix) => host.ends_with(suffix),
+                None => host.eq_ignore_ascii_case(h),
+            },
+        };
+        let path_ok = match &self.path {
+            None => true,
+            Some(p) => path.is_some_and(|x| x.starts_with(p.as_str())),
+        };
+        host_ok && path_ok
     }
 }
 
@@ -247,6 +278,7 @@ const INPUT_KEYS: &[&str] = &[
     "format",
     "log_format",
     "timezone",
+    "service_map",
     "fields",
     "latency_unit",
     "error_statuses",
@@ -354,6 +386,7 @@ fn input(entries: &[(Located, Located)], cfg: &mut InputConfig, errors: &mut Err
             "log_format" => {
                 cfg.log_format = scalar(v, &path, errors).map(str::to_string);
             }
+            "service_map" => service_map(v, &mut cfg.service_map, errors),
             "timezone" => {
                 if let Some(s) = scalar(v, &path, errors) {
                     match parse_timezone(s) {
@@ -407,6 +440,61 @@ fn input(entries: &[(Located, Located)], cfg: &mut InputConfig, errors: &mut Err
                 }
             }
             _ => errors.unknown_key(k.line, key, INPUT_KEYS, "input"),
+        }
+    }
+}
+
+/// `service_map:` is a list of `{host: ..., path: ..., service: ...}`.
+fn service_map(v: &Located, out: &mut Vec<ServiceRule>, errors: &mut Errors) {
+    let Node::Seq(items) = &v.node else {
+        errors.add(
+            v.line,
+            "input.service_map",
+            "must be a list of rules, e.g. `- {host: shop.example.com, service: shop}`",
+        );
+        return;
+    };
+    for item in items {
+        let Node::Map(entries) = &item.node else {
+            errors.add(
+                item.line,
+                "input.service_map",
+                "each rule is a mapping with `service` and `host` and/or `path`",
+            );
+            continue;
+        };
+        let mut rule = ServiceRule {
+            host: None,
+            path: None,
+            service: String::new(),
+        };
+        for (k, val) in entries {
+            let key = k.as_str().unwrap_or("");
+            let path = format!("input.service_map.{key}");
+            let Some(text) = scalar(val, &path, errors) else {
+                continue;
+            };
+            match key {
+                "host" => rule.host = Some(text.to_string()),
+                "path" => rule.path = Some(text.to_string()),
+                "service" => rule.service = text.to_string(),
+                _ => errors.unknown_key(k.line, key, &["host", "path", "service"], "service_map"),
+            }
+        }
+        if rule.service.is_empty() || !crate::model::valid_service(&rule.service) {
+            errors.add(
+                item.line,
+                "input.service_map",
+                "a rule needs a `service` name (1–128 bytes)",
+            );
+        } else if rule.host.is_none() && rule.path.is_none() {
+            errors.add(
+                item.line,
+                "input.service_map",
+                "a rule needs `host`, `path` or both",
+            );
+        } else {
+            out.push(rule);
         }
     }
 }
