@@ -246,25 +246,6 @@ pub(crate) fn service_or_default<'a>(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn request_paths() {
-        assert_eq!(
-            request_path(b"GET /v1/users?id=7 HTTP/1.1"),
-            Some("/v1/users?id=7")
-        );
-        assert_eq!(
-            request_path(b"GET http://www.example.com:80/ HTTP/1.1"),
-            Some("/")
-        );
-        assert_eq!(request_path(b"GET https://example.com HTTP/1.1"), None);
-        assert_eq!(request_path(b"-"), None);
-    }
-}
-
 /// The path of a request line (`GET /v1/users?id=7 HTTP/1.1`), also when
 /// the target is an absolute URL (`http://host:80/v1/users`), as load
 /// balancers write it.
@@ -290,3 +271,22 @@ pub(crate) fn status_from(raw: &[u8]) -> Option<u16> {
 }
 
 pub use crate::model::valid_service;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_paths() {
+        assert_eq!(
+            request_path(b"GET /v1/users?id=7 HTTP/1.1"),
+            Some("/v1/users?id=7")
+        );
+        assert_eq!(
+            request_path(b"GET http://www.example.com:80/ HTTP/1.1"),
+            Some("/")
+        );
+        assert_eq!(request_path(b"GET https://example.com HTTP/1.1"), None);
+        assert_eq!(request_path(b"-"), None);
+    }
+}
