@@ -76,7 +76,7 @@ impl TextDecoder {
                     Some("main") => NGINX_MAIN,
                     Some(t) => t,
                 };
-                (text, compile_nginx(text)?)
+                (text, compile_nginx(text, cfg.fields.service.as_deref())?)
             }
             Format::Apache => {
                 let text = match cfg.log_format.as_deref() {
@@ -84,7 +84,7 @@ impl TextDecoder {
                     Some("common") => APACHE_COMMON,
                     Some(t) => t,
                 };
-                (text, compile_apache(text)?)
+                (text, compile_apache(text, cfg.fields.service.as_deref())?)
             }
             Format::Envoy => {
                 let text = match cfg.log_format.as_deref() {
@@ -92,7 +92,7 @@ impl TextDecoder {
                     Some("istio") => ISTIO_DEFAULT,
                     Some(t) => t,
                 };
-                (text, compile_envoy(text)?)
+                (text, compile_envoy(text, cfg.fields.service.as_deref())?)
             }
             other => return Err(format!("{other:?} is not a text format")),
         };
@@ -112,6 +112,13 @@ impl TextDecoder {
             if let [Token::Field(a), Token::Field(b)] = w {
                 return Err(format!(
                     "in `{text}`, two fields ({a:?}, {b:?}) follow each other with nothing between: a line could not be split"
+                ));
+            }
+        }
+        if let Some(sf) = &cfg.fields.service {
+            if !fields().any(|f| f == Field::Service { rank: 0 }) {
+                return Err(format!(
+                    "--service-field `{sf}`: the log format `{text}` has no such field"
                 ));
             }
         }
@@ -395,6 +402,16 @@ pub fn clf_time(s: &[u8]) -> Option<Micros> {
     Some(secs * MICROS_PER_SEC)
 }
 
+/// `--service-field`: the layout field the user names becomes the best
+/// service candidate; the format's own candidates rank after it.
+fn with_service_field(field: Field, named: bool, service_field_given: bool) -> Field {
+    match field {
+        _ if named => Field::Service { rank: 0 },
+        Field::Service { rank } if service_field_given => Field::Service { rank: rank + 1 },
+        f => f,
+    }
+}
+
 fn nginx_field(name: &str) -> Field {
     match name {
         "time_local" => Field::TimeLocal,
@@ -425,7 +442,12 @@ fn nginx_field(name: &str) -> Field {
 
 /// Compiles nginx's `log_format` syntax: `$name` or `${name}`, the rest
 /// literal.
-fn compile_nginx(text: &str) -> Result<Vec<Token>, String> {
+fn compile_nginx(text: &str, service_field: Option<&str>) -> Result<Vec<Token>, String> {
+    let sf = service_field.map(|f| {
+        f.trim_start_matches('$')
+            .trim_start_matches('{')
+            .trim_end_matches('}')
+    });
     let b = text.as_bytes();
     let mut tokens = Vec::new();
     let mut lit = Vec::new();
@@ -450,7 +472,11 @@ fn compile_nginx(text: &str) -> Result<Vec<Token>, String> {
             if !lit.is_empty() {
                 tokens.push(Token::Literal(std::mem::take(&mut lit)));
             }
-            tokens.push(Token::Field(nginx_field(name)));
+            tokens.push(Token::Field(with_service_field(
+                nginx_field(name),
+                sf == Some(name),
+                sf.is_some(),
+            )));
             i = next;
         } else {
             lit.push(b[i]);
@@ -465,7 +491,8 @@ fn compile_nginx(text: &str) -> Result<Vec<Token>, String> {
 
 /// Compiles Envoy's format syntax: `%COMMAND%` or `%COMMAND(arg)%` (an
 /// optional `:len` after the parenthesis), `%%` for a percent sign.
-fn compile_envoy(text: &str) -> Result<Vec<Token>, String> {
+fn compile_envoy(text: &str, service_field: Option<&str>) -> Result<Vec<Token>, String> {
+    let sf = service_field.map(|f| f.trim_matches('%'));
     let b = text.as_bytes();
     let mut tokens = Vec::new();
     let mut lit = Vec::new();
@@ -505,6 +532,8 @@ fn compile_envoy(text: &str) -> Result<Vec<Token>, String> {
             ("REQ", Some("x-envoy-original-path?:path" | ":path")) => Field::Path,
             _ => Field::Ignore,
         };
+        let named = sf.is_some_and(|f| f.eq_ignore_ascii_case(command));
+        let field = with_service_field(field, named, sf.is_some());
         if !lit.is_empty() {
             tokens.push(Token::Literal(std::mem::take(&mut lit)));
         }
@@ -518,7 +547,7 @@ fn compile_envoy(text: &str) -> Result<Vec<Token>, String> {
 
 /// Compiles Apache's `LogFormat` syntax: `%x`, `%>x`, `%<x`, `%{arg}x`,
 /// `%%`; status modifiers (`%400,501s`) are accepted and ignored.
-fn compile_apache(text: &str) -> Result<Vec<Token>, String> {
+fn compile_apache(text: &str, service_field: Option<&str>) -> Result<Vec<Token>, String> {
     let b = text.as_bytes();
     let mut tokens = Vec::new();
     let mut lit = Vec::new();
@@ -603,6 +632,12 @@ fn compile_apache(text: &str) -> Result<Vec<Token>, String> {
             (b'i', Some(h)) if h.eq_ignore_ascii_case("host") => Field::Service { rank: 0 },
             _ => Field::Ignore,
         };
+        let written = match arg {
+            Some(a) => format!("%{{{a}}}{}", d as char),
+            None => format!("%{}", d as char),
+        };
+        let named = service_field.is_some_and(|f| f.eq_ignore_ascii_case(&written));
+        let field = with_service_field(field, named, service_field.is_some());
         if !lit.is_empty() {
             tokens.push(Token::Literal(std::mem::take(&mut lit)));
         }
@@ -791,6 +826,62 @@ mod tests {
             )
             .unwrap();
         assert_eq!((e.service.as_ref(), e.error), ("web", false));
+    }
+
+    /// `--service-field` names the layout field that carries the service.
+    #[test]
+    fn service_field_picks_a_layout_field() {
+        let cfg = |format, layout: &str, field: &str| InputConfig {
+            format,
+            log_format: Some(layout.into()),
+            fields: crate::spec::config::FieldOverrides {
+                service: Some(field.into()),
+                ..Default::default()
+            },
+            ..InputConfig::default()
+        };
+        let d = TextDecoder::new(&cfg(
+            Format::Nginx,
+            "$host [$time_local] $status $http_x_service",
+            "$http_x_service",
+        ))
+        .unwrap();
+        let e = d
+            .decode_with(
+                b"web.example [24/Nov/2026:10:00:00 +0000] 200 cart",
+                &mut DayCache::default(),
+            )
+            .unwrap();
+        assert_eq!(e.service, "cart");
+        let d = TextDecoder::new(&cfg(
+            Format::Apache,
+            r#"%v %t %>s "%{X-Service}i""#,
+            "%{x-service}i",
+        ))
+        .unwrap();
+        let e = d
+            .decode_with(
+                br#"www [24/Nov/2026:10:00:00 +0000] 200 "orders""#,
+                &mut DayCache::default(),
+            )
+            .unwrap();
+        assert_eq!(e.service, "orders");
+        let d = TextDecoder::new(&cfg(
+            Format::Envoy,
+            "[%START_TIME%] %RESPONSE_CODE% %REQ(X-SERVICE)%",
+            "%REQ(X-SERVICE)%",
+        ))
+        .unwrap();
+        let e = d
+            .decode_with(
+                b"[2026-11-24T10:00:00.000Z] 200 pay",
+                &mut DayCache::default(),
+            )
+            .unwrap();
+        assert_eq!(e.service, "pay");
+        let err = TextDecoder::new(&cfg(Format::Nginx, "$host [$time_local] $status", "$nope"))
+            .unwrap_err();
+        assert!(err.contains("has no such field"), "{err}");
     }
 
     #[test]
