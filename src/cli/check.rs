@@ -37,7 +37,7 @@ pub struct CheckArgs {
     /// Log format of INPUT [default: json]
     #[arg(long, value_name = "F")]
     format: Option<String>,
-    /// For nginx/apache: the log_format/LogFormat string (or combined, main, common)
+    /// For nginx/apache/envoy: the layout string (or combined, main, common, default, istio)
     #[arg(long, value_name = "S")]
     log_format: Option<String>,
     /// Every event belongs to this service (formats that carry none)

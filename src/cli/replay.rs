@@ -19,10 +19,10 @@ slate replay --slo slos.yml --from 2026-10-01 --to 2026-11-01 -o json logs/*.jso
 zcat access.log.gz | slate replay --slo slos.yml --format nginx-json -\n  \
 slate replay --format nginx --log-format combined --service web /var/log/nginx/access.log\n  \
 slate replay --format nginx --log-format '$host [$time_local] \"$request\" $status $request_time' access.log\n\n\
-Inputs are JSON lines or nginx/apache text logs, plain or gzip (several members are fine);\nseveral inputs are merged by time.\n\
+Inputs are plain or gzip (several members are fine); several inputs are merged by time.\n\
 Exit codes: 0 whether or not SLOs were met, 2 on error.")]
 pub struct ReplayArgs {
-    /// Log files to replay (`.jsonl`, `.jsonl.gz`; `-` for stdin)
+    /// Log files to replay (plain or gzip; `-` for stdin)
     #[arg(required = true, value_name = "INPUT")]
     inputs: Vec<PathBuf>,
     /// SLO spec (the seed's service-slos.yml format); without it, SLIs only
@@ -35,8 +35,9 @@ pub struct ReplayArgs {
     /// envoy, haproxy, alb, elb, w3c, or auto (sniffed from the first lines) [default: json]
     #[arg(long, value_name = "F")]
     format: Option<String>,
-    /// For nginx/apache: the log_format/LogFormat string from your server's
-    /// config, or combined, main (nginx), common (apache)
+    /// For nginx/apache/envoy: the log_format/LogFormat/format string from
+    /// your server's config, or combined, main (nginx), common (apache),
+    /// default, istio (envoy)
     #[arg(long, value_name = "S")]
     log_format: Option<String>,
     /// Zone of times written without one (HAProxy): UTC or an offset such as +02:00
@@ -45,7 +46,8 @@ pub struct ReplayArgs {
     /// Every event belongs to this service (for logs of one service)
     #[arg(long, value_name = "NAME", conflicts_with = "service_field")]
     service: Option<String>,
-    /// Read the service from this field (a dotted path for nested objects)
+    /// Read the service from this field: a dotted JSON path, or a layout
+    /// field of a text format ($http_x_service, %{X-Service}i)
     #[arg(long, value_name = "FIELD")]
     service_field: Option<String>,
     /// Only events at or after this time (RFC 3339 or YYYY-MM-DD)
