@@ -40,7 +40,8 @@ pub struct ReplayArgs {
     /// default, istio (envoy)
     #[arg(long, value_name = "S")]
     log_format: Option<String>,
-    /// Zone of times written without one (HAProxy): UTC or an offset such as +02:00
+    /// Zone of times written without one (HAProxy): UTC, an offset such as
+    /// +02:00, or a zone name such as Europe/Paris
     #[arg(long, value_name = "TZ")]
     timezone: Option<String>,
     /// Every event belongs to this service (for logs of one service)
@@ -102,7 +103,7 @@ pub fn run(a: ReplayArgs) -> Result<ExitCode> {
         config.input.log_format = Some(lf.clone());
     }
     if let Some(tz) = &a.timezone {
-        config.input.utc_offset = crate::spec::config::parse_timezone(tz)
+        config.input.timezone = crate::spec::config::parse_timezone(tz)
             .map_err(|e| anyhow::anyhow!("--timezone: {e}"))?;
     }
     if let Some(name) = &a.service {

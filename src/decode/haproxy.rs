@@ -9,18 +9,18 @@ use std::borrow::Cow;
 
 use super::{service_from, status_from, Decoded, Reason, Rejection};
 use crate::model::{days_from_civil, days_in_month, Micros, MICROS_PER_SEC};
-use crate::spec::config::{InputConfig, StatusSet};
+use crate::spec::config::{InputConfig, StatusSet, Timezone};
 
 #[derive(Debug, Clone)]
 pub struct HaproxyDecoder {
     error_statuses: StatusSet,
     constant_service: Option<String>,
-    /// Offset of the logs' local time from UTC, in seconds.
-    utc_offset: i64,
+    /// The zone of the logs' local time.
+    timezone: Timezone,
 }
 
 /// `06/Feb/2009:12:14:14.655` (local time, no zone) → µs since the epoch.
-fn accept_date(s: &[u8], utc_offset: i64) -> Option<Micros> {
+fn accept_date(s: &[u8], tz: &Timezone) -> Option<Micros> {
     if s.len() < 20
         || s[2] != b'/'
         || s[6] != b'/'
@@ -50,7 +50,8 @@ fn accept_date(s: &[u8], utc_offset: i64) -> Option<Micros> {
         let digits = &s[21..];
         frac = num(21, digits.len())? * 10i64.pow(6 - digits.len() as u32);
     }
-    let secs = days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + sec - utc_offset;
+    let local = days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + sec;
+    let secs = local - tz.offset_at_local(local);
     Some(secs * MICROS_PER_SEC + frac)
 }
 
@@ -59,7 +60,7 @@ impl HaproxyDecoder {
         HaproxyDecoder {
             error_statuses: cfg.error_statuses.clone(),
             constant_service: cfg.constant_service.clone(),
-            utc_offset: cfg.utc_offset,
+            timezone: cfg.timezone.clone(),
         }
     }
 
@@ -69,7 +70,7 @@ impl HaproxyDecoder {
         // comes before (a syslog prefix) does not matter.
         let open = memchr::memmem::find(line, b" [").ok_or_else(mismatch)?;
         let close = open + 2 + memchr::memchr(b']', &line[open + 2..]).ok_or_else(mismatch)?;
-        let ts = accept_date(&line[open + 2..close], self.utc_offset).ok_or_else(|| {
+        let ts = accept_date(&line[open + 2..close], &self.timezone).ok_or_else(|| {
             Rejection::new(Reason::BadTimestamp, "the accept date does not parse")
         })?;
         let mut rest = line
@@ -148,7 +149,7 @@ mod tests {
 
     fn dec(utc_offset: i64) -> HaproxyDecoder {
         HaproxyDecoder::new(&InputConfig {
-            utc_offset,
+            timezone: Timezone::Fixed(utc_offset),
             ..InputConfig::default()
         })
     }
@@ -177,6 +178,28 @@ mod tests {
         let never = br#"10.0.1.2:33320 [06/Feb/2009:12:14:14.655] http-in static/srv1 9/0/-1/-1/-1 503 0 - - sC-- 2/2/2/2/0 0/0 "GET / HTTP/1.1""#;
         let e = dec(0).decode_line(never).unwrap();
         assert_eq!((e.error, e.latency_us), (true, None));
+    }
+
+    /// A named zone follows its daylight-saving rules: Paris is UTC+1 in
+    /// February and UTC+2 in July.
+    #[test]
+    fn named_zones_follow_daylight_saving() {
+        let paris = HaproxyDecoder::new(&InputConfig {
+            timezone: crate::spec::config::parse_timezone("Europe/Paris").unwrap(),
+            ..InputConfig::default()
+        });
+        let at = |date: &str| {
+            let line = format!("10.0.1.2:1 [{date}] fe be/srv 1/0/1/1/2 200 1 - - ---- 1/1/1/1/0 0/0 \"GET / HTTP/1.1\"");
+            paris.decode_line(line.as_bytes()).unwrap().ts
+        };
+        assert_eq!(
+            at("06/Feb/2009:12:14:14.655"),
+            parse_rfc3339(b"2009-02-06T11:14:14.655Z").unwrap()
+        );
+        assert_eq!(
+            at("06/Jul/2009:12:14:14.655"),
+            parse_rfc3339(b"2009-07-06T10:14:14.655Z").unwrap()
+        );
     }
 
     #[test]

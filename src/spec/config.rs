@@ -142,9 +142,9 @@ pub struct InputConfig {
     /// `input.service_map`: rules naming the service from the host or the
     /// path; the first that matches wins.
     pub service_map: Vec<ServiceRule>,
-    /// `--timezone`: seconds east of UTC of times written without a zone
-    /// (HAProxy's accept date). UTC by default.
-    pub utc_offset: i64,
+    /// `--timezone`: the zone of times written without one (HAProxy's
+    /// accept date). UTC by default.
+    pub timezone: Timezone,
     pub max_line_bytes: usize,
 }
 
@@ -158,7 +158,7 @@ impl Default for InputConfig {
             error_statuses: StatusSet::parse("5xx").expect("static"),
             default_service: None,
             constant_service: None,
-            utc_offset: 0,
+            timezone: Timezone::Fixed(0),
             service_map: Vec::new(),
             max_line_bytes: 1 << 20,
         }
@@ -390,7 +390,7 @@ fn input(entries: &[(Located, Located)], cfg: &mut InputConfig, errors: &mut Err
             "timezone" => {
                 if let Some(s) = scalar(v, &path, errors) {
                     match parse_timezone(s) {
-                        Ok(o) => cfg.utc_offset = o,
+                        Ok(o) => cfg.timezone = o,
                         Err(m) => errors.add(v.line, &path, m),
                     }
                 }
@@ -555,21 +555,70 @@ fn alerting(entries: &[(Located, Located)], cfg: &mut AlertingConfig, errors: &m
     }
 }
 
-/// `UTC`, `Z` or a fixed offset (`+02:00`, `-0500`) → seconds east of UTC.
-/// Zone names with daylight saving (`Europe/Paris`) are not supported yet:
-/// give the offset that was in force.
-pub fn parse_timezone(s: &str) -> Result<i64, String> {
+/// The zone of times written without one.
+#[derive(Debug, Clone)]
+pub enum Timezone {
+    /// Seconds east of UTC.
+    Fixed(i64),
+    /// A tz database zone (`Europe/Paris`), with its daylight-saving rules.
+    Named(String, jiff::tz::TimeZone),
+}
+
+impl PartialEq for Timezone {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Timezone::Fixed(a), Timezone::Fixed(b)) => a == b,
+            (Timezone::Named(a, _), Timezone::Named(b, _)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Timezone {
+    /// The offset (seconds east of UTC) in force at a local wall-clock
+    /// time, given as seconds since the epoch read as if it were UTC. In a
+    /// gap or an overlap of a daylight-saving change, the earlier offset
+    /// wins (RFC 5545's "compatible" rule).
+    pub fn offset_at_local(&self, local_secs: i64) -> i64 {
+        match self {
+            Timezone::Fixed(o) => *o,
+            Timezone::Named(_, tz) => {
+                let (y, mo, d) = crate::model::civil_from_days(local_secs.div_euclid(86_400));
+                let sod = local_secs.rem_euclid(86_400);
+                let utc = jiff::civil::DateTime::new(
+                    y as i16,
+                    mo as i8,
+                    d as i8,
+                    (sod / 3600) as i8,
+                    (sod / 60 % 60) as i8,
+                    (sod % 60) as i8,
+                    0,
+                )
+                .and_then(|dt| tz.to_ambiguous_timestamp(dt).compatible());
+                utc.map_or(0, |t| local_secs - t.as_second())
+            }
+        }
+    }
+}
+
+/// `UTC`, `Z`, a fixed offset (`+02:00`, `-0500`) or a tz database name
+/// (`Europe/Paris`, with its daylight-saving rules).
+pub fn parse_timezone(s: &str) -> Result<Timezone, String> {
     let t = s.trim();
     if t.eq_ignore_ascii_case("utc") || t == "Z" || t.eq_ignore_ascii_case("gmt") {
-        return Ok(0);
+        return Ok(Timezone::Fixed(0));
     }
     let bad = || {
-        format!("`{t}`: give UTC or an offset such as +02:00 or -0500 (zone names are not supported yet)")
+        format!("`{t}`: give UTC, an offset such as +02:00 or -0500, or a zone name such as Europe/Paris")
     };
     let (sign, rest) = match t.as_bytes().first() {
         Some(b'+') => (1, &t[1..]),
         Some(b'-') => (-1, &t[1..]),
-        _ => return Err(bad()),
+        _ => {
+            return jiff::tz::TimeZone::get(t)
+                .map(|tz| Timezone::Named(t.to_string(), tz))
+                .map_err(|_| bad())
+        }
     };
     let digits: String = rest.chars().filter(|c| *c != ':').collect();
     if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -582,7 +631,7 @@ pub fn parse_timezone(s: &str) -> Result<i64, String> {
     if h > 14 || m > 59 {
         return Err(bad());
     }
-    Ok(sign * (h * 3600 + m * 60))
+    Ok(Timezone::Fixed(sign * (h * 3600 + m * 60)))
 }
 
 /// `[1m, 5m, 1h]` or `"1m, 5m, 1h"`: 1 to 8 windows, whole multiples of
