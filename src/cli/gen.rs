@@ -45,7 +45,7 @@ pub struct GenArgs {
     /// First timestamp
     #[arg(long, default_value = DEFAULT_START)]
     start: String,
-    /// Log format to write: json, nginx, apache, envoy, haproxy, alb, elb or w3c
+    /// Log format to write: any that replay reads but auto
     #[arg(long, default_value = "json")]
     format: String,
     /// For nginx/apache: the layout to write (log_format / LogFormat string,
@@ -65,6 +65,11 @@ pub fn run(a: GenArgs) -> Result<ExitCode> {
         Format::Alb => Writer::Alb,
         Format::Elb => Writer::Elb,
         Format::W3c => Writer::W3c,
+        Format::NginxJson => Writer::NginxJson,
+        Format::EnvoyJson => Writer::EnvoyJson,
+        Format::Ecs => Writer::Ecs,
+        Format::Traefik => Writer::Traefik,
+        Format::Caddy => Writer::Caddy,
         f if f.is_text() => {
             let cfg = InputConfig {
                 format: f,

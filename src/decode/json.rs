@@ -1040,7 +1040,7 @@ mod props {
         #![proptest_config(ProptestConfig::with_cases(2000))]
         #[test]
         fn never_panics_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
-            for f in [Format::Json, Format::NginxJson, Format::EnvoyJson, Format::Ecs] {
+            for f in [Format::Json, Format::NginxJson, Format::EnvoyJson, Format::Ecs, Format::Traefik, Format::Caddy] {
                 let _ = JsonDecoder::new(&InputConfig { format: f, ..InputConfig::default() }).decode(&bytes);
             }
         }

@@ -955,6 +955,7 @@ mod tests {
             fn text_decoders_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..200), pos in any::<prop::sample::Index>(), byte in any::<u8>(), cut in any::<prop::sample::Index>()) {
                 let nginx = decoder(Format::Nginx, Some(r#"$host $remote_addr - [$time_local] "$request" $status $body_bytes_sent $request_time "$upstream_response_time""#), None);
                 let apache = decoder(Format::Apache, Some(r#"%v %h %l %t "%r" %>s %b %D"#), None);
+                let envoy = decoder(Format::Envoy, Some("istio"), None);
                 let mut mutated = NGINX.to_vec();
                 let i = pos.index(mutated.len());
                 mutated[i] = byte;
@@ -962,6 +963,7 @@ mod tests {
                 for line in [&bytes[..], &mutated[..], short] {
                     let _ = nginx.decode_with(line, &mut DayCache::default());
                     let _ = apache.decode_with(line, &mut DayCache::default());
+                    let _ = envoy.decode_with(line, &mut DayCache::default());
                 }
                 prop_assert!(nginx.decode_with(NGINX, &mut DayCache::default()).is_ok());
             }

@@ -217,4 +217,20 @@ mod tests {
             "no date, time or status"
         );
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+        #[test]
+        fn never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200), pos in proptest::prelude::any::<proptest::sample::Index>(), byte in proptest::prelude::any::<u8>()) {
+            let layout = Layout::parse(b"#Fields: date time s-sitename cs-uri-stem sc-status time-taken").unwrap();
+            let line = b"2019-05-08 00:00:01 W3SVC1 /default.htm 200 15";
+            let mut m = line.to_vec();
+            let i = pos.index(m.len());
+            m[i] = byte;
+            let d = dec();
+            let _ = d.decode_with(&bytes, Some(&layout), &mut DayCache::default());
+            let _ = d.decode_with(&m, Some(&layout), &mut DayCache::default());
+            let _ = Layout::parse(&bytes);
+        }
+    }
 }

@@ -113,6 +113,12 @@ pub enum Writer {
     Elb,
     /// IIS flavour: `time-taken` in ms.
     W3c,
+    /// The JSON shapes of other tools, as their presets read them.
+    NginxJson,
+    EnvoyJson,
+    Ecs,
+    Traefik,
+    Caddy,
 }
 
 impl Writer {
@@ -165,6 +171,48 @@ impl Writer {
                 r.method,
                 r.path,
                 s = r.status
+            ),
+            Writer::NginxJson => write!(
+                out,
+                r#"{{"time_iso8601":"{}+00:00","host":"{}","request_uri":"{}","request_method":"{}","status":"{}","request_time":"{secs:.3}"}}"#,
+                &stamp[..19],
+                r.service,
+                r.path,
+                r.method,
+                r.status
+            ),
+            Writer::EnvoyJson => write!(
+                out,
+                r#"{{"start_time":"{stamp}","method":"{}","path":"{}","response_code":{},"duration":{ms},"upstream_cluster":"{}"}}"#,
+                r.method, r.path, r.status, r.service
+            ),
+            Writer::Ecs => write!(
+                out,
+                r#"{{"@timestamp":"{stamp}","service":{{"name":"{}"}},"url":{{"path":"{}"}},"http":{{"request":{{"method":"{}"}},"response":{{"status_code":{}}}}},"event":{{"duration":{}}}}}"#,
+                r.service,
+                r.path,
+                r.method,
+                r.status,
+                r.latency_us * 1000
+            ),
+            Writer::Traefik => write!(
+                out,
+                r#"{{"StartUTC":"{stamp}","RequestMethod":"{}","RequestPath":"{}","DownstreamStatus":{},"Duration":{},"ServiceName":"{}","level":"info","msg":""}}"#,
+                r.method,
+                r.path,
+                r.status,
+                r.latency_us * 1000,
+                r.service
+            ),
+            Writer::Caddy => write!(
+                out,
+                r#"{{"level":"info","ts":{}.{:06},"logger":"http.log.access","msg":"handled request","request":{{"method":"{}","host":"{}","uri":"{}"}},"duration":{secs:.6},"status":{}}}"#,
+                r.ts.div_euclid(MICROS_PER_SEC),
+                r.ts.rem_euclid(MICROS_PER_SEC),
+                r.method,
+                r.service,
+                r.path,
+                r.status
             ),
             Writer::W3c => write!(
                 out,
