@@ -16,6 +16,16 @@ pub const NGINX_MAIN: &str = r#"$remote_addr - $remote_user [$time_local] "$requ
 /// Envoy's default text format, and Istio's.
 pub const ENVOY_DEFAULT: &str = r#"[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" %RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %DURATION% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%" "%REQ(USER-AGENT)%" "%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%""#;
 pub const ISTIO_DEFAULT: &str = r#"[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" %RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% %CONNECTION_TERMINATION_DETAILS% "%UPSTREAM_TRANSPORT_FAILURE_REASON%" %BYTES_RECEIVED% %BYTES_SENT% %DURATION% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%" "%REQ(USER-AGENT)%" "%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%" %UPSTREAM_CLUSTER% %UPSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS% %REQUESTED_SERVER_NAME% %ROUTE_NAME%"#;
+/// Layouts known by name, per format; the first of a format is its default.
+const PREDEFINED: &[(Format, &str, &str)] = &[
+    (Format::Nginx, "combined", NGINX_COMBINED),
+    (Format::Nginx, "main", NGINX_MAIN),
+    (Format::Apache, "combined", APACHE_COMBINED),
+    (Format::Apache, "common", APACHE_COMMON),
+    (Format::Envoy, "default", ENVOY_DEFAULT),
+    (Format::Envoy, "istio", ISTIO_DEFAULT),
+];
+
 /// Apache's `common` and `combined` nicknames.
 pub const APACHE_COMMON: &str = r#"%h %l %u %t "%r" %>s %b"#;
 pub const APACHE_COMBINED: &str = r#"%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i""#;
@@ -69,33 +79,27 @@ impl TextDecoder {
     /// Compiles `input.log_format` (or the format's default) for `nginx` or
     /// `apache`. The error says what is wrong with the format string.
     pub fn new(cfg: &InputConfig) -> Result<TextDecoder, String> {
-        let (text, tokens) = match cfg.format {
-            Format::Nginx => {
-                let text = match cfg.log_format.as_deref() {
-                    None | Some("combined") => NGINX_COMBINED,
-                    Some("main") => NGINX_MAIN,
-                    Some(t) => t,
-                };
-                (text, compile_nginx(text, cfg.fields.service.as_deref())?)
-            }
-            Format::Apache => {
-                let text = match cfg.log_format.as_deref() {
-                    None | Some("combined") => APACHE_COMBINED,
-                    Some("common") => APACHE_COMMON,
-                    Some(t) => t,
-                };
-                (text, compile_apache(text, cfg.fields.service.as_deref())?)
-            }
-            Format::Envoy => {
-                let text = match cfg.log_format.as_deref() {
-                    None | Some("default") => ENVOY_DEFAULT,
-                    Some("istio") => ISTIO_DEFAULT,
-                    Some(t) => t,
-                };
-                (text, compile_envoy(text, cfg.fields.service.as_deref())?)
-            }
+        let compile = match cfg.format {
+            Format::Nginx => compile_nginx,
+            Format::Apache => compile_apache,
+            Format::Envoy => compile_envoy,
             other => return Err(format!("{other:?} is not a text format")),
         };
+        let predefined = |name: &str| {
+            PREDEFINED
+                .iter()
+                .find(|(f, n, _)| *f == cfg.format && *n == name)
+                .map(|p| p.2)
+        };
+        let text = match cfg.log_format.as_deref() {
+            Some(t) => predefined(t).unwrap_or(t),
+            // The first predefined layout of a format is its default.
+            None => PREDEFINED
+                .iter()
+                .find(|(f, ..)| *f == cfg.format)
+                .map_or("", |p| p.2),
+        };
+        let tokens = compile(text, cfg.fields.service.as_deref())?;
         let fields = || {
             tokens.iter().filter_map(|t| match t {
                 Token::Field(f) => Some(*f),
