@@ -6,7 +6,7 @@
 //! Data flows one way:
 //!
 //! ```text
-//! model ← spec ← decode ← engine ← evaluate ← report
+//! model ← spec ← decode ← engine ← evaluate ← report, export
 //!   ↑                                            ↑
 //! source (files, stdin; Kafka later)     replay (the backtest driver)
 //! ```
@@ -21,6 +21,7 @@ pub mod cli;
 pub mod decode;
 pub mod engine;
 pub mod evaluate;
+pub mod export;
 pub mod gen;
 pub mod model;
 pub mod replay;

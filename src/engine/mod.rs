@@ -160,6 +160,11 @@ impl Engine {
     pub fn spec(&self) -> &SloSpec {
         &self.spec
     }
+    /// The latency quantile windows every service keeps.
+    pub fn quantile_windows(&self) -> &[Span] {
+        &self.settings.quantile_windows
+    }
+
     pub fn heap_bytes(&self) -> usize {
         self.services.iter().map(ServiceState::heap_bytes).sum()
     }

@@ -143,6 +143,15 @@ impl AlertTracker {
         }
     }
 
+    /// Every (SLO index, rule, firing now) pair.
+    pub fn states(&self) -> impl Iterator<Item = (usize, &AlertRule, bool)> + '_ {
+        let nr = self.rules.len().max(1);
+        self.open
+            .iter()
+            .enumerate()
+            .map(move |(k, o)| (k / nr, &self.rules[k % nr], o.is_some()))
+    }
+
     /// Brings the bad counts of still-open episodes up to date.
     pub fn finish(&mut self, s: &ServiceState) {
         let nr = self.rules.len().max(1);
