@@ -115,5 +115,51 @@ fn evaluate(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, decode, record, evaluate);
+/// `/metrics` render time at 1k services (target ≤ 10 ms; DESIGN §9),
+/// each with the seed's three SLOs and ten minutes of traffic.
+fn render_metrics(c: &mut Criterion) {
+    use slate::decode::RejectCounts;
+    use slate::export::prometheus::{render, Exposition};
+    let services = 1000;
+    let yaml: String = std::iter::once("services:\n".to_string())
+        .chain((0..services).map(|i| format!("  s{i}:\n    slo_latency_p99: 200ms\n    slo_error_rate: 99.9%\n    slo_availability: 99.95%\n")))
+        .collect();
+    let spec = SloSpec::parse(Path::new("bench.yml"), &yaml).unwrap();
+    let mut engine = Engine::new(&spec, EngineSettings::default());
+    let start = 1_790_000_000 * MICROS_PER_SEC;
+    for sec in 0..600i64 {
+        for s in 0..services as u32 {
+            let ev = Event {
+                ts: start + sec * MICROS_PER_SEC,
+                service: s,
+                error: sec % 97 == 0,
+                latency_us: Some(1_000 + (sec as u64 * 7919 + s as u64) % 300_000),
+            };
+            engine.apply(&ev).unwrap();
+        }
+    }
+    let now = start + 600 * MICROS_PER_SEC;
+    engine.advance_all(now);
+    let trackers: Vec<_> = (0..services as u32)
+        .map(|s| Some(AlertTracker::new(engine.service(s))))
+        .collect();
+    let rejected = RejectCounts::default();
+    let mut g = c.benchmark_group("export");
+    g.sample_size(20);
+    g.bench_function("render_1k_services", |b| {
+        b.iter(|| {
+            render(&Exposition {
+                engine: &engine,
+                trackers: &trackers,
+                ingested: &[("kafka", 1)],
+                rejected: &rejected,
+                now,
+            })
+            .len()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, decode, record, evaluate, render_metrics);
 criterion_main!(benches);
