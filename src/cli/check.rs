@@ -16,7 +16,6 @@ use super::Output;
 use crate::decode::Decoder;
 use crate::replay::pipeline::trim;
 use crate::source::file::{self, InputName};
-use crate::spec::config::Format;
 use crate::spec::{Config, SloKind, SloSpec};
 
 /// Lines of an INPUT that `check` samples.
@@ -34,15 +33,8 @@ pub struct CheckArgs {
     /// slate.yml to validate
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Log format of INPUT [default: json]
-    #[arg(long, value_name = "F")]
-    format: Option<String>,
-    /// For nginx/apache/envoy: the layout string (or combined, main, common, default, istio)
-    #[arg(long, value_name = "S")]
-    log_format: Option<String>,
-    /// Every event belongs to this service (formats that carry none)
-    #[arg(long, value_name = "NAME")]
-    service: Option<String>,
+    #[command(flatten)]
+    input_args: super::InputArgs,
     /// A log file whose first lines to try
     #[arg(value_name = "INPUT")]
     input: Option<PathBuf>,
@@ -88,17 +80,8 @@ pub fn run(a: CheckArgs) -> Result<ExitCode> {
         },
         None => Config::default(),
     };
-    if let Some(f) = &a.format {
-        match Format::parse(f) {
-            Ok(f) => config.input.format = f,
-            Err(e) => errors.push(format!("--format: {e}")),
-        }
-    }
-    if let Some(lf) = &a.log_format {
-        config.input.log_format = Some(lf.clone());
-    }
-    if let Some(name) = &a.service {
-        config.input.constant_service = Some(name.clone());
+    if let Err(e) = a.input_args.apply(&mut config.input) {
+        errors.push(format!("{e:#}"));
     }
     if config.input.format.is_text() && a.input.is_none() {
         if let Err(e) = crate::decode::Decoder::new(&config.input) {

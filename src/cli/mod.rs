@@ -74,6 +74,64 @@ pub(crate) fn load_config(path: Option<&Path>) -> Result<Config> {
     }
 }
 
+/// The flags that say how to read an input, shared by `replay` and `check`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct InputArgs {
+    /// Log format: json, nginx-json, envoy-json, ecs, traefik, caddy, nginx, apache,
+    /// envoy, haproxy, alb, elb, w3c, or auto (sniffed from the first lines) [default: json]
+    #[arg(long, value_name = "F")]
+    format: Option<String>,
+    /// For nginx/apache/envoy: the log_format/LogFormat/format string from
+    /// your server's config, or combined, main (nginx), common (apache),
+    /// default, istio (envoy)
+    #[arg(long, value_name = "S")]
+    log_format: Option<String>,
+    /// Zone of times written without one (HAProxy): UTC, an offset such as
+    /// +02:00, or a zone name such as Europe/Paris
+    #[arg(long, value_name = "TZ")]
+    timezone: Option<String>,
+    /// Every event belongs to this service (for logs of one service)
+    #[arg(long, value_name = "NAME", conflicts_with = "service_field")]
+    service: Option<String>,
+    /// Read the service from this field: a dotted JSON path, or a layout
+    /// field of a text format ($http_x_service, %{X-Service}i)
+    #[arg(long, value_name = "FIELD")]
+    service_field: Option<String>,
+}
+
+impl InputArgs {
+    /// Lays the flags over `slate.yml`'s input section.
+    pub(crate) fn apply(&self, input: &mut crate::spec::config::InputConfig) -> Result<()> {
+        use anyhow::bail;
+        if let Some(f) = &self.format {
+            input.format = crate::spec::config::Format::parse(f)
+                .map_err(|e| anyhow::anyhow!("--format: {e}"))?;
+        }
+        if let Some(lf) = &self.log_format {
+            if !input.format.is_text() {
+                bail!("--log-format needs --format nginx, apache or envoy");
+            }
+            input.log_format = Some(lf.clone());
+        }
+        if let Some(tz) = &self.timezone {
+            input.timezone = crate::spec::config::parse_timezone(tz)
+                .map_err(|e| anyhow::anyhow!("--timezone: {e}"))?;
+        }
+        if let Some(name) = &self.service {
+            if !crate::decode::valid_service(name) {
+                bail!(
+                    "--service `{name}`: a service name is 1–128 bytes without control characters"
+                );
+            }
+            input.constant_service = Some(name.clone());
+        }
+        if let Some(field) = &self.service_field {
+            input.fields.service = Some(field.clone());
+        }
+        Ok(())
+    }
+}
+
 /// `--format auto`: reads the first 64 KiB of `input` (decompressed),
 /// picks a format, and says which on stderr.
 pub(crate) fn resolve_auto(config: &mut Config, input: &Path) -> Result<()> {

@@ -10,7 +10,7 @@ use super::{load_config, load_spec, write_file, Output};
 use crate::model::{parse_instant, Micros};
 use crate::replay::{replay, ReplayOptions};
 use crate::source::file::InputName;
-use crate::spec::config::{parse_eval_every, Format};
+use crate::spec::config::parse_eval_every;
 
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  \
@@ -31,26 +31,8 @@ pub struct ReplayArgs {
     /// slate.yml: input, engine and alerting settings (flags override it)
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Log format: json, nginx-json, envoy-json, ecs, traefik, caddy, nginx, apache,
-    /// envoy, haproxy, alb, elb, w3c, or auto (sniffed from the first lines) [default: json]
-    #[arg(long, value_name = "F")]
-    format: Option<String>,
-    /// For nginx/apache/envoy: the log_format/LogFormat/format string from
-    /// your server's config, or combined, main (nginx), common (apache),
-    /// default, istio (envoy)
-    #[arg(long, value_name = "S")]
-    log_format: Option<String>,
-    /// Zone of times written without one (HAProxy): UTC, an offset such as
-    /// +02:00, or a zone name such as Europe/Paris
-    #[arg(long, value_name = "TZ")]
-    timezone: Option<String>,
-    /// Every event belongs to this service (for logs of one service)
-    #[arg(long, value_name = "NAME", conflicts_with = "service_field")]
-    service: Option<String>,
-    /// Read the service from this field: a dotted JSON path, or a layout
-    /// field of a text format ($http_x_service, %{X-Service}i)
-    #[arg(long, value_name = "FIELD")]
-    service_field: Option<String>,
+    #[command(flatten)]
+    input: super::InputArgs,
     /// Only events at or after this time (RFC 3339 or YYYY-MM-DD)
     #[arg(long, value_name = "T")]
     from: Option<String>,
@@ -93,28 +75,7 @@ fn instant(flag: &str, v: &Option<String>) -> Result<Option<Micros>> {
 pub fn run(a: ReplayArgs) -> Result<ExitCode> {
     let spec = load_spec(a.slo.as_deref())?;
     let mut config = load_config(a.config.as_deref())?;
-    if let Some(f) = &a.format {
-        config.input.format = Format::parse(f).map_err(|e| anyhow::anyhow!("--format: {e}"))?;
-    }
-    if let Some(lf) = &a.log_format {
-        if !config.input.format.is_text() {
-            bail!("--log-format needs --format nginx or --format apache");
-        }
-        config.input.log_format = Some(lf.clone());
-    }
-    if let Some(tz) = &a.timezone {
-        config.input.timezone = crate::spec::config::parse_timezone(tz)
-            .map_err(|e| anyhow::anyhow!("--timezone: {e}"))?;
-    }
-    if let Some(name) = &a.service {
-        if !crate::decode::valid_service(name) {
-            bail!("--service `{name}`: a service name is 1–128 bytes without control characters");
-        }
-        config.input.constant_service = Some(name.clone());
-    }
-    if let Some(field) = &a.service_field {
-        config.input.fields.service = Some(field.clone());
-    }
+    a.input.apply(&mut config.input)?;
     if let Some(e) = &a.eval_every {
         config.alerting.eval_every =
             parse_eval_every(e).map_err(|e| anyhow::anyhow!("--eval-every: {e}"))?;
