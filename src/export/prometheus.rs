@@ -8,7 +8,7 @@ use std::fmt::Write;
 use crate::decode::{Reason, RejectCounts};
 use crate::engine::hist::DenseHist;
 use crate::engine::plan::SLI_WINDOWS;
-use crate::engine::Engine;
+use crate::engine::{Engine, ServiceState};
 use crate::evaluate::{evaluate_slos, AlertTracker};
 use crate::model::{Micros, MICROS_PER_SEC};
 
@@ -61,10 +61,28 @@ fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: f64) {
     let _ = writeln!(out, " {value}");
 }
 
+/// A family with one sample per service, labelled `service`; `None` is no
+/// sample.
+fn per_service(
+    out: &mut String,
+    services: &[(usize, &str, &ServiceState)],
+    name: &str,
+    kind: &str,
+    help: &str,
+    value: impl Fn(&ServiceState) -> Option<f64>,
+) {
+    family(out, name, kind, help);
+    for (_, n, s) in services {
+        if let Some(v) = value(s) {
+            sample(out, name, &[("service", n)], v);
+        }
+    }
+}
+
 /// Renders every family, in the order of DESIGN §7.
 pub fn render(x: &Exposition) -> String {
     let mut out = String::with_capacity(4096 + x.engine.len() * 4096);
-    let services: Vec<(usize, &str, &crate::engine::ServiceState)> = x
+    let services: Vec<(usize, &str, &ServiceState)> = x
         .engine
         .services()
         .enumerate()
@@ -72,34 +90,22 @@ pub fn render(x: &Exposition) -> String {
         .collect();
     let secs = |us: i64| us as f64 / MICROS_PER_SEC as f64;
 
-    family(
+    per_service(
         &mut out,
+        &services,
         "slate_requests_total",
         "counter",
         "Requests applied by this process.",
+        |s| Some(s.requests as f64),
     );
-    for (_, n, s) in &services {
-        sample(
-            &mut out,
-            "slate_requests_total",
-            &[("service", n)],
-            s.requests as f64,
-        );
-    }
-    family(
+    per_service(
         &mut out,
+        &services,
         "slate_request_errors_total",
         "counter",
         "Failed requests applied by this process.",
+        |s| Some(s.errors as f64),
     );
-    for (_, n, s) in &services {
-        sample(
-            &mut out,
-            "slate_request_errors_total",
-            &[("service", n)],
-            s.errors as f64,
-        );
-    }
 
     family(
         &mut out,
@@ -165,38 +171,22 @@ pub fn render(x: &Exposition) -> String {
         }
     }
 
-    family(
+    per_service(
         &mut out,
+        &services,
         "slate_freshness_seconds",
         "gauge",
         "Age of the last successful event.",
+        |s| s.last_success.map(|ls| secs(x.now - ls).max(0.0)),
     );
-    for (_, n, s) in &services {
-        if let Some(ls) = s.last_success {
-            sample(
-                &mut out,
-                "slate_freshness_seconds",
-                &[("service", n)],
-                secs(x.now - ls).max(0.0),
-            );
-        }
-    }
-    family(
+    per_service(
         &mut out,
+        &services,
         "slate_last_event_age_seconds",
         "gauge",
         "Age of the last event.",
+        |s| s.last_ts.map(|l| secs(x.now - l).max(0.0)),
     );
-    for (_, n, s) in &services {
-        if let Some(l) = s.last_ts {
-            sample(
-                &mut out,
-                "slate_last_event_age_seconds",
-                &[("service", n)],
-                secs(x.now - l).max(0.0),
-            );
-        }
-    }
 
     let evals: Vec<_> = services.iter().map(|(_, _, s)| evaluate_slos(s)).collect();
     for (name, help) in [
@@ -300,20 +290,14 @@ pub fn render(x: &Exposition) -> String {
             x.rejected.get(r) as f64,
         );
     }
-    family(
+    per_service(
         &mut out,
+        &services,
         "slate_latency_clamped_total",
         "counter",
         "Latencies above the histogram's top, recorded there.",
+        |s| Some(s.clamped as f64),
     );
-    for (_, n, s) in &services {
-        sample(
-            &mut out,
-            "slate_latency_clamped_total",
-            &[("service", n)],
-            s.clamped as f64,
-        );
-    }
     family(&mut out, "slate_build_info", "gauge", "slate's version.");
     sample(
         &mut out,
