@@ -6,16 +6,17 @@
 //! Data flows one way:
 //!
 //! ```text
-//! model ← spec ← decode ← engine ← evaluate ← report, export
-//!   ↑                                            ↑
-//! source (files, stdin; Kafka later)     replay (the backtest driver)
+//! model ← spec ← decode ← engine ← evaluate ← report ← export
+//!   ↑                                            ↑          ↑
+//! source (files, stdin, Kafka)   replay (the backtest)   live (`slate run`)
 //! ```
 //!
 //! `model`, `spec`, `decode`, `engine` and `evaluate` are synchronous and
 //! clock-free: time is always passed in, nothing reads the wall clock, and
-//! none of them imports `source`, `replay`, `cli` or an async runtime.
-//! `source` depends only on `model`. Only `replay` and `cli` (and `main`)
-//! see everything.
+//! none of them imports `source`, `replay`, `live`, `cli` or an async
+//! runtime. `source` depends only on `model` and its own `spec` section.
+//! `export` holds the HTTP server, the one async part. Only `replay`,
+//! `live` and `cli` (and `main`) see everything.
 
 pub mod cli;
 pub mod decode;
@@ -23,6 +24,7 @@ pub mod engine;
 pub mod evaluate;
 pub mod export;
 pub mod gen;
+pub mod live;
 pub mod model;
 pub mod replay;
 pub mod report;

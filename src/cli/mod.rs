@@ -4,6 +4,7 @@
 mod check;
 mod gen;
 mod replay;
+mod run;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -18,7 +19,7 @@ use crate::spec::{Config, SloSpec};
     name = "slate",
     version,
     about = "A streaming SLI engine: SLO attainment, error budgets, burn rates and multi-window multi-burn-rate alerts from access logs",
-    long_about = "slate reads access-log events (JSON lines; more formats soon), keeps per-service latency histograms \
+    long_about = "slate reads access-log events (JSON lines and the common web-server formats), from files or Kafka, keeps per-service latency histograms \
 and time-windowed counters, and computes latency p50/p95/p99, error rate, throughput, availability, freshness, \
 SLO attainment, error budgets, burn rates and Google SRE multi-window multi-burn-rate alerts.\n\n\
 Start with a backtest on the bundled fixture:\n\n  \
@@ -34,6 +35,8 @@ pub struct Cli {
 enum Command {
     /// Backtest SLOs over recorded access logs: "how reliable were we?"
     Replay(replay::ReplayArgs),
+    /// Run live: consume access logs from Kafka, serve Prometheus metrics and a JSON API
+    Run(run::RunArgs),
     /// Validate an SLO spec and a config; with an INPUT, also say what its first lines give
     Check(check::CheckArgs),
     /// Write deterministic synthetic traffic with injected incidents
@@ -51,6 +54,7 @@ pub fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::Replay(a) => replay::run(a),
+        Command::Run(a) => run::run(a),
         Command::Check(a) => check::run(a),
         Command::Gen(a) => gen::run(a),
     }

@@ -78,7 +78,7 @@ pub fn run(a: ReplayArgs) -> Result<ExitCode> {
     a.input.apply(&mut config.input)?;
     if let Some(e) = &a.eval_every {
         config.alerting.eval_every =
-            parse_eval_every(e).map_err(|e| anyhow::anyhow!("--eval-every: {e}"))?;
+            Some(parse_eval_every(e).map_err(|e| anyhow::anyhow!("--eval-every: {e}"))?);
     }
     let from = instant("from", &a.from)?;
     let to = instant("to", &a.to)?;

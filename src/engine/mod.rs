@@ -130,6 +130,20 @@ impl Engine {
         Ok(())
     }
 
+    /// Applies one event judged by its own service's state alone (`slate
+    /// run`): partitions are read side by side, so one partition's history
+    /// may be hours behind another's while the windows are rebuilt, and
+    /// the newest event overall says nothing of what a service still holds.
+    pub fn apply_to_service(&mut self, ev: &Event) -> Result<(), Reason> {
+        let svc = &mut self.services[ev.service as usize];
+        if !svc.holds(ev.ts) {
+            return Err(Reason::TooLate);
+        }
+        svc.record(ev);
+        self.now = Some(self.now.map_or(ev.ts, |n| n.max(ev.ts)));
+        Ok(())
+    }
+
     /// Moves every service's clock to `t` (an evaluation tick).
     pub fn advance_all(&mut self, t: Micros) {
         for s in &mut self.services {

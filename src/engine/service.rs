@@ -49,6 +49,8 @@ pub struct ServiceState {
     pub requests: u64,
     pub errors: u64,
     pub clamped: u64,
+    /// The oldest event applied: how far back the state reaches.
+    pub first_ts: Option<Micros>,
     pub last_ts: Option<Micros>,
     pub last_success: Option<Micros>,
     rings: Vec<SlotRing>,
@@ -89,6 +91,7 @@ impl ServiceState {
             requests: 0,
             errors: 0,
             clamped: 0,
+            first_ts: None,
             last_ts: None,
             last_success: None,
             rings,
@@ -131,6 +134,7 @@ impl ServiceState {
         self.advance(ev.ts);
         self.requests += 1;
         self.last_ts = Some(self.last_ts.map_or(ev.ts, |l| l.max(ev.ts)));
+        self.first_ts = Some(self.first_ts.map_or(ev.ts, |f| f.min(ev.ts)));
         if ev.error {
             self.errors += 1;
         } else {

@@ -152,6 +152,29 @@ impl AlertTracker {
             .map(move |(k, o)| (k / nr, &self.rules[k % nr], o.is_some()))
     }
 
+    /// Forgets episodes that ended before `t` (live keeps a period's worth).
+    pub fn forget_before(&mut self, t: Micros) {
+        if !self
+            .episodes
+            .iter()
+            .any(|e| e.end.is_some_and(|end| end < t))
+        {
+            return;
+        }
+        let mut map = vec![usize::MAX; self.episodes.len()];
+        let mut kept = Vec::with_capacity(self.episodes.len());
+        for (i, e) in self.episodes.drain(..).enumerate() {
+            if e.end.is_none_or(|end| end >= t) {
+                map[i] = kept.len();
+                kept.push(e);
+            }
+        }
+        self.episodes = kept;
+        for (ep, _) in self.open.iter_mut().flatten() {
+            *ep = map[*ep];
+        }
+    }
+
     /// Brings the bad counts of still-open episodes up to date.
     pub fn finish(&mut self, s: &ServiceState) {
         let nr = self.rules.len().max(1);

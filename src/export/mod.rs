@@ -1,7 +1,11 @@
-//! What slate shows the outside world: the Prometheus exposition (and, with
-//! `slate run`, the HTTP API). Pure functions of the engine's state and a
-//! time; no I/O here.
+//! What slate shows the outside world: a snapshot of gauges taken at each
+//! evaluation tick, the Prometheus exposition written from it, and (with
+//! `slate run`) the HTTP server. Snapshots and text are pure functions of
+//! the engine's state and a time.
 //!
-//! May import `model`, `spec`, `decode` (reasons), `engine` and `evaluate`.
+//! May import `model`, `spec`, `decode` (reasons), `engine`, `evaluate` and
+//! `report`; the HTTP server also `tokio` and `hyper`.
 
+pub mod http;
 pub mod prometheus;
+pub mod snapshot;

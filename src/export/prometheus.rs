@@ -1,27 +1,22 @@
 //! The Prometheus text exposition of DESIGN §7: every metric name and label
-//! as specified, written as text directly (no registry: quantiles and
-//! gauges are computed from the state at render time). No data is no
-//! sample — never a 0 or a NaN standing in for it.
+//! as specified, written as text directly from a [`Snapshot`] of gauges
+//! (computed at the evaluation tick) and the process [`Counters`]; no
+//! registry, and a scrape computes nothing. No data is no sample — never a
+//! 0 or a NaN standing in for it.
 
 use std::fmt::Write;
 
-use crate::decode::{Reason, RejectCounts};
-use crate::engine::hist::DenseHist;
+use super::snapshot::{Counters, KafkaGauges, ReloadState, Snapshot, QUANTILES};
+use crate::decode::Reason;
 use crate::engine::plan::SLI_WINDOWS;
-use crate::engine::{Engine, ServiceState};
-use crate::evaluate::{evaluate_slos, AlertTracker};
-use crate::model::{Micros, MICROS_PER_SEC};
 
 /// What the exposition is made from.
 pub struct Exposition<'a> {
-    pub engine: &'a Engine,
-    /// Per service (by id), its alert state; `None` for services without SLOs.
-    pub trackers: &'a [Option<AlertTracker>],
-    /// Events applied by this process, per source (`file`, `kafka`, ...).
-    pub ingested: &'a [(&'a str, u64)],
-    pub rejected: &'a RejectCounts,
-    /// The evaluation time.
-    pub now: Micros,
+    pub snapshot: &'a Snapshot,
+    pub counters: &'a Counters,
+    /// `slate run` only.
+    pub kafka: Option<&'a KafkaGauges>,
+    pub reload: Option<ReloadState>,
 }
 
 /// Escapes a label value as the text format requires.
@@ -43,6 +38,7 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
+/// One sample; label values must be escaped already.
 fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: f64) {
     if !value.is_finite() {
         return;
@@ -54,58 +50,50 @@ fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: f64) {
             if i > 0 {
                 out.push(',');
             }
-            let _ = write!(out, "{k}=\"{}\"", escape(v));
+            out.push_str(k);
+            out.push_str("=\"");
+            out.push_str(v);
+            out.push('"');
         }
         out.push('}');
     }
     let _ = writeln!(out, " {value}");
 }
 
-/// A family with one sample per service, labelled `service`; `None` is no
-/// sample.
-fn per_service(
-    out: &mut String,
-    services: &[(usize, &str, &ServiceState)],
-    name: &str,
-    kind: &str,
-    help: &str,
-    value: impl Fn(&ServiceState) -> Option<f64>,
-) {
-    family(out, name, kind, help);
-    for (_, n, s) in services {
-        if let Some(v) = value(s) {
-            sample(out, name, &[("service", n)], v);
-        }
-    }
-}
-
 /// Renders every family, in the order of DESIGN §7.
 pub fn render(x: &Exposition) -> String {
-    let mut out = String::with_capacity(4096 + x.engine.len() * 4096);
-    let services: Vec<(usize, &str, &ServiceState)> = x
-        .engine
-        .services()
-        .enumerate()
-        .map(|(i, (n, s))| (i, n, s))
+    let snap = x.snapshot;
+    let mut out =
+        String::with_capacity(4096 + x.counters.names.len().max(snap.services.len()) * 6144);
+    // Label values escaped once: by service id for the counters, and for
+    // the gauges (a service may be newer than the last tick).
+    let counter_names: Vec<String> = x.counters.names.iter().map(|n| escape(n)).collect();
+    let gauge_names: Vec<String> = snap.services.iter().map(|g| escape(&g.name)).collect();
+    let windows: Vec<String> = snap
+        .quantile_windows
+        .iter()
+        .map(|w| w.to_string())
         .collect();
-    let secs = |us: i64| us as f64 / MICROS_PER_SEC as f64;
+    let sli: Vec<String> = SLI_WINDOWS.iter().map(|w| w.to_string()).collect();
+    let quantiles: Vec<String> = QUANTILES.iter().map(|q| q.to_string()).collect();
 
-    per_service(
-        &mut out,
-        &services,
-        "slate_requests_total",
-        "counter",
-        "Requests applied by this process.",
-        |s| Some(s.requests as f64),
-    );
-    per_service(
-        &mut out,
-        &services,
-        "slate_request_errors_total",
-        "counter",
-        "Failed requests applied by this process.",
-        |s| Some(s.errors as f64),
-    );
+    for (name, help, get) in [
+        (
+            "slate_requests_total",
+            "Requests applied by this process.",
+            (|c: &super::snapshot::ServiceCounts| c.requests) as fn(&_) -> u64,
+        ),
+        (
+            "slate_request_errors_total",
+            "Failed requests applied by this process.",
+            |c| c.errors,
+        ),
+    ] {
+        family(&mut out, name, "counter", help);
+        for (n, c) in counter_names.iter().zip(&x.counters.services) {
+            sample(&mut out, name, &[("service", n)], get(c) as f64);
+        }
+    }
 
     family(
         &mut out,
@@ -113,20 +101,15 @@ pub fn render(x: &Exposition) -> String {
         "summary",
         "Latency quantiles over each window.",
     );
-    let mut scratch = DenseHist::default();
-    let qs = [0.5, 0.95, 0.99];
-    for (_, n, s) in &services {
-        for &w in x.engine.quantile_windows() {
-            let label = w.to_string();
-            let values = s.window_quantiles(w, x.now, &mut scratch, &qs);
-            for (q, v) in qs.iter().zip(values) {
-                if let Some(us) = v {
-                    let q = q.to_string();
+    for (n, g) in gauge_names.iter().zip(&snap.services) {
+        for (w, qs) in windows.iter().zip(&g.latency) {
+            for (q, v) in quantiles.iter().zip(qs) {
+                if let Some(v) = v {
                     sample(
                         &mut out,
                         "slate_latency_seconds",
-                        &[("service", n), ("window", &label), ("quantile", &q)],
-                        us / 1e6,
+                        &[("service", n), ("window", w), ("quantile", q)],
+                        *v,
                     );
                 }
             }
@@ -139,14 +122,13 @@ pub fn render(x: &Exposition) -> String {
         "gauge",
         "Requests per second over each window.",
     );
-    for (_, n, s) in &services {
-        for w in SLI_WINDOWS {
-            let total = s.window_sum(w, crate::engine::plan::COL_TOTAL);
+    for (n, g) in gauge_names.iter().zip(&snap.services) {
+        for (w, v) in sli.iter().zip(g.rps) {
             sample(
                 &mut out,
                 "slate_requests_per_second",
-                &[("service", n), ("window", &w.to_string())],
-                total as f64 / w.as_secs_f64(),
+                &[("service", n), ("window", w)],
+                v,
             );
         }
     }
@@ -156,39 +138,44 @@ pub fn render(x: &Exposition) -> String {
         "gauge",
         "Share of failed requests over each window.",
     );
-    for (_, n, s) in &services {
-        for w in SLI_WINDOWS {
-            let total = s.window_sum(w, crate::engine::plan::COL_TOTAL);
-            if total > 0 {
-                let errors = s.window_sum(w, crate::engine::plan::COL_ERRORS);
+    for (n, g) in gauge_names.iter().zip(&snap.services) {
+        for (w, v) in sli.iter().zip(g.error_ratio) {
+            if let Some(v) = v {
                 sample(
                     &mut out,
                     "slate_error_ratio",
-                    &[("service", n), ("window", &w.to_string())],
-                    errors as f64 / total as f64,
+                    &[("service", n), ("window", w)],
+                    v,
                 );
             }
         }
     }
 
-    per_service(
-        &mut out,
-        &services,
-        "slate_freshness_seconds",
-        "gauge",
-        "Age of the last successful event.",
-        |s| s.last_success.map(|ls| secs(x.now - ls).max(0.0)),
-    );
-    per_service(
-        &mut out,
-        &services,
-        "slate_last_event_age_seconds",
-        "gauge",
-        "Age of the last event.",
-        |s| s.last_ts.map(|l| secs(x.now - l).max(0.0)),
-    );
+    for (name, help, get) in [
+        (
+            "slate_freshness_seconds",
+            "Age of the last successful event.",
+            (|g: &super::snapshot::ServiceGauges| g.freshness) as fn(&_) -> Option<f64>,
+        ),
+        (
+            "slate_last_event_age_seconds",
+            "Age of the last event.",
+            |g| g.last_event_age,
+        ),
+    ] {
+        family(&mut out, name, "gauge", help);
+        for (n, g) in gauge_names.iter().zip(&snap.services) {
+            if let Some(v) = get(g) {
+                sample(&mut out, name, &[("service", n)], v);
+            }
+        }
+    }
 
-    let evals: Vec<_> = services.iter().map(|(_, _, s)| evaluate_slos(s)).collect();
+    let slo_names: Vec<Vec<String>> = snap
+        .services
+        .iter()
+        .map(|g| g.slos.iter().map(|e| escape(&e.name)).collect())
+        .collect();
     for (name, help) in [
         ("slate_slo_objective_ratio", "The SLO's objective."),
         (
@@ -201,15 +188,15 @@ pub fn render(x: &Exposition) -> String {
         ),
     ] {
         family(&mut out, name, "gauge", help);
-        for ((_, n, _), evs) in services.iter().zip(&evals) {
-            for e in evs {
+        for ((n, g), slos) in gauge_names.iter().zip(&snap.services).zip(&slo_names) {
+            for (e, slo) in g.slos.iter().zip(slos) {
                 let v = match name {
                     "slate_slo_objective_ratio" => Some(e.objective),
                     "slate_slo_attainment_ratio" => e.attainment,
                     _ => e.budget_remaining(),
                 };
                 if let Some(v) = v {
-                    sample(&mut out, name, &[("service", n), ("slo", &e.name)], v);
+                    sample(&mut out, name, &[("service", n), ("slo", slo)], v);
                 }
             }
         }
@@ -220,14 +207,14 @@ pub fn render(x: &Exposition) -> String {
         "gauge",
         "Error ratio over the budget, per window.",
     );
-    for ((_, n, _), evs) in services.iter().zip(&evals) {
-        for e in evs {
+    for ((n, g), slos) in gauge_names.iter().zip(&snap.services).zip(&slo_names) {
+        for (e, slo) in g.slos.iter().zip(slos) {
             for (w, b) in &e.burn_rates {
                 if let Some(b) = b {
                     sample(
                         &mut out,
                         "slate_burn_rate",
-                        &[("service", n), ("slo", &e.name), ("window", &w.to_string())],
+                        &[("service", n), ("slo", slo), ("window", &w.to_string())],
                         *b,
                     );
                 }
@@ -240,24 +227,21 @@ pub fn render(x: &Exposition) -> String {
         "gauge",
         "1 while a multi-window multi-burn-rate alert fires.",
     );
-    for (i, n, s) in &services {
-        let Some(Some(tr)) = x.trackers.get(*i) else {
-            continue;
-        };
-        for (slo, rule, firing) in tr.states() {
-            let long = rule.long.to_string();
-            let short = rule.short.to_string();
+    for ((n, g), slos) in gauge_names.iter().zip(&snap.services).zip(&slo_names) {
+        for a in &g.alerts {
+            let long = a.long.to_string();
+            let short = a.short.to_string();
             sample(
                 &mut out,
                 "slate_alert_firing",
                 &[
                     ("service", n),
-                    ("slo", &s.plan.slos[slo].name),
-                    ("severity", rule.severity.as_str()),
+                    ("slo", &slos[a.slo]),
+                    ("severity", a.severity.as_str()),
                     ("long_window", &long),
                     ("short_window", &short),
                 ],
-                firing as u8 as f64,
+                a.firing as u8 as f64,
             );
         }
     }
@@ -268,7 +252,7 @@ pub fn render(x: &Exposition) -> String {
         "counter",
         "Records read by this process, per source.",
     );
-    for (source, n) in x.ingested {
+    for (source, n) in &x.counters.ingested {
         sample(
             &mut out,
             "slate_events_ingested_total",
@@ -287,17 +271,84 @@ pub fn render(x: &Exposition) -> String {
             &mut out,
             "slate_events_rejected_total",
             &[("reason", r.as_str())],
-            x.rejected.get(r) as f64,
+            x.counters.rejected.get(r) as f64,
         );
     }
-    per_service(
+    if let Some(k) = x.kafka {
+        family(
+            &mut out,
+            "slate_kafka_consumer_lag",
+            "gauge",
+            "Messages behind the partition's end, per assigned partition.",
+        );
+        for (topic, partition, lag) in &k.lag {
+            sample(
+                &mut out,
+                "slate_kafka_consumer_lag",
+                &[
+                    ("topic", &escape(topic)),
+                    ("partition", &partition.to_string()),
+                ],
+                *lag as f64,
+            );
+        }
+    }
+    family(
         &mut out,
-        &services,
         "slate_latency_clamped_total",
         "counter",
         "Latencies above the histogram's top, recorded there.",
-        |s| Some(s.clamped as f64),
     );
+    for (n, c) in counter_names.iter().zip(&x.counters.services) {
+        sample(
+            &mut out,
+            "slate_latency_clamped_total",
+            &[("service", n)],
+            c.clamped as f64,
+        );
+    }
+    if let Some(k) = x.kafka {
+        family(
+            &mut out,
+            "slate_service_partition_spread",
+            "gauge",
+            "Services seen on more than one partition of this instance, per topic.",
+        );
+        for (topic, n) in &k.spread {
+            sample(
+                &mut out,
+                "slate_service_partition_spread",
+                &[("topic", &escape(topic))],
+                *n as f64,
+            );
+        }
+    }
+    if let Some(r) = x.reload {
+        family(
+            &mut out,
+            "slate_config_last_reload_successful",
+            "gauge",
+            "1 if the last SLO-spec reload succeeded.",
+        );
+        sample(
+            &mut out,
+            "slate_config_last_reload_successful",
+            &[],
+            r.successful as u8 as f64,
+        );
+        family(
+            &mut out,
+            "slate_config_last_reload_success_timestamp_seconds",
+            "gauge",
+            "When the SLO spec was last loaded successfully.",
+        );
+        sample(
+            &mut out,
+            "slate_config_last_reload_success_timestamp_seconds",
+            &[],
+            r.at,
+        );
+    }
     family(&mut out, "slate_build_info", "gauge", "slate's version.");
     sample(
         &mut out,
@@ -311,7 +362,10 @@ pub fn render(x: &Exposition) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::EngineSettings;
+    use crate::decode::RejectCounts;
+    use crate::engine::{Engine, EngineSettings};
+    use crate::evaluate::AlertTracker;
+    use crate::model::MICROS_PER_SEC;
     use crate::model::{parse_rfc3339, Event};
     use crate::spec::SloSpec;
     use std::collections::BTreeMap;
@@ -377,12 +431,13 @@ mod tests {
         tracker.tick(engine.service(api), now, 0);
         let mut rejected = RejectCounts::default();
         rejected.add(Reason::InvalidJson);
+        let snapshot = Snapshot::take(&engine, &[Some(tracker)], now);
+        let counters = Counters::from_engine(&engine, vec![("file", 601)], rejected);
         let text = render(&Exposition {
-            engine: &engine,
-            trackers: &[Some(tracker)],
-            ingested: &[("file", 601)],
-            rejected: &rejected,
-            now,
+            snapshot: &snapshot,
+            counters: &counters,
+            kafka: None,
+            reload: None,
         });
         let samples = parse(&text);
         let get = |name: &str, labels: &[(&str, &str)]| -> f64 {

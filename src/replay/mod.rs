@@ -404,7 +404,7 @@ impl Replayer {
     }
 
     fn accept(&mut self, p: Pending) -> Result<(), ReplayError> {
-        let step = self.opts.config.alerting.eval_every.0;
+        let step = self.opts.config.alerting.replay_step().0;
         let next = *self
             .next_tick
             .get_or_insert_with(|| p.ev.ts.div_euclid(step) * step + step);

@@ -58,6 +58,23 @@ pub fn decode_chunk(
     first_line: u64,
     header: Option<&[u8]>,
 ) -> DecodedChunk {
+    decode_lines(decoder, data, first_line, header, true)
+}
+
+/// Decodes every line of a batch of records (Kafka messages): a blank
+/// line is a record too, and is rejected like any line that says nothing.
+/// A record's `line` is its index in the batch.
+pub fn decode_records(decoder: &Decoder, data: Vec<u8>) -> DecodedChunk {
+    decode_lines(decoder, data, 0, None, false)
+}
+
+fn decode_lines(
+    decoder: &Decoder,
+    data: Vec<u8>,
+    first_line: u64,
+    header: Option<&[u8]>,
+    skip_blank: bool,
+) -> DecodedChunk {
     let mut out = DecodedChunk {
         names: Vec::new(),
         recs: Vec::with_capacity(data.len() / 128),
@@ -75,7 +92,7 @@ pub fn decode_chunk(
         let end = memchr::memchr(b'\n', &data[start..]).map_or(len, |p| start + p);
         let at = (start as u32, end as u32);
         let text = trim(&data[start..end]);
-        if !text.is_empty() && !decoder.header(text, &mut ctx) {
+        if (!skip_blank || !text.is_empty()) && !decoder.header(text, &mut ctx) {
             match decoder.decode_with(text, &mut ctx) {
                 Ok(d) => {
                     let service = match local.get(d.service.as_ref()) {

@@ -12,9 +12,9 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
 use crate::decode::Reason;
-use crate::engine::Engine;
-use crate::evaluate::{evaluate_slos, AlertTracker};
-use crate::model::{format_rfc3339, Span};
+use crate::engine::{Engine, ServiceState};
+use crate::evaluate::{evaluate_slos, AlertTracker, SloEval};
+use crate::model::{format_rfc3339, Micros, Span};
 use crate::replay::{IncidentTrack, Tally};
 
 /// A map that keeps its insertion order when serialized.
@@ -103,6 +103,10 @@ pub struct SloReport {
     /// Good and total events (slices, for timeslice SLOs) behind `attainment`.
     pub good: u64,
     pub total: u64,
+    /// Live only: the share of the period the state reaches back (a budget
+    /// over 3 days of data is not a 30-day budget).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -139,6 +143,115 @@ fn ro(v: Option<f64>) -> Option<f64> {
     v.map(r)
 }
 
+/// Each SLO's figures; `coverage` (live) is the share of the period the
+/// state reaches back.
+fn slo_reports(evals: &[SloEval], coverage: Option<&[f64]>) -> Ordered<SloReport> {
+    Ordered(
+        evals
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                (
+                    e.name.clone(),
+                    SloReport {
+                        objective: e.objective,
+                        attainment: ro(e.attainment),
+                        met: e.met(),
+                        budget_consumed: ro(e.budget_consumed),
+                        budget_remaining: ro(e.budget_remaining()),
+                        burn_rate: Ordered(
+                            e.burn_rates
+                                .iter()
+                                .map(|(w, b)| (w.to_string(), ro(*b)))
+                                .collect(),
+                        ),
+                        good: e.period.good,
+                        total: e.period.total,
+                        coverage: coverage.and_then(|c| c.get(i)).map(|&c| r(c)),
+                    },
+                )
+            })
+            .collect(),
+    )
+}
+
+/// A service's alert episodes; an episode's budget is a share of the
+/// period's whole budget (`period_total(slo)` events).
+fn alert_reports(
+    s: &ServiceState,
+    tr: &AlertTracker,
+    period_total: impl Fn(usize) -> f64,
+) -> Vec<AlertReport> {
+    let mut alerts: Vec<AlertReport> = tr
+        .episodes
+        .iter()
+        .map(|ep| {
+            let slo = &s.plan.slos[ep.slo];
+            let denom = slo.budget() * period_total(ep.slo);
+            AlertReport {
+                slo: slo.name.clone(),
+                severity: ep.rule.severity.as_str(),
+                long_window: ep.rule.long.to_string(),
+                short_window: ep.rule.short.to_string(),
+                burn_rate_threshold: r(ep.rule.threshold),
+                start: format_rfc3339(ep.start),
+                end: ep.end.map(format_rfc3339),
+                budget_consumed: if denom > 0.0 {
+                    r(ep.bad as f64 / denom)
+                } else {
+                    0.0
+                },
+            }
+        })
+        .collect();
+    alerts.sort_by(|a, b| (&a.start, &a.slo, a.severity).cmp(&(&b.start, &b.slo, b.severity)));
+    alerts
+}
+
+/// A service as `slate run` shows it at `now` (`/api/v1/services`):
+/// counts over the state held, latency and throughput over `recent`
+/// (`latency_us`: its p50, p95 and p99), and each SLO's coverage.
+pub fn live_service(
+    s: &ServiceState,
+    evals: &[SloEval],
+    tracker: Option<&AlertTracker>,
+    recent: Span,
+    latency_us: &[Option<f64>],
+    now: Micros,
+) -> ServiceReport {
+    let held = s.first_ts.map_or(0, |f| (now - f).max(0));
+    let coverage: Vec<f64> = s
+        .plan
+        .slos
+        .iter()
+        .map(|_| (held as f64 / s.plan.period.0 as f64).min(1.0))
+        .collect();
+    let recent_total = s.window_sum(recent, crate::engine::plan::COL_TOTAL);
+    let ms = |i: usize| {
+        latency_us
+            .get(i)
+            .copied()
+            .flatten()
+            .map(|us| r(us / 1000.0))
+    };
+    ServiceReport {
+        requests: s.requests,
+        errors: s.errors,
+        error_rate: (s.requests > 0).then(|| r(s.errors as f64 / s.requests as f64)),
+        throughput_rps: Some(r(recent_total as f64 / recent.as_secs_f64())),
+        latency_ms: Quantiles {
+            p50: ms(0),
+            p95: ms(1),
+            p99: ms(2),
+        },
+        freshness_s: s.last_success.map(|ls| r(((now - ls).max(0)) as f64 / 1e6)),
+        slos: slo_reports(evals, Some(&coverage)),
+        alerts: tracker
+            .map(|tr| alert_reports(s, tr, |i| s.slo_window(i, s.plan.period).total as f64))
+            .unwrap_or_default(),
+    }
+}
+
 pub fn build(
     engine: &Engine,
     trackers: &[Option<AlertTracker>],
@@ -163,7 +276,6 @@ pub fn build(
     };
     for (id, (name, s)) in engine.services().enumerate() {
         let evals = evaluate_slos(s);
-        let mut slos = Ordered::default();
         for (i, e) in evals.iter().enumerate() {
             n_slos += 1;
             if e.met() == Some(true) {
@@ -173,49 +285,13 @@ pub fn build(
                 rel_good += e.period.good;
                 rel_total += e.period.total;
             }
-            slos.0.push((
-                e.name.clone(),
-                SloReport {
-                    objective: e.objective,
-                    attainment: ro(e.attainment),
-                    met: e.met(),
-                    budget_consumed: ro(e.budget_consumed),
-                    budget_remaining: ro(e.budget_remaining()),
-                    burn_rate: Ordered(
-                        e.burn_rates
-                            .iter()
-                            .map(|(w, b)| (w.to_string(), ro(*b)))
-                            .collect(),
-                    ),
-                    good: e.period.good,
-                    total: e.period.total,
-                },
-            ));
         }
-        let mut alerts = Vec::new();
-        if let Some(Some(tr)) = trackers.get(id) {
-            for ep in &tr.episodes {
-                let slo = &s.plan.slos[ep.slo];
-                let denom = slo.budget() * period_total(s, ep.slo);
-                alerts.push(AlertReport {
-                    slo: slo.name.clone(),
-                    severity: ep.rule.severity.as_str(),
-                    long_window: ep.rule.long.to_string(),
-                    short_window: ep.rule.short.to_string(),
-                    burn_rate_threshold: r(ep.rule.threshold),
-                    start: format_rfc3339(ep.start),
-                    end: ep.end.map(format_rfc3339),
-                    budget_consumed: if denom > 0.0 {
-                        r(ep.bad as f64 / denom)
-                    } else {
-                        0.0
-                    },
-                });
-            }
-            alerts.sort_by(|a, b| {
-                (&a.start, &a.slo, a.severity).cmp(&(&b.start, &b.slo, b.severity))
-            });
-        }
+        let slos = slo_reports(&evals, None);
+        let alerts = trackers
+            .get(id)
+            .and_then(Option::as_ref)
+            .map(|tr| alert_reports(s, tr, |i| period_total(s, i)))
+            .unwrap_or_default();
         let q = s
             .span_latency
             .as_ref()

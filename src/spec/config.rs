@@ -248,27 +248,74 @@ impl Default for EngineConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AlertingConfig {
     pub min_events: u64,
-    /// Replay's evaluation step in event time (`--eval-every`).
-    pub eval_every: Span,
+    /// The evaluation step (`--eval-every`): replay's in event time
+    /// (default 1m), live's in wall-clock time (default 1s).
+    pub eval_every: Option<Span>,
 }
 
-impl Default for AlertingConfig {
+impl AlertingConfig {
+    pub fn replay_step(&self) -> Span {
+        self.eval_every.unwrap_or(Span::mins(1))
+    }
+    pub fn live_tick(&self) -> Span {
+        self.eval_every.unwrap_or(Span::secs(1))
+    }
+}
+
+/// The `kafka` section: what `slate run` consumes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaConfig {
+    /// `host:port,...` (librdkafka's `bootstrap.servers`).
+    pub brokers: Option<String>,
+    pub topics: Vec<String>,
+    pub group: String,
+    /// How far back to re-read on start and on assignment (default 3d).
+    pub rebuild_window: Span,
+    /// Where rejected records go, with the reason in a header.
+    pub dead_letter_topic: Option<String>,
+    /// librdkafka properties passed through (SASL, TLS, tuning).
+    pub properties: Vec<(String, String)>,
+}
+
+impl Default for KafkaConfig {
     fn default() -> Self {
-        AlertingConfig {
-            min_events: 0,
-            eval_every: Span::mins(1),
+        KafkaConfig {
+            brokers: None,
+            topics: Vec::new(),
+            group: "slate".into(),
+            rebuild_window: Span::days(3),
+            dead_letter_topic: None,
+            properties: Vec::new(),
         }
     }
 }
+
+/// The `http` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpConfig {
+    pub listen: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: DEFAULT_LISTEN.into(),
+        }
+    }
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9898";
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Config {
     pub input: InputConfig,
     pub engine: EngineConfig,
     pub alerting: AlertingConfig,
+    pub kafka: KafkaConfig,
+    pub http: HttpConfig,
 }
 
 const SECTIONS: &[&str] = &[
@@ -291,6 +338,29 @@ const FIELD_KEYS: &[&str] = &[
 ];
 const ENGINE_KEYS: &[&str] = &["max_services", "max_skew", "threads", "quantile_windows"];
 const ALERTING_KEYS: &[&str] = &["min_events", "eval_every"];
+const KAFKA_KEYS: &[&str] = &[
+    "brokers",
+    "topics",
+    "group",
+    "rebuild_window",
+    "dead_letter_topic",
+    "properties",
+];
+const HTTP_KEYS: &[&str] = &["listen"];
+/// Properties slate sets itself: passing them would break its guarantees.
+const KAFKA_OWNED: &[(&str, &str)] = &[
+    (
+        "enable.auto.commit",
+        "slate commits offsets only after their events are applied",
+    ),
+    (
+        "enable.auto.offset.store",
+        "slate stores offsets only after their events are applied",
+    ),
+    ("group.id", "use kafka.group"),
+    ("bootstrap.servers", "use kafka.brokers"),
+    ("metadata.broker.list", "use kafka.brokers"),
+];
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, SpecErrors> {
@@ -324,9 +394,11 @@ impl Config {
                 "input" => input(entries, &mut cfg.input, &mut errors),
                 "engine" => engine(entries, &mut cfg.engine, &mut errors),
                 "alerting" => alerting(entries, &mut cfg.alerting, &mut errors),
-                // Read by `slate run` and `slate gate` (not built yet); their
-                // keys are validated there.
-                "kafka" | "http" | "gate" | "export" => {}
+                "kafka" => kafka(entries, &mut cfg.kafka, &mut errors),
+                "http" => http(entries, &mut cfg.http, &mut errors),
+                // Read by `slate gate` and the compatibility series (not
+                // built yet); their keys are validated there.
+                "gate" | "export" => {}
                 other => errors.unknown_key(k.line, other, SECTIONS, "section"),
             }
         }
@@ -545,13 +617,166 @@ fn alerting(entries: &[(Located, Located)], cfg: &mut AlertingConfig, errors: &m
             "eval_every" => {
                 if let Some(s) = scalar(v, &path, errors) {
                     match parse_eval_every(s) {
-                        Ok(d) => cfg.eval_every = d,
+                        Ok(d) => cfg.eval_every = Some(d),
                         Err(m) => errors.add(v.line, &path, m),
                     }
                 }
             }
             _ => errors.unknown_key(k.line, key, ALERTING_KEYS, "alerting"),
         }
+    }
+}
+
+fn kafka(entries: &[(Located, Located)], cfg: &mut KafkaConfig, errors: &mut Errors) {
+    for (k, v) in entries {
+        let key = k.as_str().unwrap_or("");
+        let path = format!("kafka.{key}");
+        match key {
+            "brokers" => {
+                if let Some(s) = scalar(v, &path, errors) {
+                    match parse_brokers(s) {
+                        Ok(b) => cfg.brokers = Some(b),
+                        Err(m) => errors.add(v.line, &path, m),
+                    }
+                }
+            }
+            "topics" => {
+                let items: Vec<&Located> = match &v.node {
+                    Node::Seq(items) => items.iter().collect(),
+                    _ => vec![v],
+                };
+                cfg.topics.clear();
+                for item in items {
+                    if let Some(t) = scalar(item, &path, errors) {
+                        match check_topic(t) {
+                            Ok(()) => cfg.topics.push(t.to_string()),
+                            Err(m) => errors.add(item.line, &path, m),
+                        }
+                    }
+                }
+            }
+            "group" => {
+                if let Some(s) = scalar(v, &path, errors) {
+                    if s.trim().is_empty() {
+                        errors.add(v.line, &path, "the consumer group cannot be empty");
+                    } else {
+                        cfg.group = s.to_string();
+                    }
+                }
+            }
+            "rebuild_window" => {
+                if let Some(s) = scalar(v, &path, errors) {
+                    match Span::parse(s) {
+                        Ok(d) if d <= Span::days(90) => cfg.rebuild_window = d,
+                        Ok(_) => {
+                            errors.add(v.line, &path, "must be at most 90d (the longest period)")
+                        }
+                        Err(m) => errors.add(v.line, &path, m),
+                    }
+                }
+            }
+            "dead_letter_topic" => {
+                if let Some(t) = scalar(v, &path, errors) {
+                    match check_topic(t) {
+                        Ok(()) => cfg.dead_letter_topic = Some(t.to_string()),
+                        Err(m) => errors.add(v.line, &path, m),
+                    }
+                }
+            }
+            "properties" => {
+                let Node::Map(props) = &v.node else {
+                    errors.add(
+                        v.line,
+                        &path,
+                        "must map librdkafka properties to values, e.g. `security.protocol: SASL_SSL`",
+                    );
+                    continue;
+                };
+                for (pk, pv) in props {
+                    let name = pk.as_str().unwrap_or("");
+                    let ppath = format!("kafka.properties.{name}");
+                    if let Some((_, why)) = KAFKA_OWNED.iter().find(|(n, _)| *n == name) {
+                        errors.add(pk.line, &ppath, format!("slate sets this itself: {why}"));
+                        continue;
+                    }
+                    if let Some(val) = scalar(pv, &ppath, errors) {
+                        cfg.properties.push((name.to_string(), val.to_string()));
+                    }
+                }
+            }
+            _ => errors.unknown_key(k.line, key, KAFKA_KEYS, "kafka"),
+        }
+    }
+}
+
+/// `host:port,host:port`: each with a port.
+pub fn parse_brokers(s: &str) -> Result<String, String> {
+    let parts: Vec<&str> = s
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    if parts.is_empty() {
+        return Err("give at least one broker as host:port".into());
+    }
+    for p in &parts {
+        let hostport = p.rsplit_once("://").map_or(*p, |(_, rest)| rest);
+        match hostport.rsplit_once(':') {
+            Some((h, port)) if !h.is_empty() && port.parse::<u16>().is_ok_and(|n| n > 0) => {}
+            _ => return Err(format!("`{p}` is not host:port (e.g. localhost:9092)")),
+        }
+    }
+    Ok(parts.join(","))
+}
+
+/// Kafka's topic name rule: 1–249 of `[a-zA-Z0-9._-]`.
+pub fn check_topic(t: &str) -> Result<(), String> {
+    if t.is_empty()
+        || t.len() > 249
+        || t == "."
+        || t == ".."
+        || !t
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    {
+        return Err(format!(
+            "`{t}` is not a Kafka topic name (1–249 letters, digits, `.`, `_`, `-`)"
+        ));
+    }
+    Ok(())
+}
+
+fn http(entries: &[(Located, Located)], cfg: &mut HttpConfig, errors: &mut Errors) {
+    for (k, v) in entries {
+        let key = k.as_str().unwrap_or("");
+        let path = format!("http.{key}");
+        match key {
+            "listen" => {
+                if let Some(s) = scalar(v, &path, errors) {
+                    match parse_listen(s) {
+                        Ok(a) => cfg.listen = a,
+                        Err(m) => errors.add(v.line, &path, m),
+                    }
+                }
+            }
+            _ => errors.unknown_key(k.line, key, HTTP_KEYS, "http"),
+        }
+    }
+}
+
+/// An address to bind: `host:port` (`:9898` means every interface).
+pub fn parse_listen(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    let full = if s.starts_with(':') {
+        format!("0.0.0.0{s}")
+    } else {
+        s.to_string()
+    };
+    match full.rsplit_once(':') {
+        Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok() => Ok(full),
+        _ => Err(format!(
+            "`{s}` is not an address to listen on (e.g. 127.0.0.1:9898, 0.0.0.0:9898, :9898)"
+        )),
     }
 }
 
@@ -708,7 +933,7 @@ mod tests {
         assert_eq!(ok.input.format, Format::NginxJson);
         assert_eq!(ok.input.fields.latency.as_deref(), Some("timing.total"));
         assert_eq!(ok.engine.max_services, 5);
-        assert_eq!(ok.alerting.eval_every, Span::secs(10));
+        assert_eq!(ok.alerting.eval_every, Some(Span::secs(10)));
         assert_eq!(
             ok.engine.quantile_windows,
             [Span::mins(1), Span::mins(5), Span::hours(1)]

@@ -1,0 +1,115 @@
+//! `slate run`: the live service.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use super::{load_config, load_spec};
+use crate::live::{run as run_live, LiveOptions};
+use crate::spec::config::{check_topic, parse_brokers, parse_listen};
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  \
+slate run --brokers localhost:9092 --topic access-logs --slo slos.yml\n  \
+slate run --config slate.yml --slo slos.yml --listen 0.0.0.0:9898\n\n\
+Serves /metrics (Prometheus), /healthz, /readyz and /api/v1/services.\n\
+On start (and on each partition assignment) the windows are rebuilt from the last\n\
+kafka.rebuild_window (default 3d) of each partition; /readyz says not ready until then.\n\
+Offsets are committed only once their events are in the state.\n\
+SIGINT/SIGTERM: stop fetching, apply what was fetched, commit, exit 0.\n\
+Exit codes: 0 after a clean stop, 2 on error.")]
+pub struct RunArgs {
+    /// slate.yml: input, kafka, http, engine and alerting settings (flags override it)
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// SLO spec (the seed's service-slos.yml format); without it, SLIs only
+    #[arg(long, value_name = "FILE")]
+    slo: Option<PathBuf>,
+    /// Kafka bootstrap brokers, host:port,... (kafka.brokers)
+    #[arg(long, value_name = "HOST:PORT,...")]
+    brokers: Option<String>,
+    /// Topic to consume; repeat for several (kafka.topics)
+    #[arg(long, value_name = "T")]
+    topic: Vec<String>,
+    /// Consumer group (kafka.group) [default: slate]
+    #[arg(long, value_name = "G")]
+    group: Option<String>,
+    /// Address to serve HTTP on (http.listen) [default: 127.0.0.1:9898]
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+}
+
+pub fn run(a: RunArgs) -> Result<ExitCode> {
+    let spec = load_spec(a.slo.as_deref())?;
+    let mut config = load_config(a.config.as_deref())?;
+    if let Some(b) = &a.brokers {
+        config.kafka.brokers =
+            Some(parse_brokers(b).map_err(|e| anyhow::anyhow!("--brokers: {e}"))?);
+    }
+    if !a.topic.is_empty() {
+        for t in &a.topic {
+            check_topic(t).map_err(|e| anyhow::anyhow!("--topic: {e}"))?;
+        }
+        config.kafka.topics = a.topic.clone();
+    }
+    if let Some(g) = &a.group {
+        if g.trim().is_empty() {
+            bail!("--group: the consumer group cannot be empty");
+        }
+        config.kafka.group = g.clone();
+    }
+    if let Some(l) = &a.listen {
+        config.http.listen = parse_listen(l).map_err(|e| anyhow::anyhow!("--listen: {e}"))?;
+    }
+    let Some(brokers) = config.kafka.brokers.clone() else {
+        bail!("no Kafka brokers: give --brokers HOST:PORT or kafka.brokers in slate.yml");
+    };
+    if config.kafka.topics.is_empty() {
+        bail!("no topic to read: give --topic T or kafka.topics in slate.yml");
+    }
+    for w in &spec.warnings {
+        eprintln!("slate: warning: {w}");
+    }
+    let listener = std::net::TcpListener::bind(&config.http.listen)
+        .with_context(|| format!("cannot listen on {}", config.http.listen))?;
+    let summary = run_live(
+        LiveOptions {
+            spec,
+            config,
+            brokers,
+            listener,
+        },
+        shutdown_signal(),
+    )?;
+    eprintln!(
+        "slate: stopped: {} events applied, {} rejected, {} re-read to rebuild the windows; offsets committed",
+        summary.accepted, summary.rejected, summary.rebuilt
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    eprintln!("slate: stopping: applying what was fetched, committing offsets");
+}

@@ -1,0 +1,188 @@
+//! The HTTP side of `slate run`: `/metrics`, `/healthz`, `/readyz` and
+//! `/api/v1/services`, served from what the ingest side last published.
+//! A scrape takes the published snapshot and counters (two `Arc` clones
+//! under a lock held for nanoseconds) and writes text off the runtime's
+//! thread: it never blocks ingest, and ingest never blocks it.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use super::prometheus::{render, Exposition};
+use super::snapshot::{Counters, KafkaGauges, ReloadState, Snapshot};
+
+/// Whether the service is ready, and if not, why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    NotReady(String),
+}
+
+/// What the ingest side publishes for the HTTP side to read.
+#[derive(Debug)]
+pub struct Published {
+    pub snapshot: Mutex<Arc<Snapshot>>,
+    pub counters: Mutex<Arc<Counters>>,
+    pub kafka: Mutex<Arc<KafkaGauges>>,
+    pub reload: Mutex<Option<ReloadState>>,
+    pub readiness: Mutex<Readiness>,
+}
+
+impl Default for Published {
+    fn default() -> Self {
+        Published {
+            snapshot: Mutex::default(),
+            counters: Mutex::default(),
+            kafka: Mutex::default(),
+            reload: Mutex::default(),
+            readiness: Mutex::new(Readiness::NotReady("starting".into())),
+        }
+    }
+}
+
+fn read<T: Clone>(m: &Mutex<T>) -> T {
+    // A panic elsewhere while holding the lock cannot leave these values
+    // half-written (they are replaced whole), so a poisoned lock is fine.
+    m.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+pub fn publish<T>(m: &Mutex<T>, value: T) {
+    *m.lock().unwrap_or_else(|p| p.into_inner()) = value;
+}
+
+impl Published {
+    /// The exposition as of now.
+    pub fn metrics(&self) -> String {
+        let snapshot = read(&self.snapshot);
+        let counters = read(&self.counters);
+        let kafka = read(&self.kafka);
+        let reload = read(&self.reload);
+        render(&Exposition {
+            snapshot: &snapshot,
+            counters: &counters,
+            kafka: Some(&kafka),
+            reload,
+        })
+    }
+
+    /// The live `services` object of the report, as JSON.
+    pub fn services_json(&self) -> String {
+        let snapshot = read(&self.snapshot);
+        let mut map = serde_json::Map::new();
+        let mut sorted: Vec<_> = snapshot.services.iter().collect();
+        sorted.sort_by(|a, b| a.name.cmp(&b.name));
+        for g in sorted {
+            // UNWRAP: a report is plain numbers and strings.
+            map.insert(
+                g.name.to_string(),
+                serde_json::to_value(&g.report).expect("report serializes"),
+            );
+        }
+        serde_json::Value::Object(map).to_string()
+    }
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>, kind: &'static str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(kind));
+    r
+}
+
+const PLAIN: &str = "text/plain; charset=utf-8";
+const JSON: &str = "application/json";
+const EXPOSITION: &str = "text/plain; version=0.0.4; charset=utf-8";
+const ENDPOINTS: &str = "/metrics, /healthz, /readyz, /api/v1/services";
+
+async fn handle(
+    req: Request<Incoming>,
+    published: Arc<Published>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = req.uri().path();
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return Ok(text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{} {path}: only GET is served\n", req.method()),
+            PLAIN,
+        ));
+    }
+    let response = match path {
+        "/metrics" => {
+            // Writing the text takes milliseconds at thousands of
+            // services: off the runtime's thread.
+            let p = published.clone();
+            match tokio::task::spawn_blocking(move || p.metrics()).await {
+                Ok(body) => text(StatusCode::OK, body, EXPOSITION),
+                Err(e) => text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("rendering failed: {e}\n"),
+                    PLAIN,
+                ),
+            }
+        }
+        "/healthz" => text(StatusCode::OK, "ok\n", PLAIN),
+        "/readyz" => match read(&published.readiness) {
+            Readiness::Ready => text(StatusCode::OK, "ready\n", PLAIN),
+            Readiness::NotReady(why) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {why}\n"),
+                PLAIN,
+            ),
+        },
+        "/api/v1/services" => text(StatusCode::OK, published.services_json(), JSON),
+        "/api/v1/gate" => text(
+            StatusCode::NOT_FOUND,
+            "/api/v1/gate needs a deploy-gate policy, which this build does not read yet; \
+             use /api/v1/services\n",
+            PLAIN,
+        ),
+        other => text(
+            StatusCode::NOT_FOUND,
+            format!("{other}: not found; slate serves {ENDPOINTS}\n"),
+            PLAIN,
+        ),
+    };
+    Ok(response)
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    published: Arc<Published>,
+    shutdown: impl Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut shutdown => return,
+            a = listener.accept() => a,
+        };
+        let (stream, _) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors, say: wait a little, keep serving.
+                eprintln!("slate: http: accept: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let published = published.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| handle(req, published.clone()));
+            // A client that goes away mid-request is not our error.
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}

@@ -1,0 +1,193 @@
+//! What the outside world reads, computed once per evaluation tick: every
+//! gauge of the exposition and the live `services` object of the API. The
+//! tick pays for quantiles and SLO evaluation; a scrape only writes text.
+//! Counters live apart ([`Counters`]), published as events are applied.
+
+use std::sync::Arc;
+
+use crate::decode::RejectCounts;
+use crate::engine::hist::DenseHist;
+use crate::engine::plan::{COL_ERRORS, COL_TOTAL, SLI_WINDOWS};
+use crate::engine::Engine;
+use crate::evaluate::{evaluate_slos, AlertTracker, Severity, SloEval};
+use crate::model::{Micros, Span, MICROS_PER_SEC};
+use crate::report::{self, ServiceReport};
+
+/// The quantiles of `slate_latency_seconds`.
+pub const QUANTILES: [f64; 3] = [0.5, 0.95, 0.99];
+
+/// The window the live API's latency and throughput are taken over.
+pub const API_WINDOW: Span = Span::mins(5);
+
+/// One alert pair's state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertState {
+    pub slo: usize,
+    pub severity: Severity,
+    pub long: Span,
+    pub short: Span,
+    pub firing: bool,
+}
+
+/// One service's gauges at a tick.
+#[derive(Debug, Clone)]
+pub struct ServiceGauges {
+    pub name: Box<str>,
+    /// Per quantile window: p50, p95, p99 in seconds.
+    pub latency: Vec<[Option<f64>; 3]>,
+    /// Per SLI window (1m, 5m, 1h).
+    pub rps: [f64; 3],
+    pub error_ratio: [Option<f64>; 3],
+    pub freshness: Option<f64>,
+    pub last_event_age: Option<f64>,
+    pub slos: Vec<SloEval>,
+    pub alerts: Vec<AlertState>,
+    /// The live API's view of the service.
+    pub report: ServiceReport,
+}
+
+/// Every gauge at one evaluation tick.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// The evaluation time (`None` before the first tick).
+    pub at: Option<Micros>,
+    pub quantile_windows: Vec<Span>,
+    pub services: Vec<ServiceGauges>,
+}
+
+impl Snapshot {
+    /// Evaluates every service at `now`. The caller has advanced the
+    /// services' clocks and ticked their alert trackers.
+    pub fn take(engine: &Engine, trackers: &[Option<AlertTracker>], now: Micros) -> Snapshot {
+        let mut scratch = DenseHist::default();
+        let windows = engine.quantile_windows().to_vec();
+        let api_window = windows
+            .iter()
+            .position(|&w| w == API_WINDOW)
+            .unwrap_or(windows.len().saturating_sub(1) / 2);
+        let secs = |us: i64| (us as f64 / MICROS_PER_SEC as f64).max(0.0);
+        let services = engine
+            .services()
+            .enumerate()
+            .map(|(id, (name, s))| {
+                let latency_us: Vec<Vec<Option<f64>>> = windows
+                    .iter()
+                    .map(|&w| s.window_quantiles(w, now, &mut scratch, &QUANTILES))
+                    .collect();
+                let latency = latency_us
+                    .iter()
+                    .map(|q| [0, 1, 2].map(|i| q[i].map(|us| us / 1e6)))
+                    .collect();
+                let mut rps = [0.0; 3];
+                let mut error_ratio = [None; 3];
+                for (i, w) in SLI_WINDOWS.iter().enumerate() {
+                    let total = s.window_sum(*w, COL_TOTAL);
+                    rps[i] = total as f64 / w.as_secs_f64();
+                    if total > 0 {
+                        error_ratio[i] = Some(s.window_sum(*w, COL_ERRORS) as f64 / total as f64);
+                    }
+                }
+                let tracker = trackers.get(id).and_then(Option::as_ref);
+                let alerts = tracker
+                    .map(|tr| {
+                        tr.states()
+                            .map(|(slo, rule, firing)| AlertState {
+                                slo,
+                                severity: rule.severity,
+                                long: rule.long,
+                                short: rule.short,
+                                firing,
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let slos = evaluate_slos(s);
+                let report = report::live_service(
+                    s,
+                    &slos,
+                    tracker,
+                    API_WINDOW,
+                    latency_us.get(api_window).map_or(&[][..], |v| v),
+                    now,
+                );
+                ServiceGauges {
+                    name: name.into(),
+                    latency,
+                    rps,
+                    error_ratio,
+                    freshness: s.last_success.map(|ls| secs(now - ls)),
+                    last_event_age: s.last_ts.map(|l| secs(now - l)),
+                    slos,
+                    alerts,
+                    report,
+                }
+            })
+            .collect();
+        Snapshot {
+            at: Some(now),
+            quantile_windows: windows,
+            services,
+        }
+    }
+}
+
+/// Per service: events applied by this process.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServiceCounts {
+    pub requests: u64,
+    pub errors: u64,
+    pub clamped: u64,
+}
+
+/// The process counters, published as events are applied.
+#[derive(Debug, Clone, Default)]
+pub struct Counters {
+    /// Service names by id (shared: they change only when a service appears).
+    pub names: Arc<[Box<str>]>,
+    pub services: Vec<ServiceCounts>,
+    /// Records read, per source (`file`, `kafka`).
+    pub ingested: Vec<(&'static str, u64)>,
+    pub rejected: RejectCounts,
+}
+
+impl Counters {
+    /// Every event the engine holds counted as applied by this process (a
+    /// replay, or a test).
+    pub fn from_engine(
+        engine: &Engine,
+        ingested: Vec<(&'static str, u64)>,
+        rejected: RejectCounts,
+    ) -> Counters {
+        Counters {
+            names: engine.services().map(|(n, _)| n.into()).collect(),
+            services: engine
+                .services()
+                .map(|(_, s)| ServiceCounts {
+                    requests: s.requests,
+                    errors: s.errors,
+                    clamped: s.clamped,
+                })
+                .collect(),
+            ingested,
+            rejected,
+        }
+    }
+}
+
+/// The Kafka consumer's gauges.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KafkaGauges {
+    /// (topic, partition, lag in messages).
+    pub lag: Vec<(String, i32, i64)>,
+    /// Per topic: services seen on more than one of this instance's
+    /// partitions.
+    pub spread: Vec<(String, u64)>,
+}
+
+/// The last SLO-spec reload.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReloadState {
+    pub successful: bool,
+    /// Seconds since the epoch of the last successful load.
+    pub at: f64,
+}

@@ -1,0 +1,566 @@
+//! `slate run`: the live service. Kafka in, HTTP out.
+//!
+//! ```text
+//! consumer thread ─► decode workers ─► apply thread ─► published snapshot ◄─ HTTP (tokio)
+//!   (rdkafka)          (all cores)      (owns the engine,    and counters
+//!      ▲                                 ticks every 1 s)
+//!      └──────── offsets applied ◄───────────┘  (committed by the consumer)
+//! ```
+//!
+//! The apply thread owns the engine: no lock on the hot path. It applies
+//! batches in the order they were fetched, tells the consumer which
+//! offsets are in the state (only those are committed), publishes the
+//! process counters every few milliseconds while events flow, and at every
+//! tick of wall-clock time evaluates every service into a [`Snapshot`]
+//! that scrapes read without touching the engine.
+//!
+//! The one place that sees everything: sources, decode, engine, evaluate,
+//! export.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::TcpListener as StdListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, Context, Result};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError};
+use rdkafka::config::ClientConfig;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+use crate::decode::{Decoder, Reason, RejectCounts};
+use crate::engine::{Engine, EngineSettings};
+use crate::evaluate::AlertTracker;
+use crate::export::http::{publish, serve, Published, Readiness};
+use crate::export::snapshot::{Counters, KafkaGauges, ReloadState, ServiceCounts, Snapshot};
+use crate::model::{Event, Micros, ServiceId};
+use crate::replay::pipeline::{decode_records, DecodedChunk, Rec};
+use crate::source::kafka::{Batch, KafkaShared, KafkaSource, LineMeta};
+use crate::spec::{Config, SloSpec};
+
+pub struct LiveOptions {
+    pub spec: SloSpec,
+    pub config: Config,
+    /// `kafka.brokers` or `--brokers`.
+    pub brokers: String,
+    /// Bound already, so that the caller knows the address (port 0 in tests).
+    pub listener: StdListener,
+}
+
+/// What a run did, said when it stops.
+#[derive(Debug, Clone, Default)]
+pub struct LiveSummary {
+    pub accepted: u64,
+    pub rejected: u64,
+    pub rebuilt: u64,
+    pub skipped: u64,
+}
+
+fn wall_us() -> Micros {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as Micros)
+}
+
+/// Counters are published at most this often while events flow.
+const COUNTER_EVERY: Duration = Duration::from_millis(20);
+
+/// Records the dead-letter topic could not take, and why.
+struct DeadLetter {
+    producer: BaseProducer,
+    topic: String,
+    failed: u64,
+}
+
+impl DeadLetter {
+    fn new(brokers: &str, topic: &str, props: &[(String, String)]) -> Result<DeadLetter> {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", brokers)
+            .set("client.id", "slate-dead-letter")
+            .set("linger.ms", "50");
+        for (k, v) in props {
+            // Consumer-only properties would only draw warnings here.
+            if !k.starts_with("fetch.") && !k.starts_with("queued.") && !k.starts_with("group.") {
+                c.set(k, v);
+            }
+        }
+        Ok(DeadLetter {
+            producer: c.create().context("dead-letter producer")?,
+            topic: topic.to_string(),
+            failed: 0,
+        })
+    }
+
+    fn send(&mut self, raw: &[u8], reason: Reason, detail: &str, source: (&str, i32, i64)) {
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "slate-reason",
+                value: Some(reason.as_str()),
+            })
+            .insert(Header {
+                key: "slate-detail",
+                value: Some(detail),
+            })
+            .insert(Header {
+                key: "slate-source",
+                value: Some(&format!("{}/{}/{}", source.0, source.1, source.2)),
+            });
+        let mut record = BaseRecord::<(), [u8]>::to(&self.topic)
+            .payload(raw)
+            .headers(headers);
+        for _ in 0..50 {
+            match self.producer.send(record) {
+                Ok(()) => return,
+                Err((e, r)) => {
+                    record = r;
+                    if !matches!(
+                        e.rdkafka_error_code(),
+                        Some(rdkafka::types::RDKafkaErrorCode::QueueFull)
+                    ) {
+                        break;
+                    }
+                    self.producer.poll(Duration::from_millis(100));
+                }
+            }
+        }
+        self.failed += 1;
+    }
+
+    fn finish(&mut self) {
+        if let Err(e) = self.producer.flush(Duration::from_secs(10)) {
+            eprintln!("slate: dead-letter topic {}: {e}", self.topic);
+        }
+        if self.failed > 0 {
+            eprintln!(
+                "slate: dead-letter topic {}: {} rejected record(s) could not be written (they are counted in slate_events_rejected_total)",
+                self.topic, self.failed
+            );
+        }
+    }
+}
+
+/// A decoded batch with where each line came from.
+struct Decoded {
+    chunk: DecodedChunk,
+    batch: Batch,
+}
+
+struct Applier {
+    engine: Engine,
+    trackers: Vec<Option<AlertTracker>>,
+    counts: Vec<ServiceCounts>,
+    names: Arc<[Box<str>]>,
+    /// Per service: the partition its last event came from.
+    last_part: Vec<u32>,
+    /// Per partition: `Some(end)` while its history is being read.
+    catch_up: Vec<Option<Option<i64>>>,
+    summary: LiveSummary,
+    rejected: RejectCounts,
+    max_skew: i64,
+    min_events: u64,
+    published: Arc<Published>,
+    kafka: Arc<KafkaShared>,
+    dead: Option<DeadLetter>,
+    last_counters: Instant,
+    started: f64,
+}
+
+impl Applier {
+    fn sync_services(&mut self) {
+        let n = self.engine.len();
+        while self.trackers.len() < n {
+            let s = self.engine.service(self.trackers.len() as ServiceId);
+            self.trackers
+                .push((!s.plan.slos.is_empty()).then(|| AlertTracker::new(s)));
+        }
+        if self.counts.len() < n {
+            self.counts.resize(n, ServiceCounts::default());
+            self.last_part.resize(n, u32::MAX);
+            self.names = self.engine.services().map(|(n, _)| n.into()).collect();
+        }
+    }
+
+    fn catching_up(&self, part: u32) -> bool {
+        matches!(self.catch_up.get(part as usize), Some(Some(_)))
+    }
+
+    fn reject(&mut self, reason: Reason, detail: &str, raw: &[u8], meta: LineMeta) {
+        if meta.rebuild {
+            // Counted before the restart.
+            return;
+        }
+        self.rejected.add(reason);
+        self.summary.rejected += 1;
+        if let Some(d) = &mut self.dead {
+            let parts = self
+                .kafka
+                .partitions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let (topic, partition) = parts
+                .get(meta.part as usize)
+                .map_or(("?".to_string(), -1), |p| (p.topic.clone(), p.partition));
+            drop(parts);
+            d.send(raw, reason, detail, (&topic, partition, meta.offset));
+        }
+    }
+
+    fn apply(&mut self, seq: u64, d: Decoded) {
+        let Decoded { chunk, batch } = d;
+        for &(part, end) in &batch.assigned {
+            let i = part as usize;
+            if self.catch_up.len() <= i {
+                self.catch_up.resize(i + 1, None);
+            }
+            self.catch_up[i] = Some(end);
+            if end.is_none() {
+                self.catch_up[i] = None;
+            }
+        }
+        let now = wall_us();
+        let mut ids: Vec<Option<Result<ServiceId, Reason>>> = vec![None; chunk.names.len()];
+        let mut offsets: Vec<(u32, i64)> = Vec::new();
+        for rec in &chunk.recs {
+            let (line, at) = match rec {
+                Rec::Event { line, at, .. } | Rec::Rejected { line, at, .. } => (*line, *at),
+            };
+            let Some(&meta) = batch.lines.get(line as usize) else {
+                continue;
+            };
+            match offsets.iter_mut().find(|(p, _)| *p == meta.part) {
+                Some(o) => o.1 = o.1.max(meta.offset + 1),
+                None => offsets.push((meta.part, meta.offset + 1)),
+            }
+            if let Some(Some(Some(end))) = self.catch_up.get(meta.part as usize) {
+                if meta.offset + 1 >= *end {
+                    self.catch_up[meta.part as usize] = None;
+                }
+            }
+            match rec {
+                Rec::Rejected { reason, detail, .. } => {
+                    self.reject(*reason, detail, chunk.line_bytes(at), meta);
+                }
+                Rec::Event {
+                    ts,
+                    service,
+                    error,
+                    latency_us,
+                    ..
+                } => {
+                    let ts = *ts;
+                    if ts < meta.skip_before {
+                        self.summary.skipped += 1;
+                        continue;
+                    }
+                    if ts >= now - self.max_skew {
+                        // Live data: whatever history there was is read.
+                        if let Some(c) = self.catch_up.get_mut(meta.part as usize) {
+                            *c = None;
+                        }
+                    }
+                    if ts > now + self.max_skew {
+                        self.reject(
+                            Reason::Future,
+                            "dated ahead of this machine's clock by more than engine.max_skew",
+                            chunk.line_bytes(at),
+                            meta,
+                        );
+                        continue;
+                    }
+                    let id = match ids[*service as usize] {
+                        Some(r) => r,
+                        None => {
+                            let r = self.engine.resolve(&chunk.names[*service as usize]);
+                            ids[*service as usize] = Some(r);
+                            self.sync_services();
+                            r
+                        }
+                    };
+                    let id = match id {
+                        Ok(id) => id,
+                        Err(reason) => {
+                            self.reject(reason, "service not admitted", chunk.line_bytes(at), meta);
+                            continue;
+                        }
+                    };
+                    let ev = Event {
+                        ts,
+                        service: id,
+                        error: *error,
+                        latency_us: *latency_us,
+                    };
+                    let clamped = self.engine.service(id).clamped;
+                    match self.engine.apply_to_service(&ev) {
+                        Ok(()) => {
+                            self.last_part[id as usize] = meta.part;
+                            if meta.rebuild {
+                                self.summary.rebuilt += 1;
+                            } else {
+                                let c = &mut self.counts[id as usize];
+                                c.requests += 1;
+                                c.errors += *error as u64;
+                                c.clamped += self.engine.service(id).clamped - clamped;
+                                self.summary.accepted += 1;
+                            }
+                        }
+                        Err(reason) => self.reject(
+                            reason,
+                            "older than the state its service holds",
+                            chunk.line_bytes(at),
+                            meta,
+                        ),
+                    }
+                }
+            }
+        }
+        for part in &batch.caught_up {
+            if let Some(c) = self.catch_up.get_mut(*part as usize) {
+                *c = None;
+            }
+        }
+        self.kafka.mark_applied(seq, offsets);
+        if let Some(d) = &mut self.dead {
+            d.producer.poll(Duration::ZERO);
+        }
+        if self.last_counters.elapsed() >= COUNTER_EVERY {
+            self.publish_counters();
+        }
+    }
+
+    fn publish_counters(&mut self) {
+        self.last_counters = Instant::now();
+        publish(
+            &self.published.counters,
+            Arc::new(Counters {
+                names: self.names.clone(),
+                services: self.counts.clone(),
+                ingested: vec![("kafka", self.summary.accepted + self.summary.rejected)],
+                rejected: self.rejected,
+            }),
+        );
+    }
+
+    /// An evaluation tick at wall-clock now. A service whose partition is
+    /// still reading its history is not moved to now (that would make the
+    /// rest of its history too late): it is evaluated as of its last event.
+    fn tick(&mut self) {
+        let now = wall_us();
+        for id in 0..self.engine.len() {
+            let part = self.last_part[id];
+            if part != u32::MAX && self.catching_up(part) {
+                continue;
+            }
+            let id = id as ServiceId;
+            self.engine.advance_service(id, now);
+            if let Some(tr) = &mut self.trackers[id as usize] {
+                let s = self.engine.service(id);
+                tr.tick(s, now, self.min_events);
+                tr.forget_before(now - s.plan.period.0);
+            }
+        }
+        let snapshot = Snapshot::take(&self.engine, &self.trackers, now);
+        publish(&self.published.snapshot, Arc::new(snapshot));
+        self.publish_counters();
+        publish(
+            &self.published.kafka,
+            Arc::new(KafkaGauges {
+                lag: self.kafka.lag(),
+                spread: Vec::new(),
+            }),
+        );
+        publish(
+            &self.published.reload,
+            Some(ReloadState {
+                successful: true,
+                at: self.started,
+            }),
+        );
+        let status = self
+            .kafka
+            .status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let rebuilding = self.catch_up.iter().filter(|c| c.is_some()).count();
+        let readiness = if !status.brokers_up {
+            Readiness::NotReady(match status.last_error {
+                Some(e) => format!("brokers unreachable ({e})"),
+                None => "connecting to the brokers".into(),
+            })
+        } else if status.assigned == 0 {
+            Readiness::NotReady("waiting for partitions of the consumer group".into())
+        } else if rebuilding > 0 {
+            Readiness::NotReady(format!(
+                "rebuilding the windows: {rebuilding} partition(s) still reading their history"
+            ))
+        } else {
+            Readiness::Ready
+        };
+        publish(&self.published.readiness, readiness);
+    }
+}
+
+/// Applies decoded batches in fetch order and ticks every `tick`.
+fn apply_loop(mut a: Applier, rx: Receiver<(u64, Decoded)>, tick: Duration) -> Applier {
+    let mut waiting: BTreeMap<u64, Decoded> = BTreeMap::new();
+    let mut next = 0u64;
+    let mut next_tick = Instant::now() + tick;
+    a.tick();
+    loop {
+        let wait = next_tick.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(wait) {
+            Ok((seq, d)) => {
+                waiting.insert(seq, d);
+                while let Some(d) = waiting.remove(&next) {
+                    a.apply(next, d);
+                    next += 1;
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if Instant::now() >= next_tick {
+            a.tick();
+            next_tick += tick;
+            if next_tick < Instant::now() {
+                next_tick = Instant::now() + tick;
+            }
+        }
+    }
+    a.tick();
+    if let Some(d) = &mut a.dead {
+        d.finish();
+    }
+    a
+}
+
+/// Runs until `stop` resolves (or the consumer fails), then stops
+/// fetching, applies what was fetched, commits, and returns.
+pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSummary> {
+    let LiveOptions {
+        spec,
+        config,
+        brokers,
+        listener,
+    } = opts;
+    if config.kafka.topics.is_empty() {
+        return Err(anyhow!("no topic to read: give --topic or kafka.topics"));
+    }
+    let decoder = Arc::new(Decoder::new(&config.input).map_err(anyhow::Error::msg)?);
+    let threads = match config.engine.threads {
+        0 => thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let (batch_tx, batch_rx) = bounded::<Batch>(threads * 2);
+    let (done_tx, done_rx) = bounded::<(u64, Decoded)>(threads * 2);
+    let source = KafkaSource::new(&config.kafka, &brokers, batch_tx).map_err(anyhow::Error::msg)?;
+    let kafka = source.shared.clone();
+    let dead = match &config.kafka.dead_letter_topic {
+        Some(t) => Some(DeadLetter::new(&brokers, t, &config.kafka.properties)?),
+        None => None,
+    };
+    let published = Arc::new(Published::default());
+    let engine = Engine::new(
+        &spec,
+        EngineSettings {
+            max_services: config.engine.max_services,
+            quantile_windows: config.engine.quantile_windows.clone(),
+            span_latency: false,
+        },
+    );
+    let mut applier = Applier {
+        engine,
+        trackers: Vec::new(),
+        counts: Vec::new(),
+        names: Arc::from(Vec::new()),
+        last_part: Vec::new(),
+        catch_up: Vec::new(),
+        summary: LiveSummary::default(),
+        rejected: RejectCounts::default(),
+        max_skew: config.engine.max_skew.0,
+        min_events: config.alerting.min_events,
+        published: published.clone(),
+        kafka: kafka.clone(),
+        dead,
+        last_counters: Instant::now(),
+        started: wall_us() as f64 / 1e6,
+    };
+    applier.sync_services();
+
+    for i in 0..threads {
+        let rx = batch_rx.clone();
+        let tx = done_tx.clone();
+        let decoder = decoder.clone();
+        thread::Builder::new()
+            .name(format!("slate-decode-{i}"))
+            .spawn(move || {
+                for mut batch in rx {
+                    let data = std::mem::take(&mut batch.data);
+                    let chunk = decode_records(&decoder, data);
+                    if tx.send((batch.seq, Decoded { chunk, batch })).is_err() {
+                        break;
+                    }
+                }
+            })?;
+    }
+    drop(batch_rx);
+    drop(done_tx);
+    let tick = Duration::from_micros(config.alerting.live_tick().0 as u64);
+    let apply = thread::Builder::new()
+        .name("slate-apply".into())
+        .spawn(move || apply_loop(applier, done_rx, tick))?;
+
+    let stopping = Arc::new(AtomicBool::new(false));
+    let (died_tx, died_rx) = tokio::sync::oneshot::channel::<String>();
+    let consumer = {
+        let stopping = stopping.clone();
+        thread::Builder::new()
+            .name("slate-kafka".into())
+            .spawn(move || {
+                let r = source.run(stopping);
+                if let Err(e) = &r {
+                    let _ = died_tx.send(e.clone());
+                }
+                r
+            })?
+    };
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the HTTP runtime")?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let died = rt.block_on(async {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        eprintln!(
+            "slate: serving http://{addr}/metrics; reading {} from {brokers} as group {}",
+            config.kafka.topics.join(", "),
+            config.kafka.group
+        );
+        let (tx, rx) = tokio::sync::oneshot::channel::<Option<String>>();
+        let watch = async move {
+            tokio::select! {
+                _ = stop => { let _ = tx.send(None); }
+                e = died_rx => { let _ = tx.send(e.ok()); }
+            }
+        };
+        serve(listener, published, watch).await;
+        Ok::<_, std::io::Error>(rx.await.ok().flatten())
+    })?;
+    stopping.store(true, Ordering::Relaxed);
+    let consumed = consumer
+        .join()
+        .map_err(|_| anyhow!("the Kafka consumer thread panicked"))?;
+    let applier = apply
+        .join()
+        .map_err(|_| anyhow!("the apply thread panicked"))?;
+    if let Some(e) = died {
+        return Err(anyhow!("kafka: {e}"));
+    }
+    consumed.map_err(|e| anyhow!("kafka: {e}"))?;
+    Ok(applier.summary)
+}

@@ -1,0 +1,662 @@
+//! The Kafka source of `slate run`: a consumer-group member (rdkafka's
+//! `BaseConsumer` on one thread) that cuts what it fetches into batches of
+//! lines with each line's partition and offset, rebuilds the windows on
+//! assignment, and commits an offset only after the apply side says the
+//! events before it are in the state.
+//!
+//! On assignment each partition starts at the offset of `now −
+//! rebuild_window` (offsets-for-times; where a broker cannot answer, the
+//! earliest offset, with lines older than the window skipped by their own
+//! timestamps). Lines below the group's committed offset are *rebuild*:
+//! they fill state and move no counter. On revocation and at shutdown the
+//! batch in hand is sent, the apply side drained, and the offsets
+//! committed synchronously.
+//!
+//! May import `model` and `spec` (the `kafka` section).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::Sender;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::statistics::Statistics;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
+use rdkafka::ClientContext;
+use rustc_hash::FxHashMap;
+
+use crate::model::Micros;
+use crate::spec::config::KafkaConfig;
+
+/// Where a line came from, and how to treat it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineMeta {
+    /// Index into [`KafkaShared::partitions`].
+    pub part: u32,
+    pub offset: i64,
+    /// Below the group's committed offset: fills state, moves no counter.
+    pub rebuild: bool,
+    /// Lines dated before this are older than the rebuild window: skipped
+    /// (`Micros::MIN` when the line is past the history read at assignment).
+    pub skip_before: Micros,
+}
+
+/// Lines as fetched, in order within each partition: one per line of
+/// `data` (a message may carry several records, one per line).
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub seq: u64,
+    pub data: Vec<u8>,
+    pub lines: Vec<LineMeta>,
+    /// Partitions assigned before the lines of this batch, each with the
+    /// offset its history ends at (`None`: no history to read).
+    pub assigned: Vec<(u32, Option<i64>)>,
+    /// Partitions that reached their end after the lines of this batch:
+    /// their history is read.
+    pub caught_up: Vec<u32>,
+}
+
+/// A partition this consumer has held, by a stable index.
+#[derive(Debug, Clone)]
+pub struct PartitionInfo {
+    pub topic: String,
+    pub partition: i32,
+    pub assigned: bool,
+    /// Offsets below this are rebuild (the group's committed offset).
+    rebuild_until: i64,
+    /// Lines below this offset and dated before `skip_before` are skipped.
+    skip_until: i64,
+    skip_before: Micros,
+}
+
+/// What the consumer thread and the apply side share.
+#[derive(Debug, Default)]
+pub struct KafkaShared {
+    pub partitions: Mutex<Vec<PartitionInfo>>,
+    /// Per partition index: the next offset to commit (every event before
+    /// it is applied).
+    applied: Mutex<FxHashMap<u32, i64>>,
+    /// How many batches the apply side has finished.
+    done: Mutex<u64>,
+    done_cv: Condvar,
+    pub status: Mutex<KafkaStatus>,
+}
+
+/// What the consumer knows of the cluster, for `/readyz` and the lag gauge.
+#[derive(Debug, Clone, Default)]
+pub struct KafkaStatus {
+    /// Every known broker is up (from librdkafka's statistics and errors).
+    pub brokers_up: bool,
+    /// The last broker-level error, for `/readyz`.
+    pub last_error: Option<String>,
+    /// (topic, partition) → the partition's end offset.
+    pub high: FxHashMap<(String, i32), i64>,
+    pub assigned: usize,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl KafkaShared {
+    /// Called by the apply side once batch `seq` is in the state.
+    pub fn mark_applied(&self, seq: u64, offsets: impl IntoIterator<Item = (u32, i64)>) {
+        {
+            let mut applied = lock(&self.applied);
+            for (part, next) in offsets {
+                let e = applied.entry(part).or_insert(next);
+                *e = (*e).max(next);
+            }
+        }
+        let mut done = lock(&self.done);
+        *done = (*done).max(seq + 1);
+        self.done_cv.notify_all();
+    }
+
+    /// Waits until `n` batches are applied; false on timeout.
+    fn wait_applied(&self, n: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut done = lock(&self.done);
+        while *done < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            done = self
+                .done_cv
+                .wait_timeout(done, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        true
+    }
+
+    /// Lag per assigned partition: its end offset minus the next offset
+    /// to apply (approximate where the broker's end offset is).
+    pub fn lag(&self) -> Vec<(String, i32, i64)> {
+        let parts = lock(&self.partitions).clone();
+        let applied = lock(&self.applied).clone();
+        let status = lock(&self.status);
+        parts
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.assigned)
+            .filter_map(|(i, p)| {
+                let high = *status.high.get(&(p.topic.clone(), p.partition))?;
+                let next = applied
+                    .get(&(i as u32))
+                    .copied()
+                    .unwrap_or(p.rebuild_until.max(0));
+                Some((p.topic.clone(), p.partition, (high - next).max(0)))
+            })
+            .collect()
+    }
+}
+
+fn wall_us() -> Micros {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as Micros)
+}
+
+/// Says a thing at most once per `every`, with how often it happened.
+#[derive(Debug, Default)]
+struct Quiet {
+    last: Mutex<FxHashMap<String, (Instant, u64)>>,
+}
+
+impl Quiet {
+    fn say(&self, key: &str, every: Duration, msg: impl FnOnce() -> String) {
+        let mut last = lock(&self.last);
+        let now = Instant::now();
+        match last.get_mut(key) {
+            Some((at, n)) if now.duration_since(*at) < every => *n += 1,
+            Some((at, n)) => {
+                let more = std::mem::take(n);
+                *at = now;
+                if more > 0 {
+                    eprintln!("slate: kafka: {} ({more} more like it)", msg());
+                } else {
+                    eprintln!("slate: kafka: {}", msg());
+                }
+            }
+            None => {
+                last.insert(key.to_string(), (now, 0));
+                eprintln!("slate: kafka: {}", msg());
+            }
+        }
+    }
+}
+
+/// Accumulates fetched messages into batches for the decode workers.
+struct Batcher {
+    seq: u64,
+    cur: Batch,
+    tx: Option<Sender<Batch>>,
+    /// (topic, partition) → partition index, with the last one cached.
+    index: FxHashMap<(String, i32), u32>,
+    last: Option<(String, i32, u32)>,
+    /// Copied from `PartitionInfo` for the hot path.
+    rules: Vec<(i64, i64, Micros)>,
+}
+
+/// Lines per batch, and bytes: big enough to amortize the hand-offs,
+/// small enough that a batch is applied within milliseconds.
+const BATCH_LINES: usize = 4096;
+const BATCH_BYTES: usize = 1 << 20;
+
+impl Batcher {
+    fn part(&mut self, topic: &str, partition: i32) -> Option<u32> {
+        if let Some((t, p, i)) = &self.last {
+            if *p == partition && t == topic {
+                return Some(*i);
+            }
+        }
+        let i = *self.index.get(&(topic.to_string(), partition))?;
+        self.last = Some((topic.to_string(), partition, i));
+        Some(i)
+    }
+
+    fn push(&mut self, topic: &str, partition: i32, offset: i64, payload: &[u8]) {
+        let Some(part) = self.part(topic, partition) else {
+            // A message of a partition never assigned cannot happen; if it
+            // does, it is not lost: it is read again after the next commit.
+            return;
+        };
+        let (rebuild_until, skip_until, skip_before) = self.rules[part as usize];
+        let meta = LineMeta {
+            part,
+            offset,
+            rebuild: offset < rebuild_until,
+            skip_before: if offset < skip_until {
+                skip_before
+            } else {
+                Micros::MIN
+            },
+        };
+        let payload = payload.strip_suffix(b"\n").unwrap_or(payload);
+        for line in payload.split(|&b| b == b'\n') {
+            self.cur.data.extend_from_slice(line);
+            self.cur.data.push(b'\n');
+            self.cur.lines.push(meta);
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.cur.lines.len() >= BATCH_LINES || self.cur.data.len() >= BATCH_BYTES
+    }
+
+    /// Sends the batch in hand; returns how many batches were sent so far.
+    fn flush(&mut self) -> u64 {
+        if !self.cur.lines.is_empty()
+            || !self.cur.caught_up.is_empty()
+            || !self.cur.assigned.is_empty()
+        {
+            let mut b = std::mem::take(&mut self.cur);
+            b.seq = self.seq;
+            if let Some(tx) = &self.tx {
+                if tx.send(b).is_ok() {
+                    self.seq += 1;
+                }
+            }
+        }
+        self.seq
+    }
+}
+
+/// The consumer's context: rebalances, statistics and errors.
+pub struct SlateContext {
+    shared: Arc<KafkaShared>,
+    batcher: Mutex<Batcher>,
+    rebuild_window: Micros,
+    quiet: Quiet,
+}
+
+impl ClientContext for SlateContext {
+    fn stats(&self, s: Statistics) {
+        let brokers: Vec<_> = s.brokers.values().filter(|b| b.nodeid >= 0).collect();
+        let up = !brokers.is_empty() && brokers.iter().all(|b| b.state == "UP");
+        let mut st = lock(&self.shared.status);
+        st.brokers_up = up;
+        if up {
+            st.last_error = None;
+        }
+        for (topic, t) in &s.topics {
+            for (p, part) in &t.partitions {
+                if *p >= 0 && part.hi_offset >= 0 {
+                    st.high.insert((topic.clone(), *p), part.hi_offset);
+                }
+            }
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        let code = error.rdkafka_error_code();
+        if matches!(
+            code,
+            Some(RDKafkaErrorCode::AllBrokersDown) | Some(RDKafkaErrorCode::BrokerTransportFailure)
+        ) {
+            let mut st = lock(&self.shared.status);
+            if code == Some(RDKafkaErrorCode::AllBrokersDown) {
+                st.brokers_up = false;
+            }
+            st.last_error = Some(reason.to_string());
+        }
+        self.quiet
+            .say(&format!("{code:?}"), Duration::from_secs(30), || {
+                format!("{error}: {reason}; retrying")
+            });
+    }
+}
+
+impl ConsumerContext for SlateContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let starts = self.plan_assignment(consumer, tpl);
+                let r = if cooperative {
+                    consumer.incremental_assign(&starts)
+                } else {
+                    consumer.assign(&starts)
+                };
+                if let Err(e) = r {
+                    eprintln!("slate: kafka: assigning partitions failed: {e}");
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let revoked: Vec<(String, i32)> = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_string(), e.partition()))
+                    .collect();
+                self.drain_and_commit(consumer, Some(&revoked));
+                let r = if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                };
+                if let Err(e) = r {
+                    eprintln!("slate: kafka: giving partitions back failed: {e}");
+                }
+            }
+            other => {
+                eprintln!("slate: kafka: rebalance failed: {other:?}; partitions unassigned");
+                let _ = consumer.unassign();
+            }
+        }
+    }
+}
+
+/// An offset, if it is one.
+fn real(o: Offset) -> Option<i64> {
+    match o {
+        Offset::Offset(n) if n >= 0 => Some(n),
+        _ => None,
+    }
+}
+
+impl SlateContext {
+    /// Where each newly assigned partition starts, and which of its lines
+    /// are rebuild. Records the partitions in the shared table.
+    fn plan_assignment(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        tpl: &TopicPartitionList,
+    ) -> TopicPartitionList {
+        let timeout = Duration::from_secs(10);
+        let now = wall_us();
+        let from = now - self.rebuild_window;
+        let committed = consumer.committed_offsets(tpl.clone(), timeout).ok();
+        let mut times = TopicPartitionList::new();
+        for e in tpl.elements() {
+            let _ =
+                times.add_partition_offset(e.topic(), e.partition(), Offset::Offset(from / 1000));
+        }
+        let found = if self.rebuild_window > 0 {
+            consumer.offsets_for_times(times, timeout).ok()
+        } else {
+            None
+        };
+        let mut starts = TopicPartitionList::new();
+        let mut parts = lock(&self.shared.partitions);
+        let mut batcher = lock(&self.batcher);
+        let mut rebuilding = 0usize;
+        for e in tpl.elements() {
+            let (topic, partition) = (e.topic(), e.partition());
+            let committed = committed
+                .as_ref()
+                .and_then(|c| c.find_partition(topic, partition))
+                .and_then(|p| real(p.offset()));
+            // MockCluster answers -1 (the end) and Tansu the earliest
+            // offset whatever the time: where the answer is not an offset,
+            // read from the earliest and skip by timestamp.
+            let start = if self.rebuild_window == 0 {
+                committed.map_or(Offset::End, Offset::Offset)
+            } else {
+                found
+                    .as_ref()
+                    .and_then(|f| f.find_partition(topic, partition))
+                    .and_then(|p| real(p.offset()))
+                    .map_or(Offset::Beginning, Offset::Offset)
+            };
+            let (low, high) = consumer
+                .fetch_watermarks(topic, partition, timeout)
+                .unwrap_or((0, 0));
+            let info = PartitionInfo {
+                topic: topic.to_string(),
+                partition,
+                assigned: true,
+                rebuild_until: committed.unwrap_or(-1),
+                skip_until: committed.unwrap_or(high),
+                skip_before: from,
+            };
+            if committed.is_some_and(|c| real(start).is_none_or(|s| s < c)) {
+                rebuilding += 1;
+            }
+            let idx = match batcher.index.get(&(topic.to_string(), partition)) {
+                Some(&i) => {
+                    parts[i as usize] = info.clone();
+                    i
+                }
+                None => {
+                    parts.push(info.clone());
+                    (parts.len() - 1) as u32
+                }
+            };
+            batcher.index.insert((topic.to_string(), partition), idx);
+            if batcher.rules.len() <= idx as usize {
+                batcher.rules.resize(idx as usize + 1, (0, 0, Micros::MIN));
+            }
+            batcher.rules[idx as usize] = (info.rebuild_until, info.skip_until, info.skip_before);
+            // The history ends at the end offset as of now; nothing to read
+            // when the partition is empty or the start is at its end.
+            let history = high > low && real(start).is_none_or(|s| s < high);
+            batcher.cur.assigned.push((idx, history.then_some(high)));
+            let _ = starts.add_partition_offset(topic, partition, start);
+        }
+        batcher.last = None;
+        let assigned = parts.iter().filter(|p| p.assigned).count();
+        drop(batcher);
+        drop(parts);
+        lock(&self.shared.status).assigned = assigned;
+        eprintln!(
+            "slate: kafka: assigned {} partition(s); rebuilding the last {} from {} of them",
+            tpl.count(),
+            crate::model::Span(self.rebuild_window),
+            rebuilding
+        );
+        starts
+    }
+
+    /// Sends the batch in hand, waits until the apply side has it in the
+    /// state, and commits what is applied (for `only`, or every partition).
+    fn drain_and_commit(&self, consumer: &BaseConsumer<Self>, only: Option<&[(String, i32)]>) {
+        let sent = lock(&self.batcher).flush();
+        if !self.shared.wait_applied(sent, Duration::from_secs(60)) {
+            eprintln!(
+                "slate: kafka: events still being applied after 60 s; committing what is applied"
+            );
+        }
+        self.commit(consumer, CommitMode::Sync, only);
+        if let Some(only) = only {
+            let mut parts = lock(&self.shared.partitions);
+            for p in parts.iter_mut() {
+                if only.iter().any(|(t, n)| *t == p.topic && *n == p.partition) {
+                    p.assigned = false;
+                }
+            }
+            let assigned = parts.iter().filter(|p| p.assigned).count();
+            drop(parts);
+            lock(&self.shared.status).assigned = assigned;
+        }
+    }
+
+    fn commit(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        mode: CommitMode,
+        only: Option<&[(String, i32)]>,
+    ) {
+        let parts = lock(&self.shared.partitions).clone();
+        let applied = lock(&self.shared.applied).clone();
+        let mut tpl = TopicPartitionList::new();
+        for (i, next) in applied {
+            let Some(p) = parts.get(i as usize) else {
+                continue;
+            };
+            let wanted = match only {
+                Some(only) => only.iter().any(|(t, n)| *t == p.topic && *n == p.partition),
+                None => p.assigned,
+            };
+            if wanted {
+                let _ = tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(next));
+            }
+        }
+        if tpl.count() == 0 {
+            return;
+        }
+        if let Err(e) = consumer.commit(&tpl, mode) {
+            // Nothing to commit yet, or the group is rebalancing: the
+            // events are in the state; at worst they are read again as
+            // rebuild after a restart, which counts nothing twice.
+            if !matches!(
+                e.rdkafka_error_code(),
+                Some(RDKafkaErrorCode::NoOffset) | Some(RDKafkaErrorCode::RebalanceInProgress)
+            ) {
+                self.quiet.say("commit", Duration::from_secs(30), || {
+                    format!("committing offsets failed: {e}")
+                });
+            }
+        }
+    }
+}
+
+/// A consumer ready to run on its own thread.
+pub struct KafkaSource {
+    consumer: BaseConsumer<SlateContext>,
+    topics: Vec<String>,
+    pub shared: Arc<KafkaShared>,
+}
+
+/// librdkafka properties slate sets, before the user's (which win, except
+/// for the ones `slate.yml` refuses).
+fn base_properties(brokers: &str, group: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("bootstrap.servers", brokers.to_string()),
+        ("group.id", group.to_string()),
+        ("client.id", "slate".into()),
+        ("enable.auto.commit", "false".into()),
+        ("enable.auto.offset.store", "false".into()),
+        ("auto.offset.reset", "earliest".into()),
+        ("enable.partition.eof", "true".into()),
+        // Bounded memory under lag: at most this much fetched and not yet
+        // handed over, per partition.
+        ("queued.max.messages.kbytes", "16384".into()),
+        ("queued.min.messages", "20000".into()),
+        ("fetch.queue.backoff.ms", "10".into()),
+        // An event is visible within a second of being produced.
+        ("fetch.wait.max.ms", "100".into()),
+        ("statistics.interval.ms", "1000".into()),
+        ("reconnect.backoff.ms", "100".into()),
+        ("reconnect.backoff.max.ms", "5000".into()),
+    ]
+}
+
+impl KafkaSource {
+    /// Builds the consumer (not yet connected: a broker that is down is
+    /// retried, not an error). Batches go to `tx`.
+    pub fn new(cfg: &KafkaConfig, brokers: &str, tx: Sender<Batch>) -> Result<KafkaSource, String> {
+        let mut client = ClientConfig::new();
+        for (k, v) in base_properties(brokers, &cfg.group) {
+            client.set(k, v);
+        }
+        for (k, v) in &cfg.properties {
+            client.set(k, v);
+        }
+        let shared = Arc::new(KafkaShared::default());
+        let ctx = SlateContext {
+            shared: shared.clone(),
+            batcher: Mutex::new(Batcher {
+                seq: 0,
+                cur: Batch::default(),
+                tx: Some(tx),
+                index: FxHashMap::default(),
+                last: None,
+                rules: Vec::new(),
+            }),
+            rebuild_window: cfg.rebuild_window.0,
+            quiet: Quiet::default(),
+        };
+        let consumer: BaseConsumer<SlateContext> = client
+            .create_with_context(ctx)
+            .map_err(|e| format!("kafka consumer: {e}"))?;
+        Ok(KafkaSource {
+            consumer,
+            topics: cfg.topics.clone(),
+            shared,
+        })
+    }
+
+    /// Fetches until `stop` is set, then sends what is in hand, waits for
+    /// it to be applied, commits, and leaves the group.
+    pub fn run(self, stop: Arc<AtomicBool>) -> Result<(), String> {
+        let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
+        self.consumer
+            .subscribe(&topics)
+            .map_err(|e| format!("subscribing to {}: {e}", topics.join(", ")))?;
+        let ctx = self.consumer.context().clone();
+        let mut last_commit = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            let idle = lock(&ctx.batcher).cur.lines.is_empty();
+            let timeout = if idle {
+                Duration::from_millis(100)
+            } else {
+                Duration::ZERO
+            };
+            match self.consumer.poll(timeout) {
+                Some(Ok(m)) => {
+                    let mut b = lock(&ctx.batcher);
+                    b.push(
+                        m.topic(),
+                        m.partition(),
+                        m.offset(),
+                        m.payload().unwrap_or(b""),
+                    );
+                    if b.full() {
+                        b.flush();
+                    }
+                }
+                Some(Err(KafkaError::PartitionEOF(p))) => {
+                    // The end of a partition: its history is read. The
+                    // error names only the partition's number, so it is
+                    // taken only when one assigned partition has it.
+                    let parts = lock(&ctx.shared.partitions);
+                    let mut with_p = parts
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, info)| info.assigned && info.partition == p);
+                    if let (Some((i, _)), None) = (with_p.next(), with_p.next()) {
+                        let mut b = lock(&ctx.batcher);
+                        if !b.cur.caught_up.contains(&(i as u32)) {
+                            b.cur.caught_up.push(i as u32);
+                        }
+                        b.flush();
+                    }
+                }
+                Some(Err(e)) => ctx.quiet.say("poll", Duration::from_secs(30), || {
+                    format!("fetching: {e}; retrying")
+                }),
+                None => {
+                    lock(&ctx.batcher).flush();
+                }
+            }
+            if last_commit.elapsed() >= Duration::from_secs(1) {
+                last_commit = Instant::now();
+                ctx.commit(&self.consumer, CommitMode::Async, None);
+            }
+        }
+        ctx.drain_and_commit(&self.consumer, None);
+        // Leaving the group revokes the partitions (drained already); then
+        // the batch channel closes and the apply side finishes.
+        self.consumer.unsubscribe();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && lock(&ctx.shared.status).assigned > 0 {
+            let _ = self.consumer.poll(Duration::from_millis(50));
+        }
+        lock(&ctx.batcher).tx = None;
+        Ok(())
+    }
+}
