@@ -8,7 +8,8 @@ use std::fmt::Write;
 
 use super::snapshot::{Counters, KafkaGauges, ReloadState, Snapshot, QUANTILES};
 use crate::decode::Reason;
-use crate::engine::plan::SLI_WINDOWS;
+use crate::engine::plan::{BURN_WINDOWS, SLI_WINDOWS};
+use crate::model::Span;
 
 /// What the exposition is made from.
 pub struct Exposition<'a> {
@@ -57,7 +58,34 @@ fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: f64) {
         }
         out.push('}');
     }
-    let _ = writeln!(out, " {value}");
+    out.push(' ');
+    write_value(out, value);
+    out.push('\n');
+}
+
+/// A sample's value: whole numbers as integers, others in the shortest
+/// form that reads back exactly (ryu; Prometheus reads `1e-7`).
+fn write_value(out: &mut String, v: f64) {
+    if v == v.trunc() && v.abs() < 9.0e15 {
+        out.push_str(itoa::Buffer::new().format(v as i64));
+    } else {
+        out.push_str(ryu::Buffer::new().format_finite(v));
+    }
+}
+
+/// Window labels, written once per render.
+#[derive(Default)]
+struct SpanLabels(Vec<(Span, std::rc::Rc<str>)>);
+
+impl SpanLabels {
+    fn label(&mut self, s: Span) -> std::rc::Rc<str> {
+        if let Some((_, l)) = self.0.iter().find(|(k, _)| *k == s) {
+            return l.clone();
+        }
+        let l: std::rc::Rc<str> = s.to_string().into();
+        self.0.push((s, l.clone()));
+        l
+    }
 }
 
 /// Renders every family, in the order of DESIGN §7.
@@ -76,6 +104,8 @@ pub fn render(x: &Exposition) -> String {
         .collect();
     let sli: Vec<String> = SLI_WINDOWS.iter().map(|w| w.to_string()).collect();
     let quantiles: Vec<String> = QUANTILES.iter().map(|q| q.to_string()).collect();
+    let burn_windows: Vec<String> = BURN_WINDOWS.iter().map(|w| w.to_string()).collect();
+    let mut spans = SpanLabels::default();
 
     for (name, help, get) in [
         (
@@ -209,12 +239,20 @@ pub fn render(x: &Exposition) -> String {
     );
     for ((n, g), slos) in gauge_names.iter().zip(&snap.services).zip(&slo_names) {
         for (e, slo) in g.slos.iter().zip(slos) {
-            for (w, b) in &e.burn_rates {
+            for (i, (w, b)) in e.burn_rates.iter().enumerate() {
                 if let Some(b) = b {
+                    let other;
+                    let label: &str = match burn_windows.get(i) {
+                        Some(l) if BURN_WINDOWS[i] == *w => l,
+                        _ => {
+                            other = w.to_string();
+                            &other
+                        }
+                    };
                     sample(
                         &mut out,
                         "slate_burn_rate",
-                        &[("service", n), ("slo", slo), ("window", &w.to_string())],
+                        &[("service", n), ("slo", slo), ("window", label)],
                         *b,
                     );
                 }
@@ -229,8 +267,8 @@ pub fn render(x: &Exposition) -> String {
     );
     for ((n, g), slos) in gauge_names.iter().zip(&snap.services).zip(&slo_names) {
         for a in &g.alerts {
-            let long = a.long.to_string();
-            let short = a.short.to_string();
+            let long = spans.label(a.long);
+            let short = spans.label(a.short);
             sample(
                 &mut out,
                 "slate_alert_firing",
