@@ -6,17 +6,19 @@
 //!
 //! The mock's consumer is slow (about 2k messages/s), so volumes are small.
 
-use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+mod common;
+
+use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde_json::Value;
+
+use common::{get, nearest_rank, samples, INGESTED};
 
 use slate::live::{run, LiveOptions, LiveSummary};
 use slate::model::format_rfc3339;
@@ -101,34 +103,6 @@ fn send(p: &BaseProducer, topic: &str, key: &str, payload: &[u8]) {
     }
 }
 
-fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: slate\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let status = text[9..12].parse().unwrap();
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_string();
-    (status, body)
-}
-
-/// `name{labels}` → value.
-fn samples(text: &str) -> BTreeMap<String, f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .map(|l| {
-            let (k, v) = l.rsplit_once(' ').unwrap();
-            (k.to_string(), v.parse().unwrap())
-        })
-        .collect()
-}
-
 struct Running {
     addr: SocketAddr,
     stop: tokio::sync::oneshot::Sender<()>,
@@ -160,25 +134,12 @@ fn start(brokers: &str, topic: &str) -> Running {
     Running { addr, stop, handle }
 }
 
-/// Waits until `cond` holds on a scrape, or fails with the last one.
-fn wait_for(addr: SocketAddr, what: &str, cond: impl Fn(&BTreeMap<String, f64>) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let mut last = String::new();
-    while Instant::now() < deadline {
-        let (_, text) = get(addr, "/metrics");
-        if cond(&samples(&text)) {
-            return;
-        }
-        last = text;
-        thread::sleep(Duration::from_millis(200));
-    }
-    panic!("timed out waiting for {what}; last scrape:\n{last}");
-}
-
-fn nearest_rank(mut v: Vec<f64>, q: f64) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
-    v[rank - 1]
+fn wait_for(
+    addr: SocketAddr,
+    what: &str,
+    cond: impl Fn(&std::collections::BTreeMap<String, f64>) -> bool,
+) {
+    common::wait_for(addr, what, Duration::from_secs(90), cond);
 }
 
 #[test]
@@ -197,7 +158,7 @@ fn live_values_equal_an_exact_computation_and_a_restart_counts_nothing_twice() {
     let slate = start(&brokers, "logs");
     let ingested = (sent.len() + bad.len()) as f64;
     wait_for(slate.addr, "every record to be ingested", |m| {
-        m.get(r#"slate_events_ingested_total{source="kafka"}"#) == Some(&ingested)
+        m.get(INGESTED) == Some(&ingested)
     });
     // Gauges follow at the next tick.
     thread::sleep(Duration::from_millis(1500));
@@ -271,7 +232,7 @@ fn live_values_equal_an_exact_computation_and_a_restart_counts_nothing_twice() {
     let more = produce(&brokers, "logs", 300, &[], 8);
     let slate = start(&brokers, "logs");
     wait_for(slate.addr, "the new records", |m| {
-        m.get(r#"slate_events_ingested_total{source="kafka"}"#) == Some(&(more.len() as f64))
+        m.get(INGESTED) == Some(&(more.len() as f64))
     });
     thread::sleep(Duration::from_millis(1500));
     let m = samples(&get(slate.addr, "/metrics").1);

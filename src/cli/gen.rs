@@ -42,7 +42,7 @@ pub struct GenArgs {
     /// Random seed: the same flags and seed give the same bytes
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// First timestamp
+    /// First timestamp: RFC 3339, `now` or `now-1h`
     #[arg(long, default_value = DEFAULT_START)]
     start: String,
     /// Log format to write: any that replay reads but auto
@@ -53,8 +53,35 @@ pub struct GenArgs {
     #[arg(long, value_name = "S")]
     log_format: Option<String>,
     /// Write to FILE (gzip when it ends in .gz) instead of stdout
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "kafka")]
     out: Option<PathBuf>,
+    /// Produce to Kafka instead (host:port,...), one message per line,
+    /// keyed by service
+    #[arg(long, value_name = "BROKERS", requires = "topic")]
+    kafka: Option<String>,
+    /// The topic to produce to (with --kafka)
+    #[arg(long, value_name = "T", requires = "kafka")]
+    topic: Option<String>,
+}
+
+/// `--start`: an instant, `now`, or `now-DURATION`.
+fn start_at(text: &str) -> Result<crate::model::Micros> {
+    let t = text.trim();
+    if let Some(rest) = t.strip_prefix("now") {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as i64);
+        let now = now - now % 1000;
+        return match rest.strip_prefix('-') {
+            None if rest.is_empty() => Ok(now),
+            Some(d) => Ok(now
+                - Span::parse(d)
+                    .map_err(|e| anyhow::anyhow!("--start: {e}"))?
+                    .0),
+            None => bail!("--start `{t}`: write now, now-1h, or an RFC 3339 time"),
+        };
+    }
+    parse_instant(t).map_err(|e| anyhow::anyhow!("--start: {e}"))
 }
 
 pub fn run(a: GenArgs) -> Result<ExitCode> {
@@ -97,7 +124,7 @@ pub fn run(a: GenArgs) -> Result<ExitCode> {
     if !(a.rate > 0.0 && a.rate.is_finite()) {
         bail!("--rate must be a positive number of events per second");
     }
-    let start = parse_instant(&a.start).map_err(|e| anyhow::anyhow!("--start: {e}"))?;
+    let start = start_at(&a.start)?;
     let names: Vec<String> = (0..a.services).map(service_name).collect();
     let mut incidents = Vec::new();
     for spec in &a.incident {
@@ -122,6 +149,19 @@ pub fn run(a: GenArgs) -> Result<ExitCode> {
         start,
         writer,
     };
+    if let (Some(brokers), Some(topic)) = (&a.kafka, &a.topic) {
+        let brokers = crate::spec::config::parse_brokers(brokers)
+            .map_err(|e| anyhow::anyhow!("--kafka: {e}"))?;
+        crate::spec::config::check_topic(topic).map_err(|e| anyhow::anyhow!("--topic: {e}"))?;
+        let mut sink = crate::gen::kafka::KafkaSink::new(&brokers, topic, format)?;
+        let n = generate(&opts, &mut sink)?;
+        let failed = sink.finish()?;
+        if failed > 0 {
+            bail!("{failed} of {n} messages could not be delivered to {topic} at {brokers}");
+        }
+        eprintln!("slate: produced {n} messages to {topic} at {brokers}");
+        return Ok(ExitCode::SUCCESS);
+    }
     match &a.out {
         Some(path) => {
             let file =

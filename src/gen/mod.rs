@@ -3,6 +3,8 @@
 //! the random source is a fixed SplitMix64, not an external crate whose
 //! streams may change between versions.
 
+pub mod kafka;
+
 use std::io::{self, Write};
 
 use crate::decode::text::{Render, TextDecoder};

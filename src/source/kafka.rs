@@ -296,6 +296,10 @@ impl ClientContext for SlateContext {
 
     fn error(&self, error: KafkaError, reason: &str) {
         let code = error.rdkafka_error_code();
+        if code == Some(RDKafkaErrorCode::PartitionEOF) {
+            // The end of a partition is news, not an error.
+            return;
+        }
         if matches!(
             code,
             Some(RDKafkaErrorCode::AllBrokersDown) | Some(RDKafkaErrorCode::BrokerTransportFailure)
