@@ -1,0 +1,504 @@
+//! `slate run` (the real binary) against a real Kafka-protocol broker:
+//! Tansu, started here in memory on a free port. These need the `tansu`
+//! and `promtool` programs, so plain `cargo test` leaves them out
+//! (`#[ignore]`); `scripts/test` installs both and runs them with
+//! `--ignored`, where a missing program is a failure, never a skip.
+//!
+//! - a million events across three partitions: every service's counters
+//!   equal what was produced, and `promtool check metrics` finds nothing;
+//! - SIGTERM mid-stream, then a restart: every event counted once;
+//! - the broker unreachable for 30 s (a loopback proxy this test
+//!   controls, which also slows the stream so that the cut falls in the
+//!   middle): nothing lost or doubled, `/readyz` not ready, then ready.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+use common::{get, sum, try_get, wait_for, INGESTED};
+
+fn program(env: &str, name: &str) -> PathBuf {
+    match std::env::var_os(env) {
+        Some(p) => PathBuf::from(p),
+        None => panic!("{env} is not set: run these tests through scripts/test, which installs {name}"),
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed when dropped.
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Tansu {
+    _proc: Proc,
+    port: u16,
+}
+
+impl Tansu {
+    /// A broker on a free port that advertises `advertised` (its own port
+    /// unless a proxy stands in front).
+    fn start(port: u16, advertised: u16) -> Tansu {
+        let tansu = program("SLATE_TANSU", "tansu");
+        let log = File::create(std::env::temp_dir().join(format!("tansu-{port}.log"))).unwrap();
+        let child = Command::new(&tansu)
+            .args([
+                "broker",
+                "--listener-url",
+                &format!("tcp://127.0.0.1:{port}"),
+                "--advertised-listener-url",
+                &format!("tcp://127.0.0.1:{advertised}"),
+                "--storage-engine",
+                "memory://tansu/",
+            ])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", tansu.display()));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not listen on {port}");
+            thread::sleep(Duration::from_millis(100));
+        }
+        Tansu {
+            _proc: Proc(child),
+            port,
+        }
+    }
+
+    fn create_topic(&self, name: &str, partitions: u32) {
+        let out = Command::new(program("SLATE_TANSU", "tansu"))
+            .args([
+                "topic",
+                "create",
+                "--broker",
+                &format!("tcp://127.0.0.1:{}", self.port),
+                "--partitions",
+                &partitions.to_string(),
+                name,
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "topic create: {out:?}");
+    }
+}
+
+fn slate_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_slate")
+}
+
+/// A time `secs` ago, for `--start`.
+fn ago(secs: i64) -> String {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    slate::model::format_rfc3339((now - secs) * 1_000_000)
+}
+
+/// The `slate gen` flags of a test's traffic: ten services, dated over
+/// the last hour.
+fn gen_args(events: u64, start: &str) -> Vec<String> {
+    let secs = 3000.0;
+    // batch-processor sends a tenth of the others' rate: 9.1 full shares.
+    let rate = events as f64 / secs / 9.1;
+    vec![
+        "gen".into(),
+        "--services".into(),
+        "10".into(),
+        "--rate".into(),
+        format!("{rate}"),
+        "--duration".into(),
+        "50m".into(),
+        "--start".into(),
+        start.into(),
+        "--seed".into(),
+        "11".into(),
+        "--incident".into(),
+        "errors:user-service:10m+5m:0.2".into(),
+    ]
+}
+
+/// Per service: (events, errors), counted from the generated lines
+/// directly (serde_json: `status >= 500` or `success: false`), not with
+/// slate's decoder.
+fn expected(args: &[String], dir: &Path) -> (u64, BTreeMap<String, (u64, u64)>) {
+    let file = dir.join("expected.jsonl");
+    let out = Command::new(slate_bin())
+        .args(args)
+        .arg("--out")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "gen --out: {out:?}");
+    let mut per: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut n = 0;
+    for line in BufReader::new(File::open(&file).unwrap()).lines() {
+        let v: Value = serde_json::from_str(&line.unwrap()).unwrap();
+        let e = per
+            .entry(v["service"].as_str().unwrap().to_string())
+            .or_default();
+        e.0 += 1;
+        // Jobs say `success`; requests say `status`.
+        let failed = match v["status"].as_u64() {
+            Some(status) => status >= 500,
+            None => v["success"] == Value::Bool(false),
+        };
+        e.1 += failed as u64;
+        n += 1;
+    }
+    (n, per)
+}
+
+fn produce(args: &[String], brokers: &str, topic: &str) -> Child {
+    Command::new(slate_bin())
+        .args(args)
+        .args(["--kafka", brokers, "--topic", topic])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn produced(child: Child) {
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "gen --kafka: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+struct Slate {
+    proc: Proc,
+    addr: SocketAddr,
+    stderr: PathBuf,
+}
+
+impl Slate {
+    fn start(brokers: &str, topic: &str, group: &str, dir: &Path, name: &str) -> Slate {
+        let port = free_port();
+        let stderr = dir.join(format!("{name}.stderr"));
+        let child = Command::new(slate_bin())
+            .args([
+                "run",
+                "--brokers",
+                brokers,
+                "--topic",
+                topic,
+                "--group",
+                group,
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--slo",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/service-slos.yml"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        Slate {
+            proc: Proc(child),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            stderr,
+        }
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// SIGTERM; returns the exit status and what it said.
+    fn terminate(mut self) -> (i32, String) {
+        let pid = self.proc.0.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.proc.0.try_wait().unwrap() {
+                return (status.code().unwrap_or(-1), self.stderr());
+            }
+            assert!(Instant::now() < deadline, "slate did not stop after SIGTERM:\n{}", self.stderr());
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// "N events applied" from slate's last words.
+fn applied(stderr: &str) -> u64 {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("stopped:"))
+        .unwrap_or_else(|| panic!("no `stopped:` line in\n{stderr}"));
+    line.split("stopped: ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap()
+}
+
+fn requests(m: &BTreeMap<String, f64>, svc: &str) -> f64 {
+    m.get(&format!(r#"slate_requests_total{{service="{svc}"}}"#))
+        .copied()
+        .unwrap_or(0.0)
+}
+
+fn api_requests(addr: SocketAddr) -> BTreeMap<String, u64> {
+    let (status, body) = get(addr, "/api/v1/services");
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    v.as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, s)| (k.clone(), s["requests"].as_u64().unwrap()))
+        .collect()
+}
+
+#[test]
+#[ignore = "needs tansu and promtool: run by scripts/test"]
+fn a_million_events_across_three_partitions_are_all_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let tansu = Tansu::start(port, port);
+    tansu.create_topic("million", 3);
+    let args = gen_args(1_000_000, &ago(3300));
+    let (n, want) = expected(&args, dir.path());
+    assert!(n >= 990_000, "{n} events");
+    let brokers = format!("127.0.0.1:{port}");
+    produced(produce(&args, &brokers, "million"));
+
+    let slate = Slate::start(&brokers, "million", "g-million", dir.path(), "slate");
+    let m = wait_for(slate.addr, "a million events", Duration::from_secs(300), |m| {
+        m.get(INGESTED) == Some(&(n as f64))
+    });
+    for (svc, (events, errors)) in &want {
+        assert_eq!(requests(&m, svc), *events as f64, "{svc}");
+        assert_eq!(
+            m[&format!(r#"slate_request_errors_total{{service="{svc}"}}"#)],
+            *errors as f64,
+            "{svc}"
+        );
+    }
+    assert_eq!(sum(&m, "slate_events_rejected_total"), 0.0);
+    // The API and the gauges follow at the next tick.
+    thread::sleep(Duration::from_millis(1200));
+    let api = api_requests(slate.addr);
+    for (svc, (events, _)) in &want {
+        assert_eq!(api[svc], *events, "{svc} in /api/v1/services");
+    }
+
+    // promtool reads a scrape taken after a tick and has nothing to say.
+    let (_, text) = get(slate.addr, "/metrics");
+    let mut promtool = Command::new(program("SLATE_PROMTOOL", "promtool"))
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (code, _) = slate.terminate();
+    assert_eq!(code, 0);
+}
+
+#[test]
+#[ignore = "needs tansu: run by scripts/test"]
+fn sigterm_mid_stream_then_a_restart_counts_every_event_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let tansu = Tansu::start(port, port);
+    tansu.create_topic("restart", 3);
+    let args = gen_args(600_000, &ago(3300));
+    let (n, want) = expected(&args, dir.path());
+    let brokers = format!("127.0.0.1:{port}");
+
+    let first = Slate::start(&brokers, "restart", "g-restart", dir.path(), "first");
+    wait_for(first.addr, "partitions", Duration::from_secs(120), |_| {
+        try_get(first.addr, "/readyz").is_some_and(|(s, _)| s == 200)
+    });
+    // Produce while it consumes, and stop it a third of the way in.
+    let gen = produce(&args, &brokers, "restart");
+    wait_for(first.addr, "a third of the events", Duration::from_secs(120), |m| {
+        m.get(INGESTED).is_some_and(|&i| i >= n as f64 / 3.0)
+    });
+    let (code, said) = first.terminate();
+    assert_eq!(code, 0, "{said}");
+    let before = applied(&said);
+    assert!(before < n, "stopped mid-stream: {before} of {n}");
+    produced(gen);
+
+    let second = Slate::start(&brokers, "restart", "g-restart", dir.path(), "second");
+    let m = wait_for(second.addr, "the rest", Duration::from_secs(300), |m| {
+        m.get(INGESTED) == Some(&((n - before) as f64))
+    });
+    // The process counters of the two runs add up to each event once...
+    for svc in want.keys() {
+        assert!(requests(&m, svc) <= want[svc].0 as f64);
+    }
+    assert_eq!(before as f64 + sum(&m, "slate_requests_total"), n as f64);
+    // ...and the state, rebuilt from Kafka, holds every event once.
+    thread::sleep(Duration::from_millis(1200));
+    let api = api_requests(second.addr);
+    for (svc, (events, _)) in &want {
+        assert_eq!(api[svc], *events, "{svc}: the state after the restart");
+    }
+    let (code, said) = second.terminate();
+    assert_eq!(code, 0, "{said}");
+    assert_eq!(applied(&said), n - before);
+}
+
+/// A TCP proxy on loopback that can be cut (connections dropped, new ones
+/// closed at once) and that limits the broker-to-client rate.
+struct Proxy {
+    cut: Arc<AtomicBool>,
+    conns: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Proxy {
+    fn start(port: u16, target: u16, bytes_per_sec: f64) -> Proxy {
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let cut = Arc::new(AtomicBool::new(false));
+        let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let (c, cs) = (cut.clone(), conns.clone());
+        thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if c.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
+                {
+                    let mut cs = cs.lock().unwrap();
+                    cs.push(client.try_clone().unwrap());
+                    cs.push(server.try_clone().unwrap());
+                }
+                pump(client.try_clone().unwrap(), server.try_clone().unwrap(), None);
+                pump(server, client, Some(bytes_per_sec));
+            }
+        });
+        Proxy { cut, conns }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        for s in self.conns.lock().unwrap().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn restore(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+fn pump(mut from: TcpStream, mut to: TcpStream, rate: Option<f64>) {
+    thread::spawn(move || {
+        let mut buf = vec![0u8; 16 << 10];
+        let start = Instant::now();
+        let mut total = 0f64;
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if to.write_all(&buf[..n]).is_err() {
+                break;
+            }
+            if let Some(rate) = rate {
+                total += n as f64;
+                let due = Duration::from_secs_f64(total / rate);
+                if let Some(wait) = due.checked_sub(start.elapsed()) {
+                    thread::sleep(wait);
+                }
+            }
+        }
+        let _ = to.shutdown(Shutdown::Both);
+        let _ = from.shutdown(Shutdown::Both);
+    });
+}
+
+#[test]
+#[ignore = "needs tansu: run by scripts/test"]
+fn thirty_seconds_without_the_broker_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, front) = (free_port(), free_port());
+    // Clients learn the proxy's address from the broker's metadata.
+    let tansu = Tansu::start(port, front);
+    // 8 MB/s: the stream takes about 20 s, so the cut falls mid-way.
+    let proxy = Proxy::start(front, port, 8e6);
+    tansu.create_topic("outage", 3);
+    let args = gen_args(1_000_000, &ago(3300));
+    let (n, want) = expected(&args, dir.path());
+    let brokers = format!("127.0.0.1:{front}");
+    produced(produce(&args, &brokers, "outage"));
+
+    let slate = Slate::start(&brokers, "outage", "g-outage", dir.path(), "slate");
+    wait_for(slate.addr, "a fifth of the events", Duration::from_secs(180), |m| {
+        m.get(INGESTED).is_some_and(|&i| i >= n as f64 / 5.0)
+    });
+    proxy.cut();
+    let cut_at = Instant::now();
+    let mut saw_not_ready = None;
+    while cut_at.elapsed() < Duration::from_secs(30) {
+        if let Some((503, body)) = try_get(slate.addr, "/readyz") {
+            saw_not_ready.get_or_insert(body);
+        }
+        assert_eq!(get(slate.addr, "/healthz").0, 200, "alive throughout");
+        thread::sleep(Duration::from_millis(250));
+    }
+    let during = sum(&common::samples(&get(slate.addr, "/metrics").1), "slate_requests_total");
+    proxy.restore();
+    let not_ready = saw_not_ready.expect("/readyz never said not ready while the broker was away");
+    assert!(not_ready.contains("not ready"), "{not_ready}");
+    assert!(during < n as f64, "the cut fell mid-stream: {during} of {n}");
+
+    let m = wait_for(slate.addr, "every event after the outage", Duration::from_secs(300), |m| {
+        m.get(INGESTED) == Some(&(n as f64))
+    });
+    for (svc, (events, errors)) in &want {
+        assert_eq!(requests(&m, svc), *events as f64, "{svc}");
+        assert_eq!(
+            m[&format!(r#"slate_request_errors_total{{service="{svc}"}}"#)],
+            *errors as f64,
+            "{svc}"
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while try_get(slate.addr, "/readyz").is_none_or(|(s, _)| s != 200) {
+        assert!(Instant::now() < deadline, "/readyz did not come back:\n{}", slate.stderr());
+        thread::sleep(Duration::from_millis(250));
+    }
+    let (code, said) = slate.terminate();
+    assert_eq!(code, 0, "{said}");
+    assert_eq!(applied(&said), n);
+}
