@@ -191,7 +191,10 @@ fn live_values_equal_an_exact_computation_and_a_restart_counts_nothing_twice() {
     );
     assert_eq!(rejected("bad_status"), 1.0);
     assert_eq!(rejected("missing_field"), 1.0);
-    assert!(m.contains_key(r#"slate_kafka_consumer_lag{topic="logs",partition="0"}"#));
+    for p in 0..3 {
+        let lag = format!(r#"slate_kafka_consumer_lag{{topic="logs",partition="{p}"}}"#);
+        assert_eq!(m.get(&lag), Some(&0.0), "{lag}: every message is applied");
+    }
 
     // The API: counts over the state, SLOs against the exact counts.
     let (status, body) = get(slate.addr, "/api/v1/services");

@@ -416,9 +416,13 @@ impl SlateContext {
                     .and_then(|p| real(p.offset()))
                     .map_or(Offset::Beginning, Offset::Offset)
             };
-            let (low, high) = consumer
-                .fetch_watermarks(topic, partition, timeout)
-                .unwrap_or((0, 0));
+            let watermarks = consumer.fetch_watermarks(topic, partition, timeout);
+            if let Ok((_, high)) = watermarks {
+                lock(&self.shared.status)
+                    .high
+                    .insert((topic.to_string(), partition), high);
+            }
+            let (low, high) = watermarks.unwrap_or((0, 0));
             let info = PartitionInfo {
                 topic: topic.to_string(),
                 partition,
