@@ -31,7 +31,9 @@ use common::{get, sum, try_get, wait_for, INGESTED};
 fn program(env: &str, name: &str) -> PathBuf {
     match std::env::var_os(env) {
         Some(p) => PathBuf::from(p),
-        None => panic!("{env} is not set: run these tests through scripts/test, which installs {name}"),
+        None => {
+            panic!("{env} is not set: run these tests through scripts/test, which installs {name}")
+        }
     }
 }
 
@@ -111,7 +113,10 @@ fn slate_bin() -> &'static str {
 
 /// A time `secs` ago, for `--start`.
 fn ago(secs: i64) -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
     slate::model::format_rfc3339((now - secs) * 1_000_000)
 }
 
@@ -229,13 +234,21 @@ impl Slate {
     /// SIGTERM; returns the exit status and what it said.
     fn terminate(mut self) -> (i32, String) {
         let pid = self.proc.0.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = self.proc.0.try_wait().unwrap() {
                 return (status.code().unwrap_or(-1), self.stderr());
             }
-            assert!(Instant::now() < deadline, "slate did not stop after SIGTERM:\n{}", self.stderr());
+            assert!(
+                Instant::now() < deadline,
+                "slate did not stop after SIGTERM:\n{}",
+                self.stderr()
+            );
             thread::sleep(Duration::from_millis(50));
         }
     }
@@ -247,7 +260,14 @@ fn applied(stderr: &str) -> u64 {
         .lines()
         .find(|l| l.contains("stopped:"))
         .unwrap_or_else(|| panic!("no `stopped:` line in\n{stderr}"));
-    line.split("stopped: ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap()
+    line.split("stopped: ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 fn requests(m: &BTreeMap<String, f64>, svc: &str) -> f64 {
@@ -281,9 +301,12 @@ fn a_million_events_across_three_partitions_are_all_counted() {
     produced(produce(&args, &brokers, "million"));
 
     let slate = Slate::start(&brokers, "million", "g-million", dir.path(), "slate");
-    let m = wait_for(slate.addr, "a million events", Duration::from_secs(300), |m| {
-        m.get(INGESTED) == Some(&(n as f64))
-    });
+    let m = wait_for(
+        slate.addr,
+        "a million events",
+        Duration::from_secs(300),
+        |m| m.get(INGESTED) == Some(&(n as f64)),
+    );
     for (svc, (events, errors)) in &want {
         assert_eq!(requests(&m, svc), *events as f64, "{svc}");
         assert_eq!(
@@ -343,9 +366,12 @@ fn sigterm_mid_stream_then_a_restart_counts_every_event_once() {
     });
     // Produce while it consumes, and stop it a third of the way in.
     let gen = produce(&args, &brokers, "restart");
-    wait_for(first.addr, "a third of the events", Duration::from_secs(120), |m| {
-        m.get(INGESTED).is_some_and(|&i| i >= n as f64 / 3.0)
-    });
+    wait_for(
+        first.addr,
+        "a third of the events",
+        Duration::from_secs(120),
+        |m| m.get(INGESTED).is_some_and(|&i| i >= n as f64 / 3.0),
+    );
     let (code, said) = first.terminate();
     assert_eq!(code, 0, "{said}");
     let before = applied(&said);
@@ -402,7 +428,11 @@ impl Proxy {
                     cs.push(client.try_clone().unwrap());
                     cs.push(server.try_clone().unwrap());
                 }
-                pump(client.try_clone().unwrap(), server.try_clone().unwrap(), None);
+                pump(
+                    client.try_clone().unwrap(),
+                    server.try_clone().unwrap(),
+                    None,
+                );
                 pump(server, client, Some(bytes_per_sec));
             }
         });
@@ -463,9 +493,12 @@ fn thirty_seconds_without_the_broker_loses_nothing() {
     produced(produce(&args, &brokers, "outage"));
 
     let slate = Slate::start(&brokers, "outage", "g-outage", dir.path(), "slate");
-    wait_for(slate.addr, "a fifth of the events", Duration::from_secs(180), |m| {
-        m.get(INGESTED).is_some_and(|&i| i >= n as f64 / 5.0)
-    });
+    wait_for(
+        slate.addr,
+        "a fifth of the events",
+        Duration::from_secs(180),
+        |m| m.get(INGESTED).is_some_and(|&i| i >= n as f64 / 5.0),
+    );
     proxy.cut();
     let cut_at = Instant::now();
     let mut saw_not_ready = None;
@@ -476,15 +509,24 @@ fn thirty_seconds_without_the_broker_loses_nothing() {
         assert_eq!(get(slate.addr, "/healthz").0, 200, "alive throughout");
         thread::sleep(Duration::from_millis(250));
     }
-    let during = sum(&common::samples(&get(slate.addr, "/metrics").1), "slate_requests_total");
+    let during = sum(
+        &common::samples(&get(slate.addr, "/metrics").1),
+        "slate_requests_total",
+    );
     proxy.restore();
     let not_ready = saw_not_ready.expect("/readyz never said not ready while the broker was away");
     assert!(not_ready.contains("not ready"), "{not_ready}");
-    assert!(during < n as f64, "the cut fell mid-stream: {during} of {n}");
+    assert!(
+        during < n as f64,
+        "the cut fell mid-stream: {during} of {n}"
+    );
 
-    let m = wait_for(slate.addr, "every event after the outage", Duration::from_secs(300), |m| {
-        m.get(INGESTED) == Some(&(n as f64))
-    });
+    let m = wait_for(
+        slate.addr,
+        "every event after the outage",
+        Duration::from_secs(300),
+        |m| m.get(INGESTED) == Some(&(n as f64)),
+    );
     for (svc, (events, errors)) in &want {
         assert_eq!(requests(&m, svc), *events as f64, "{svc}");
         assert_eq!(
@@ -495,7 +537,11 @@ fn thirty_seconds_without_the_broker_loses_nothing() {
     }
     let deadline = Instant::now() + Duration::from_secs(60);
     while try_get(slate.addr, "/readyz").is_none_or(|(s, _)| s != 200) {
-        assert!(Instant::now() < deadline, "/readyz did not come back:\n{}", slate.stderr());
+        assert!(
+            Instant::now() < deadline,
+            "/readyz did not come back:\n{}",
+            slate.stderr()
+        );
         thread::sleep(Duration::from_millis(250));
     }
     let (code, said) = slate.terminate();

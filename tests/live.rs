@@ -114,6 +114,12 @@ fn start(brokers: &str, topic: &str) -> Running {
     let mut config = Config::default();
     config.kafka.topics = vec![topic.to_string()];
     config.kafka.group = "slate-test".into();
+    // The mock coordinator holds a rejoin until the old member's session
+    // times out, even after it left: keep that short.
+    config.kafka.properties = vec![
+        ("session.timeout.ms".into(), "6000".into()),
+        ("heartbeat.interval.ms".into(), "500".into()),
+    ];
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();

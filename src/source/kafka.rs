@@ -19,7 +19,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::Sender;
-use rdkafka::config::ClientConfig;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
@@ -274,9 +274,23 @@ pub struct SlateContext {
     batcher: Mutex<Batcher>,
     rebuild_window: Micros,
     quiet: Quiet,
+    /// The user set librdkafka's `debug` property: pass its log through.
+    debug: bool,
 }
 
 impl ClientContext for SlateContext {
+    /// librdkafka's own log: warnings and errors (at most once per 30 s
+    /// each), and everything when the `debug` property asks for it.
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        if self.debug {
+            eprintln!("slate: kafka: librdkafka {fac}: {message}");
+        } else if (level as i32) <= (RDKafkaLogLevel::Warning as i32) {
+            self.quiet.say(fac, Duration::from_secs(30), || {
+                format!("librdkafka {fac}: {message}")
+            });
+        }
+    }
+
     fn stats(&self, s: Statistics) {
         let brokers: Vec<_> = s.brokers.values().filter(|b| b.nodeid >= 0).collect();
         let up = !brokers.is_empty() && brokers.iter().all(|b| b.state == "UP");
@@ -574,6 +588,14 @@ impl KafkaSource {
         for (k, v) in &cfg.properties {
             client.set(k, v);
         }
+        // rdkafka takes the log level from the `log` crate, which slate does
+        // not use: without this librdkafka would say nothing.
+        let debug = cfg.properties.iter().any(|(k, _)| k == "debug");
+        client.set_log_level(if debug {
+            RDKafkaLogLevel::Debug
+        } else {
+            RDKafkaLogLevel::Warning
+        });
         let shared = Arc::new(KafkaShared::default());
         let ctx = SlateContext {
             shared: shared.clone(),
@@ -587,6 +609,7 @@ impl KafkaSource {
             }),
             rebuild_window: cfg.rebuild_window.0,
             quiet: Quiet::default(),
+            debug,
         };
         let consumer: BaseConsumer<SlateContext> = client
             .create_with_context(ctx)
