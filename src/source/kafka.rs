@@ -239,9 +239,12 @@ impl Batcher {
             },
         };
         let payload = payload.strip_suffix(b"\n").unwrap_or(payload);
-        for line in payload.split(|&b| b == b'\n') {
-            self.cur.data.extend_from_slice(line);
-            self.cur.data.push(b'\n');
+        self.cur.data.extend_from_slice(payload);
+        self.cur.data.push(b'\n');
+        self.cur.lines.push(meta);
+        // Usually one record a message; a message of several lines is
+        // several records.
+        for _ in memchr::memchr_iter(b'\n', payload) {
             self.cur.lines.push(meta);
         }
     }
@@ -570,7 +573,7 @@ fn base_properties(brokers: &str, group: &str) -> Vec<(&'static str, String)> {
         ("queued.min.messages", "20000".into()),
         ("fetch.queue.backoff.ms", "10".into()),
         // An event is visible within a second of being produced.
-        ("fetch.wait.max.ms", "100".into()),
+        ("fetch.wait.max.ms", "10".into()),
         ("statistics.interval.ms", "1000".into()),
         ("reconnect.backoff.ms", "100".into()),
         ("reconnect.backoff.max.ms", "5000".into()),
@@ -630,13 +633,17 @@ impl KafkaSource {
             .map_err(|e| format!("subscribing to {}: {e}", topics.join(", ")))?;
         let ctx = self.consumer.context().clone();
         let mut last_commit = Instant::now();
+        // Lines in hand (the rebalance callback may have sent them: then
+        // the next poll finds nothing and the flush is a no-op).
+        let mut pending = false;
+        let mut since_check = 0u32;
         while !stop.load(Ordering::Relaxed) {
-            let idle = lock(&ctx.batcher).cur.lines.is_empty();
-            let timeout = if idle {
-                Duration::from_millis(100)
-            } else {
+            let timeout = if pending {
                 Duration::ZERO
+            } else {
+                Duration::from_millis(100)
             };
+            let mut check = false;
             match self.consumer.poll(timeout) {
                 Some(Ok(m)) => {
                     let mut b = lock(&ctx.batcher);
@@ -649,6 +656,11 @@ impl KafkaSource {
                     if b.full() {
                         b.flush();
                     }
+                    pending = !b.cur.lines.is_empty();
+                    since_check += 1;
+                    // The clock is read once per thousand messages, not
+                    // per message.
+                    check = since_check >= 1024;
                 }
                 Some(Err(KafkaError::PartitionEOF(p))) => {
                     // The end of a partition: its history is read. The
@@ -665,6 +677,7 @@ impl KafkaSource {
                             b.cur.caught_up.push(i as u32);
                         }
                         b.flush();
+                        pending = false;
                     }
                 }
                 Some(Err(e)) => ctx.quiet.say("poll", Duration::from_secs(30), || {
@@ -672,11 +685,16 @@ impl KafkaSource {
                 }),
                 None => {
                     lock(&ctx.batcher).flush();
+                    pending = false;
+                    check = true;
                 }
             }
-            if last_commit.elapsed() >= Duration::from_secs(1) {
-                last_commit = Instant::now();
-                ctx.commit(&self.consumer, CommitMode::Async, None);
+            if check {
+                since_check = 0;
+                if last_commit.elapsed() >= Duration::from_secs(1) {
+                    last_commit = Instant::now();
+                    ctx.commit(&self.consumer, CommitMode::Async, None);
+                }
             }
         }
         ctx.drain_and_commit(&self.consumer, None);
