@@ -213,7 +213,9 @@ fn cpu_secs(pid: u32) -> f64 {
 
 /// slate's rate over the whole topic (first ingested to last), its CPU
 /// seconds over that stretch, and its peak RSS in KiB.
-fn slate_rate(brokers: &str, topic: &str, n: u64, group: &str) -> (f64, f64, u64) {
+fn slate_rate(brokers: &str, topic: &str, n: u64, group: &str, services: usize) -> (f64, f64, u64) {
+    // A scrape of 10k services is ~50 MB of text: scrape seldom then.
+    let every = Duration::from_millis(if services > 100 { 500 } else { 5 });
     let s = slate(brokers, topic, group);
     let pid = s.child.0.id();
     let (mut first, mut cpu0) = (None, 0.0);
@@ -230,7 +232,7 @@ fn slate_rate(brokers: &str, topic: &str, n: u64, group: &str) -> (f64, f64, u64
         if got >= n {
             break;
         }
-        thread::sleep(Duration::from_millis(5));
+        thread::sleep(every);
     }
     let (t0, n0) = first.unwrap();
     let secs = t0.elapsed().as_secs_f64();
@@ -365,7 +367,7 @@ fn main() {
     let mut rss = 0;
     for r in 0..rounds {
         let b = bare(&brokers, "bench", n, &format!("bare-{r}"));
-        let (s, cpu, peak) = slate_rate(&brokers, "bench", n, &format!("slate-{r}"));
+        let (s, cpu, peak) = slate_rate(&brokers, "bench", n, &format!("slate-{r}"), services);
         println!(
             "round {r}: bare rdkafka {:.0} msg/s, slate {:.0} events/s ({:.0}%), slate {:.2} CPU-s, {:.0} events per CPU-s, peak RSS {} MiB",
             b,

@@ -110,10 +110,15 @@ struct Running {
 }
 
 fn start(brokers: &str, topic: &str) -> Running {
+    start_with(brokers, topic, None)
+}
+
+fn start_with(brokers: &str, topic: &str, dead_letter: Option<&str>) -> Running {
     let spec = SloSpec::parse(Path::new("slos.yml"), SLOS).unwrap();
     let mut config = Config::default();
     config.kafka.topics = vec![topic.to_string()];
     config.kafka.group = "slate-test".into();
+    config.kafka.dead_letter_topic = dead_letter.map(str::to_string);
     // The mock coordinator holds a rejoin until the old member's session
     // times out, even after it left: keep that short.
     config.kafka.properties = vec![
@@ -148,11 +153,52 @@ fn wait_for(
     common::wait_for(addr, what, Duration::from_secs(90), cond);
 }
 
+/// Reads `n` messages of a topic from the start: payloads and headers.
+fn read_topic(
+    brokers: &str,
+    topic: &str,
+    n: usize,
+) -> Vec<(Vec<u8>, std::collections::BTreeMap<String, String>)> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Headers, Message};
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "dead-letter-reader")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .create()
+        .unwrap();
+    c.subscribe(&[topic]).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut out = Vec::new();
+    while out.len() < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {n} dead letters",
+            out.len()
+        );
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+            let mut headers = std::collections::BTreeMap::new();
+            if let Some(h) = m.headers() {
+                for h in h.iter() {
+                    headers.insert(
+                        h.key.to_string(),
+                        String::from_utf8_lossy(h.value.unwrap_or(b"")).into_owned(),
+                    );
+                }
+            }
+            out.push((m.payload().unwrap_or(b"").to_vec(), headers));
+        }
+    }
+    out
+}
+
 #[test]
 fn live_values_equal_an_exact_computation_and_a_restart_counts_nothing_twice() {
     let cluster = MockCluster::new(1).unwrap();
     let brokers = cluster.bootstrap_servers();
     cluster.create_topic("logs", 3, 1).unwrap();
+    cluster.create_topic("rejected", 1, 1).unwrap();
     let bad: Vec<&[u8]> = vec![
         b"{not json",
         b"",
@@ -161,7 +207,7 @@ fn live_values_equal_an_exact_computation_and_a_restart_counts_nothing_twice() {
     ];
     let sent = produce(&brokers, "logs", 1500, &bad, 7);
 
-    let slate = start(&brokers, "logs");
+    let slate = start_with(&brokers, "logs", Some("rejected"));
     let ingested = (sent.len() + bad.len()) as f64;
     wait_for(slate.addr, "every record to be ingested", |m| {
         m.get(INGESTED) == Some(&ingested)
@@ -225,6 +271,10 @@ fn live_values_equal_an_exact_computation_and_a_restart_counts_nothing_twice() {
         coverage > 0.0 && coverage < 0.001,
         "4 minutes of 30 days: {coverage}"
     );
+    assert_eq!(
+        m[r#"slate_service_partition_spread{topic="logs"}"#], 0.0,
+        "keyed by service: each on one partition"
+    );
     assert_eq!(get(slate.addr, "/healthz").0, 200);
     assert_eq!(get(slate.addr, "/readyz"), (200, "ready\n".to_string()));
     assert_eq!(get(slate.addr, "/nope").0, 404);
@@ -233,6 +283,26 @@ fn live_values_equal_an_exact_computation_and_a_restart_counts_nothing_twice() {
     let summary = slate.handle.join().unwrap().unwrap();
     assert_eq!(summary.accepted, sent.len() as u64);
     assert_eq!(summary.rejected, bad.len() as u64);
+
+    // The dead-letter topic holds each rejected record as it came, with
+    // its reason in a header.
+    let mut dead: Vec<(Vec<u8>, String)> = read_topic(&brokers, "rejected", bad.len())
+        .into_iter()
+        .map(|(payload, headers)| (payload, headers["slate-reason"].clone()))
+        .collect();
+    dead.sort();
+    let mut want: Vec<(Vec<u8>, String)> = bad
+        .iter()
+        .zip([
+            "invalid_json",
+            "invalid_json",
+            "bad_status",
+            "missing_field",
+        ])
+        .map(|(b, r)| (b.to_vec(), r.to_string()))
+        .collect();
+    want.sort();
+    assert_eq!(dead, want);
 
     // A restart: the state is rebuilt from Kafka (the mock answers
     // offsets-for-times with the end: the fallback to the earliest offset

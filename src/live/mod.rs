@@ -153,8 +153,11 @@ struct Applier {
     trackers: Vec<Option<AlertTracker>>,
     counts: Vec<ServiceCounts>,
     names: Arc<[Box<str>]>,
-    /// Per service: the partition its last event came from.
+    /// Per service: the partition its last event came from, the first one,
+    /// and whether it came on another partition of the same topic.
     last_part: Vec<u32>,
+    first_part: Vec<u32>,
+    spread: Vec<bool>,
     /// Per partition: `Some(end)` while its history is being read.
     catch_up: Vec<Option<Option<i64>>>,
     summary: LiveSummary,
@@ -179,6 +182,8 @@ impl Applier {
         if self.counts.len() < n {
             self.counts.resize(n, ServiceCounts::default());
             self.last_part.resize(n, u32::MAX);
+            self.first_part.resize(n, u32::MAX);
+            self.spread.resize(n, false);
             self.names = self.engine.services().map(|(n, _)| n.into()).collect();
         }
     }
@@ -296,6 +301,12 @@ impl Applier {
                     match self.engine.apply_to_service(&ev) {
                         Ok(()) => {
                             self.last_part[id as usize] = meta.part;
+                            let first = self.first_part[id as usize];
+                            if first == u32::MAX {
+                                self.first_part[id as usize] = meta.part;
+                            } else if first != meta.part && !self.spread[id as usize] {
+                                self.spread_seen(id, first, meta.part);
+                            }
                             if meta.rebuild {
                                 self.summary.rebuilt += 1;
                             } else {
@@ -328,6 +339,70 @@ impl Applier {
         if self.last_counters.elapsed() >= COUNTER_EVERY {
             self.publish_counters();
         }
+    }
+
+    /// A service seen on two partitions: of the same topic, it is spread
+    /// (unkeyed traffic); said once, and a problem only when another
+    /// instance holds the topic's other partitions.
+    fn spread_seen(&mut self, id: ServiceId, a: u32, b: u32) {
+        let parts = self
+            .kafka
+            .partitions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let (Some(pa), Some(pb)) = (parts.get(a as usize), parts.get(b as usize)) else {
+            return;
+        };
+        if pa.topic != pb.topic {
+            return;
+        }
+        self.spread[id as usize] = true;
+        let topic = pa.topic.clone();
+        let held = parts
+            .iter()
+            .filter(|p| p.assigned && p.topic == topic)
+            .count();
+        drop(parts);
+        let total = self
+            .kafka
+            .topic_partitions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&topic)
+            .copied()
+            .unwrap_or(held);
+        if held < total {
+            eprintln!(
+                "slate: warning: service {} arrives on several partitions of {topic} while this instance holds {held} of its {total}: \
+                 the other instances see part of it; key messages by service",
+                self.engine.name(id)
+            );
+        }
+    }
+
+    /// Per topic: services seen on more than one of its partitions.
+    fn spread_by_topic(&self) -> Vec<(String, u64)> {
+        let parts = self
+            .kafka
+            .partitions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<(String, u64)> = Vec::new();
+        for p in parts.iter() {
+            if !out.iter().any(|(t, _)| *t == p.topic) {
+                out.push((p.topic.clone(), 0));
+            }
+        }
+        for (id, &spread) in self.spread.iter().enumerate() {
+            if spread {
+                if let Some(p) = parts.get(self.first_part[id] as usize) {
+                    if let Some(e) = out.iter_mut().find(|(t, _)| *t == p.topic) {
+                        e.1 += 1;
+                    }
+                }
+            }
+        }
+        out
     }
 
     fn publish_counters(&mut self) {
@@ -368,7 +443,7 @@ impl Applier {
             &self.published.kafka,
             Arc::new(KafkaGauges {
                 lag: self.kafka.lag(),
-                spread: Vec::new(),
+                spread: self.spread_by_topic(),
             }),
         );
         publish(
@@ -480,6 +555,8 @@ pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSumm
         counts: Vec::new(),
         names: Arc::from(Vec::new()),
         last_part: Vec::new(),
+        first_part: Vec::new(),
+        spread: Vec::new(),
         catch_up: Vec::new(),
         summary: LiveSummary::default(),
         rejected: RejectCounts::default(),

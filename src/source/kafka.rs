@@ -84,6 +84,9 @@ pub struct KafkaShared {
     done: Mutex<u64>,
     done_cv: Condvar,
     pub status: Mutex<KafkaStatus>,
+    /// Per topic: how many partitions it has (from the metadata at
+    /// assignment), to tell whether this instance holds all of them.
+    pub topic_partitions: Mutex<FxHashMap<String, usize>>,
 }
 
 /// What the consumer knows of the cluster, for `/readyz` and the lag gauge.
@@ -411,6 +414,19 @@ impl SlateContext {
         } else {
             None
         };
+        let mut topics: Vec<String> = tpl
+            .elements()
+            .iter()
+            .map(|e| e.topic().to_string())
+            .collect();
+        topics.dedup();
+        for topic in &topics {
+            if let Ok(md) = consumer.fetch_metadata(Some(topic), timeout) {
+                if let Some(t) = md.topics().iter().find(|t| t.name() == topic) {
+                    lock(&self.shared.topic_partitions).insert(topic.clone(), t.partitions().len());
+                }
+            }
+        }
         let mut starts = TopicPartitionList::new();
         let mut parts = lock(&self.shared.partitions);
         let mut batcher = lock(&self.batcher);
