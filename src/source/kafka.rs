@@ -285,12 +285,14 @@ pub struct SlateContext {
 }
 
 impl ClientContext for SlateContext {
-    /// librdkafka's own log: warnings and errors (at most once per 30 s
-    /// each), and everything when the `debug` property asks for it.
+    /// librdkafka's own log: errors (at most once per 30 s each), and
+    /// everything when the `debug` property asks for it.
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
         if self.debug {
             eprintln!("slate: kafka: librdkafka {fac}: {message}");
-        } else if (level as i32) <= (RDKafkaLogLevel::Warning as i32) {
+        } else if (level as i32) <= (RDKafkaLogLevel::Error as i32) {
+            // Warnings (a broker connection failing, say) come again through
+            // the error callback, with their code.
             self.quiet.say(fac, Duration::from_secs(30), || {
                 format!("librdkafka {fac}: {message}")
             });
@@ -696,9 +698,13 @@ impl KafkaSource {
                         pending = false;
                     }
                 }
-                Some(Err(e)) => ctx.quiet.say("poll", Duration::from_secs(30), || {
-                    format!("fetching: {e}; retrying")
-                }),
+                // The same trouble reaches the error callback: one line per
+                // kind of error per 30 s between them.
+                Some(Err(e)) => ctx.quiet.say(
+                    &format!("{:?}", e.rdkafka_error_code()),
+                    Duration::from_secs(30),
+                    || format!("fetching: {e}; retrying"),
+                ),
                 None => {
                     lock(&ctx.batcher).flush();
                     pending = false;
