@@ -276,6 +276,18 @@ fn requests(m: &BTreeMap<String, f64>, svc: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Every service's counters equal what was produced.
+fn assert_counters(m: &BTreeMap<String, f64>, want: &BTreeMap<String, (u64, u64)>) {
+    for (svc, (events, errors)) in want {
+        assert_eq!(requests(m, svc), *events as f64, "{svc}");
+        assert_eq!(
+            m[&format!(r#"slate_request_errors_total{{service="{svc}"}}"#)],
+            *errors as f64,
+            "{svc}"
+        );
+    }
+}
+
 fn api_requests(addr: SocketAddr) -> BTreeMap<String, u64> {
     let (status, body) = get(addr, "/api/v1/services");
     assert_eq!(status, 200);
@@ -307,14 +319,7 @@ fn a_million_events_across_three_partitions_are_all_counted() {
         Duration::from_secs(300),
         |m| m.get(INGESTED) == Some(&(n as f64)),
     );
-    for (svc, (events, errors)) in &want {
-        assert_eq!(requests(&m, svc), *events as f64, "{svc}");
-        assert_eq!(
-            m[&format!(r#"slate_request_errors_total{{service="{svc}"}}"#)],
-            *errors as f64,
-            "{svc}"
-        );
-    }
+    assert_counters(&m, &want);
     assert_eq!(sum(&m, "slate_events_rejected_total"), 0.0);
     // The API and the gauges follow at the next tick.
     thread::sleep(Duration::from_millis(1200));
@@ -527,14 +532,7 @@ fn thirty_seconds_without_the_broker_loses_nothing() {
         Duration::from_secs(300),
         |m| m.get(INGESTED) == Some(&(n as f64)),
     );
-    for (svc, (events, errors)) in &want {
-        assert_eq!(requests(&m, svc), *events as f64, "{svc}");
-        assert_eq!(
-            m[&format!(r#"slate_request_errors_total{{service="{svc}"}}"#)],
-            *errors as f64,
-            "{svc}"
-        );
-    }
+    assert_counters(&m, &want);
     let deadline = Instant::now() + Duration::from_secs(60);
     while try_get(slate.addr, "/readyz").is_none_or(|(s, _)| s != 200) {
         assert!(

@@ -121,13 +121,7 @@ impl Engine {
                 return Err(Reason::TooLate);
             }
         }
-        let svc = &mut self.services[ev.service as usize];
-        if !svc.holds(ev.ts) {
-            return Err(Reason::TooLate);
-        }
-        svc.record(ev);
-        self.now = Some(self.now.map_or(ev.ts, |n| n.max(ev.ts)));
-        Ok(())
+        self.apply_to_service(ev)
     }
 
     /// Applies one event judged by its own service's state alone (`slate

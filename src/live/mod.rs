@@ -168,7 +168,6 @@ struct Applier {
     kafka: Arc<KafkaShared>,
     dead: Option<DeadLetter>,
     last_counters: Instant,
-    started: f64,
 }
 
 impl Applier {
@@ -446,13 +445,6 @@ impl Applier {
                 spread: self.spread_by_topic(),
             }),
         );
-        publish(
-            &self.published.reload,
-            Some(ReloadState {
-                successful: true,
-                at: self.started,
-            }),
-        );
         let status = self
             .kafka
             .status
@@ -566,8 +558,15 @@ pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSumm
         kafka: kafka.clone(),
         dead,
         last_counters: Instant::now(),
-        started: wall_us() as f64 / 1e6,
     };
+    // The SLO spec as loaded at start (reloading it comes later).
+    publish(
+        &published.reload,
+        Some(ReloadState {
+            successful: true,
+            at: wall_us() as f64 / 1e6,
+        }),
+    );
     applier.sync_services();
 
     for i in 0..threads {
