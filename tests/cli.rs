@@ -1058,3 +1058,32 @@ fn service_map_names_services_by_host_and_path() {
     assert_eq!(r["services"]["users"]["requests"], 1);
     assert_eq!(r["services"]["api"]["requests"], 1);
 }
+
+#[test]
+fn check_validates_a_gate_policy_with_lines_and_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write(
+        dir.path(),
+        "gate.yml",
+        "deploy_enabled: true\nchecks:\n  - service: api-gateway\n    check: error_budget_remaining > 0.2\n    action: block_deploy\n",
+    );
+    let o = ok(&slate(&["check", "--policy", good.to_str().unwrap()])).clone();
+    assert!(stdout(&o).contains("1 checks"), "{}", stdout(&o));
+    let bad = write(
+        dir.path(),
+        "bad.yml",
+        "checks:\n  - service: api-gateway\n    check: error_budget_remaning > 0.2\n    action: block\n",
+    );
+    let o = slate(&["check", "--policy", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("bad.yml:3: `checks.check`: `error_budget_remaning` is not a gate metric")
+            && err.contains("did you mean `error_budget_remaining`?"),
+        "{err}"
+    );
+    assert!(
+        err.contains("bad.yml:4: `checks.action`: `block` is not an action"),
+        "{err}"
+    );
+}

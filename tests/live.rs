@@ -26,6 +26,8 @@ use slate::spec::{Config, SloSpec};
 
 const SLOS: &str = "services:\n  api:\n    slo_latency_p99: 300ms\n    slo_error_rate: 99%\n  web:\n    slo_error_rate: 99.5%\n";
 
+const POLICY: &str = "deploy_enabled: true\nchecks:\n  - service: api\n    check: error_budget_remaining > 0.2\n    action: block_deploy\n  - service: web\n    check: burn_rate_1h < 1\n    action: warn_only\n";
+
 /// One produced event, as the test remembers it.
 #[derive(Clone)]
 struct Sent {
@@ -136,6 +138,9 @@ fn start_with(brokers: &str, topic: &str, dead_letter: Option<&str>) -> Running 
                 config,
                 brokers,
                 listener,
+                policy: Some(
+                    slate::spec::gate::GatePolicy::parse(Path::new("gate.yml"), POLICY).unwrap(),
+                ),
             },
             async move {
                 let _ = rx.await;
@@ -275,6 +280,36 @@ fn live_values_equal_an_exact_computation_and_a_restart_counts_nothing_twice() {
         m[r#"slate_service_partition_spread{topic="logs"}"#], 0.0,
         "keyed by service: each on one partition"
     );
+    // The gate, from the live state: api's worst budget is its latency
+    // SLO's or its error rate's, whichever is lower.
+    let (status, body) = get(slate.addr, "/api/v1/gate");
+    assert_eq!(status, 200, "{body}");
+    let gate: Value = serde_json::from_str(&body).unwrap();
+    let remaining = |good: u64| 1.0 - (1.0 - good as f64 / n as f64) / 0.01;
+    let worst = remaining(fast).min(remaining(ok));
+    assert_eq!(gate["allow"], false, "{body}");
+    assert_eq!(gate["checks"][0]["result"], "block");
+    assert!(
+        (gate["checks"][0]["value"].as_f64().unwrap() - worst).abs() < 1e-6,
+        "{body}"
+    );
+    assert_eq!(
+        gate["checks"][1]["result"], "warn",
+        "web burns 3% errors / 0.5%"
+    );
+    let (status, body) = get(slate.addr, "/api/v1/gate?service=web");
+    assert_eq!(status, 200);
+    let gate: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (
+            gate["allow"].clone(),
+            gate["checks"].as_array().unwrap().len()
+        ),
+        (Value::Bool(true), 1)
+    );
+    let (status, body) = get(slate.addr, "/api/v1/gate?service=nope");
+    assert_eq!(status, 404);
+    assert!(body.contains("no such service"), "{body}");
     assert_eq!(get(slate.addr, "/healthz").0, 200);
     assert_eq!(get(slate.addr, "/readyz"), (200, "ready\n".to_string()));
     assert_eq!(get(slate.addr, "/nope").0, 404);

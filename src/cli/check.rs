@@ -33,6 +33,9 @@ pub struct CheckArgs {
     /// slate.yml to validate
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Deploy-gate policy to validate (the seed's deploy-gate.yml)
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
     #[command(flatten)]
     input_args: super::InputArgs,
     /// A log file whose first lines to try
@@ -80,6 +83,36 @@ pub fn run(a: CheckArgs) -> Result<ExitCode> {
         },
         None => Config::default(),
     };
+    let policy = a.policy.clone().or_else(|| config.gate.policy.clone());
+    if let Some(p) = &policy {
+        match crate::spec::gate::GatePolicy::load(p) {
+            Ok(g) => {
+                lines.push(format!(
+                    "{}: {} checks{}",
+                    p.display(),
+                    g.checks.len(),
+                    if g.deploy_enabled {
+                        ""
+                    } else {
+                        " (deploy_enabled: false blocks every deploy)"
+                    }
+                ));
+                if let Some(spec) = &spec {
+                    for c in &g.checks {
+                        if !spec.services.iter().any(|s| s.name == c.service) {
+                            lines.push(format!(
+                                "warning: {}:{}: service {} is not in the SLO spec; the gate will fail on it",
+                                p.display(),
+                                c.line,
+                                c.service
+                            ));
+                        }
+                    }
+                }
+            }
+            Err(e) => errors.extend(e.0.iter().map(|e| e.to_string())),
+        }
+    }
     if let Err(e) = a.input_args.apply(&mut config.input) {
         errors.push(format!("{e:#}"));
     }
@@ -103,8 +136,11 @@ pub fn run(a: CheckArgs) -> Result<ExitCode> {
             Err(e) => errors.push(e),
         }
     }
-    if a.slo.is_none() && a.config.is_none() && a.input.is_none() {
-        errors.push("nothing to check: give --slo FILE, --config FILE and/or an INPUT".into());
+    if a.slo.is_none() && a.config.is_none() && a.policy.is_none() && a.input.is_none() {
+        errors.push(
+            "nothing to check: give --slo FILE, --config FILE, --policy FILE and/or an INPUT"
+                .into(),
+        );
     }
     match a.output {
         Output::Json => println!(

@@ -14,7 +14,8 @@ use crate::spec::config::{check_topic, parse_brokers, parse_listen};
 #[command(after_help = "Examples:\n  \
 slate run --brokers localhost:9092 --topic access-logs --slo slos.yml\n  \
 slate run --config slate.yml --slo slos.yml --listen 0.0.0.0:9898\n\n\
-Serves /metrics (Prometheus), /healthz, /readyz and /api/v1/services.\n\
+Serves /metrics (Prometheus), /healthz, /readyz, /api/v1/services and, with a\n\
+deploy-gate policy, /api/v1/gate?service=NAME.\n\
 On start (and on each partition assignment) the windows are rebuilt from the last\n\
 kafka.rebuild_window (default 3d) of each partition; /readyz says not ready until then.\n\
 Offsets are committed only once their events are in the state.\n\
@@ -27,6 +28,9 @@ pub struct RunArgs {
     /// SLO spec (the seed's service-slos.yml format); without it, SLIs only
     #[arg(long, value_name = "FILE")]
     slo: Option<PathBuf>,
+    /// Deploy-gate policy served at /api/v1/gate (gate.policy)
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
     /// Kafka bootstrap brokers, host:port,... (kafka.brokers)
     #[arg(long, value_name = "HOST:PORT,...")]
     brokers: Option<String>,
@@ -63,6 +67,13 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
     if let Some(l) = &a.listen {
         config.http.listen = parse_listen(l).map_err(|e| anyhow::anyhow!("--listen: {e}"))?;
     }
+    if let Some(p) = &a.policy {
+        config.gate.policy = Some(p.clone());
+    }
+    let policy = match &config.gate.policy {
+        Some(p) => Some(crate::spec::gate::GatePolicy::load(p)?),
+        None => None,
+    };
     let Some(brokers) = config.kafka.brokers.clone() else {
         bail!("no Kafka brokers: give --brokers HOST:PORT or kafka.brokers in slate.yml");
     };
@@ -80,6 +91,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
             config,
             brokers,
             listener,
+            policy,
         },
         shutdown_signal(),
     )?;

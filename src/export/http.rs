@@ -19,6 +19,10 @@ use tokio::net::TcpListener;
 
 use super::prometheus::{render, Exposition};
 use super::snapshot::{Counters, KafkaGauges, ReloadState, Snapshot};
+use crate::report::gate::judge;
+use crate::report::ServiceReport;
+use crate::spec::gate::GatePolicy;
+use std::collections::BTreeMap;
 
 /// Whether the service is ready, and if not, why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +39,8 @@ pub struct Published {
     pub kafka: Mutex<Arc<KafkaGauges>>,
     pub reload: Mutex<Option<ReloadState>>,
     pub readiness: Mutex<Readiness>,
+    /// The deploy-gate policy, when one is configured.
+    pub policy: Option<Arc<GatePolicy>>,
 }
 
 impl Default for Published {
@@ -45,6 +51,7 @@ impl Default for Published {
             kafka: Mutex::default(),
             reload: Mutex::default(),
             readiness: Mutex::new(Readiness::NotReady("starting".into())),
+            policy: None,
         }
     }
 }
@@ -74,20 +81,47 @@ impl Published {
         })
     }
 
+    /// The live `services` object of the report.
+    fn services(&self) -> BTreeMap<String, ServiceReport> {
+        read(&self.snapshot)
+            .services
+            .iter()
+            .map(|g| (g.name.to_string(), g.report.clone()))
+            .collect()
+    }
+
     /// The live `services` object of the report, as JSON.
     pub fn services_json(&self) -> String {
-        let snapshot = read(&self.snapshot);
-        let mut map = serde_json::Map::new();
-        let mut sorted: Vec<_> = snapshot.services.iter().collect();
-        sorted.sort_by(|a, b| a.name.cmp(&b.name));
-        for g in sorted {
-            // UNWRAP: a report is plain numbers and strings.
-            map.insert(
-                g.name.to_string(),
-                serde_json::to_value(&g.report).expect("report serializes"),
+        // UNWRAP: a report is plain numbers and strings.
+        serde_json::to_string(&self.services()).expect("report serializes")
+    }
+
+    /// The gate's verdict for `service` (every check without one): the
+    /// status and the JSON body.
+    pub fn gate_json(&self, service: Option<&str>) -> (StatusCode, String) {
+        let error = |status, msg: String| (status, serde_json::json!({ "error": msg }).to_string());
+        let Some(policy) = &self.policy else {
+            return error(
+                StatusCode::NOT_FOUND,
+                "no deploy-gate policy: start slate run with --policy FILE or gate.policy".into(),
             );
+        };
+        if matches!(read(&self.readiness), Readiness::NotReady(_)) {
+            // Fail closed: half-rebuilt windows are no basis for a deploy.
+            let why = match read(&self.readiness) {
+                Readiness::NotReady(w) => w,
+                Readiness::Ready => String::new(),
+            };
+            return error(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}"));
         }
-        serde_json::Value::Object(map).to_string()
+        match judge(policy, &self.services(), service) {
+            // UNWRAP: a verdict is plain values.
+            Ok(v) => (
+                StatusCode::OK,
+                serde_json::to_string(&v).expect("verdict serializes"),
+            ),
+            Err(e) => error(StatusCode::NOT_FOUND, e),
+        }
     }
 }
 
@@ -102,7 +136,32 @@ fn text(status: StatusCode, body: impl Into<Bytes>, kind: &'static str) -> Respo
 const PLAIN: &str = "text/plain; charset=utf-8";
 const JSON: &str = "application/json";
 const EXPOSITION: &str = "text/plain; version=0.0.4; charset=utf-8";
-const ENDPOINTS: &str = "/metrics, /healthz, /readyz, /api/v1/services";
+const ENDPOINTS: &str = "/metrics, /healthz, /readyz, /api/v1/services, /api/v1/gate";
+
+/// `%XX` and `+` in a query value.
+fn percent_decode(v: &str) -> String {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                let hex = |c: u8| (c as char).to_digit(16);
+                match (hex(b[i + 1]), hex(b[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
 
 async fn handle(
     req: Request<Incoming>,
@@ -140,12 +199,16 @@ async fn handle(
             ),
         },
         "/api/v1/services" => text(StatusCode::OK, published.services_json(), JSON),
-        "/api/v1/gate" => text(
-            StatusCode::NOT_FOUND,
-            "/api/v1/gate needs a deploy-gate policy, which this build does not read yet; \
-             use /api/v1/services\n",
-            PLAIN,
-        ),
+        "/api/v1/gate" => {
+            let service = req.uri().query().and_then(|q| {
+                q.split('&')
+                    .filter_map(|kv| kv.split_once('='))
+                    .find(|(k, _)| *k == "service")
+                    .map(|(_, v)| percent_decode(v))
+            });
+            let (status, body) = published.gate_json(service.as_deref());
+            text(status, body, JSON)
+        }
         other => text(
             StatusCode::NOT_FOUND,
             format!("{other}: not found; slate serves {ENDPOINTS}\n"),
@@ -184,5 +247,18 @@ pub async fn serve(
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decode;
+
+    #[test]
+    fn query_values_are_decoded() {
+        assert_eq!(percent_decode("api-gateway"), "api-gateway");
+        assert_eq!(percent_decode("a%20b+c%2Fd"), "a b c/d");
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        assert_eq!(percent_decode("caf%C3%A9"), "café");
     }
 }

@@ -48,6 +48,8 @@ pub struct LiveOptions {
     pub brokers: String,
     /// Bound already, so that the caller knows the address (port 0 in tests).
     pub listener: StdListener,
+    /// Served at `/api/v1/gate`.
+    pub policy: Option<crate::spec::gate::GatePolicy>,
 }
 
 /// What a run did, said when it stops.
@@ -512,6 +514,7 @@ pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSumm
         config,
         brokers,
         listener,
+        policy,
     } = opts;
     if config.kafka.topics.is_empty() {
         return Err(anyhow!("no topic to read: give --topic or kafka.topics"));
@@ -532,7 +535,10 @@ pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSumm
         Some(t) => Some(DeadLetter::new(&brokers, t, &config.kafka.properties)?),
         None => None,
     };
-    let published = Arc::new(Published::default());
+    let published = Arc::new(Published {
+        policy: policy.map(Arc::new),
+        ..Published::default()
+    });
     let engine = Engine::new(
         &spec,
         EngineSettings {

@@ -4,6 +4,7 @@
 //!
 //! May import `model`, `spec`, `engine`, `evaluate` and `decode`.
 
+pub mod gate;
 pub mod table;
 
 use std::collections::BTreeMap;

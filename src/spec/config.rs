@@ -316,6 +316,15 @@ pub struct Config {
     pub alerting: AlertingConfig,
     pub kafka: KafkaConfig,
     pub http: HttpConfig,
+    pub gate: GateConfig,
+}
+
+/// The `gate` section.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GateConfig {
+    /// The deploy-gate policy `slate run` serves at `/api/v1/gate`; a
+    /// relative path is read from the config file's folder.
+    pub policy: Option<std::path::PathBuf>,
 }
 
 const SECTIONS: &[&str] = &[
@@ -347,6 +356,7 @@ const KAFKA_KEYS: &[&str] = &[
     "properties",
 ];
 const HTTP_KEYS: &[&str] = &["listen"];
+const GATE_KEYS: &[&str] = &["policy"];
 /// Properties slate sets itself: passing them would break its guarantees.
 const KAFKA_OWNED: &[(&str, &str)] = &[
     (
@@ -396,9 +406,9 @@ impl Config {
                 "alerting" => alerting(entries, &mut cfg.alerting, &mut errors),
                 "kafka" => kafka(entries, &mut cfg.kafka, &mut errors),
                 "http" => http(entries, &mut cfg.http, &mut errors),
-                // Read by `slate gate` and the compatibility series (not
-                // built yet); their keys are validated there.
-                "gate" | "export" => {}
+                "gate" => gate(entries, path, &mut cfg.gate, &mut errors),
+                // The compatibility series (not built yet).
+                "export" => {}
                 other => errors.unknown_key(k.line, other, SECTIONS, "section"),
             }
         }
@@ -760,6 +770,26 @@ fn http(entries: &[(Located, Located)], cfg: &mut HttpConfig, errors: &mut Error
                 }
             }
             _ => errors.unknown_key(k.line, key, HTTP_KEYS, "http"),
+        }
+    }
+}
+
+fn gate(entries: &[(Located, Located)], file: &Path, cfg: &mut GateConfig, errors: &mut Errors) {
+    for (k, v) in entries {
+        let key = k.as_str().unwrap_or("");
+        let path = format!("gate.{key}");
+        match key {
+            "policy" => {
+                if let Some(s) = scalar(v, &path, errors) {
+                    let p = Path::new(s);
+                    cfg.policy = Some(if p.is_relative() {
+                        file.parent().unwrap_or(Path::new(".")).join(p)
+                    } else {
+                        p.to_path_buf()
+                    });
+                }
+            }
+            _ => errors.unknown_key(k.line, key, GATE_KEYS, "gate"),
         }
     }
 }
