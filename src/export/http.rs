@@ -41,7 +41,12 @@ pub struct Published {
     pub readiness: Mutex<Readiness>,
     /// The deploy-gate policy, when one is configured.
     pub policy: Option<Arc<GatePolicy>>,
+    /// Asks the owner of the state for the live `services` object.
+    pub services: Option<crossbeam_channel::Sender<ServicesRequest>>,
 }
+
+/// A request for the live `services` object, answered on the channel.
+pub type ServicesRequest = tokio::sync::oneshot::Sender<BTreeMap<String, ServiceReport>>;
 
 impl Default for Published {
     fn default() -> Self {
@@ -52,6 +57,7 @@ impl Default for Published {
             reload: Mutex::default(),
             readiness: Mutex::new(Readiness::NotReady("starting".into())),
             policy: None,
+            services: None,
         }
     }
 }
@@ -81,24 +87,35 @@ impl Published {
         })
     }
 
-    /// The live `services` object of the report.
-    fn services(&self) -> BTreeMap<String, ServiceReport> {
-        read(&self.snapshot)
-            .services
-            .iter()
-            .map(|g| (g.name.to_string(), g.report.clone()))
-            .collect()
+    /// The live `services` object of the report, from the apply thread
+    /// (it answers between two batches); `None` when it is gone.
+    async fn services(&self) -> Option<BTreeMap<String, ServiceReport>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.services.as_ref()?.send(tx).ok()?;
+        tokio::time::timeout(std::time::Duration::from_secs(30), rx)
+            .await
+            .ok()?
+            .ok()
     }
 
     /// The live `services` object of the report, as JSON.
-    pub fn services_json(&self) -> String {
-        // UNWRAP: a report is plain numbers and strings.
-        serde_json::to_string(&self.services()).expect("report serializes")
+    pub async fn services_json(&self) -> (StatusCode, String) {
+        match self.services().await {
+            // UNWRAP: a report is plain numbers and strings.
+            Some(s) => (
+                StatusCode::OK,
+                serde_json::to_string(&s).expect("report serializes"),
+            ),
+            None => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                serde_json::json!({"error": "the state is not available (stopping?)"}).to_string(),
+            ),
+        }
     }
 
     /// The gate's verdict for `service` (every check without one): the
     /// status and the JSON body.
-    pub fn gate_json(&self, service: Option<&str>) -> (StatusCode, String) {
+    pub async fn gate_json(&self, service: Option<&str>) -> (StatusCode, String) {
         let error = |status, msg: String| (status, serde_json::json!({ "error": msg }).to_string());
         let Some(policy) = &self.policy else {
             return error(
@@ -114,7 +131,13 @@ impl Published {
             };
             return error(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}"));
         }
-        match judge(policy, &self.services(), service) {
+        let Some(services) = self.services().await else {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the state is not available (stopping?)".into(),
+            );
+        };
+        match judge(policy, &services, service) {
             // UNWRAP: a verdict is plain values.
             Ok(v) => (
                 StatusCode::OK,
@@ -198,7 +221,10 @@ async fn handle(
                 PLAIN,
             ),
         },
-        "/api/v1/services" => text(StatusCode::OK, published.services_json(), JSON),
+        "/api/v1/services" => {
+            let (status, body) = published.services_json().await;
+            text(status, body, JSON)
+        }
         "/api/v1/gate" => {
             let service = req.uri().query().and_then(|q| {
                 q.split('&')
@@ -206,7 +232,7 @@ async fn handle(
                     .find(|(k, _)| *k == "service")
                     .map(|(_, v)| percent_decode(v))
             });
-            let (status, body) = published.gate_json(service.as_deref());
+            let (status, body) = published.gate_json(service.as_deref()).await;
             text(status, body, JSON)
         }
         other => text(

@@ -3,6 +3,7 @@
 //! tick pays for quantiles and SLO evaluation; a scrape only writes text.
 //! Counters live apart ([`Counters`]), published as events are applied.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::decode::RejectCounts;
@@ -42,8 +43,6 @@ pub struct ServiceGauges {
     pub last_event_age: Option<f64>,
     pub slos: Vec<SloEval>,
     pub alerts: Vec<AlertState>,
-    /// The live API's view of the service.
-    pub report: ServiceReport,
 }
 
 /// Every gauge at one evaluation tick.
@@ -61,10 +60,6 @@ impl Snapshot {
     pub fn take(engine: &Engine, trackers: &[Option<AlertTracker>], now: Micros) -> Snapshot {
         let mut scratch = DenseHist::default();
         let windows = engine.quantile_windows().to_vec();
-        let api_window = windows
-            .iter()
-            .position(|&w| w == API_WINDOW)
-            .unwrap_or(windows.len().saturating_sub(1) / 2);
         let secs = |us: i64| (us as f64 / MICROS_PER_SEC as f64).max(0.0);
         let services = engine
             .services()
@@ -102,14 +97,6 @@ impl Snapshot {
                     })
                     .unwrap_or_default();
                 let slos = evaluate_slos(s);
-                let report = report::live_service(
-                    s,
-                    &slos,
-                    tracker,
-                    API_WINDOW,
-                    latency_us.get(api_window).map_or(&[][..], |v| v),
-                    now,
-                );
                 ServiceGauges {
                     name: name.into(),
                     latency,
@@ -119,7 +106,6 @@ impl Snapshot {
                     last_event_age: s.last_ts.map(|l| secs(now - l)),
                     slos,
                     alerts,
-                    report,
                 }
             })
             .collect();
@@ -129,6 +115,39 @@ impl Snapshot {
             services,
         }
     }
+}
+
+/// The live `services` object of the report at `now` (`/api/v1/services`
+/// and the gate): built when asked for, not at every tick.
+pub fn live_services(
+    engine: &Engine,
+    trackers: &[Option<AlertTracker>],
+    now: Micros,
+) -> BTreeMap<String, ServiceReport> {
+    let mut scratch = DenseHist::default();
+    let windows = engine.quantile_windows();
+    // The API's window, or the middle one when it is not kept.
+    let api_window = windows
+        .iter()
+        .copied()
+        .find(|&w| w == API_WINDOW)
+        .unwrap_or(windows[windows.len().saturating_sub(1) / 2]);
+    engine
+        .services()
+        .enumerate()
+        .map(|(id, (name, s))| {
+            let latency_us = s.window_quantiles(api_window, now, &mut scratch, &QUANTILES);
+            let report = report::live_service(
+                s,
+                &evaluate_slos(s),
+                trackers.get(id).and_then(Option::as_ref),
+                API_WINDOW,
+                &latency_us,
+                now,
+            );
+            (name.to_string(), report)
+        })
+        .collect()
 }
 
 /// Per service: events applied by this process.

@@ -26,7 +26,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, Context, Result};
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError};
+use crossbeam_channel::{bounded, Receiver};
 use rdkafka::config::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -34,8 +34,10 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use crate::decode::{Decoder, Reason, RejectCounts};
 use crate::engine::{Engine, EngineSettings};
 use crate::evaluate::AlertTracker;
-use crate::export::http::{publish, serve, Published, Readiness};
-use crate::export::snapshot::{Counters, KafkaGauges, ReloadState, ServiceCounts, Snapshot};
+use crate::export::http::{publish, serve, Published, Readiness, ServicesRequest};
+use crate::export::snapshot::{
+    live_services, Counters, KafkaGauges, ReloadState, ServiceCounts, Snapshot,
+};
 use crate::model::{Event, Micros, ServiceId};
 use crate::replay::pipeline::{decode_records, DecodedChunk, Rec};
 use crate::source::kafka::{Batch, KafkaShared, KafkaSource, LineMeta};
@@ -472,24 +474,37 @@ impl Applier {
     }
 }
 
-/// Applies decoded batches in fetch order and ticks every `tick`.
-fn apply_loop(mut a: Applier, rx: Receiver<(u64, Decoded)>, tick: Duration) -> Applier {
+/// Applies decoded batches in fetch order, ticks every `tick`, and
+/// answers requests for the live `services` object between batches.
+fn apply_loop(
+    mut a: Applier,
+    rx: Receiver<(u64, Decoded)>,
+    requests: Receiver<ServicesRequest>,
+    tick: Duration,
+) -> Applier {
     let mut waiting: BTreeMap<u64, Decoded> = BTreeMap::new();
     let mut next = 0u64;
     let mut next_tick = Instant::now() + tick;
     a.tick();
     loop {
         let wait = next_tick.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(wait) {
-            Ok((seq, d)) => {
-                waiting.insert(seq, d);
-                while let Some(d) = waiting.remove(&next) {
-                    a.apply(next, d);
-                    next += 1;
+        crossbeam_channel::select! {
+            recv(rx) -> msg => match msg {
+                Ok((seq, d)) => {
+                    waiting.insert(seq, d);
+                    while let Some(d) = waiting.remove(&next) {
+                        a.apply(next, d);
+                        next += 1;
+                    }
                 }
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
+                Err(_) => break,
+            },
+            recv(requests) -> r => {
+                if let Ok(reply) = r {
+                    let _ = reply.send(live_services(&a.engine, &a.trackers, wall_us()));
+                }
+            },
+            default(wait) => {},
         }
         if Instant::now() >= next_tick {
             a.tick();
@@ -535,8 +550,10 @@ pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSumm
         Some(t) => Some(DeadLetter::new(&brokers, t, &config.kafka.properties)?),
         None => None,
     };
+    let (services_tx, services_rx) = bounded::<ServicesRequest>(16);
     let published = Arc::new(Published {
         policy: policy.map(Arc::new),
+        services: Some(services_tx),
         ..Published::default()
     });
     let engine = Engine::new(
@@ -596,7 +613,7 @@ pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSumm
     let tick = Duration::from_micros(config.alerting.live_tick().0 as u64);
     let apply = thread::Builder::new()
         .name("slate-apply".into())
-        .spawn(move || apply_loop(applier, done_rx, tick))?;
+        .spawn(move || apply_loop(applier, done_rx, services_rx, tick))?;
 
     let stopping = Arc::new(AtomicBool::new(false));
     let (died_tx, died_rx) = tokio::sync::oneshot::channel::<String>();
