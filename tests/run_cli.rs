@@ -1,0 +1,151 @@
+//! `slate run`, the real binary, without a broker: what it says about bad
+//! flags and configuration, and that a broker that is not there keeps it
+//! alive and not ready until SIGTERM stops it cleanly.
+
+mod common;
+
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::try_get;
+
+fn run(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_slate"))
+        .arg("run")
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap()
+}
+
+fn fails_with(args: &[&str], text: &str) {
+    let o = run(args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+    assert!(err.contains(text), "{args:?}: want {text:?} in\n{err}");
+}
+
+/// A port nothing listens on.
+fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn bad_flags_and_config_say_what_to_fix() {
+    fails_with(
+        &["--topic", "logs"],
+        "no Kafka brokers: give --brokers HOST:PORT or kafka.brokers",
+    );
+    fails_with(
+        &["--brokers", "localhost:9092"],
+        "no topic to read: give --topic T or kafka.topics",
+    );
+    fails_with(
+        &["--brokers", "localhost", "--topic", "t"],
+        "--brokers: `localhost` is not host:port",
+    );
+    fails_with(
+        &["--brokers", "localhost:9092", "--topic", "a b"],
+        "--topic: `a b` is not a Kafka topic name",
+    );
+    fails_with(
+        &[
+            "--brokers",
+            "localhost:9092",
+            "--topic",
+            "t",
+            "--listen",
+            "nowhere",
+        ],
+        "--listen: `nowhere` is not an address to listen on",
+    );
+    fails_with(
+        &[
+            "--brokers",
+            "localhost:9092",
+            "--topic",
+            "t",
+            "--policy",
+            "missing-gate.yml",
+        ],
+        "missing-gate.yml: cannot read",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("slate.yml");
+    std::fs::write(
+        &cfg,
+        "kafka:\n  brokers: localhost:9092\n  topics: [logs]\n  properties:\n    enable.auto.commit: true\n",
+    )
+    .unwrap();
+    fails_with(
+        &["--config", cfg.to_str().unwrap()],
+        "slate.yml:5: `kafka.properties.enable.auto.commit`: slate sets this itself",
+    );
+    // A port taken by someone else.
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    fails_with(
+        &[
+            "--brokers",
+            "localhost:9092",
+            "--topic",
+            "t",
+            "--listen",
+            &addr,
+        ],
+        &format!("cannot listen on {addr}"),
+    );
+}
+
+#[test]
+fn no_broker_keeps_it_alive_and_not_ready_until_sigterm() {
+    let port = closed_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_slate"))
+        .args([
+            "run",
+            "--brokers",
+            &format!("127.0.0.1:{}", closed_port()),
+            "--topic",
+            "logs",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let readyz = loop {
+        assert!(Instant::now() < deadline, "slate did not answer on {addr}");
+        if let Some(r) = try_get(addr, "/readyz") {
+            if r.1.contains("brokers unreachable") {
+                break r;
+            }
+        }
+        thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(readyz.0, 503, "{readyz:?}");
+    assert_eq!(try_get(addr, "/healthz").unwrap().0, 200);
+    let (status, metrics) = try_get(addr, "/metrics").unwrap();
+    assert_eq!(status, 200);
+    assert!(metrics.contains("slate_build_info{version="), "{metrics}");
+    let (status, body) = try_get(addr, "/api/v1/gate").unwrap();
+    assert_eq!(status, 404, "no policy: {body}");
+    assert!(body.contains("no deploy-gate policy"), "{body}");
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("stopped: 0 events applied"), "{err}");
+    assert!(err.contains("retrying"), "says it retries: {err}");
+}
