@@ -374,3 +374,77 @@ fn live_values_equal_an_exact_computation_and_a_restart_counts_nothing_twice() {
     assert_eq!(summary.accepted, more.len() as u64);
     assert_eq!(summary.rebuilt, sent.len() as u64);
 }
+
+/// Two instances in one group: the second's arrival revokes the first's
+/// partitions (it drains and commits), each rebuilds what it is given, and
+/// between them every event moves a counter exactly once.
+#[test]
+fn a_second_instance_takes_partitions_without_counting_twice() {
+    let cluster = MockCluster::new(1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    cluster.create_topic("shared", 3, 1).unwrap();
+    // Services keyed over the three partitions.
+    let first = produce(&brokers, "shared", 1200, &[], 21);
+    let a = start(&brokers, "shared");
+    wait_for(a.addr, "the first events on A", |m| {
+        m.get(INGESTED) == Some(&(first.len() as f64))
+    });
+    let b = start(&brokers, "shared");
+    // Wait for the rebalance to settle: both hold partitions and are ready.
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let ready = |addr| common::try_get(addr, "/readyz").is_some_and(|(s, _)| s == 200);
+        let lag_lines = |addr| {
+            common::try_get(addr, "/metrics").map_or(0, |(_, t)| {
+                t.lines()
+                    .filter(|l| l.starts_with("slate_kafka_consumer_lag{"))
+                    .count()
+            })
+        };
+        if ready(a.addr) && ready(b.addr) && lag_lines(a.addr) + lag_lines(b.addr) == 3 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the group did not settle"
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+    let second = produce(&brokers, "shared", 600, &[], 22);
+    let total = (first.len() + second.len()) as f64;
+    let requests = |addr| common::sum(&samples(&get(addr, "/metrics").1), "slate_requests_total");
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while requests(a.addr) + requests(b.addr) < total {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not every event arrived"
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+    thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        requests(a.addr) + requests(b.addr),
+        total,
+        "each event counted once"
+    );
+    // Each instance's state holds every event of the services it was given.
+    let (_, body) = get(b.addr, "/api/v1/services");
+    let api: Value = serde_json::from_str(&body).unwrap();
+    for (svc, v) in api.as_object().unwrap() {
+        let all = first
+            .iter()
+            .chain(&second)
+            .filter(|s| s.service == svc)
+            .count();
+        if v["requests"].as_u64().unwrap() > 0 {
+            assert_eq!(v["requests"], all as u64, "{svc} on B, rebuilt");
+        }
+    }
+    a.stop.send(()).unwrap();
+    b.stop.send(()).unwrap();
+    let (sa, sb) = (
+        a.handle.join().unwrap().unwrap(),
+        b.handle.join().unwrap().unwrap(),
+    );
+    assert_eq!(sa.accepted + sb.accepted, total as u64);
+}
