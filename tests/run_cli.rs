@@ -87,6 +87,22 @@ fn bad_flags_and_config_say_what_to_fix() {
         &["--config", cfg.to_str().unwrap()],
         "slate.yml:5: `kafka.properties.enable.auto.commit`: slate sets this itself",
     );
+    // librdkafka's own properties are checked, by `check` too.
+    std::fs::write(
+        &cfg,
+        "kafka:\n  brokers: localhost:9092\n  topics: [logs]\n  properties:\n    fetch.wait.max.mss: 5\n",
+    )
+    .unwrap();
+    fails_with(
+        &["--config", cfg.to_str().unwrap()],
+        "kafka.properties.fetch.wait.max.mss: Client config error: No such configuration property",
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_slate"))
+        .args(["check", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("No such configuration property"));
     // A port taken by someone else.
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();

@@ -72,10 +72,16 @@ pub fn run(a: CheckArgs) -> Result<ExitCode> {
     };
     let mut config = match &a.config {
         Some(p) => match Config::load(p) {
-            Ok(c) => {
-                lines.push(format!("{}: valid", p.display()));
-                c
-            }
+            Ok(c) => match crate::source::kafka::check_properties(&c.kafka) {
+                Ok(()) => {
+                    lines.push(format!("{}: valid", p.display()));
+                    c
+                }
+                Err(e) => {
+                    errors.push(format!("{}: {e}", p.display()));
+                    c
+                }
+            },
             Err(e) => {
                 errors.extend(e.0.iter().map(|e| e.to_string()));
                 Config::default()

@@ -598,10 +598,27 @@ fn base_properties(brokers: &str, group: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// Checks `kafka.properties` against librdkafka without connecting (for
+/// `slate check --config` and before starting): an unknown property or a
+/// bad value is named with librdkafka's reason.
+pub fn check_properties(cfg: &KafkaConfig) -> Result<(), String> {
+    for (k, v) in &cfg.properties {
+        let mut c = ClientConfig::new();
+        c.set(k, v);
+        if let Err(e) = c.create_native_config() {
+            return Err(format!(
+                "kafka.properties.{k}: {e} (librdkafka's properties: https://github.com/confluentinc/librdkafka/blob/master/CONFIGURATION.md)"
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl KafkaSource {
     /// Builds the consumer (not yet connected: a broker that is down is
     /// retried, not an error). Batches go to `tx`.
     pub fn new(cfg: &KafkaConfig, brokers: &str, tx: Sender<Batch>) -> Result<KafkaSource, String> {
+        check_properties(cfg)?;
         let mut client = ClientConfig::new();
         for (k, v) in base_properties(brokers, &cfg.group) {
             client.set(k, v);
