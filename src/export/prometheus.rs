@@ -4,6 +4,7 @@
 //! registry, and a scrape computes nothing. No data is no sample — never a
 //! 0 or a NaN standing in for it.
 
+use std::borrow::Cow;
 use std::fmt::Write;
 
 use super::snapshot::{Counters, KafkaGauges, ReloadState, Snapshot, QUANTILES};
@@ -20,9 +21,13 @@ pub struct Exposition<'a> {
     pub reload: Option<ReloadState>,
 }
 
-/// Escapes a label value as the text format requires.
-fn escape(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
+/// Escapes a label value as the text format requires (borrowed when there
+/// is nothing to escape, as for nearly every name).
+fn escape(v: &str) -> Cow<'_, str> {
+    if !v.contains(['\\', '"', '\n']) {
+        return Cow::Borrowed(v);
+    }
+    let mut out = String::with_capacity(v.len() + 2);
     for c in v.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
@@ -31,7 +36,7 @@ fn escape(v: &str) -> String {
             c => out.push(c),
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -95,8 +100,8 @@ pub fn render(x: &Exposition) -> String {
         String::with_capacity(4096 + x.counters.names.len().max(snap.services.len()) * 6144);
     // Label values escaped once: by service id for the counters, and for
     // the gauges (a service may be newer than the last tick).
-    let counter_names: Vec<String> = x.counters.names.iter().map(|n| escape(n)).collect();
-    let gauge_names: Vec<String> = snap.services.iter().map(|g| escape(&g.name)).collect();
+    let counter_names: Vec<Cow<str>> = x.counters.names.iter().map(|n| escape(n)).collect();
+    let gauge_names: Vec<Cow<str>> = snap.services.iter().map(|g| escape(&g.name)).collect();
     let windows: Vec<String> = snap
         .quantile_windows
         .iter()
@@ -201,7 +206,7 @@ pub fn render(x: &Exposition) -> String {
         }
     }
 
-    let slo_names: Vec<Vec<String>> = snap
+    let slo_names: Vec<Vec<Cow<str>>> = snap
         .services
         .iter()
         .map(|g| g.slos.iter().map(|e| escape(&e.name)).collect())
