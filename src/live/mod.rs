@@ -163,7 +163,7 @@ struct Applier {
     first_part: Vec<u32>,
     spread: Vec<bool>,
     /// Per partition: `Some(end)` while its history is being read.
-    catch_up: Vec<Option<Option<i64>>>,
+    catch_up: Vec<Option<i64>>,
     summary: LiveSummary,
     rejected: RejectCounts,
     max_skew: i64,
@@ -223,10 +223,7 @@ impl Applier {
             if self.catch_up.len() <= i {
                 self.catch_up.resize(i + 1, None);
             }
-            self.catch_up[i] = Some(end);
-            if end.is_none() {
-                self.catch_up[i] = None;
-            }
+            self.catch_up[i] = end;
         }
         let now = wall_us();
         let mut ids: Vec<Option<Result<ServiceId, Reason>>> = vec![None; chunk.names.len()];
@@ -242,7 +239,7 @@ impl Applier {
                 Some(o) => o.1 = o.1.max(meta.offset + 1),
                 None => offsets.push((meta.part, meta.offset + 1)),
             }
-            if let Some(Some(Some(end))) = self.catch_up.get(meta.part as usize) {
+            if let Some(Some(end)) = self.catch_up.get(meta.part as usize) {
                 if meta.offset + 1 >= *end {
                     self.catch_up[meta.part as usize] = None;
                 }
