@@ -10,6 +10,7 @@ use std::fmt::Write;
 use super::snapshot::{Counters, KafkaGauges, ReloadState, Snapshot, QUANTILES};
 use crate::decode::Reason;
 use crate::engine::plan::{BURN_WINDOWS, SLI_WINDOWS};
+use crate::evaluate::Severity;
 use crate::model::Span;
 
 /// What the exposition is made from.
@@ -44,28 +45,31 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
-/// One sample; label values must be escaped already.
-fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: f64) {
+/// One sample. Each label comes written already (`key="value"`, escaped):
+/// the pieces are built once per render and shared by many samples.
+fn sample(out: &mut String, name: &str, labels: &[&str], value: f64) {
     if !value.is_finite() {
         return;
     }
     out.push_str(name);
     if !labels.is_empty() {
         out.push('{');
-        for (i, (k, v)) in labels.iter().enumerate() {
+        for (i, l) in labels.iter().enumerate() {
             if i > 0 {
                 out.push(',');
             }
-            out.push_str(k);
-            out.push_str("=\"");
-            out.push_str(v);
-            out.push('"');
+            out.push_str(l);
         }
         out.push('}');
     }
     out.push(' ');
     write_value(out, value);
     out.push('\n');
+}
+
+/// `key="value"`, the value escaped.
+fn label(key: &str, value: &str) -> String {
+    format!("{key}=\"{}\"", escape(value))
 }
 
 /// A sample's value: whole numbers as integers, others in the shortest
@@ -78,39 +82,63 @@ fn write_value(out: &mut String, v: f64) {
     }
 }
 
-/// Window labels, written once per render.
+/// Window labels (`key="1h"`), written once per render.
 #[derive(Default)]
-struct SpanLabels(Vec<(Span, std::rc::Rc<str>)>);
+struct SpanLabels(Vec<(&'static str, Span, String)>);
 
 impl SpanLabels {
-    fn label(&mut self, s: Span) -> std::rc::Rc<str> {
-        if let Some((_, l)) = self.0.iter().find(|(k, _)| *k == s) {
-            return l.clone();
+    fn index(&mut self, key: &'static str, s: Span) -> usize {
+        match self.0.iter().position(|(k, w, _)| *w == s && *k == key) {
+            Some(i) => i,
+            None => {
+                self.0.push((key, s, format!("{key}=\"{s}\"")));
+                self.0.len() - 1
+            }
         }
-        let l: std::rc::Rc<str> = s.to_string().into();
-        self.0.push((s, l.clone()));
-        l
+    }
+    fn get(&self, i: usize) -> &str {
+        &self.0[i].2
     }
 }
 
 /// Renders every family, in the order of DESIGN §7.
 pub fn render(x: &Exposition) -> String {
     let snap = x.snapshot;
-    let mut out =
-        String::with_capacity(4096 + x.counters.names.len().max(snap.services.len()) * 6144);
-    // Label values escaped once: by service id for the counters, and for
-    // the gauges (a service may be newer than the last tick).
-    let counter_names: Vec<Cow<str>> = x.counters.names.iter().map(|n| escape(n)).collect();
-    let gauge_names: Vec<Cow<str>> = snap.services.iter().map(|g| escape(&g.name)).collect();
+    // About 7 KiB a service at the defaults: reserve more rather than copy
+    // the whole text when it grows (pages never written cost nothing).
+    let services = x.counters.names.len().max(snap.services.len());
+    let mut out = String::with_capacity(4096 + services * (12 << 10));
+    // Labels written once: by service id for the counters, and for the
+    // gauges (a service may be newer than the last tick).
+    let counter_names: Vec<String> = x
+        .counters
+        .names
+        .iter()
+        .map(|n| label("service", n))
+        .collect();
+    let gauge_names: Vec<String> = snap
+        .services
+        .iter()
+        .map(|g| label("service", &g.name))
+        .collect();
     let windows: Vec<String> = snap
         .quantile_windows
         .iter()
-        .map(|w| w.to_string())
+        .map(|w| format!("window=\"{w}\""))
         .collect();
-    let sli: Vec<String> = SLI_WINDOWS.iter().map(|w| w.to_string()).collect();
-    let quantiles: Vec<String> = QUANTILES.iter().map(|q| q.to_string()).collect();
-    let burn_windows: Vec<String> = BURN_WINDOWS.iter().map(|w| w.to_string()).collect();
+    let sli: Vec<String> = SLI_WINDOWS
+        .iter()
+        .map(|w| format!("window=\"{w}\""))
+        .collect();
+    let quantiles: Vec<String> = QUANTILES
+        .iter()
+        .map(|q| format!("quantile=\"{q}\""))
+        .collect();
     let mut spans = SpanLabels::default();
+    let burn: Vec<(Span, String)> = BURN_WINDOWS
+        .iter()
+        .map(|w| (*w, format!("window=\"{w}\"")))
+        .collect();
 
     for (name, help, get) in [
         (
@@ -126,7 +154,7 @@ pub fn render(x: &Exposition) -> String {
     ] {
         family(&mut out, name, "counter", help);
         for (n, c) in counter_names.iter().zip(&x.counters.services) {
-            sample(&mut out, name, &[("service", n)], get(c) as f64);
+            sample(&mut out, name, &[n], get(c) as f64);
         }
     }
 
@@ -140,12 +168,7 @@ pub fn render(x: &Exposition) -> String {
         for (w, qs) in windows.iter().zip(&g.latency) {
             for (q, v) in quantiles.iter().zip(qs) {
                 if let Some(v) = v {
-                    sample(
-                        &mut out,
-                        "slate_latency_seconds",
-                        &[("service", n), ("window", w), ("quantile", q)],
-                        *v,
-                    );
+                    sample(&mut out, "slate_latency_seconds", &[n, w, q], *v);
                 }
             }
         }
@@ -159,12 +182,7 @@ pub fn render(x: &Exposition) -> String {
     );
     for (n, g) in gauge_names.iter().zip(&snap.services) {
         for (w, v) in sli.iter().zip(g.rps) {
-            sample(
-                &mut out,
-                "slate_requests_per_second",
-                &[("service", n), ("window", w)],
-                v,
-            );
+            sample(&mut out, "slate_requests_per_second", &[n, w], v);
         }
     }
     family(
@@ -176,12 +194,7 @@ pub fn render(x: &Exposition) -> String {
     for (n, g) in gauge_names.iter().zip(&snap.services) {
         for (w, v) in sli.iter().zip(g.error_ratio) {
             if let Some(v) = v {
-                sample(
-                    &mut out,
-                    "slate_error_ratio",
-                    &[("service", n), ("window", w)],
-                    v,
-                );
+                sample(&mut out, "slate_error_ratio", &[n, w], v);
             }
         }
     }
@@ -201,15 +214,15 @@ pub fn render(x: &Exposition) -> String {
         family(&mut out, name, "gauge", help);
         for (n, g) in gauge_names.iter().zip(&snap.services) {
             if let Some(v) = get(g) {
-                sample(&mut out, name, &[("service", n)], v);
+                sample(&mut out, name, &[n], v);
             }
         }
     }
 
-    let slo_names: Vec<Vec<Cow<str>>> = snap
+    let slo_names: Vec<Vec<String>> = snap
         .services
         .iter()
-        .map(|g| g.slos.iter().map(|e| escape(&e.name)).collect())
+        .map(|g| g.slos.iter().map(|e| label("slo", &e.name)).collect())
         .collect();
     for (name, help) in [
         ("slate_slo_objective_ratio", "The SLO's objective."),
@@ -231,7 +244,7 @@ pub fn render(x: &Exposition) -> String {
                     _ => e.budget_remaining(),
                 };
                 if let Some(v) = v {
-                    sample(&mut out, name, &[("service", n), ("slo", slo)], v);
+                    sample(&mut out, name, &[n, slo], v);
                 }
             }
         }
@@ -246,20 +259,14 @@ pub fn render(x: &Exposition) -> String {
         for (e, slo) in g.slos.iter().zip(slos) {
             for (i, (w, b)) in e.burn_rates.iter().enumerate() {
                 if let Some(b) = b {
-                    let other;
-                    let label: &str = match burn_windows.get(i) {
-                        Some(l) if BURN_WINDOWS[i] == *w => l,
+                    let w = match burn.get(i) {
+                        Some((bw, l)) if bw == w => l.as_str(),
                         _ => {
-                            other = w.to_string();
-                            &other
+                            let i = spans.index("window", *w);
+                            spans.get(i)
                         }
                     };
-                    sample(
-                        &mut out,
-                        "slate_burn_rate",
-                        &[("service", n), ("slo", slo), ("window", label)],
-                        *b,
-                    );
+                    sample(&mut out, "slate_burn_rate", &[n, slo, w], *b);
                 }
             }
         }
@@ -270,20 +277,24 @@ pub fn render(x: &Exposition) -> String {
         "gauge",
         "1 while a multi-window multi-burn-rate alert fires.",
     );
+    let severities: Vec<(Severity, String)> = [Severity::Page, Severity::Ticket]
+        .into_iter()
+        .map(|s| (s, label("severity", s.as_str())))
+        .collect();
     for ((n, g), slos) in gauge_names.iter().zip(&snap.services).zip(&slo_names) {
         for a in &g.alerts {
-            let long = spans.label(a.long);
-            let short = spans.label(a.short);
+            let (long, short) = (
+                spans.index("long_window", a.long),
+                spans.index("short_window", a.short),
+            );
+            let severity = severities
+                .iter()
+                .find(|(s, _)| *s == a.severity)
+                .map_or("", |(_, l)| l.as_str());
             sample(
                 &mut out,
                 "slate_alert_firing",
-                &[
-                    ("service", n),
-                    ("slo", &slos[a.slo]),
-                    ("severity", a.severity.as_str()),
-                    ("long_window", &long),
-                    ("short_window", &short),
-                ],
+                &[n, &slos[a.slo], severity, spans.get(long), spans.get(short)],
                 a.firing as u8 as f64,
             );
         }
@@ -299,7 +310,7 @@ pub fn render(x: &Exposition) -> String {
         sample(
             &mut out,
             "slate_events_ingested_total",
-            &[("source", source)],
+            &[&label("source", source)],
             *n as f64,
         );
     }
@@ -313,7 +324,7 @@ pub fn render(x: &Exposition) -> String {
         sample(
             &mut out,
             "slate_events_rejected_total",
-            &[("reason", r.as_str())],
+            &[&label("reason", r.as_str())],
             x.counters.rejected.get(r) as f64,
         );
     }
@@ -329,8 +340,8 @@ pub fn render(x: &Exposition) -> String {
                 &mut out,
                 "slate_kafka_consumer_lag",
                 &[
-                    ("topic", &escape(topic)),
-                    ("partition", &partition.to_string()),
+                    &label("topic", topic),
+                    &label("partition", &partition.to_string()),
                 ],
                 *lag as f64,
             );
@@ -346,7 +357,7 @@ pub fn render(x: &Exposition) -> String {
         sample(
             &mut out,
             "slate_latency_clamped_total",
-            &[("service", n)],
+            &[n],
             c.clamped as f64,
         );
     }
@@ -361,7 +372,7 @@ pub fn render(x: &Exposition) -> String {
             sample(
                 &mut out,
                 "slate_service_partition_spread",
-                &[("topic", &escape(topic))],
+                &[&label("topic", topic)],
                 *n as f64,
             );
         }
@@ -396,7 +407,7 @@ pub fn render(x: &Exposition) -> String {
     sample(
         &mut out,
         "slate_build_info",
-        &[("version", env!("CARGO_PKG_VERSION"))],
+        &[&label("version", env!("CARGO_PKG_VERSION"))],
         1.0,
     );
     out
