@@ -22,7 +22,7 @@ Offsets are committed only once their events are in the state.\n\
 SIGINT/SIGTERM: stop fetching, apply what was fetched, commit, exit 0.\n\
 Exit codes: 0 after a clean stop, 2 on error.")]
 pub struct RunArgs {
-    /// slate.yml: input, kafka, http, engine and alerting settings (flags override it)
+    /// slate.yml: input, kafka, http, gate, engine and alerting settings (flags override it)
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// SLO spec (the seed's service-slos.yml format); without it, SLIs only
