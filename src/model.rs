@@ -12,6 +12,18 @@ pub const MICROS_PER_MIN: i64 = 60 * MICROS_PER_SEC;
 pub const MICROS_PER_HOUR: i64 = 60 * MICROS_PER_MIN;
 pub const MICROS_PER_DAY: i64 = 24 * MICROS_PER_HOUR;
 
+/// The burn-rate windows slate evaluates (the report, `slate_burn_rate`,
+/// the gate's `burn_rate_<window>`).
+pub const BURN_WINDOWS: [Span; 7] = [
+    Span::mins(5),
+    Span::mins(30),
+    Span::hours(1),
+    Span::hours(2),
+    Span::hours(6),
+    Span::days(1),
+    Span::days(3),
+];
+
 /// Index of a service in the engine's table. Dense, assigned in order of
 /// first appearance (services named in the SLO spec come first).
 pub type ServiceId = u32;

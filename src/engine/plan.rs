@@ -13,15 +13,7 @@ const BASE_COLS: usize = 3;
 /// Windows of the SLIs every service reports (error ratio, throughput).
 pub const SLI_WINDOWS: [Span; 3] = [Span::mins(1), Span::mins(5), Span::hours(1)];
 /// Burn-rate windows, as in the report and `slate_burn_rate`.
-pub const BURN_WINDOWS: [Span; 7] = [
-    Span::mins(5),
-    Span::mins(30),
-    Span::hours(1),
-    Span::hours(2),
-    Span::hours(6),
-    Span::days(1),
-    Span::days(3),
-];
+pub use crate::model::BURN_WINDOWS;
 
 /// Slot resolution for a window: 10 s up to 1h, 1 min up to 6h, 5 min up
 /// to 3d, 1 h beyond.

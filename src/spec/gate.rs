@@ -17,7 +17,7 @@ use std::path::Path;
 
 use super::yaml::{Located, Node};
 use super::{Errors, SpecErrors};
-use crate::model::Span;
+use crate::model::{Span, BURN_WINDOWS};
 
 /// What a check looks at.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -101,17 +101,6 @@ pub struct GatePolicy {
     pub checks: Vec<GateCheck>,
 }
 
-/// The burn-rate windows slate evaluates (the engine's `BURN_WINDOWS`).
-const GATE_WINDOWS: [Span; 7] = [
-    Span::mins(5),
-    Span::mins(30),
-    Span::hours(1),
-    Span::hours(2),
-    Span::hours(6),
-    Span::days(1),
-    Span::days(3),
-];
-
 const TOP_KEYS: &[&str] = &["deploy_enabled", "checks"];
 const CHECK_KEYS: &[&str] = &["service", "check", "action", "slo"];
 const METRICS: &[&str] = &[
@@ -138,7 +127,7 @@ pub fn parse_check(text: &str) -> Result<(GateMetric, GateOp, f64), String> {
         "error_budget_remaining" => GateMetric::ErrorBudgetRemaining,
         "attainment" => GateMetric::Attainment,
         m => match m.strip_prefix("burn_rate_").map(Span::parse) {
-            Some(Ok(w)) if GATE_WINDOWS.contains(&w) => GateMetric::BurnRate(w),
+            Some(Ok(w)) if BURN_WINDOWS.contains(&w) => GateMetric::BurnRate(w),
             _ => {
                 let hint = super::yaml::closest(m, METRICS.iter().copied())
                     .map_or(String::new(), |c| format!("; did you mean `{c}`?"));
@@ -298,11 +287,6 @@ fn check(item: &Located, errors: &mut Errors) -> Option<GateCheck> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn gate_windows_are_the_engines_burn_windows() {
-        assert_eq!(GATE_WINDOWS, crate::engine::plan::BURN_WINDOWS);
-    }
 
     #[test]
     fn the_seed_policy_loads_as_is() {
