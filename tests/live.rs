@@ -18,7 +18,7 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde_json::Value;
 
-use common::{get, nearest_rank, samples, INGESTED};
+use common::{get, nearest_rank, post, samples, INGESTED};
 
 use slate::live::{run, LiveOptions, LiveSummary};
 use slate::model::format_rfc3339;
@@ -107,6 +107,9 @@ fn send(p: &BaseProducer, topic: &str, key: &str, payload: &[u8]) {
 
 struct Running {
     addr: SocketAddr,
+    /// The SLO spec it reads (rewritten to test reloads).
+    slo_file: std::path::PathBuf,
+    _dir: tempfile::TempDir,
     stop: tokio::sync::oneshot::Sender<()>,
     handle: thread::JoinHandle<anyhow::Result<LiveSummary>>,
 }
@@ -117,6 +120,10 @@ fn start(brokers: &str, topic: &str) -> Running {
 
 fn start_with(brokers: &str, topic: &str, dead_letter: Option<&str>) -> Running {
     let spec = SloSpec::parse(Path::new("slos.yml"), SLOS).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let slo_file = dir.path().join("slos.yml");
+    std::fs::write(&slo_file, SLOS).unwrap();
+    let slo_path = Some(slo_file.clone());
     let mut config = Config::default();
     config.kafka.topics = vec![topic.to_string()];
     config.kafka.group = "slate-test".into();
@@ -135,6 +142,7 @@ fn start_with(brokers: &str, topic: &str, dead_letter: Option<&str>) -> Running 
         run(
             LiveOptions {
                 spec,
+                slo_path,
                 config,
                 brokers,
                 listener,
@@ -147,7 +155,13 @@ fn start_with(brokers: &str, topic: &str, dead_letter: Option<&str>) -> Running 
             },
         )
     });
-    Running { addr, stop, handle }
+    Running {
+        addr,
+        slo_file,
+        _dir: dir,
+        stop,
+        handle,
+    }
 }
 
 fn wait_for(
@@ -313,6 +327,77 @@ fn live_values_equal_an_exact_computation_and_a_restart_counts_nothing_twice() {
     assert_eq!(get(slate.addr, "/healthz").0, 200);
     assert_eq!(get(slate.addr, "/readyz"), (200, "ready\n".to_string()));
     assert_eq!(get(slate.addr, "/nope").0, 404);
+
+    // A reload: api's error rate loosens (its counts come from the
+    // request counts kept anyway), api gains a latency SLO (counted from
+    // now), the rest is unchanged and keeps its state.
+    let loaded_at = m["slate_config_last_reload_success_timestamp_seconds"];
+    std::fs::write(
+        &slate.slo_file,
+        "services:\n  api:\n    slo_latency_p99: 300ms\n    slo_error_rate: 98%\n    slo_latency_p50: 100ms\n  web:\n    slo_error_rate: 99.5%\n",
+    )
+    .unwrap();
+    let (status, body) = post(slate.addr, "/-/reload");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("2 SLO(s) unchanged") && body.contains("2 new or changed"),
+        "{body}"
+    );
+    assert_eq!(get(slate.addr, "/-/reload").0, 405);
+    let m = samples(&get(slate.addr, "/metrics").1);
+    assert_eq!(m["slate_config_last_reload_successful"], 1.0);
+    assert!(m["slate_config_last_reload_success_timestamp_seconds"] > loaded_at);
+    assert_eq!(
+        m[r#"slate_slo_objective_ratio{service="api",slo="error_rate"}"#],
+        0.98
+    );
+    let api: Value = serde_json::from_str(&get(slate.addr, "/api/v1/services").1).unwrap();
+    let slos = &api["api"]["slos"];
+    assert_eq!(
+        (&slos["latency_p99"]["good"], &slos["latency_p99"]["total"]),
+        (&Value::from(fast), &Value::from(n)),
+        "unchanged: kept"
+    );
+    assert_eq!(
+        (&slos["error_rate"]["good"], &slos["error_rate"]["total"]),
+        (&Value::from(ok), &Value::from(n)),
+        "the request counts are kept"
+    );
+    assert_eq!(slos["latency_p50"]["total"], 0, "new: nothing judged yet");
+    // Events after the reload count for the new SLO.
+    let extra = produce(&brokers, "logs", 150, &[], 9);
+    let want = ingested + extra.len() as f64;
+    wait_for(slate.addr, "the events after the reload", |m| {
+        m.get(INGESTED) == Some(&want)
+    });
+    let api: Value = serde_json::from_str(&get(slate.addr, "/api/v1/services").1).unwrap();
+    let extra_api: Vec<&Sent> = extra.iter().filter(|s| s.service == "api").collect();
+    let under = extra_api.iter().filter(|s| s.latency_ms <= 100.0).count() as u64;
+    let p50 = &api["api"]["slos"]["latency_p50"];
+    assert_eq!(
+        (&p50["good"], &p50["total"]),
+        (&Value::from(under), &Value::from(extra_api.len() as u64)),
+    );
+    assert_eq!(
+        api["api"]["slos"]["latency_p99"]["total"],
+        n + extra_api.len() as u64
+    );
+    let sent: Vec<Sent> = sent.into_iter().chain(extra).collect();
+    // An invalid spec is refused and the one in use kept.
+    std::fs::write(
+        &slate.slo_file,
+        "services:\n  api:\n    slo_error_rate: 120%\n",
+    )
+    .unwrap();
+    let (status, body) = post(slate.addr, "/-/reload");
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body.contains("previous SLO spec is kept") && body.contains("slo_error_rate"),
+        "{body}"
+    );
+    let m = samples(&get(slate.addr, "/metrics").1);
+    assert_eq!(m["slate_config_last_reload_successful"], 0.0);
+    assert!(m.contains_key(r#"slate_slo_objective_ratio{service="api",slo="latency_p50"}"#));
 
     slate.stop.send(()).unwrap();
     let summary = slate.handle.join().unwrap().unwrap();

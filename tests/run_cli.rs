@@ -122,9 +122,14 @@ fn bad_flags_and_config_say_what_to_fix() {
 #[test]
 fn no_broker_keeps_it_alive_and_not_ready_until_sigterm() {
     let port = closed_port();
+    let dir = tempfile::tempdir().unwrap();
+    let slos = dir.path().join("slos.yml");
+    std::fs::write(&slos, "services:\n  api:\n    slo_error_rate: 99%\n").unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_slate"))
         .args([
             "run",
+            "--slo",
+            slos.to_str().unwrap(),
             "--brokers",
             &format!("127.0.0.1:{}", closed_port()),
             "--topic",
@@ -154,6 +159,40 @@ fn no_broker_keeps_it_alive_and_not_ready_until_sigterm() {
     let (status, body) = try_get(addr, "/api/v1/gate").unwrap();
     assert_eq!(status, 404, "no policy: {body}");
     assert!(body.contains("no deploy-gate policy"), "{body}");
+
+    // SIGHUP re-reads the SLO spec; an invalid one is refused.
+    let objective = r#"slate_slo_objective_ratio{service="web",slo="error_rate"} 0.995"#;
+    assert!(!metrics.contains(objective));
+    std::fs::write(
+        &slos,
+        "services:\n  api:\n    slo_error_rate: 99%\n  web:\n    slo_error_rate: 99.5%\n",
+    )
+    .unwrap();
+    let hup = |child: &std::process::Child| {
+        assert!(Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success())
+    };
+    let scrape_until = |what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let m = try_get(addr, "/metrics").unwrap().1;
+            if m.contains(what) {
+                return m;
+            }
+            assert!(Instant::now() < deadline, "no {what} in {m}");
+            thread::sleep(Duration::from_millis(50));
+        }
+    };
+    hup(&child);
+    scrape_until(objective);
+    std::fs::write(&slos, "services:\n  api:\n    slo_errors: 99%\n").unwrap();
+    hup(&child);
+    let m = scrape_until("slate_config_last_reload_successful 0");
+    assert!(m.contains(objective), "the previous spec is kept");
+
     assert!(Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -164,4 +203,12 @@ fn no_broker_keeps_it_alive_and_not_ready_until_sigterm() {
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.contains("stopped: 0 events applied"), "{err}");
     assert!(err.contains("retrying"), "says it retries: {err}");
+    assert!(
+        err.contains("1 SLO(s) unchanged, their state kept; 1 new or changed"),
+        "{err}"
+    );
+    assert!(
+        err.contains("reload refused, the previous SLO spec is kept") && err.contains("slo_errors"),
+        "{err}"
+    );
 }

@@ -20,6 +20,8 @@ On start (and on each partition assignment) the windows are rebuilt from the las
 kafka.rebuild_window (default 3d) of each partition; /readyz says not ready until then.\n\
 Offsets are committed only once their events are in the state.\n\
 SIGINT/SIGTERM: stop fetching, apply what was fetched, commit, exit 0.\n\
+SIGHUP or POST /-/reload: re-read the SLO spec; SLOs whose definition did not change\n\
+keep their state, an invalid spec is refused and the old one kept.\n\
 Exit codes: 0 after a clean stop, 2 on error.")]
 pub struct RunArgs {
     /// slate.yml: input, kafka, http, gate, engine and alerting settings (flags override it)
@@ -88,6 +90,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
     let summary = run_live(
         LiveOptions {
             spec,
+            slo_path: a.slo.clone(),
             config,
             brokers,
             listener,

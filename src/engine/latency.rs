@@ -115,6 +115,11 @@ impl LatencyWindows {
         }
     }
 
+    /// Closed slots kept per tier.
+    pub fn keeps(&self) -> [i64; 3] {
+        self.keep
+    }
+
     pub fn heap_bytes(&self) -> usize {
         super::hist::BUCKETS * 4
             + self.ten.heap_bytes()

@@ -90,6 +90,40 @@ impl Engine {
         id
     }
 
+    /// Takes a reloaded SLO spec: every service moves to its new plan,
+    /// keeping the state of each SLO whose definition did not change
+    /// ([`ServiceState::replanned`]); services the new spec names are
+    /// created. Returns, per service id, the old index of each new SLO
+    /// (`None`: new or changed), for whoever tracks per-SLO state beside.
+    pub fn reload(&mut self, spec: &SloSpec) -> Vec<Vec<Option<usize>>> {
+        self.spec = spec.clone();
+        let mut maps = Vec::with_capacity(self.services.len());
+        for (name, state) in self.names.iter().zip(self.services.iter_mut()) {
+            let re = state.plan.replan(spec.service(name));
+            let unchanged =
+                re.plan == state.plan && re.slos.iter().enumerate().all(|(j, o)| *o == Some(j));
+            maps.push(re.slos.clone());
+            if !unchanged {
+                let old = std::mem::replace(
+                    state,
+                    ServiceState::new(ServicePlan::new(None), [0; 3], false),
+                );
+                *state = old.replanned(re);
+            }
+        }
+        for s in &spec.services {
+            if !self.index.contains_key(s.name.as_str()) {
+                self.insert(&s.name);
+            }
+        }
+        self.unlisted = self
+            .names
+            .iter()
+            .filter(|n| spec.service(n).is_none())
+            .count();
+        maps
+    }
+
     /// The id of a service, created on first sight up to `max_services`.
     pub fn resolve(&mut self, name: &str) -> Result<ServiceId, Reason> {
         if let Some(&id) = self.index.get(name) {

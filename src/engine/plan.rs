@@ -47,6 +47,14 @@ impl SloPlan {
     }
 }
 
+/// A reloaded plan and how the old state maps onto it ([`ServicePlan::replan`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replan {
+    pub plan: ServicePlan,
+    pub cols: Vec<(usize, usize)>,
+    pub slos: Vec<Option<usize>>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TierPlan {
     pub res: Span,
@@ -122,6 +130,65 @@ impl ServicePlan {
             slos,
             tiers,
         }
+    }
+
+    /// The plan for `spec` replacing `self` on a reload, and how state
+    /// moves across: `cols` maps old columns to new ones, `slos[j]` is the
+    /// old index of new SLO `j` when its definition did not change (same
+    /// name, kind and objective, same period and slice), else `None`.
+    ///
+    /// An SLO that is new or changed starts from nothing, except where its
+    /// counts follow from what every service keeps anyway (an error-rate
+    /// SLO reads the total and error columns). A new latency SLO gets a
+    /// total column of its own, so that its events before the reload (which
+    /// were never judged against its threshold) do not count as good.
+    pub fn replan(&self, spec: Option<&ServiceSpec>) -> Replan {
+        let mut plan = ServicePlan::new(spec);
+        let same_clock = plan.period == self.period && plan.slice == self.slice;
+        let mut cols: Vec<(usize, usize)> = (0..BASE_COLS).map(|c| (c, c)).collect();
+        let mut slos = Vec::with_capacity(plan.slos.len());
+        for j in 0..plan.slos.len() {
+            let new = &plan.slos[j];
+            let old = self.slos.iter().position(|o| {
+                same_clock
+                    && o.name == new.name
+                    && o.kind == new.kind
+                    && o.objective == new.objective
+            });
+            slos.push(old);
+            if !matches!(new.kind, SloKind::Latency { .. }) {
+                if let Some(i) = old {
+                    if new.bad_col >= BASE_COLS {
+                        cols.push((self.slos[i].bad_col, new.bad_col));
+                    }
+                }
+                continue;
+            }
+            let own_total = match old {
+                None => true,
+                Some(i) => self.slos[i].total_col != Some(COL_LATENCY_TOTAL),
+            };
+            if own_total {
+                plan.cols += 1;
+                plan.slos[j].total_col = Some(plan.cols - 1);
+            }
+            if let Some(i) = old {
+                cols.push((self.slos[i].bad_col, plan.slos[j].bad_col));
+                if let (true, Some(c)) = (own_total, self.slos[i].total_col) {
+                    cols.push((c, plan.cols - 1));
+                }
+            }
+        }
+        if plan.cols > 64 {
+            // Columns are bits of a u64: too many new latency SLOs at once
+            // for columns of their own. The service starts afresh.
+            return Replan {
+                plan: ServicePlan::new(spec),
+                cols: Vec::new(),
+                slos: vec![None; slos.len()],
+            };
+        }
+        Replan { plan, cols, slos }
     }
 
     /// Tier and window index serving `w`.

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 
 use super::hist::{DenseHist, MAX_US};
 use super::latency::LatencyWindows;
-use super::plan::{ServicePlan, COL_ERRORS, COL_LATENCY_TOTAL, COL_TOTAL};
+use super::plan::{Replan, ServicePlan, COL_ERRORS, COL_LATENCY_TOTAL, COL_TOTAL};
 use super::ring::SlotRing;
 use crate::model::{Event, Micros, Span};
 use crate::spec::SloKind;
@@ -106,6 +106,57 @@ impl ServiceState {
         }
     }
 
+    /// This state under a reloaded plan ([`ServicePlan::replan`]): what
+    /// every service keeps (counters, timestamps, latency, the SLI
+    /// columns) moves across, and so does each SLO's state whose
+    /// definition did not change; new and changed SLOs start now.
+    pub fn replanned(self, re: Replan) -> ServiceState {
+        let quantile_keeps = self.latency.keeps();
+        let mut new = ServiceState::new(re.plan, quantile_keeps, false);
+        for (t, ring) in new.plan.tiers.iter().zip(new.rings.iter_mut()) {
+            if let Some(ti) = self.plan.tiers.iter().position(|o| o.res == t.res) {
+                self.rings[ti].copy_into(ring, &re.cols);
+            }
+        }
+        for (j, old) in re.slos.iter().enumerate() {
+            if let Some(i) = *old {
+                new.cumulative[j] = self.cumulative[i];
+                new.track_start[j] = self.track_start[i];
+            }
+        }
+        new.requests = self.requests;
+        new.errors = self.errors;
+        new.clamped = self.clamped;
+        new.first_ts = self.first_ts;
+        new.last_ts = self.last_ts;
+        new.last_success = self.last_success;
+        new.latency = self.latency;
+        new.span_latency = self.span_latency;
+        if new.plan.slice == self.plan.slice {
+            new.slice_start = self.slice_start;
+            new.slice_total = self.slice_total;
+            new.slice_errors = self.slice_errors;
+            if new.plan.slos.iter().any(|s| s.kind.is_timeslice()) {
+                new.recent_slices = self
+                    .recent_slices
+                    .into_iter()
+                    .map(|c| ClosedSlice {
+                        bad: re.slos.iter().enumerate().fold(0, |b, (j, old)| match old {
+                            Some(i) => b | (c.bad >> i & 1) << j,
+                            None => b,
+                        }),
+                        ..c
+                    })
+                    .collect();
+            }
+        } else if let Some(last) = self.last_ts {
+            // Slices of the new length start with the current one.
+            let d = new.plan.slice.0;
+            new.slice_start = Some(last.div_euclid(d) * d);
+        }
+        new
+    }
+
     /// Approximate heap use, for the memory bench.
     pub fn heap_bytes(&self) -> usize {
         self.rings.iter().map(SlotRing::heap_bytes).sum::<usize>()
@@ -166,7 +217,14 @@ impl ServiceState {
             let bad = match slo.kind {
                 SloKind::Success => ev.error,
                 SloKind::Latency { threshold_us } => match latency {
-                    Some(us) => us > threshold_us,
+                    Some(us) => {
+                        // A latency SLO added by a reload counts in a
+                        // total column of its own.
+                        if let Some(c) = slo.total_col {
+                            mask |= 1 << c;
+                        }
+                        us > threshold_us
+                    }
                     None => continue,
                 },
                 _ => continue,

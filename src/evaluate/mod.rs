@@ -143,6 +143,31 @@ impl AlertTracker {
         }
     }
 
+    /// This tracker for `s` after a reload: `slos[j]` is the old index of
+    /// SLO `j` if it did not change. Unchanged SLOs keep their open alerts
+    /// and episodes; the others start with none.
+    pub fn replanned(self, s: &ServiceState, slos: &[Option<usize>]) -> AlertTracker {
+        let mut new = AlertTracker::new(s);
+        if new.rules != self.rules {
+            return new;
+        }
+        let nr = self.rules.len();
+        let mut map = vec![usize::MAX; self.episodes.len()];
+        for (k, e) in self.episodes.into_iter().enumerate() {
+            if let Some(j) = slos.iter().position(|o| *o == Some(e.slo)) {
+                map[k] = new.episodes.len();
+                new.episodes.push(Episode { slo: j, ..e });
+            }
+        }
+        for (j, old) in slos.iter().enumerate() {
+            let Some(i) = *old else { continue };
+            for ri in 0..nr {
+                new.open[j * nr + ri] = self.open[i * nr + ri].map(|(ep, bad)| (map[ep], bad));
+            }
+        }
+        new
+    }
+
     /// Every (SLO index, rule, firing now) pair.
     pub fn states(&self) -> impl Iterator<Item = (usize, &AlertRule, bool)> + '_ {
         let nr = self.rules.len().max(1);

@@ -43,7 +43,13 @@ pub struct Published {
     pub policy: Option<Arc<GatePolicy>>,
     /// Asks the owner of the state for the live `services` object.
     pub services: Option<crossbeam_channel::Sender<ServicesRequest>>,
+    /// Asks the owner of the state to re-read the SLO spec.
+    pub reloads: Option<crossbeam_channel::Sender<ReloadRequest>>,
 }
+
+/// A request to re-read the SLO spec; answered with what changed, or
+/// why the new spec was refused.
+pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<String, String>>;
 
 /// A request for the live `services` object, answered on the channel.
 pub type ServicesRequest = tokio::sync::oneshot::Sender<BTreeMap<String, ServiceReport>>;
@@ -58,6 +64,7 @@ impl Default for Published {
             readiness: Mutex::new(Readiness::NotReady("starting".into())),
             policy: None,
             services: None,
+            reloads: None,
         }
     }
 }
@@ -96,6 +103,22 @@ impl Published {
             .await
             .ok()?
             .ok()
+    }
+
+    /// Re-reads the SLO spec (`POST /-/reload`, SIGHUP): what changed, or
+    /// why the new spec was refused and the old one kept.
+    pub async fn reload(&self) -> Result<String, String> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let gone = || "the state is not available (stopping?)".to_string();
+        self.reloads
+            .as_ref()
+            .ok_or_else(gone)?
+            .send(tx)
+            .map_err(|_| gone())?;
+        tokio::time::timeout(std::time::Duration::from_secs(60), rx)
+            .await
+            .map_err(|_| "no answer within 60 s".to_string())?
+            .map_err(|_| gone())?
     }
 
     /// The live `services` object of the report, as JSON.
@@ -159,7 +182,8 @@ fn text(status: StatusCode, body: impl Into<Bytes>, kind: &'static str) -> Respo
 const PLAIN: &str = "text/plain; charset=utf-8";
 const JSON: &str = "application/json";
 const EXPOSITION: &str = "text/plain; version=0.0.4; charset=utf-8";
-const ENDPOINTS: &str = "/metrics, /healthz, /readyz, /api/v1/services, /api/v1/gate";
+const ENDPOINTS: &str =
+    "/metrics, /healthz, /readyz, /api/v1/services, /api/v1/gate and POST /-/reload";
 
 /// `%XX` and `+` in a query value.
 fn percent_decode(v: &str) -> String {
@@ -191,6 +215,27 @@ async fn handle(
     published: Arc<Published>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path();
+    if path == "/-/reload" {
+        if req.method() != Method::POST && req.method() != Method::PUT {
+            let mut r = text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "/-/reload: POST to re-read the SLO spec\n",
+                PLAIN,
+            );
+            r.headers_mut()
+                .insert(hyper::header::ALLOW, HeaderValue::from_static("POST, PUT"));
+            return Ok(r);
+        }
+        // As Prometheus answers: 200, or 500 with why the spec was refused.
+        return Ok(match published.reload().await {
+            Ok(done) => text(StatusCode::OK, format!("{done}\n"), PLAIN),
+            Err(e) => text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("reload refused, the previous SLO spec is kept: {e}\n"),
+                PLAIN,
+            ),
+        });
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return Ok(text(
             StatusCode::METHOD_NOT_ALLOWED,

@@ -20,6 +20,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::TcpListener as StdListener;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -34,7 +35,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use crate::decode::{Decoder, Reason, RejectCounts};
 use crate::engine::{Engine, EngineSettings};
 use crate::evaluate::AlertTracker;
-use crate::export::http::{publish, serve, Published, Readiness, ServicesRequest};
+use crate::export::http::{publish, serve, Published, Readiness, ReloadRequest, ServicesRequest};
 use crate::export::snapshot::{
     live_services, Counters, KafkaGauges, ReloadState, ServiceCounts, Snapshot,
 };
@@ -45,6 +46,8 @@ use crate::spec::{Config, SloSpec};
 
 pub struct LiveOptions {
     pub spec: SloSpec,
+    /// Where `spec` came from: re-read on SIGHUP and `POST /-/reload`.
+    pub slo_path: Option<PathBuf>,
     pub config: Config,
     /// `kafka.brokers` or `--brokers`.
     pub brokers: String,
@@ -172,6 +175,9 @@ struct Applier {
     kafka: Arc<KafkaShared>,
     dead: Option<DeadLetter>,
     last_counters: Instant,
+    slo_path: Option<PathBuf>,
+    /// When the SLO spec in use was loaded (seconds since the epoch).
+    loaded_at: f64,
 }
 
 impl Applier {
@@ -189,6 +195,62 @@ impl Applier {
             self.spread.resize(n, false);
             self.names = self.engine.services().map(|(n, _)| n.into()).collect();
         }
+    }
+
+    /// Re-reads the SLO spec: a valid one replaces the old, keeping the
+    /// state of every SLO whose definition did not change; an invalid one
+    /// is refused and the old one kept.
+    fn reload(&mut self) -> Result<String, String> {
+        let Some(path) = self.slo_path.clone() else {
+            return Err("slate run was started without an SLO spec (--slo FILE): there is nothing to re-read".into());
+        };
+        let spec = match SloSpec::load(&path) {
+            Ok(spec) => spec,
+            Err(e) => {
+                publish(
+                    &self.published.reload,
+                    Some(ReloadState {
+                        successful: false,
+                        at: self.loaded_at,
+                    }),
+                );
+                return Err(e.to_string());
+            }
+        };
+        for w in &spec.warnings {
+            eprintln!("slate: warning: {w}");
+        }
+        let before: usize = self.engine.services().map(|(_, s)| s.plan.slos.len()).sum();
+        let known = self.engine.len();
+        let maps = self.engine.reload(&spec);
+        for (id, map) in maps.iter().enumerate() {
+            let s = self.engine.service(id as ServiceId);
+            self.trackers[id] = match (self.trackers[id].take(), s.plan.slos.is_empty()) {
+                (_, true) => None,
+                (Some(t), false) => Some(t.replanned(s, map)),
+                (None, false) => Some(AlertTracker::new(s)),
+            };
+        }
+        self.sync_services();
+        let kept = maps.iter().flatten().filter(|o| o.is_some()).count();
+        let started: usize = maps.iter().flatten().filter(|o| o.is_none()).count()
+            + (known..self.engine.len())
+                .map(|id| self.engine.service(id as ServiceId).plan.slos.len())
+                .sum::<usize>();
+        self.loaded_at = wall_us() as f64 / 1e6;
+        publish(
+            &self.published.reload,
+            Some(ReloadState {
+                successful: true,
+                at: self.loaded_at,
+            }),
+        );
+        self.tick();
+        Ok(format!(
+            "reloaded {}: {kept} SLO(s) unchanged, their state kept; {started} new or changed, counted from now on (error-rate SLOs keep the request counts); {} removed",
+            path.display(),
+            before - kept
+        ))
     }
 
     fn catching_up(&self, part: u32) -> bool {
@@ -477,6 +539,7 @@ fn apply_loop(
     mut a: Applier,
     rx: Receiver<(u64, Decoded)>,
     requests: Receiver<ServicesRequest>,
+    reloads: Receiver<ReloadRequest>,
     tick: Duration,
 ) -> Applier {
     let mut waiting: BTreeMap<u64, Decoded> = BTreeMap::new();
@@ -501,6 +564,16 @@ fn apply_loop(
                     let _ = reply.send(live_services(&a.engine, &a.trackers, wall_us()));
                 }
             },
+            recv(reloads) -> r => {
+                if let Ok(reply) = r {
+                    let result = a.reload();
+                    match &result {
+                        Ok(done) => eprintln!("slate: {done}"),
+                        Err(e) => eprintln!("slate: reload refused, the previous SLO spec is kept: {e}"),
+                    }
+                    let _ = reply.send(result);
+                }
+            },
             default(wait) => {},
         }
         if Instant::now() >= next_tick {
@@ -518,11 +591,21 @@ fn apply_loop(
     a
 }
 
+/// SIGHUP re-reads the SLO spec, as Prometheus does (the apply thread
+/// says what happened on stderr).
+#[cfg(unix)]
+async fn reload_on_sighup(mut hup: tokio::signal::unix::Signal, published: Arc<Published>) {
+    while hup.recv().await.is_some() {
+        let _ = published.reload().await;
+    }
+}
+
 /// Runs until `stop` resolves (or the consumer fails), then stops
 /// fetching, applies what was fetched, commits, and returns.
 pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSummary> {
     let LiveOptions {
         spec,
+        slo_path,
         config,
         brokers,
         listener,
@@ -548,9 +631,11 @@ pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSumm
         None => None,
     };
     let (services_tx, services_rx) = bounded::<ServicesRequest>(16);
+    let (reload_tx, reload_rx) = bounded::<ReloadRequest>(4);
     let published = Arc::new(Published {
         policy: policy.map(Arc::new),
         services: Some(services_tx),
+        reloads: Some(reload_tx),
         ..Published::default()
     });
     let engine = Engine::new(
@@ -578,13 +663,14 @@ pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSumm
         kafka: kafka.clone(),
         dead,
         last_counters: Instant::now(),
+        slo_path,
+        loaded_at: wall_us() as f64 / 1e6,
     };
-    // The SLO spec as loaded at start (reloading it comes later).
     publish(
         &published.reload,
         Some(ReloadState {
             successful: true,
-            at: wall_us() as f64 / 1e6,
+            at: applier.loaded_at,
         }),
     );
     applier.sync_services();
@@ -610,7 +696,7 @@ pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSumm
     let tick = Duration::from_micros(config.alerting.live_tick().0 as u64);
     let apply = thread::Builder::new()
         .name("slate-apply".into())
-        .spawn(move || apply_loop(applier, done_rx, services_rx, tick))?;
+        .spawn(move || apply_loop(applier, done_rx, services_rx, reload_rx, tick))?;
 
     let stopping = Arc::new(AtomicBool::new(false));
     let (died_tx, died_rx) = tokio::sync::oneshot::channel::<String>();
@@ -647,6 +733,17 @@ pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSumm
                 e = died_rx => { let _ = tx.send(e.ok()); }
             }
         };
+        // Registered before the first request is served: until then
+        // SIGHUP would end the process.
+        #[cfg(unix)]
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(hup) => {
+                tokio::spawn(reload_on_sighup(hup, published.clone()));
+            }
+            Err(e) => {
+                eprintln!("slate: warning: cannot handle SIGHUP ({e}); POST /-/reload still works")
+            }
+        }
         serve(listener, published, watch).await;
         Ok::<_, std::io::Error>(rx.await.ok().flatten())
     })?;

@@ -9,11 +9,20 @@ use std::time::{Duration, Instant};
 
 /// `GET path` → (status, body); `None` when nothing answers.
 pub fn try_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    request(addr, "GET", path)
+}
+
+/// `POST path` with no body.
+pub fn post(addr: SocketAddr, path: &str) -> (u16, String) {
+    request(addr, "POST", path).unwrap_or_else(|| panic!("nothing answers at http://{addr}{path}"))
+}
+
+fn request(addr: SocketAddr, method: &str, path: &str) -> Option<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: slate\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: slate\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .ok()?;
     let mut text = String::new();
