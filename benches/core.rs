@@ -120,7 +120,7 @@ fn evaluate(c: &mut Criterion) {
 /// scrape (text from a snapshot) and the tick that takes the snapshot.
 fn render_metrics(c: &mut Criterion) {
     use slate::decode::RejectCounts;
-    use slate::export::prometheus::{render, Exposition};
+    use slate::export::prometheus::{render, render_chunks, Exposition, SCRAPE_CHUNK};
     use slate::export::snapshot::{Counters, KafkaGauges, Snapshot};
     let mut g = c.benchmark_group("export");
     g.sample_size(10);
@@ -163,6 +163,27 @@ fn render_metrics(c: &mut Criterion) {
                     reload: None,
                 })
                 .len()
+            })
+        });
+        // What a scrape does: the same text in chunks, each sent and
+        // dropped as it fills.
+        g.bench_function(format!("scrape_{k}k_services"), |b| {
+            b.iter(|| {
+                let mut len = 0;
+                render_chunks(
+                    &Exposition {
+                        snapshot: &snapshot,
+                        counters: &counters,
+                        kafka: Some(&kafka),
+                        reload: None,
+                    },
+                    SCRAPE_CHUNK,
+                    &mut |c: String| {
+                        len += c.len();
+                        true
+                    },
+                );
+                len
             })
         });
         g.bench_function(format!("snapshot_{k}k_services"), |b| {

@@ -139,13 +139,10 @@ fn bare(brokers: &str, topic: &str, n: u64, group: &str) -> f64 {
     n as f64 / first.unwrap().elapsed().as_secs_f64()
 }
 
+/// HTTP/1.0: the body comes whole (close-delimited), not in chunks.
 fn get(addr: SocketAddr, path: &str) -> Option<String> {
     let mut s = TcpStream::connect(addr).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: b\r\n\r\n").ok()?;
     let mut t = String::new();
     s.read_to_string(&mut t).ok()?;
     Some(t.split_once("\r\n\r\n")?.1.to_string())

@@ -8,7 +8,11 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use http_body_util::Full;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use http_body_util::{Either, Full};
+use hyper::body::Frame;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::server::conn::http1;
@@ -17,7 +21,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use super::prometheus::{render, Exposition};
+use super::prometheus::{render_chunks, Exposition, SCRAPE_CHUNK};
 use super::snapshot::{Counters, KafkaGauges, ReloadState, Snapshot};
 use crate::report::gate::judge;
 use crate::report::ServiceReport;
@@ -80,18 +84,23 @@ pub fn publish<T>(m: &Mutex<T>, value: T) {
 }
 
 impl Published {
-    /// The exposition as of now.
-    pub fn metrics(&self) -> String {
+    /// The exposition as of now, in chunks handed to `sink` as they are
+    /// written (it returns false to stop).
+    pub fn metrics(&self, sink: &mut dyn FnMut(String) -> bool) {
         let snapshot = read(&self.snapshot);
         let counters = read(&self.counters);
         let kafka = read(&self.kafka);
         let reload = read(&self.reload);
-        render(&Exposition {
-            snapshot: &snapshot,
-            counters: &counters,
-            kafka: Some(&kafka),
-            reload,
-        })
+        render_chunks(
+            &Exposition {
+                snapshot: &snapshot,
+                counters: &counters,
+                kafka: Some(&kafka),
+                reload,
+            },
+            SCRAPE_CHUNK,
+            sink,
+        );
     }
 
     /// The live `services` object of the report, from the apply thread
@@ -171,8 +180,35 @@ impl Published {
     }
 }
 
-fn text(status: StatusCode, body: impl Into<Bytes>, kind: &'static str) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(body.into()));
+/// A response body: whole, or streamed as it is written (`/metrics`).
+type Body = Either<Full<Bytes>, Chunks>;
+
+/// A body fed by the task writing it: `Some(chunk)`, then `None` once the
+/// text is whole. A writer that stops before that (it failed) ends the
+/// body in an error, so that the client sees a broken response rather
+/// than a short one that parses.
+struct Chunks(tokio::sync::mpsc::Receiver<Option<Bytes>>);
+
+impl hyper::body::Body for Chunks {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        self.0.poll_recv(cx).map(|m| match m {
+            Some(Some(chunk)) => Some(Ok(Frame::data(chunk))),
+            Some(None) => None,
+            None => Some(Err(std::io::Error::other(
+                "the exposition stopped before its end",
+            ))),
+        })
+    }
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>, kind: &'static str) -> Response<Body> {
+    let mut r = Response::new(Either::Left(Full::new(body.into())));
     *r.status_mut() = status;
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(kind));
@@ -213,7 +249,7 @@ fn percent_decode(v: &str) -> String {
 async fn handle(
     req: Request<Incoming>,
     published: Arc<Published>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path();
     if path == "/-/reload" {
         if req.method() != Method::POST && req.method() != Method::PUT {
@@ -246,16 +282,23 @@ async fn handle(
     let response = match path {
         "/metrics" => {
             // Writing the text takes milliseconds at thousands of
-            // services: off the runtime's thread.
+            // services: off the runtime's thread, sent as it is written.
+            let (tx, rx) = tokio::sync::mpsc::channel::<Option<Bytes>>(4);
             let p = published.clone();
-            match tokio::task::spawn_blocking(move || p.metrics()).await {
-                Ok(body) => text(StatusCode::OK, body, EXPOSITION),
-                Err(e) => text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("rendering failed: {e}\n"),
-                    PLAIN,
-                ),
-            }
+            tokio::task::spawn_blocking(move || {
+                let mut open = true;
+                p.metrics(&mut |chunk| {
+                    open = tx.blocking_send(Some(Bytes::from(chunk))).is_ok();
+                    open
+                });
+                if open {
+                    let _ = tx.blocking_send(None);
+                }
+            });
+            let mut r = Response::new(Either::Right(Chunks(rx)));
+            r.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static(EXPOSITION));
+            r
         }
         "/healthz" => text(StatusCode::OK, "ok\n", PLAIN),
         "/readyz" => match read(&published.readiness) {

@@ -28,11 +28,30 @@ fn request(addr: SocketAddr, method: &str, path: &str) -> Option<(u16, String)> 
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
     let status = text.get(9..12)?.parse().ok()?;
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = if chunked {
+        dechunk(body)?
+    } else {
+        body.to_string()
+    };
     Some((status, body))
+}
+
+/// A chunked body (`/metrics` is streamed); `None` if it is cut short.
+fn dechunk(mut rest: &str) -> Option<String> {
+    let mut body = String::new();
+    loop {
+        let (size, after) = rest.split_once("\r\n")?;
+        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
+        if size == 0 {
+            return Some(body);
+        }
+        body.push_str(after.get(..size)?);
+        rest = after.get(size..)?.strip_prefix("\r\n")?;
+    }
 }
 
 pub fn get(addr: SocketAddr, path: &str) -> (u16, String) {
