@@ -70,20 +70,34 @@ fn family(out: &mut Out, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out.buf, "# TYPE {name} {kind}");
 }
 
-/// One sample. Each label comes written already (`key="value"`, escaped):
-/// the pieces are built once per render and shared by many samples.
-fn sample(out: &mut Out, name: &str, labels: &[&str], value: f64) {
+/// One sample. Labels named by `kv` (a service, an SLO: values that vary
+/// with every sample) are escaped as they are written; `pieces` come
+/// written already (`key="value"`), built once per render and shared by
+/// many samples.
+fn sample(out: &mut Out, name: &str, kv: &[(&str, &str)], pieces: &[&str], value: f64) {
     if !value.is_finite() || out.stopped {
         return;
     }
     let buf = &mut out.buf;
     buf.push_str(name);
-    if !labels.is_empty() {
+    if !kv.is_empty() || !pieces.is_empty() {
         buf.push('{');
-        for (i, l) in labels.iter().enumerate() {
-            if i > 0 {
+        let mut first = true;
+        for (k, v) in kv {
+            if !first {
                 buf.push(',');
             }
+            first = false;
+            buf.push_str(k);
+            buf.push_str("=\"");
+            buf.push_str(&escape(v));
+            buf.push('"');
+        }
+        for l in pieces {
+            if !first {
+                buf.push(',');
+            }
+            first = false;
             buf.push_str(l);
         }
         buf.push('}');
@@ -169,19 +183,6 @@ pub fn render_chunks(x: &Exposition, chunk: usize, sink: &mut dyn FnMut(String) 
 
 fn render_to(x: &Exposition, mut out: Out) {
     let snap = x.snapshot;
-    // Labels written once: by service id for the counters, and for the
-    // gauges (a service may be newer than the last tick).
-    let counter_names: Vec<String> = x
-        .counters
-        .names
-        .iter()
-        .map(|n| label("service", n))
-        .collect();
-    let gauge_names: Vec<String> = snap
-        .services
-        .iter()
-        .map(|g| label("service", &g.name))
-        .collect();
     let windows: Vec<String> = snap
         .quantile_windows
         .iter()
@@ -214,8 +215,8 @@ fn render_to(x: &Exposition, mut out: Out) {
         ),
     ] {
         family(&mut out, name, "counter", help);
-        for (n, c) in counter_names.iter().zip(&x.counters.services) {
-            sample(&mut out, name, &[n], get(c) as f64);
+        for (n, c) in x.counters.names.iter().zip(&x.counters.services) {
+            sample(&mut out, name, &[("service", n)], &[], get(c) as f64);
         }
     }
 
@@ -225,11 +226,18 @@ fn render_to(x: &Exposition, mut out: Out) {
         "summary",
         "Latency quantiles over each window.",
     );
-    for (n, g) in gauge_names.iter().zip(&snap.services) {
+    for g in &snap.services {
+        let n = &*g.name;
         for (w, qs) in windows.iter().zip(&g.latency) {
             for (q, v) in quantiles.iter().zip(qs) {
                 if let Some(v) = v {
-                    sample(&mut out, "slate_latency_seconds", &[n, w, q], *v);
+                    sample(
+                        &mut out,
+                        "slate_latency_seconds",
+                        &[("service", n)],
+                        &[w, q],
+                        *v,
+                    );
                 }
             }
         }
@@ -241,9 +249,16 @@ fn render_to(x: &Exposition, mut out: Out) {
         "gauge",
         "Requests per second over each window.",
     );
-    for (n, g) in gauge_names.iter().zip(&snap.services) {
+    for g in &snap.services {
+        let n = &*g.name;
         for (w, v) in sli.iter().zip(g.rps) {
-            sample(&mut out, "slate_requests_per_second", &[n, w], v);
+            sample(
+                &mut out,
+                "slate_requests_per_second",
+                &[("service", n)],
+                &[w],
+                v,
+            );
         }
     }
     family(
@@ -252,10 +267,11 @@ fn render_to(x: &Exposition, mut out: Out) {
         "gauge",
         "Share of failed requests over each window.",
     );
-    for (n, g) in gauge_names.iter().zip(&snap.services) {
+    for g in &snap.services {
+        let n = &*g.name;
         for (w, v) in sli.iter().zip(g.error_ratio) {
             if let Some(v) = v {
-                sample(&mut out, "slate_error_ratio", &[n, w], v);
+                sample(&mut out, "slate_error_ratio", &[("service", n)], &[w], v);
             }
         }
     }
@@ -273,18 +289,14 @@ fn render_to(x: &Exposition, mut out: Out) {
         ),
     ] {
         family(&mut out, name, "gauge", help);
-        for (n, g) in gauge_names.iter().zip(&snap.services) {
+        for g in &snap.services {
+            let n = &*g.name;
             if let Some(v) = get(g) {
-                sample(&mut out, name, &[n], v);
+                sample(&mut out, name, &[("service", n)], &[], v);
             }
         }
     }
 
-    let slo_names: Vec<Vec<String>> = snap
-        .services
-        .iter()
-        .map(|g| g.slos.iter().map(|e| label("slo", &e.name)).collect())
-        .collect();
     for (name, help) in [
         ("slate_slo_objective_ratio", "The SLO's objective."),
         (
@@ -297,15 +309,21 @@ fn render_to(x: &Exposition, mut out: Out) {
         ),
     ] {
         family(&mut out, name, "gauge", help);
-        for ((n, g), slos) in gauge_names.iter().zip(&snap.services).zip(&slo_names) {
-            for (e, slo) in g.slos.iter().zip(slos) {
+        for g in &snap.services {
+            for e in &g.slos {
                 let v = match name {
                     "slate_slo_objective_ratio" => Some(e.objective),
                     "slate_slo_attainment_ratio" => e.attainment,
                     _ => e.budget_remaining(),
                 };
                 if let Some(v) = v {
-                    sample(&mut out, name, &[n, slo], v);
+                    sample(
+                        &mut out,
+                        name,
+                        &[("service", &g.name), ("slo", &e.name)],
+                        &[],
+                        v,
+                    );
                 }
             }
         }
@@ -316,8 +334,8 @@ fn render_to(x: &Exposition, mut out: Out) {
         "gauge",
         "Error ratio over the budget, per window.",
     );
-    for ((n, g), slos) in gauge_names.iter().zip(&snap.services).zip(&slo_names) {
-        for (e, slo) in g.slos.iter().zip(slos) {
+    for g in &snap.services {
+        for e in &g.slos {
             for (i, (w, b)) in e.burn_rates.iter().enumerate() {
                 if let Some(b) = b {
                     let w = match burn.get(i) {
@@ -327,7 +345,13 @@ fn render_to(x: &Exposition, mut out: Out) {
                             spans.get(i)
                         }
                     };
-                    sample(&mut out, "slate_burn_rate", &[n, slo, w], *b);
+                    sample(
+                        &mut out,
+                        "slate_burn_rate",
+                        &[("service", &g.name), ("slo", &e.name)],
+                        &[w],
+                        *b,
+                    );
                 }
             }
         }
@@ -342,7 +366,7 @@ fn render_to(x: &Exposition, mut out: Out) {
         .into_iter()
         .map(|s| (s, label("severity", s.as_str())))
         .collect();
-    for ((n, g), slos) in gauge_names.iter().zip(&snap.services).zip(&slo_names) {
+    for g in &snap.services {
         for a in &g.alerts {
             let (long, short) = (
                 spans.index("long_window", a.long),
@@ -355,7 +379,8 @@ fn render_to(x: &Exposition, mut out: Out) {
             sample(
                 &mut out,
                 "slate_alert_firing",
-                &[n, &slos[a.slo], severity, spans.get(long), spans.get(short)],
+                &[("service", &g.name), ("slo", &g.slos[a.slo].name)],
+                &[severity, spans.get(long), spans.get(short)],
                 a.firing as u8 as f64,
             );
         }
@@ -371,7 +396,8 @@ fn render_to(x: &Exposition, mut out: Out) {
         sample(
             &mut out,
             "slate_events_ingested_total",
-            &[&label("source", source)],
+            &[("source", source)],
+            &[],
             *n as f64,
         );
     }
@@ -385,7 +411,8 @@ fn render_to(x: &Exposition, mut out: Out) {
         sample(
             &mut out,
             "slate_events_rejected_total",
-            &[&label("reason", r.as_str())],
+            &[("reason", r.as_str())],
+            &[],
             x.counters.rejected.get(r) as f64,
         );
     }
@@ -400,10 +427,8 @@ fn render_to(x: &Exposition, mut out: Out) {
             sample(
                 &mut out,
                 "slate_kafka_consumer_lag",
-                &[
-                    &label("topic", topic),
-                    &label("partition", &partition.to_string()),
-                ],
+                &[("topic", topic), ("partition", &partition.to_string())],
+                &[],
                 *lag as f64,
             );
         }
@@ -414,11 +439,12 @@ fn render_to(x: &Exposition, mut out: Out) {
         "counter",
         "Latencies above the histogram's top, recorded there.",
     );
-    for (n, c) in counter_names.iter().zip(&x.counters.services) {
+    for (n, c) in x.counters.names.iter().zip(&x.counters.services) {
         sample(
             &mut out,
             "slate_latency_clamped_total",
-            &[n],
+            &[("service", n)],
+            &[],
             c.clamped as f64,
         );
     }
@@ -433,7 +459,8 @@ fn render_to(x: &Exposition, mut out: Out) {
             sample(
                 &mut out,
                 "slate_service_partition_spread",
-                &[&label("topic", topic)],
+                &[("topic", topic)],
+                &[],
                 *n as f64,
             );
         }
@@ -449,6 +476,7 @@ fn render_to(x: &Exposition, mut out: Out) {
             &mut out,
             "slate_config_last_reload_successful",
             &[],
+            &[],
             r.successful as u8 as f64,
         );
         family(
@@ -461,6 +489,7 @@ fn render_to(x: &Exposition, mut out: Out) {
             &mut out,
             "slate_config_last_reload_success_timestamp_seconds",
             &[],
+            &[],
             r.at,
         );
     }
@@ -468,7 +497,8 @@ fn render_to(x: &Exposition, mut out: Out) {
     sample(
         &mut out,
         "slate_build_info",
-        &[&label("version", env!("CARGO_PKG_VERSION"))],
+        &[("version", env!("CARGO_PKG_VERSION"))],
+        &[],
         1.0,
     );
     if !out.stopped && !out.buf.is_empty() {
