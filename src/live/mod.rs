@@ -193,8 +193,16 @@ impl Applier {
             self.last_part.resize(n, u32::MAX);
             self.first_part.resize(n, u32::MAX);
             self.spread.resize(n, false);
+        }
+    }
+
+    /// Service names for the counters, rebuilt when services appeared
+    /// (at most once per publication, not once per new service).
+    fn names(&mut self) -> Arc<[Box<str>]> {
+        if self.names.len() < self.engine.len() {
             self.names = self.engine.services().map(|(n, _)| n.into()).collect();
         }
+        self.names.clone()
     }
 
     /// Re-reads the SLO spec: a valid one replaces the old, keeping the
@@ -469,10 +477,11 @@ impl Applier {
 
     fn publish_counters(&mut self) {
         self.last_counters = Instant::now();
+        let names = self.names();
         publish(
             &self.published.counters,
             Arc::new(Counters {
-                names: self.names.clone(),
+                names,
                 services: self.counts.clone(),
                 ingested: vec![("kafka", self.summary.accepted + self.summary.rejected)],
                 rejected: self.rejected,
