@@ -492,7 +492,7 @@ fn check_against_reference(path: &Path, bytes: &[u8], min_episodes: usize) {
                 .filter(|a| a.slo == slo.name)
                 .map(|a| {
                     (
-                        a.severity,
+                        a.severity.as_str(),
                         Span::parse(&a.long_window).unwrap().0,
                         parse_rfc3339(a.start.as_bytes()).unwrap(),
                         a.end.as_ref().map(|e| parse_rfc3339(e.as_bytes()).unwrap()),

@@ -2,6 +2,7 @@
 //! two stages: clap's raw flags, then validated options for the library.
 
 mod check;
+mod gate;
 mod gen;
 mod replay;
 mod run;
@@ -37,6 +38,8 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// Run live: consume access logs from Kafka, serve Prometheus metrics and a JSON API
     Run(run::RunArgs),
+    /// Deploy gate: judge a policy against a running slate or a report; exit 0 allow, 1 block, 2 error
+    Gate(gate::GateArgs),
     /// Validate an SLO spec and a config; with an INPUT, also say what its first lines give
     Check(check::CheckArgs),
     /// Write deterministic synthetic traffic with injected incidents
@@ -55,6 +58,7 @@ pub fn main() -> Result<ExitCode> {
     match cli.command {
         Command::Replay(a) => replay::run(a),
         Command::Run(a) => run::run(a),
+        Command::Gate(a) => gate::run(a),
         Command::Check(a) => check::run(a),
         Command::Gen(a) => gen::run(a),
     }

@@ -26,13 +26,17 @@ pub struct CheckVerdict {
     pub slo: Option<String>,
     /// The value judged (`null`: no data).
     pub value: Option<f64>,
+    /// The SLO that gave it (the worst, when the check names none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_slo: Option<String>,
     /// `pass`, `warn` or `block`.
     pub result: &'static str,
     pub reason: String,
 }
 
-/// The value a check looks at, or why there is none (`Ok(None)`: no data).
-fn value(check: &GateCheck, svc: &ServiceReport) -> Result<Option<f64>, String> {
+/// The value a check looks at and the SLO it comes from, or why there is
+/// none (`Ok(None)`: no data).
+fn value<'a>(check: &GateCheck, svc: &'a ServiceReport) -> Result<Option<(f64, &'a str)>, String> {
     let slos = &svc.slos.0;
     if slos.is_empty() {
         return Err(format!("service {} has no SLO to judge", check.service));
@@ -53,21 +57,26 @@ fn value(check: &GateCheck, svc: &ServiceReport) -> Result<Option<f64>, String> 
         },
         None => slos.iter().collect(),
     };
-    let values = chosen.iter().filter_map(|(_, s)| match check.metric {
-        GateMetric::ErrorBudgetRemaining => s.budget_remaining,
-        GateMetric::Attainment => s.attainment,
-        GateMetric::BurnRate(w) => {
-            let label = w.to_string();
-            s.burn_rate
-                .0
-                .iter()
-                .find(|(l, _)| *l == label)
-                .and_then(|(_, b)| *b)
-        }
+    let values = chosen.iter().filter_map(|(name, s)| {
+        let v = match check.metric {
+            GateMetric::ErrorBudgetRemaining => s.budget_remaining,
+            GateMetric::Attainment => s.attainment,
+            GateMetric::BurnRate(w) => {
+                let label = w.to_string();
+                s.burn_rate
+                    .0
+                    .iter()
+                    .find(|(l, _)| *l == label)
+                    .and_then(|(_, b)| *b)
+            }
+        };
+        v.map(|v| (v, name.as_str()))
     });
+    let lowest = |a: (f64, &'a str), b: (f64, &'a str)| if b.0 < a.0 { b } else { a };
+    let highest = |a: (f64, &'a str), b: (f64, &'a str)| if b.0 > a.0 { b } else { a };
     Ok(match check.metric {
-        GateMetric::ErrorBudgetRemaining => values.reduce(f64::min),
-        GateMetric::BurnRate(_) => values.reduce(f64::max),
+        GateMetric::ErrorBudgetRemaining => values.reduce(lowest),
+        GateMetric::BurnRate(_) => values.reduce(highest),
         GateMetric::Attainment => {
             if chosen.len() > 1 {
                 return Err(format!(
@@ -81,9 +90,20 @@ fn value(check: &GateCheck, svc: &ServiceReport) -> Result<Option<f64>, String> 
                         .join(", ")
                 ));
             }
-            values.reduce(f64::min)
+            values.reduce(lowest)
         }
     })
+}
+
+/// A figure for people: four decimals, trailing zeros dropped.
+fn short(x: f64) -> String {
+    let s = format!("{x:.4}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".into()
+    } else {
+        s.into()
+    }
 }
 
 /// Judges every check of `policy` (those of `only`, when given). An error
@@ -122,13 +142,21 @@ pub fn judge(
                     },
                     "no data: the service has no events in the window".to_string(),
                 ),
-                Some(x) if c.op.holds(x, c.bound) => ("pass", format!("{} = {x} holds", c.metric)),
-                Some(x) => (
+                Some((x, slo)) if c.op.holds(x, c.bound) => {
+                    ("pass", format!("{} of {slo} is {}", c.metric, short(x)))
+                }
+                Some((x, slo)) => (
                     match c.action {
                         GateAction::BlockDeploy => "block",
                         GateAction::WarnOnly => "warn",
                     },
-                    format!("{} = {x}, not {} {}", c.metric, c.op.as_str(), c.bound),
+                    format!(
+                        "{} of {slo} is {}, not {} {}",
+                        c.metric,
+                        short(x),
+                        c.op.as_str(),
+                        c.bound
+                    ),
                 ),
             }
         };
@@ -137,7 +165,8 @@ pub fn judge(
             check: c.text.clone(),
             action: c.action.as_str(),
             slo: c.slo.clone(),
-            value: v,
+            value: v.map(|(x, _)| x),
+            value_slo: v.map(|(_, slo)| slo.to_string()),
             result,
             reason,
         });

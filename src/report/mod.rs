@@ -9,8 +9,9 @@ pub mod table;
 
 use std::collections::BTreeMap;
 
+use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::decode::Reason;
 use crate::engine::{Engine, ServiceState};
@@ -25,6 +26,26 @@ pub struct Ordered<V>(pub Vec<(String, V)>);
 impl<V> Default for Ordered<V> {
     fn default() -> Self {
         Ordered(Vec::new())
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for Ordered<V> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for Visit<V> {
+            type Value = Ordered<V>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Ordered<V>, A::Error> {
+                let mut out = Vec::with_capacity(m.size_hint().unwrap_or(0));
+                while let Some(entry) = m.next_entry()? {
+                    out.push(entry);
+                }
+                Ok(Ordered(out))
+            }
+        }
+        d.deserialize_map(Visit(std::marker::PhantomData))
     }
 }
 
@@ -74,7 +95,7 @@ pub struct Summary {
     pub reliability: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ServiceReport {
     pub requests: u64,
     pub errors: u64,
@@ -86,14 +107,14 @@ pub struct ServiceReport {
     pub alerts: Vec<AlertReport>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Quantiles {
     pub p50: Option<f64>,
     pub p95: Option<f64>,
     pub p99: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SloReport {
     pub objective: f64,
     pub attainment: Option<f64>,
@@ -106,14 +127,14 @@ pub struct SloReport {
     pub total: u64,
     /// Live only: the share of the period the state reaches back (a budget
     /// over 3 days of data is not a 30-day budget).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coverage: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AlertReport {
     pub slo: String,
-    pub severity: &'static str,
+    pub severity: String,
     pub long_window: String,
     pub short_window: String,
     pub burn_rate_threshold: f64,
@@ -191,7 +212,7 @@ fn alert_reports(
             let denom = slo.budget() * period_total(ep.slo);
             AlertReport {
                 slo: slo.name.clone(),
-                severity: ep.rule.severity.as_str(),
+                severity: ep.rule.severity.as_str().to_string(),
                 long_window: ep.rule.long.to_string(),
                 short_window: ep.rule.short.to_string(),
                 burn_rate_threshold: r(ep.rule.threshold),
@@ -205,7 +226,7 @@ fn alert_reports(
             }
         })
         .collect();
-    alerts.sort_by(|a, b| (&a.start, &a.slo, a.severity).cmp(&(&b.start, &b.slo, b.severity)));
+    alerts.sort_by(|a, b| (&a.start, &a.slo, &a.severity).cmp(&(&b.start, &b.slo, &b.severity)));
     alerts
 }
 
