@@ -1,0 +1,485 @@
+//! `deploy/`: the Prometheus alert rules and the Grafana dashboard name only
+//! series slate emits, with labels and label values it gives them — read
+//! from an exposition rendered by slate itself, every family present. With
+//! promtool (the README's test script), the rules, their unit tests, the
+//! scrape config and every dashboard query are checked by Prometheus's own
+//! parser too.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+
+use slate::decode::{Reason, RejectCounts};
+use slate::engine::{Engine, EngineSettings};
+use slate::evaluate::AlertTracker;
+use slate::export::prometheus::{render, Exposition};
+use slate::export::snapshot::{Counters, KafkaGauges, ReloadState, Snapshot};
+use slate::model::{parse_rfc3339, Event, MICROS_PER_SEC};
+use slate::spec::SloSpec;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const RULES: &str = "deploy/prometheus/slate-rules.yml";
+const DASHBOARD: &str = "deploy/grafana/dashboards/slate-slo.json";
+
+/// Labels Prometheus adds to every series it scrapes, and the series it
+/// makes for every target.
+const TARGET_LABELS: &[&str] = &["job", "instance"];
+const PROMETHEUS_SERIES: &[&str] = &["up"];
+
+/// family → label → values seen, from a real exposition with every family.
+type Families = BTreeMap<String, BTreeMap<String, BTreeSet<String>>>;
+
+fn exposition() -> Families {
+    let spec = SloSpec::parse(
+        Path::new("slos.yml"),
+        "services:\n  api:\n    slo_latency_p99: 200ms\n    slo_error_rate: 99%\n    slo_availability: 99.9%\n  batch:\n    slo_freshness: 1h\n    slo_success_rate: 99%\n",
+    )
+    .unwrap();
+    let mut engine = Engine::new(&spec, EngineSettings::default());
+    let t0 = parse_rfc3339(b"2026-11-24T10:00:00Z").unwrap();
+    let mut trackers = Vec::new();
+    for name in ["api", "batch"] {
+        let id = engine.resolve(name).unwrap();
+        for i in 0..3600i64 {
+            engine
+                .apply(&Event {
+                    ts: t0 + i * MICROS_PER_SEC,
+                    service: id,
+                    error: i % 7 == 0,
+                    latency_us: Some(1_000 + i as u64 * 100),
+                })
+                .unwrap();
+        }
+    }
+    let now = t0 + 3600 * MICROS_PER_SEC;
+    engine.advance_all(now);
+    for (_, s) in engine.services() {
+        let mut t = AlertTracker::new(s);
+        t.tick(s, now, 0);
+        trackers.push(Some(t));
+    }
+    let mut rejected = RejectCounts::default();
+    rejected.add(Reason::InvalidJson);
+    let snapshot = Snapshot::take(&engine, &trackers, now);
+    let counters = Counters::from_engine(&engine, vec![("kafka", 7201)], rejected);
+    let kafka = KafkaGauges {
+        lag: vec![("logs".into(), 0, 5)],
+        spread: vec![("logs".into(), 0)],
+    };
+    let text = render(&Exposition {
+        snapshot: &snapshot,
+        counters: &counters,
+        kafka: Some(&kafka),
+        reload: Some(ReloadState {
+            successful: true,
+            at: 1.0,
+        }),
+    });
+    let mut families = Families::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            families
+                .entry(rest.split(' ').next().unwrap().into())
+                .or_default();
+            continue;
+        }
+        if line.starts_with('#') {
+            continue;
+        }
+        let head = line.rsplit_once(' ').unwrap().0;
+        let (name, labels) = head.split_once('{').unwrap_or((head, "}"));
+        let fam = families.entry(name.into()).or_default();
+        for pair in labels
+            .trim_end_matches('}')
+            .split("\",")
+            .filter(|p| !p.is_empty())
+        {
+            let (k, v) = pair.split_once("=\"").unwrap();
+            fam.entry(k.into())
+                .or_default()
+                .insert(v.trim_end_matches('"').into());
+        }
+    }
+    families
+}
+
+/// What a PromQL expression refers to.
+#[derive(Debug, Default)]
+struct Refs {
+    /// (metric, label, op, value) for every matcher; a metric with no
+    /// matcher appears with an empty label.
+    selectors: Vec<(String, String, String, String)>,
+    /// Labels named in by/without/on/ignoring/group_left/group_right.
+    grouping: Vec<String>,
+}
+
+/// Words that are not series: binary operators and modifiers, and the
+/// aggregations (which may take `by (…)` before their parenthesis).
+const KEYWORDS: &[&str] = &[
+    "and",
+    "or",
+    "unless",
+    "bool",
+    "offset",
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "count",
+    "group",
+    "stddev",
+    "stdvar",
+    "topk",
+    "bottomk",
+    "quantile",
+    "count_values",
+];
+const GROUPING: &[&str] = &[
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+];
+
+/// A small PromQL scanner: enough to find every metric name, matcher and
+/// grouping label (strings, ranges and numbers skipped; an identifier
+/// followed by `(` is a function or an aggregation).
+fn refs(expr: &str) -> Refs {
+    let b = expr.as_bytes();
+    let mut out = Refs::default();
+    let mut i = 0;
+    let ident = |i: &mut usize| {
+        let s = *i;
+        while *i < b.len() && (b[*i].is_ascii_alphanumeric() || b"_:".contains(&b[*i])) {
+            *i += 1;
+        }
+        expr[s..*i].to_string()
+    };
+    let skip_ws = |i: &mut usize| {
+        while *i < b.len() && b[*i].is_ascii_whitespace() {
+            *i += 1;
+        }
+    };
+    let string = |i: &mut usize| {
+        let q = b[*i];
+        *i += 1;
+        let s = *i;
+        while *i < b.len() && b[*i] != q {
+            *i += if b[*i] == b'\\' { 2 } else { 1 };
+        }
+        *i += 1;
+        expr[s..*i - 1].to_string()
+    };
+    let matchers = |i: &mut usize, metric: &str, out: &mut Refs| {
+        *i += 1; // {
+        loop {
+            skip_ws(i);
+            if b[*i] == b'}' {
+                *i += 1;
+                return;
+            }
+            if b[*i] == b',' {
+                *i += 1;
+                continue;
+            }
+            let label = ident(i);
+            skip_ws(i);
+            let s = *i;
+            while b"=!~".contains(&b[*i]) {
+                *i += 1;
+            }
+            let op = expr[s..*i].to_string();
+            skip_ws(i);
+            let value = string(i);
+            out.selectors.push((metric.into(), label, op, value));
+        }
+    };
+    while i < b.len() {
+        let c = b[i];
+        if c == b'"' || c == b'\'' {
+            string(&mut i);
+        } else if c == b'[' {
+            while b[i] != b']' {
+                i += 1;
+            }
+            i += 1;
+        } else if c == b'{' {
+            matchers(&mut i, "", &mut out);
+        } else if c.is_ascii_digit() {
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'.') {
+                i += 1;
+            }
+        } else if c.is_ascii_alphabetic() || c == b'_' {
+            let name = ident(&mut i);
+            let mut j = i;
+            skip_ws(&mut j);
+            if GROUPING.contains(&name.as_str()) {
+                if j < b.len() && b[j] == b'(' {
+                    i = j + 1;
+                    loop {
+                        skip_ws(&mut i);
+                        if b[i] == b')' {
+                            i += 1;
+                            break;
+                        }
+                        if b[i] == b',' {
+                            i += 1;
+                            continue;
+                        }
+                        out.grouping.push(ident(&mut i));
+                    }
+                }
+            } else if j < b.len() && b[j] == b'(' || KEYWORDS.contains(&name.as_str()) {
+                // A function or an aggregation; its arguments follow.
+            } else if j < b.len() && b[j] == b'{' {
+                i = j;
+                matchers(&mut i, &name, &mut out);
+            } else {
+                out.selectors
+                    .push((name, String::new(), String::new(), String::new()));
+            }
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Every `expr` of the rules file.
+fn rule_exprs() -> Exprs {
+    let text = std::fs::read_to_string(Path::new(ROOT).join(RULES)).unwrap();
+    let docs = yaml_rust2::YamlLoader::load_from_str(&text).unwrap();
+    let mut out = Vec::new();
+    for group in docs[0]["groups"].as_vec().unwrap() {
+        for rule in group["rules"].as_vec().unwrap() {
+            let name = rule["alert"]
+                .as_str()
+                .or(rule["record"].as_str())
+                .unwrap()
+                .to_string();
+            out.push((name, rule["expr"].as_str().unwrap().to_string()));
+        }
+    }
+    assert!(out.len() >= 8, "{out:?}");
+    out
+}
+
+/// Every query of the dashboard: panel targets, and the expression inside
+/// each `label_values(EXPR, LABEL)` variable (with the label it reads).
+/// (where, PromQL) pairs.
+type Exprs = Vec<(String, String)>;
+
+fn dashboard_exprs() -> (Exprs, Exprs) {
+    let text = std::fs::read_to_string(Path::new(ROOT).join(DASHBOARD)).unwrap();
+    let d: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut exprs = Vec::new();
+    for p in d["panels"].as_array().unwrap() {
+        for t in p["targets"].as_array().into_iter().flatten() {
+            exprs.push((
+                p["title"].as_str().unwrap().to_string(),
+                t["expr"].as_str().unwrap().to_string(),
+            ));
+        }
+    }
+    let mut label_values = Vec::new();
+    for v in d["templating"]["list"].as_array().unwrap() {
+        if v["type"] != "query" {
+            continue;
+        }
+        let q = v["query"]["query"].as_str().unwrap();
+        let inner = q
+            .strip_prefix("label_values(")
+            .and_then(|q| q.strip_suffix(')'))
+            .unwrap_or_else(|| panic!("variable {}: not label_values(…): {q}", v["name"]));
+        let (e, label) = inner.rsplit_once(',').unwrap();
+        exprs.push((format!("variable {}", v["name"]), e.trim().to_string()));
+        label_values.push((e.trim().to_string(), label.trim().to_string()));
+    }
+    assert!(exprs.len() >= 15, "{exprs:?}");
+    (exprs, label_values)
+}
+
+/// The problems with one expression, against what slate emits.
+fn problems(fam: &Families, what: &str, expr: &str) -> Vec<String> {
+    let r = refs(expr);
+    let mut out = Vec::new();
+    let mut labels_here: BTreeSet<&str> = TARGET_LABELS.iter().copied().collect();
+    let mut metrics = 0;
+    for (metric, label, op, value) in &r.selectors {
+        if metric.is_empty() {
+            out.push(format!("{what}: a selector without a metric name: {expr}"));
+            continue;
+        }
+        metrics += 1;
+        if PROMETHEUS_SERIES.contains(&metric.as_str()) {
+            continue;
+        }
+        let Some(f) = fam.get(metric) else {
+            out.push(format!("{what}: slate emits no series `{metric}`: {expr}"));
+            continue;
+        };
+        labels_here.extend(f.keys().map(String::as_str));
+        if label.is_empty() || TARGET_LABELS.contains(&label.as_str()) {
+            continue;
+        }
+        let Some(values) = f.get(label) else {
+            out.push(format!(
+                "{what}: `{metric}` has no label `{label}` (it has {:?})",
+                f.keys().collect::<Vec<_>>()
+            ));
+            continue;
+        };
+        // Literal values and alternatives of fixed label sets (windows,
+        // severities, quantiles) must be values slate gives; variables and
+        // patterns are the user's.
+        let fixed = [
+            "window",
+            "severity",
+            "long_window",
+            "short_window",
+            "quantile",
+        ];
+        if (op == "=" || op == "=~") && fixed.contains(&label.as_str()) && !value.contains('$') {
+            for alt in value.split('|') {
+                if !values.contains(alt) {
+                    out.push(format!(
+                        "{what}: `{metric}` never has {label}=\"{alt}\" (it has {values:?})"
+                    ));
+                }
+            }
+        }
+    }
+    if metrics == 0 {
+        out.push(format!("{what}: names no series: {expr}"));
+    }
+    for g in &r.grouping {
+        if !labels_here.contains(g.as_str()) {
+            out.push(format!(
+                "{what}: groups by `{g}`, which no series here has: {expr}"
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_scanner_finds_names_matchers_and_grouping() {
+    let r = refs(
+        r#"sum by (instance, topic) (rate(slate_x_total{a="1|2", b=~"$v"}[5m])) / on(instance) group_left up > 0.5 and absent(y)"#,
+    );
+    let sel: Vec<_> = r
+        .selectors
+        .iter()
+        .map(|(m, l, o, v)| format!("{m}|{l}|{o}|{v}"))
+        .collect();
+    assert_eq!(
+        sel,
+        [
+            "slate_x_total|a|=|1|2",
+            "slate_x_total|b|=~|$v",
+            "up|||",
+            "y|||"
+        ]
+    );
+    assert_eq!(r.grouping, ["instance", "topic", "instance"]);
+}
+
+#[test]
+fn rules_and_dashboard_name_only_series_slate_emits() {
+    let fam = exposition();
+    // The exposition really has every family the rules and dashboard may use.
+    for f in [
+        "slate_alert_firing",
+        "slate_kafka_consumer_lag",
+        "slate_config_last_reload_successful",
+        "slate_latency_seconds",
+        "slate_burn_rate",
+    ] {
+        assert!(fam.contains_key(f), "{f} missing from {:?}", fam.keys());
+    }
+    let mut found = Vec::new();
+    for (name, expr) in rule_exprs() {
+        found.extend(problems(&fam, &format!("rule {name}"), &expr));
+    }
+    let (exprs, label_values) = dashboard_exprs();
+    for (title, expr) in &exprs {
+        found.extend(problems(&fam, &format!("panel {title:?}"), expr));
+    }
+    for (expr, label) in label_values {
+        let metric = refs(&expr).selectors[0].0.clone();
+        if !fam.get(&metric).is_some_and(|f| f.contains_key(&label)) {
+            found.push(format!(
+                "variable reads `{label}` of `{metric}`, which has none"
+            ));
+        }
+    }
+    assert!(found.is_empty(), "\n{}", found.join("\n"));
+
+    // And it can fail: a misspelt series, a label slate does not give, a
+    // window it does not have.
+    assert_eq!(problems(&fam, "t", "slate_request_total").len(), 1);
+    assert_eq!(
+        problems(&fam, "t", r#"slate_burn_rate{endpoint="/"}"#).len(),
+        1
+    );
+    assert_eq!(
+        problems(&fam, "t", r#"slate_latency_seconds{window="1d"}"#).len(),
+        1
+    );
+    assert_eq!(
+        problems(&fam, "t", "sum by (zone) (slate_requests_total)").len(),
+        1
+    );
+}
+
+/// The promtool binary (`SLATE_PROMTOOL`, else on the PATH).
+fn promtool() -> String {
+    std::env::var("SLATE_PROMTOOL").unwrap_or_else(|_| "promtool".into())
+}
+
+fn promtool_ok(args: &[&str]) {
+    let o = Command::new(promtool())
+        .args(args)
+        .current_dir(ROOT)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "promtool ({}): {e}; the test script installs it",
+                promtool()
+            )
+        });
+    assert!(
+        o.status.success(),
+        "promtool {args:?}:\n{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+#[ignore = "needs promtool: run by scripts/test"]
+fn promtool_checks_rules_config_and_every_dashboard_query() {
+    promtool_ok(&["check", "rules", RULES]);
+    promtool_ok(&["test", "rules", "deploy/prometheus/slate-rules.test.yml"]);
+    promtool_ok(&["check", "config", "deploy/prometheus/prometheus.yml"]);
+    // Dashboard queries through Prometheus's parser: each as a recording
+    // rule, Grafana's variables given values.
+    let (exprs, _) = dashboard_exprs();
+    let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
+    for (i, (_, e)) in exprs.iter().enumerate() {
+        let e = e
+            .replace("$__rate_interval", "1m")
+            .replace("$service", ".*")
+            .replace("$slo", ".*");
+        rules.push_str(&format!(
+            "      - record: dashboard:query{i}\n        expr: {}\n",
+            serde_json::to_string(&e).unwrap()
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dashboard-queries.yml");
+    std::fs::write(&path, rules).unwrap();
+    promtool_ok(&["check", "rules", path.to_str().unwrap()]);
+}
