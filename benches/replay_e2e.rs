@@ -151,6 +151,7 @@ fn child(input: &str, threads: usize) {
         threads,
         dead_letter: None,
         progress: false,
+        charts: false,
     })
     .unwrap();
     let secs = start.elapsed().as_secs_f64();

@@ -113,6 +113,7 @@ fn run(path: &Path, threads: usize) -> Report {
         threads,
         dead_letter: None,
         progress: false,
+        charts: false,
     })
     .unwrap()
 }

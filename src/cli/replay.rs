@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::{load_config, load_spec, write_file, Output};
 use crate::model::{parse_instant, Micros};
-use crate::replay::{replay, ReplayOptions};
+use crate::replay::{replay, replay_charted, ReplayOptions};
 use crate::source::file::InputName;
 use crate::spec::config::parse_eval_every;
 
@@ -57,6 +57,9 @@ pub struct ReplayArgs {
     /// Also write the JSON report to FILE
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Also write the report as one self-contained HTML page with charts to FILE
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
     /// Do not draw a progress bar
     #[arg(long)]
     no_progress: bool,
@@ -119,7 +122,7 @@ pub fn run(a: ReplayArgs) -> Result<ExitCode> {
         super::resolve_auto(&mut config, first)?;
     }
     let threads = a.threads.unwrap_or(config.engine.threads);
-    let report = replay(ReplayOptions {
+    let opts = ReplayOptions {
         inputs: a.inputs.into_iter().map(InputName).collect(),
         spec,
         config,
@@ -129,7 +132,15 @@ pub fn run(a: ReplayArgs) -> Result<ExitCode> {
         threads,
         dead_letter: a.dead_letter,
         progress: !a.no_progress,
-    })?;
+        charts: false,
+    };
+    let (report, charts) = match &a.html {
+        Some(_) => {
+            let (r, c) = replay_charted(opts)?;
+            (r, Some(c))
+        }
+        None => (replay(opts)?, None),
+    };
     for e in &report.events.input_errors {
         eprintln!("slate: warning: input not read to the end ({e}); the report covers what was read before");
     }
@@ -148,6 +159,9 @@ pub fn run(a: ReplayArgs) -> Result<ExitCode> {
     let json = serde_json::to_string_pretty(&report)? + "\n";
     if let Some(p) = &a.json {
         write_file(p, &json)?;
+    }
+    if let (Some(p), Some(c)) = (&a.html, &charts) {
+        write_file(p, &crate::report::html::render(&report, c))?;
     }
     match a.output {
         Output::Json => print!("{json}"),

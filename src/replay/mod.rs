@@ -15,6 +15,7 @@ use crate::decode::{Decoder, Reason, RejectCounts};
 use crate::engine::{Engine, EngineSettings};
 use crate::evaluate::AlertTracker;
 use crate::model::{Event, Micros, ServiceId};
+use crate::report::chart::Charts;
 use crate::report::{self, Report};
 use crate::source::file::InputName;
 use crate::spec::{Config, SloSpec};
@@ -33,6 +34,8 @@ pub struct ReplayOptions {
     pub dead_letter: Option<PathBuf>,
     /// Show a progress bar on stderr (only drawn when it is a terminal).
     pub progress: bool,
+    /// Record chart series for the HTML report.
+    pub charts: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +126,7 @@ pub struct Replayer {
     next_tick: Option<Micros>,
     dead: Option<BufWriter<File>>,
     input_names: Vec<String>,
+    pub charts: Option<Charts>,
 }
 
 impl Replayer {
@@ -156,6 +160,9 @@ impl Replayer {
                 })
                 .collect(),
             input_names: opts.inputs.iter().map(InputName::display).collect(),
+            charts: opts
+                .charts
+                .then(|| Charts::new(opts.config.alerting.replay_step())),
             opts,
             engine,
             trackers: Vec::new(),
@@ -178,8 +185,9 @@ impl Replayer {
         }
     }
 
-    /// Reads every input to the end and returns the report.
-    pub fn run(mut self) -> Result<Report, ReplayError> {
+    /// Reads every input to the end and returns the report (and the
+    /// chart series, when asked for).
+    pub fn run(mut self) -> Result<(Report, Option<Charts>), ReplayError> {
         let threads = match self.opts.threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -441,6 +449,9 @@ impl Replayer {
                 tr.tick(self.engine.service(id as ServiceId), t, min_events);
             }
         }
+        if let Some(c) = &mut self.charts {
+            c.tick(&self.engine, t);
+        }
         for inc in &mut self.incidents {
             if inc.at_from.is_none() && t >= inc.from {
                 inc.at_from = Some(snapshot_bad(&self.engine));
@@ -476,9 +487,12 @@ impl Replayer {
         Ok(())
     }
 
-    fn finish(mut self) -> Report {
+    fn finish(mut self) -> (Report, Option<Charts>) {
         if let Some(last) = self.tally.last {
             self.engine.advance_all(last + 1);
+            if let Some(c) = &mut self.charts {
+                c.finish(&self.engine, last + 1);
+            }
         }
         for (id, tr) in self.trackers.iter_mut().enumerate() {
             if let Some(tr) = tr {
@@ -491,7 +505,8 @@ impl Replayer {
                 inc.at_to = Some(end_snapshot.clone());
             }
         }
-        report::build(&self.engine, &self.trackers, &self.tally, &self.incidents)
+        let report = report::build(&self.engine, &self.trackers, &self.tally, &self.incidents);
+        (report, self.charts)
     }
 }
 
@@ -518,5 +533,13 @@ fn progress_bar(total: Option<u64>) -> indicatif::ProgressBar {
 
 /// Runs a replay to its report.
 pub fn replay(opts: ReplayOptions) -> Result<Report, ReplayError> {
-    Replayer::new(opts)?.run()
+    Ok(Replayer::new(opts)?.run()?.0)
+}
+
+/// The report and the chart series of the HTML report.
+pub fn replay_charted(mut opts: ReplayOptions) -> Result<(Report, Charts), ReplayError> {
+    opts.charts = true;
+    let step = opts.config.alerting.replay_step();
+    let (report, charts) = Replayer::new(opts)?.run()?;
+    Ok((report, charts.unwrap_or_else(|| Charts::new(step))))
 }

@@ -4,7 +4,9 @@
 //!
 //! May import `model`, `spec`, `engine`, `evaluate` and `decode`.
 
+pub mod chart;
 pub mod gate;
+pub mod html;
 pub mod table;
 
 use std::collections::BTreeMap;

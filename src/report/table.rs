@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use super::Report;
 
-fn pct(v: Option<f64>) -> String {
+pub(super) fn pct(v: Option<f64>) -> String {
     match v {
         Some(v) => {
             let p = v * 100.0;
@@ -23,7 +23,7 @@ fn num(v: Option<f64>, digits: usize) -> String {
     v.map_or("-".into(), |v| format!("{v:.digits$}"))
 }
 
-fn grouped(n: u64) -> String {
+pub(super) fn grouped(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
