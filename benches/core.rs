@@ -161,6 +161,7 @@ fn render_metrics(c: &mut Criterion) {
                     counters: &counters,
                     kafka: Some(&kafka),
                     reload: None,
+                    compat: Default::default(),
                 })
                 .len()
             })
@@ -176,6 +177,7 @@ fn render_metrics(c: &mut Criterion) {
                         counters: &counters,
                         kafka: Some(&kafka),
                         reload: None,
+                        compat: Default::default(),
                     },
                     SCRAPE_CHUNK,
                     &mut |c: String| {

@@ -29,7 +29,8 @@ const PROMETHEUS_SERIES: &[&str] = &["up"];
 /// family → label → values seen, from a real exposition with every family.
 type Families = BTreeMap<String, BTreeMap<String, BTreeSet<String>>>;
 
-fn exposition() -> Families {
+/// The text slate writes for a spec with every kind of SLO.
+fn exposition_text(compat: slate::spec::config::Compat) -> String {
     let spec = SloSpec::parse(
         Path::new("slos.yml"),
         "services:\n  api:\n    slo_latency_p99: 200ms\n    slo_error_rate: 99%\n    slo_availability: 99.9%\n  batch:\n    slo_freshness: 1h\n    slo_success_rate: 99%\n",
@@ -66,7 +67,7 @@ fn exposition() -> Families {
         lag: vec![("logs".into(), 0, 5)],
         spread: vec![("logs".into(), 0)],
     };
-    let text = render(&Exposition {
+    render(&Exposition {
         snapshot: &snapshot,
         counters: &counters,
         kafka: Some(&kafka),
@@ -74,7 +75,13 @@ fn exposition() -> Families {
             successful: true,
             at: 1.0,
         }),
-    });
+        compat,
+    })
+}
+
+fn exposition() -> Families {
+    // slate's own series only: what the rules and dashboard may use.
+    let text = exposition_text(Default::default());
     let mut families = Families::new();
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("# TYPE ") {
@@ -456,6 +463,45 @@ fn promtool_ok(args: &[&str]) {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+#[test]
+#[ignore = "needs promtool: run by scripts/test"]
+fn promtool_finds_only_the_colons_of_the_compatibility_series() {
+    use std::io::Write;
+    let check = |text: &str| {
+        let mut child = Command::new(promtool())
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        let o = child.wait_with_output().unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    assert_eq!(check(&exposition_text(Default::default())).trim(), "");
+    let said = check(&exposition_text(slate::spec::config::Compat {
+        sloth: true,
+        pyrra: true,
+    }));
+    assert!(!said.trim().is_empty(), "promtool flags the colons");
+    for line in said.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            line.contains("slo:") || line.contains("pyrra_"),
+            "promtool on the compatibility series: {line}"
+        );
+    }
 }
 
 #[test]

@@ -387,7 +387,7 @@ fn slate_run(dir: &Path, brokers: &str, listen: &str) -> Slate {
     let cfg = write(
         dir,
         "slate.yml",
-        "kafka:\n  group: gate-test\n  properties:\n    session.timeout.ms: 6000\n    heartbeat.interval.ms: 500\n",
+        "kafka:\n  group: gate-test\n  properties:\n    session.timeout.ms: 6000\n    heartbeat.interval.ms: 500\nexport:\n  compat: [sloth, pyrra]\n",
     );
     Slate(
         Command::new(env!("CARGO_BIN_EXE_slate"))
@@ -463,6 +463,21 @@ fn against_a_live_slate_run() {
     common::wait_for(addr, "every event applied", Duration::from_secs(90), |m| {
         common::sum(m, "slate_requests_total") == n as f64
     });
+
+    // With export.compat, Pyrra's and Sloth's series hold the same figures.
+    let text = common::get(addr, "/metrics").1;
+    let m = common::samples(&text);
+    let v = |k: &str| *m.get(k).unwrap_or_else(|| panic!("no {k} in\n{text}"));
+    assert!(close(
+        v(r#"pyrra_availability{slo="api-error_rate"}"#),
+        0.995
+    ));
+    assert!(close(
+        v(
+            r#"slo:period_error_budget_remaining:ratio{sloth_id="web-error_rate",sloth_service="web",sloth_slo="error_rate"}"#
+        ),
+        -1.0
+    ));
 
     // api's budget: 1 − (5/1000)/0.01 = 0.5; web's: 1 − (4/400)/0.005 = −1.
     let o = gate(&["--policy", policy, "--source", &url, "-o", "json"]);

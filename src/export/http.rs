@@ -45,6 +45,8 @@ pub struct Published {
     pub readiness: Mutex<Readiness>,
     /// The deploy-gate policy, when one is configured.
     pub policy: Option<Arc<GatePolicy>>,
+    /// Sloth's and Pyrra's series in `/metrics` too.
+    pub compat: crate::spec::config::Compat,
     /// Asks the owner of the state for the live `services` object.
     pub services: Option<crossbeam_channel::Sender<ServicesRequest>>,
     /// Asks the owner of the state to re-read the SLO spec.
@@ -67,6 +69,7 @@ impl Default for Published {
             reload: Mutex::default(),
             readiness: Mutex::new(Readiness::NotReady("starting".into())),
             policy: None,
+            compat: Default::default(),
             services: None,
             reloads: None,
         }
@@ -97,6 +100,7 @@ impl Published {
                 counters: &counters,
                 kafka: Some(&kafka),
                 reload,
+                compat: self.compat,
             },
             SCRAPE_CHUNK,
             sink,

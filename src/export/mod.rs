@@ -6,6 +6,7 @@
 //! May import `model`, `spec`, `decode` (reasons), `engine`, `evaluate` and
 //! `report`; the HTTP server also `tokio` and `hyper`.
 
+pub mod compat;
 pub mod http;
 pub mod prometheus;
 pub mod snapshot;

@@ -12,6 +12,7 @@ use crate::decode::Reason;
 use crate::engine::plan::{BURN_WINDOWS, SLI_WINDOWS};
 use crate::evaluate::Severity;
 use crate::model::Span;
+use crate::spec::config::Compat;
 
 /// What the exposition is made from.
 pub struct Exposition<'a> {
@@ -20,6 +21,8 @@ pub struct Exposition<'a> {
     /// `slate run` only.
     pub kafka: Option<&'a KafkaGauges>,
     pub reload: Option<ReloadState>,
+    /// Sloth's and Pyrra's series too (`export.compat`).
+    pub compat: Compat,
 }
 
 /// Escapes a label value as the text format requires (borrowed when there
@@ -44,7 +47,7 @@ fn escape(v: &str) -> Cow<'_, str> {
 /// handed to `sink` as they fill (a scrape streams them). Chunks small
 /// enough to come from the allocator's free lists cost no page faults,
 /// where one 70 MB string (10,000 services) faults on every page.
-struct Out<'a> {
+pub(super) struct Out<'a> {
     buf: String,
     chunk: usize,
     sink: &'a mut dyn FnMut(String) -> bool,
@@ -62,7 +65,7 @@ impl Out<'_> {
     }
 }
 
-fn family(out: &mut Out, name: &str, kind: &str, help: &str) {
+pub(super) fn family(out: &mut Out, name: &str, kind: &str, help: &str) {
     if out.stopped {
         return;
     }
@@ -74,7 +77,7 @@ fn family(out: &mut Out, name: &str, kind: &str, help: &str) {
 /// with every sample) are escaped as they are written; `pieces` come
 /// written already (`key="value"`), built once per render and shared by
 /// many samples.
-fn sample(out: &mut Out, name: &str, kv: &[(&str, &str)], pieces: &[&str], value: f64) {
+pub(super) fn sample(out: &mut Out, name: &str, kv: &[(&str, &str)], pieces: &[&str], value: f64) {
     if !value.is_finite() || out.stopped {
         return;
     }
@@ -493,6 +496,12 @@ fn render_to(x: &Exposition, mut out: Out) {
             r.at,
         );
     }
+    if x.compat.sloth {
+        super::compat::sloth(&mut out, snap);
+    }
+    if x.compat.pyrra {
+        super::compat::pyrra(&mut out, snap);
+    }
     family(&mut out, "slate_build_info", "gauge", "slate's version.");
     sample(
         &mut out,
@@ -585,6 +594,7 @@ mod tests {
             counters: &counters,
             kafka: None,
             reload: None,
+            compat: Compat::default(),
         });
         // Streamed in small chunks, the text is the same, cut at line ends;
         // a sink that refuses stops the render.
@@ -596,6 +606,7 @@ mod tests {
                     counters: &counters,
                     kafka: None,
                     reload: None,
+                    compat: Compat::default(),
                 },
                 chunk,
                 &mut |c: String| {
@@ -614,6 +625,7 @@ mod tests {
                 counters: &counters,
                 kafka: None,
                 reload: None,
+                compat: Compat::default(),
             },
             100,
             &mut |_| {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crate::decode::RejectCounts;
 use crate::engine::hist::DenseHist;
 use crate::engine::plan::{COL_ERRORS, COL_TOTAL, SLI_WINDOWS};
+use crate::engine::service::GoodTotal;
 use crate::engine::Engine;
 use crate::evaluate::{evaluate_slos, AlertTracker, Severity, SloEval};
 use crate::model::{Micros, Span, MICROS_PER_SEC};
@@ -16,6 +17,9 @@ use crate::report::{self, ServiceReport};
 
 /// The quantiles of `slate_latency_seconds`.
 pub const QUANTILES: [f64; 3] = [0.5, 0.95, 0.99];
+
+/// The window of Pyrra's `:rate5m` series.
+pub const RECENT: Span = Span::mins(5);
 
 /// The window the live API's latency and throughput are taken over.
 pub const API_WINDOW: Span = Span::mins(5);
@@ -42,6 +46,12 @@ pub struct ServiceGauges {
     pub freshness: Option<f64>,
     pub last_event_age: Option<f64>,
     pub slos: Vec<SloEval>,
+    /// Per SLO: good and total over the last 5 minutes (Pyrra's rates).
+    pub slos_recent: Vec<GoodTotal>,
+    /// The SLOs' period.
+    pub period: Span,
+    /// The spec's `labels` for the service (Sloth's series carry them).
+    pub labels: BTreeMap<String, String>,
     pub alerts: Vec<AlertState>,
 }
 
@@ -61,6 +71,14 @@ impl Snapshot {
         let mut scratch = DenseHist::default();
         let windows = engine.quantile_windows().to_vec();
         let secs = |us: i64| (us as f64 / MICROS_PER_SEC as f64).max(0.0);
+        // Most specs label nothing: then this map is empty and costs nothing.
+        let labelled: rustc_hash::FxHashMap<&str, &BTreeMap<String, String>> = engine
+            .spec()
+            .services
+            .iter()
+            .filter(|sp| !sp.labels.is_empty())
+            .map(|sp| (sp.name.as_str(), &sp.labels))
+            .collect();
         let services = engine
             .services()
             .enumerate()
@@ -97,6 +115,8 @@ impl Snapshot {
                     })
                     .unwrap_or_default();
                 let slos = evaluate_slos(s);
+                let slos_recent = (0..slos.len()).map(|i| s.slo_window(i, RECENT)).collect();
+                let labels = labelled.get(name).map(|l| (*l).clone()).unwrap_or_default();
                 ServiceGauges {
                     name: name.into(),
                     latency,
@@ -105,6 +125,9 @@ impl Snapshot {
                     freshness: s.last_success.map(|ls| secs(now - ls)),
                     last_event_age: s.last_ts.map(|l| secs(now - l)),
                     slos,
+                    slos_recent,
+                    period: s.plan.period,
+                    labels,
                     alerts,
                 }
             })

@@ -645,6 +645,7 @@ pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSumm
         policy: policy.map(Arc::new),
         services: Some(services_tx),
         reloads: Some(reload_tx),
+        compat: config.export.compat,
         ..Published::default()
     });
     let engine = Engine::new(

@@ -317,6 +317,21 @@ pub struct Config {
     pub kafka: KafkaConfig,
     pub http: HttpConfig,
     pub gate: GateConfig,
+    pub export: ExportConfig,
+}
+
+/// The `export` section: series of other SLO tools beside slate's own, so
+/// that their dashboards keep working (off by default).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExportConfig {
+    pub compat: Compat,
+}
+
+/// Which tools' series to emit too (`export.compat: [sloth, pyrra]`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Compat {
+    pub sloth: bool,
+    pub pyrra: bool,
 }
 
 /// The `gate` section.
@@ -357,6 +372,8 @@ const KAFKA_KEYS: &[&str] = &[
 ];
 const HTTP_KEYS: &[&str] = &["listen"];
 const GATE_KEYS: &[&str] = &["policy"];
+const EXPORT_KEYS: &[&str] = &["compat"];
+const COMPAT_TOOLS: &[&str] = &["sloth", "pyrra"];
 /// Properties slate sets itself: passing them would break its guarantees.
 const KAFKA_OWNED: &[(&str, &str)] = &[
     (
@@ -407,8 +424,7 @@ impl Config {
                 "kafka" => kafka(entries, &mut cfg.kafka, &mut errors),
                 "http" => http(entries, &mut cfg.http, &mut errors),
                 "gate" => gate(entries, path, &mut cfg.gate, &mut errors),
-                // The compatibility series (not built yet).
-                "export" => {}
+                "export" => export(entries, &mut cfg.export, &mut errors),
                 other => errors.unknown_key(k.line, other, SECTIONS, "section"),
             }
         }
@@ -794,6 +810,42 @@ fn gate(entries: &[(Located, Located)], file: &Path, cfg: &mut GateConfig, error
     }
 }
 
+fn export(entries: &[(Located, Located)], cfg: &mut ExportConfig, errors: &mut Errors) {
+    for (k, v) in entries {
+        let key = k.as_str().unwrap_or("");
+        let path = format!("export.{key}");
+        match key {
+            "compat" => {
+                let items: Vec<&Located> = match &v.node {
+                    Node::Seq(items) => items.iter().collect(),
+                    Node::Null => Vec::new(),
+                    _ => vec![v],
+                };
+                cfg.compat = Compat::default();
+                for item in items {
+                    match scalar(item, &path, errors) {
+                        Some("sloth") => cfg.compat.sloth = true,
+                        Some("pyrra") => cfg.compat.pyrra = true,
+                        Some(other) => {
+                            let hint = super::yaml::closest(other, COMPAT_TOOLS.iter().copied())
+                                .map_or(String::new(), |c| format!("; did you mean `{c}`?"));
+                            errors.add(
+                                item.line,
+                                &path,
+                                format!(
+                                    "`{other}`: slate emits the series of sloth and pyrra{hint}"
+                                ),
+                            );
+                        }
+                        None => {}
+                    }
+                }
+            }
+            _ => errors.unknown_key(k.line, key, EXPORT_KEYS, "export"),
+        }
+    }
+}
+
 /// An address to bind: `host:port` (`:9898` means every interface).
 pub fn parse_listen(s: &str) -> Result<String, String> {
     let s = s.trim();
@@ -981,5 +1033,42 @@ mod tests {
             .unwrap_err()
             .0;
         assert!(bad[0].message.contains("10s to 6h"), "{}", bad[0]);
+    }
+
+    #[test]
+    fn export_compat_names_the_tools() {
+        let c = Config::parse(
+            Path::new("slate.yml"),
+            "export:\n  compat: [sloth, pyrra]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.export.compat,
+            Compat {
+                sloth: true,
+                pyrra: true
+            }
+        );
+        let one = Config::parse(Path::new("slate.yml"), "export:\n  compat: pyrra\n").unwrap();
+        assert!(one.export.compat.pyrra && !one.export.compat.sloth);
+        assert_eq!(Config::default().export.compat, Compat::default());
+        let bad = Config::parse(
+            Path::new("slate.yml"),
+            "export:\n  compat: [slooth]\n  compt: []\n",
+        )
+        .unwrap_err()
+        .0;
+        assert_eq!(bad.len(), 2, "{bad:?}");
+        assert!(
+            bad[0].message.contains("did you mean `sloth`"),
+            "{}",
+            bad[0]
+        );
+        assert_eq!((bad[0].line, bad[1].line), (2, 3));
+        assert!(
+            bad[1].message.contains("did you mean `compat`"),
+            "{}",
+            bad[1]
+        );
     }
 }

@@ -205,10 +205,17 @@ fn service(
                 match &v.node {
                     Node::Map(entries) => {
                         for (lk, lv) in entries {
-                            svc.labels.insert(
-                                lk.as_str().unwrap_or("").to_string(),
-                                lv.as_str().unwrap_or("").to_string(),
-                            );
+                            let lname = lk.as_str().unwrap_or("");
+                            if !is_label_name(lname) {
+                                errors.add(
+                                    lk.line,
+                                    &format!("{ctx}.{lname}"),
+                                    "not a Prometheus label name (letters, digits and _, not starting with a digit or __)",
+                                );
+                                continue;
+                            }
+                            svc.labels
+                                .insert(lname.to_string(), lv.as_str().unwrap_or("").to_string());
                         }
                     }
                     Node::Null => {}
@@ -349,6 +356,15 @@ fn latency_objective(key: &str) -> Option<f64> {
     (0.5..1.0).contains(&v).then_some(v)
 }
 
+/// A Prometheus label name (`labels` become labels of the compatibility
+/// series).
+fn is_label_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !s.starts_with("__")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -403,6 +419,21 @@ mod tests {
         assert!(errs[0]
             .to_string()
             .starts_with("slos.yml:3: `slo_eror_rate`"));
+    }
+
+    #[test]
+    fn labels_must_be_prometheus_label_names() {
+        let text = "services:\n  api:\n    slo_error_rate: 99%\n    labels:\n      team: payments\n      bad-name: x\n      __reserved: y\n";
+        let errs = parse(text).unwrap_err().0;
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert_eq!(
+            (errs[0].line, errs[0].key.as_str()),
+            (6, "api.labels.bad-name")
+        );
+        assert_eq!(errs[1].line, 7);
+        assert!(errs[0].message.contains("not a Prometheus label name"));
+        let ok = parse(&text.replace("      bad-name: x\n      __reserved: y\n", "")).unwrap();
+        assert_eq!(ok.services[0].labels["team"], "payments");
     }
 
     #[test]
