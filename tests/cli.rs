@@ -1087,3 +1087,46 @@ fn check_validates_a_gate_policy_with_lines_and_keys() {
         "{err}"
     );
 }
+
+#[test]
+fn gen_follow_sends_events_as_the_clock_reaches_them() {
+    let now_us = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as i64
+    };
+    let before = now_us();
+    let o = ok(&slate(&[
+        "gen",
+        "--follow",
+        "--duration",
+        "2s",
+        "--rate",
+        "20",
+        "--services",
+        "2",
+    ]))
+    .clone();
+    let after = now_us();
+    let ts: Vec<i64> = stdout(&o)
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            slate::model::parse_rfc3339(v["ts"].as_str().unwrap().as_bytes()).unwrap()
+        })
+        .collect();
+    // About 2 s × 20/s × 2 services, every one dated within the run, and
+    // the run lasted as long as the traffic (it waited for the clock).
+    assert!(ts.len() > 40 && ts.len() < 160, "{}", ts.len());
+    assert!(
+        ts.iter().all(|&t| t >= before - 1_000 && t <= after),
+        "{before}..{after}"
+    );
+    assert!(after - before >= 1_500_000, "took {} µs", after - before);
+    assert!(ts.iter().max().unwrap() - ts.iter().min().unwrap() > 1_000_000);
+    // A start in the past would send everything at once.
+    let e = slate(&["gen", "--follow", "--start", "2020-01-01T00:00:00Z"]);
+    assert_eq!(e.status.code(), Some(2));
+    assert!(stderr(&e).contains("--follow sends events as the clock reaches them"));
+}

@@ -24,27 +24,37 @@ malformed:api-gateway:0s+1h:0.01  1% of lines are bad, of every rejection kind\n
 disorder:user-service:0s+1h:1m    timestamps jittered by up to ±30s\n\
 SERVICE may be `*` for all services. Services are named api-gateway, user-service, batch-processor,\n\
 then svc-0003, svc-0004, ...\n\n\
-Example:\n  slate gen --duration 1d --rate 20 --incident errors:api-gateway:6h+30m:0.2 --out day.jsonl.gz"
+Examples:\n  slate gen --duration 1d --rate 20 --incident errors:api-gateway:6h+30m:0.2 --out day.jsonl.gz\n\n\
+A live load for a demo, sent as the clock goes, with an incident every 30 minutes:\n  \
+slate gen --kafka localhost:9092 --topic access-logs --follow \\\n      \
+--incident errors:api-gateway:2m+5m:0.3 --repeat-incidents 30m"
 )]
 pub struct GenArgs {
     /// Number of services
     #[arg(long, default_value_t = 3)]
     services: usize,
-    /// Length of the traffic (e.g. 1h, 1d, 30d)
-    #[arg(long, default_value = "1h")]
-    duration: String,
+    /// Length of the traffic (e.g. 1h, 1d, 30d) [default: 1h; with --follow, forever]
+    #[arg(long, value_name = "D")]
+    duration: Option<String>,
     /// Events per second per service (batch-processor sends a tenth)
     #[arg(long, default_value_t = 10.0)]
     rate: f64,
     /// Inject an incident (repeatable)
     #[arg(long, value_name = "SPEC")]
     incident: Vec<String>,
+    /// Every incident recurs with this period, from its own start (e.g. 30m)
+    #[arg(long, value_name = "D")]
+    repeat_incidents: Option<String>,
+    /// Live load: send each event when the clock reaches its time, starting
+    /// now, until --duration (or forever)
+    #[arg(long)]
+    follow: bool,
     /// Random seed: the same flags and seed give the same bytes
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// First timestamp: RFC 3339, `now` or `now-1h`
-    #[arg(long, default_value = DEFAULT_START)]
-    start: String,
+    /// First timestamp: RFC 3339, `now` or `now-1h` [default: 2026-11-01T00:00:00Z; with --follow, now]
+    #[arg(long, value_name = "T")]
+    start: Option<String>,
     /// Log format to write: any that replay reads but auto
     #[arg(long, default_value = "json")]
     format: String,
@@ -117,14 +127,39 @@ pub fn run(a: GenArgs) -> Result<ExitCode> {
     if a.log_format.is_some() && !matches!(writer, Writer::Layout(_)) {
         bail!("--log-format needs --format nginx, apache or envoy");
     }
-    let duration = Span::parse(&a.duration).map_err(|e| anyhow::anyhow!("--duration: {e}"))?;
+    let duration = match (&a.duration, a.follow) {
+        (Some(d), _) => Span::parse(d).map_err(|e| anyhow::anyhow!("--duration: {e}"))?,
+        // Forever, as far as anyone will run it (about 290 years).
+        (None, true) => Span(i64::MAX / 1000),
+        (None, false) => Span::hours(1),
+    };
     if duration.0 <= 0 {
         bail!("--duration must be above zero");
     }
+    let repeat = match &a.repeat_incidents {
+        None => None,
+        Some(r) => match Span::parse(r) {
+            Ok(s) if s.0 > 0 => Some(s),
+            Ok(_) => bail!("--repeat-incidents must be above zero"),
+            Err(e) => bail!("--repeat-incidents: {e}"),
+        },
+    };
     if !(a.rate > 0.0 && a.rate.is_finite()) {
         bail!("--rate must be a positive number of events per second");
     }
-    let start = start_at(&a.start)?;
+    let start = match (&a.start, a.follow) {
+        (Some(s), false) => start_at(s)?,
+        (None, false) => start_at(DEFAULT_START)?,
+        (None, true) => start_at("now")?,
+        (Some(s), true) => {
+            let t = start_at(s)?;
+            // Past events would all go at once; future ones wait.
+            if t < start_at("now-1m")? {
+                bail!("--follow sends events as the clock reaches them: give --start now (the default) or a later time");
+            }
+            t
+        }
+    };
     let names: Vec<String> = (0..a.services).map(service_name).collect();
     let mut incidents = Vec::new();
     for spec in &a.incident {
@@ -148,6 +183,8 @@ pub fn run(a: GenArgs) -> Result<ExitCode> {
         seed: a.seed,
         start,
         writer,
+        repeat,
+        follow: a.follow,
     };
     if let (Some(brokers), Some(topic)) = (&a.kafka, &a.topic) {
         let brokers = crate::spec::config::parse_brokers(brokers)

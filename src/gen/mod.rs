@@ -101,6 +101,11 @@ pub struct GenOptions {
     pub start: Micros,
     /// The log format to write.
     pub writer: Writer,
+    /// Every incident recurs with this period (from its own start).
+    pub repeat: Option<Span>,
+    /// Write each event when the wall clock reaches its time (a live load
+    /// generator), flushing as it goes.
+    pub follow: bool,
 }
 
 /// How `gen` writes an event: JSON lines, a compiled nginx/Apache/Envoy
@@ -240,6 +245,8 @@ impl Default for GenOptions {
             seed: 1,
             start: parse_instant(DEFAULT_START).expect("static"),
             writer: Writer::Json,
+            repeat: None,
+            follow: false,
         }
     }
 }
@@ -330,10 +337,15 @@ pub fn generate(opts: &GenOptions, out: &mut dyn Write) -> io::Result<u64> {
         .collect();
     let active = |svc: &str, t: Micros, want: &dyn Fn(&IncidentKind) -> bool| {
         opts.incidents.iter().find(|inc| {
+            let since = t - opts.start - inc.start.0;
+            let since = match opts.repeat {
+                Some(r) if since >= 0 => since % r.0.max(1),
+                _ => since,
+            };
             (inc.service == svc || inc.service == "*")
                 && want(&inc.kind)
-                && t >= opts.start + inc.start.0
-                && t < opts.start + inc.start.0 + inc.duration.0
+                && since >= 0
+                && since < inc.duration.0
         })
     };
     let mut lines = 0u64;
@@ -428,10 +440,26 @@ pub fn generate(opts: &GenOptions, out: &mut dyn Write) -> io::Result<u64> {
             }
         }
         line.push('\n');
+        if opts.follow {
+            wait_until(ts, out)?;
+        }
         out.write_all(line.as_bytes())?;
         lines += 1;
     }
     Ok(lines)
+}
+
+/// Sleeps until the wall clock reaches `ts` (a few milliseconds early is
+/// close enough), flushing what was written before it sleeps.
+fn wait_until(ts: Micros, out: &mut dyn Write) -> io::Result<()> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64);
+    if ts - now > 5_000 {
+        out.flush()?;
+        std::thread::sleep(std::time::Duration::from_micros((ts - now) as u64));
+    }
+    Ok(())
 }
 
 /// A bad line of one of the kinds a real pipeline produces.
@@ -469,6 +497,39 @@ mod tests {
         assert!(Incident::parse("errors:a:1h+1m:3")
             .unwrap_err()
             .contains("between 0 and 1"));
+    }
+
+    #[test]
+    fn incidents_repeat_with_their_period() {
+        let opts = GenOptions {
+            services: 1,
+            duration: Span::mins(30),
+            rate: 20.0,
+            incidents: vec![Incident::parse("errors:api-gateway:1m+2m:1.0").unwrap()],
+            repeat: Some(Span::mins(10)),
+            ..GenOptions::default()
+        };
+        let mut text = Vec::new();
+        generate(&opts, &mut text).unwrap();
+        // Per minute of traffic: share of failed requests.
+        let mut per_min = [(0u32, 0u32); 30];
+        for line in String::from_utf8(text).unwrap().lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let ts = crate::model::parse_rfc3339(v["ts"].as_str().unwrap().as_bytes()).unwrap();
+            let m = ((ts - opts.start) / 60_000_000) as usize;
+            per_min[m].1 += 1;
+            if v["status"].as_u64().unwrap() >= 500 {
+                per_min[m].0 += 1;
+            }
+        }
+        for (m, (bad, all)) in per_min.iter().enumerate() {
+            let in_incident = matches!(m % 10, 1 | 2);
+            if in_incident {
+                assert_eq!(bad, all, "minute {m}: every request fails");
+            } else {
+                assert!(*bad * 10 < *all, "minute {m}: {bad} of {all}");
+            }
+        }
     }
 
     #[test]
