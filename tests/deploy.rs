@@ -529,3 +529,195 @@ fn promtool_checks_rules_config_and_every_dashboard_query() {
     std::fs::write(&path, rules).unwrap();
     promtool_ok(&["check", "rules", path.to_str().unwrap()]);
 }
+
+fn yaml(path: &str) -> yaml_rust2::Yaml {
+    let text = std::fs::read_to_string(Path::new(ROOT).join(path)).unwrap();
+    yaml_rust2::YamlLoader::load_from_str(&text)
+        .unwrap()
+        .remove(0)
+}
+
+fn strings(y: &yaml_rust2::Yaml) -> Vec<String> {
+    y.as_vec()
+        .unwrap_or_else(|| panic!("not a list: {y:?}"))
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
+}
+
+fn slate_bin(args: &[String]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_slate"))
+        .args(args)
+        .current_dir(ROOT)
+        .output()
+        .unwrap()
+}
+
+/// docker-compose.yml cannot be run here (no Docker engine), so what it
+/// runs is run as far as it can be: every file it mounts exists, slate's
+/// command is a configuration `slate check` accepts, the load generator's
+/// flags are ones `slate gen` takes, and the services name each other as
+/// the files they mount expect.
+#[test]
+fn the_compose_stack_runs_what_exists() {
+    let compose = yaml("docker-compose.yml");
+    let services = &compose["services"];
+    for name in [
+        "kafka",
+        "kafka-init",
+        "slate",
+        "loadgen",
+        "prometheus",
+        "grafana",
+    ] {
+        assert!(!services[name].is_badvalue(), "no service {name}");
+    }
+    // Every mounted host path exists; container paths map back to them.
+    let mut mounts = BTreeMap::new();
+    for (_, svc) in services.as_hash().unwrap() {
+        for v in svc["volumes"].as_vec().into_iter().flatten() {
+            let v = v.as_str().unwrap();
+            let mut parts = v.split(':');
+            let (host, inside) = (parts.next().unwrap(), parts.next().unwrap());
+            assert!(
+                Path::new(ROOT).join(host).exists(),
+                "{v}: {host} is missing"
+            );
+            mounts.insert(inside.to_string(), host.to_string());
+        }
+    }
+    let local = |p: &str| -> String {
+        mounts
+            .get(p)
+            .unwrap_or_else(|| panic!("{p} is not mounted"))
+            .clone()
+    };
+
+    // slate run's config, SLO spec and policy, through slate check.
+    let cmd = strings(&services["slate"]["command"]);
+    assert_eq!(cmd[0], "run");
+    let mut check = vec!["check".to_string()];
+    let mut it = cmd[1..].iter();
+    while let Some(flag) = it.next() {
+        let value = it.next().unwrap();
+        check.push(flag.clone());
+        check.push(local(value));
+    }
+    let cfg = yaml(&local("/etc/slate/slate.yml"));
+    let policy = cfg["gate"]["policy"].as_str().unwrap();
+    check.push("--policy".into());
+    check.push(local(&format!("/etc/slate/{policy}")));
+    let o = slate_bin(&check);
+    assert!(
+        o.status.success(),
+        "{check:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    // The brokers and topic slate reads are the ones kafka-init creates and
+    // the load generator writes.
+    let brokers = cfg["kafka"]["brokers"].as_str().unwrap();
+    let topic = &strings(&cfg["kafka"]["topics"])[0];
+    let init = strings(&services["kafka-init"]["command"]);
+    let after = |args: &[String], flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .map(|i| args[i + 1].clone())
+            .unwrap_or_else(|| panic!("no {flag} in {args:?}"))
+    };
+    assert_eq!(after(&init, "--topic"), *topic);
+    assert_eq!(after(&init, "--bootstrap-server"), brokers);
+    assert!(brokers.starts_with("kafka:"));
+
+    // The load generator's command, for one second, to stdout.
+    let gen = strings(&services["loadgen"]["command"]);
+    assert_eq!(after(&gen, "--kafka"), brokers);
+    assert_eq!(after(&gen, "--topic"), *topic);
+    let mut local_gen = Vec::new();
+    let mut it = gen.iter();
+    while let Some(a) = it.next() {
+        if a == "--kafka" || a == "--topic" {
+            it.next();
+        } else {
+            local_gen.push(a.clone());
+        }
+    }
+    local_gen.extend(["--duration".into(), "1s".into()]);
+    let o = slate_bin(&local_gen);
+    assert!(
+        o.status.success(),
+        "{local_gen:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).lines().count() > 10);
+
+    // Prometheus scrapes slate where it listens; Grafana reads Prometheus.
+    let prom = yaml(&format!("{}/prometheus.yml", local("/etc/prometheus")));
+    let target = prom["scrape_configs"][0]["static_configs"][0]["targets"][0]
+        .as_str()
+        .unwrap();
+    let port = cfg["http"]["listen"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap();
+    assert_eq!(target, format!("slate:{port}"));
+    let ds = yaml(&format!(
+        "{}/datasources/prometheus.yml",
+        local("/etc/grafana/provisioning")
+    ));
+    assert_eq!(
+        ds["datasources"][0]["url"].as_str(),
+        Some("http://prometheus:9090")
+    );
+    let dash = &services["grafana"]["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"];
+    let dash = dash.as_str().unwrap();
+    let dir = local("/var/lib/grafana/dashboards");
+    let file = dash.strip_prefix("/var/lib/grafana/dashboards/").unwrap();
+    assert!(Path::new(ROOT).join(&dir).join(file).exists());
+}
+
+/// The Python tools the test script installs (`SLATE_PYTOOLS/bin`).
+fn pytool(name: &str) -> String {
+    match std::env::var("SLATE_PYTOOLS") {
+        Ok(dir) => format!("{dir}/bin/{name}"),
+        Err(_) => name.into(),
+    }
+}
+
+fn tool_ok(bin: &str, args: &[&str]) {
+    let o = Command::new(bin)
+        .args(args)
+        .current_dir(ROOT)
+        .output()
+        .unwrap_or_else(|e| panic!("{bin}: {e}; the test script installs it"));
+    assert!(
+        o.status.success(),
+        "{bin} {args:?}:\n{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+#[ignore = "needs hadolint and check-jsonschema: run by scripts/test"]
+fn dockerfile_lint_and_compose_and_workflow_schemas() {
+    tool_ok(&pytool("hadolint"), &["Dockerfile"]);
+    tool_ok(
+        &pytool("check-jsonschema"),
+        &[
+            "--builtin-schema",
+            "vendor.compose-spec",
+            "docker-compose.yml",
+        ],
+    );
+    tool_ok(
+        &pytool("check-jsonschema"),
+        &[
+            "--builtin-schema",
+            "vendor.github-workflows",
+            "deploy/ci/github-actions.yml",
+        ],
+    );
+}
