@@ -26,7 +26,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use common::{get, sum, try_get, wait_for, INGESTED};
+use common::{free_port, get, sum, try_get, wait_for, KillOnDrop, INGESTED};
 
 fn program(env: &str, name: &str) -> PathBuf {
     match std::env::var_os(env) {
@@ -37,25 +37,8 @@ fn program(env: &str, name: &str) -> PathBuf {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A child process killed when dropped.
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 struct Tansu {
-    _proc: Proc,
+    _proc: KillOnDrop,
     port: u16,
 }
 
@@ -85,7 +68,7 @@ impl Tansu {
             thread::sleep(Duration::from_millis(100));
         }
         Tansu {
-            _proc: Proc(child),
+            _proc: KillOnDrop(child),
             port,
         }
     }
@@ -193,7 +176,7 @@ fn produced(child: Child) {
 }
 
 struct Slate {
-    proc: Proc,
+    proc: KillOnDrop,
     addr: SocketAddr,
     stderr: PathBuf,
 }
@@ -221,7 +204,7 @@ impl Slate {
             .spawn()
             .unwrap();
         Slate {
-            proc: Proc(child),
+            proc: KillOnDrop(child),
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             stderr,
         }

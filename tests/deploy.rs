@@ -447,22 +447,7 @@ fn promtool() -> String {
 }
 
 fn promtool_ok(args: &[&str]) {
-    let o = Command::new(promtool())
-        .args(args)
-        .current_dir(ROOT)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "promtool ({}): {e}; the test script installs it",
-                promtool()
-            )
-        });
-    assert!(
-        o.status.success(),
-        "promtool {args:?}:\n{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    tool_ok(&promtool(), args);
 }
 
 #[test]

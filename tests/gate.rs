@@ -6,9 +6,8 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -16,6 +15,8 @@ use rdkafka::config::ClientConfig;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde_json::Value;
+
+use common::{free_port, KillOnDrop};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const REPORT: &str = "fixtures/incidents.report.json";
@@ -361,24 +362,7 @@ fn errors_exit_2_and_unreachable_fails_closed() {
     );
 }
 
-/// A free loopback port for `slate run --listen`.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Slate(Child);
-impl Drop for Slate {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn slate_run(dir: &Path, brokers: &str, listen: &str) -> Slate {
+fn slate_run(dir: &Path, brokers: &str, listen: &str) -> KillOnDrop {
     let slos = write(
         dir,
         "slos.yml",
@@ -389,7 +373,7 @@ fn slate_run(dir: &Path, brokers: &str, listen: &str) -> Slate {
         "slate.yml",
         "kafka:\n  group: gate-test\n  properties:\n    session.timeout.ms: 6000\n    heartbeat.interval.ms: 500\nexport:\n  compat: [sloth, pyrra]\n",
     );
-    Slate(
+    KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_slate"))
             .args(["run", "--config", cfg.to_str().unwrap()])
             .args(["--slo", slos.to_str().unwrap()])

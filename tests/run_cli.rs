@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::try_get;
+use common::{free_port, try_get};
 
 fn run(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_slate"))
@@ -25,15 +25,6 @@ fn fails_with(args: &[&str], text: &str) {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
     assert!(err.contains(text), "{args:?}: want {text:?} in\n{err}");
-}
-
-/// A port nothing listens on.
-fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]
@@ -121,7 +112,7 @@ fn bad_flags_and_config_say_what_to_fix() {
 
 #[test]
 fn no_broker_keeps_it_alive_and_not_ready_until_sigterm() {
-    let port = closed_port();
+    let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let slos = dir.path().join("slos.yml");
     std::fs::write(&slos, "services:\n  api:\n    slo_error_rate: 99%\n").unwrap();
@@ -131,7 +122,7 @@ fn no_broker_keeps_it_alive_and_not_ready_until_sigterm() {
             "--slo",
             slos.to_str().unwrap(),
             "--brokers",
-            &format!("127.0.0.1:{}", closed_port()),
+            &format!("127.0.0.1:{}", free_port()),
             "--topic",
             "logs",
             "--listen",

@@ -7,6 +7,25 @@ use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// A loopback port nothing listens on (free for a server to bind, or
+/// closed for a client to fail on).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed when dropped (a test that fails stops it too).
+pub struct KillOnDrop(pub std::process::Child);
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `GET path` → (status, body); `None` when nothing answers.
 pub fn try_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     request(addr, "GET", path)
