@@ -17,6 +17,7 @@ use crate::spec::config::parse_eval_every;
 slate replay --slo fixtures/service-slos.yml fixtures/incidents.jsonl.gz\n  \
 slate replay --slo slos.yml --from 2026-10-01 --to 2026-11-01 -o json logs/*.jsonl.gz\n  \
 zcat access.log.gz | slate replay --slo slos.yml --format nginx-json -\n  \
+slate replay --slo slos.yml --html report.html --json report.json logs/*.jsonl.gz\n  \
 slate replay --format nginx --log-format combined --service web /var/log/nginx/access.log\n  \
 slate replay --format nginx --log-format '$host [$time_local] \"$request\" $status $request_time' access.log\n\n\
 Inputs are plain or gzip (several members are fine); several inputs are merged by time.\n\

@@ -14,8 +14,8 @@ use crate::spec::config::{check_topic, parse_brokers, parse_listen};
 #[command(after_help = "Examples:\n  \
 slate run --brokers localhost:9092 --topic access-logs --slo slos.yml\n  \
 slate run --config slate.yml --slo slos.yml --listen 0.0.0.0:9898\n\n\
-Serves /metrics (Prometheus), /healthz, /readyz, /api/v1/services and, with a\n\
-deploy-gate policy, /api/v1/gate?service=NAME.\n\
+Serves /metrics (Prometheus; with export.compat, Sloth's and Pyrra's series too), /healthz,\n\
+/readyz, /api/v1/services and, with a deploy-gate policy, /api/v1/gate?service=NAME.\n\
 On start (and on each partition assignment) the windows are rebuilt from the last\n\
 kafka.rebuild_window (default 3d) of each partition; /readyz says not ready until then.\n\
 Offsets are committed only once their events are in the state.\n\
@@ -24,7 +24,7 @@ SIGHUP or POST /-/reload: re-read the SLO spec; SLOs whose definition did not ch
 keep their state, an invalid spec is refused and the old one kept.\n\
 Exit codes: 0 after a clean stop, 2 on error.")]
 pub struct RunArgs {
-    /// slate.yml: input, kafka, http, gate, engine and alerting settings (flags override it)
+    /// slate.yml: input, kafka, http, gate, engine, alerting and export settings (flags override it)
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// SLO spec (the seed's service-slos.yml format); without it, SLIs only
