@@ -574,10 +574,21 @@ pub struct KafkaSource {
     pub shared: Arc<KafkaShared>,
 }
 
+/// How slate fetches: bounded memory under lag (at most this much fetched
+/// and not yet handed over, per partition), and an event visible within a
+/// second of being produced (some brokers, Tansu, hold every fetch for
+/// `fetch.wait.max.ms`). The end-to-end bench gives a bare consumer the same.
+pub const FETCH_PROPERTIES: [(&str, &str); 4] = [
+    ("queued.max.messages.kbytes", "16384"),
+    ("queued.min.messages", "20000"),
+    ("fetch.queue.backoff.ms", "10"),
+    ("fetch.wait.max.ms", "10"),
+];
+
 /// librdkafka properties slate sets, before the user's (which win, except
 /// for the ones `slate.yml` refuses).
 fn base_properties(brokers: &str, group: &str) -> Vec<(&'static str, String)> {
-    vec![
+    let mut props = vec![
         ("bootstrap.servers", brokers.to_string()),
         ("group.id", group.to_string()),
         ("client.id", "slate".into()),
@@ -585,17 +596,12 @@ fn base_properties(brokers: &str, group: &str) -> Vec<(&'static str, String)> {
         ("enable.auto.offset.store", "false".into()),
         ("auto.offset.reset", "earliest".into()),
         ("enable.partition.eof", "true".into()),
-        // Bounded memory under lag: at most this much fetched and not yet
-        // handed over, per partition.
-        ("queued.max.messages.kbytes", "16384".into()),
-        ("queued.min.messages", "20000".into()),
-        ("fetch.queue.backoff.ms", "10".into()),
-        // An event is visible within a second of being produced.
-        ("fetch.wait.max.ms", "10".into()),
         ("statistics.interval.ms", "1000".into()),
         ("reconnect.backoff.ms", "100".into()),
         ("reconnect.backoff.max.ms", "5000".into()),
-    ]
+    ];
+    props.extend(FETCH_PROPERTIES.iter().map(|&(k, v)| (k, v.to_string())));
+    props
 }
 
 /// Checks `kafka.properties` against librdkafka without connecting (for
