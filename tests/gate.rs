@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseProducer, Producer};
 use serde_json::Value;
 
 use common::{free_port, KillOnDrop};
@@ -411,16 +411,7 @@ fn against_a_live_slate_run() {
                 r#"{{"ts":"{}","service":"{service}","status":{status},"latency_ms":5}}"#,
                 slate::model::format_rfc3339(ts)
             );
-            let mut rec = BaseRecord::to("logs").key(service).payload(line.as_bytes());
-            loop {
-                match producer.send(rec) {
-                    Ok(()) => break,
-                    Err((_, r)) => {
-                        rec = r;
-                        producer.poll(Duration::from_millis(10));
-                    }
-                }
-            }
+            common::send(&producer, "logs", service, line.as_bytes());
             n += 1;
         }
     }

@@ -15,10 +15,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseProducer, Producer};
 use serde_json::Value;
 
-use common::{get, nearest_rank, post, samples, INGESTED};
+use common::{get, nearest_rank, post, samples, send, INGESTED};
 
 use slate::live::{run, LiveOptions, LiveSummary};
 use slate::model::format_rfc3339;
@@ -90,19 +90,6 @@ fn produce(brokers: &str, topic: &str, n: usize, bad: &[&[u8]], seed: u64) -> Ve
     }
     producer.flush(Duration::from_secs(30)).unwrap();
     sent
-}
-
-fn send(p: &BaseProducer, topic: &str, key: &str, payload: &[u8]) {
-    let mut rec = BaseRecord::to(topic).key(key).payload(payload);
-    loop {
-        match p.send(rec) {
-            Ok(()) => return,
-            Err((_, r)) => {
-                rec = r;
-                p.poll(Duration::from_millis(10));
-            }
-        }
-    }
 }
 
 struct Running {

@@ -173,22 +173,23 @@ fn services(
         for known in ["/api/v1/services", "/api/v1/gate", "/metrics", "/readyz"] {
             prefix = prefix.strip_suffix(known).unwrap_or(prefix);
         }
-        let (status, body) = http_get(authority, &format!("{prefix}/readyz"), timeout)
-            .map_err(SourceError::Unavailable)?;
-        if status != 200 {
-            return Err(SourceError::Unavailable(format!(
-                "slate is not ready ({status}: {})",
-                body.trim()
-            )));
-        }
-        let (status, body) = http_get(authority, &format!("{prefix}/api/v1/services"), timeout)
-            .map_err(SourceError::Unavailable)?;
-        if status != 200 {
-            return Err(SourceError::Unavailable(format!(
-                "/api/v1/services answered {status}: {}",
-                body.trim()
-            )));
-        }
+        let get = |endpoint: &str| -> Result<String, SourceError> {
+            let (status, body) = http_get(authority, &format!("{prefix}{endpoint}"), timeout)
+                .map_err(SourceError::Unavailable)?;
+            match status {
+                200 => Ok(body),
+                _ if endpoint == "/readyz" => Err(SourceError::Unavailable(format!(
+                    "slate is not ready ({status}: {})",
+                    body.trim()
+                ))),
+                _ => Err(SourceError::Unavailable(format!(
+                    "{endpoint} answered {status}: {}",
+                    body.trim()
+                ))),
+            }
+        };
+        get("/readyz")?;
+        let body = get("/api/v1/services")?;
         return serde_json::from_str(&body).map_err(|e| {
             SourceError::Invalid(format!(
                 "/api/v1/services did not answer a services object ({e}): is this slate?"

@@ -26,6 +26,22 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Produces one keyed message, waiting while the producer's queue is full.
+pub fn send(p: &rdkafka::producer::BaseProducer, topic: &str, key: &str, payload: &[u8]) {
+    let mut rec = rdkafka::producer::BaseRecord::to(topic)
+        .key(key)
+        .payload(payload);
+    loop {
+        match p.send(rec) {
+            Ok(()) => return,
+            Err((_, r)) => {
+                rec = r;
+                p.poll(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
 /// `GET path` → (status, body); `None` when nothing answers.
 pub fn try_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     request(addr, "GET", path)
