@@ -275,6 +275,9 @@ impl Batcher {
 }
 
 /// The consumer's context: rebalances, statistics and errors.
+/// When the last asynchronous commit was sent, and its offsets.
+type LastCommit = (Option<Instant>, Vec<(u32, i64)>);
+
 pub struct SlateContext {
     shared: Arc<KafkaShared>,
     batcher: Mutex<Batcher>,
@@ -282,6 +285,10 @@ pub struct SlateContext {
     quiet: Quiet,
     /// The user set librdkafka's `debug` property: pass its log through.
     debug: bool,
+    /// When the last asynchronous commit was sent, and its offsets
+    /// (partition index, next offset): an idle consumer commits only what
+    /// changed.
+    last_committed: Mutex<LastCommit>,
 }
 
 impl ClientContext for SlateContext {
@@ -535,6 +542,21 @@ impl SlateContext {
     ) {
         let parts = lock(&self.shared.partitions).clone();
         let applied = lock(&self.shared.applied).clone();
+        if matches!(mode, CommitMode::Async) {
+            let mut last = lock(&self.last_committed);
+            let mut now: Vec<(u32, i64)> = applied.iter().map(|(&i, &n)| (i, n)).collect();
+            now.sort_unstable();
+            // The same offsets again within 10 s: nothing to say (a commit
+            // that failed is tried again after that).
+            if last.1 == now
+                && last
+                    .0
+                    .is_some_and(|t| t.elapsed() < Duration::from_secs(10))
+            {
+                return;
+            }
+            *last = (Some(Instant::now()), now);
+        }
         let mut tpl = TopicPartitionList::new();
         for (i, next) in applied {
             let Some(p) = parts.get(i as usize) else {
@@ -654,6 +676,7 @@ impl KafkaSource {
             rebuild_window: cfg.rebuild_window.0,
             quiet: Quiet::default(),
             debug,
+            last_committed: Mutex::default(),
         };
         let consumer: BaseConsumer<SlateContext> = client
             .create_with_context(ctx)
@@ -684,7 +707,7 @@ impl KafkaSource {
             } else {
                 Duration::from_millis(100)
             };
-            let mut check = false;
+            let (mut check, mut idle) = (false, false);
             match self.consumer.poll(timeout) {
                 Some(Ok(m)) => {
                     let mut b = lock(&ctx.batcher);
@@ -732,11 +755,17 @@ impl KafkaSource {
                     lock(&ctx.batcher).flush();
                     pending = false;
                     check = true;
+                    idle = true;
                 }
             }
             if check {
                 since_check = 0;
-                if last_commit.elapsed() >= Duration::from_secs(1) {
+                // Every second while events flow, and as soon as the
+                // consumer is idle: offsets applied and not committed are
+                // what another instance would count again if the
+                // partitions moved to it (a commit in the middle of a
+                // rebalance can be refused).
+                if idle || last_commit.elapsed() >= Duration::from_secs(1) {
                     last_commit = Instant::now();
                     ctx.commit(&self.consumer, CommitMode::Async, None);
                 }
