@@ -274,10 +274,10 @@ impl Batcher {
     }
 }
 
-/// The consumer's context: rebalances, statistics and errors.
 /// When the last asynchronous commit was sent, and its offsets.
 type LastCommit = (Option<Instant>, Vec<(u32, i64)>);
 
+/// The consumer's context: rebalances, statistics and errors.
 pub struct SlateContext {
     shared: Arc<KafkaShared>,
     batcher: Mutex<Batcher>,
@@ -285,7 +285,6 @@ pub struct SlateContext {
     quiet: Quiet,
     /// The user set librdkafka's `debug` property: pass its log through.
     debug: bool,
-    /// When the last asynchronous commit was sent, and its offsets
     /// (partition index, next offset): an idle consumer commits only what
     /// changed.
     last_committed: Mutex<LastCommit>,
