@@ -285,8 +285,8 @@ pub struct SlateContext {
     quiet: Quiet,
     /// The user set librdkafka's `debug` property: pass its log through.
     debug: bool,
-    /// (partition index, next offset): an idle consumer commits only what
-    /// changed.
+    /// The last asynchronous commit (partition index, next offset): an
+    /// idle consumer commits only what changed.
     last_committed: Mutex<LastCommit>,
 }
 
