@@ -329,11 +329,11 @@ fn chromium_renders_the_charts_with_no_console_message_and_no_request() {
 
 #[test]
 fn each_charts_last_point_is_the_reports_figure() {
-    use slate::replay::{replay_charted, ReplayOptions};
+    use slate::replay::{replay_with_charts, ReplayOptions};
     use slate::source::file::InputName;
     use slate::spec::{Config, SloSpec};
     for fixture in ["fixtures/incidents.jsonl.gz", "fixtures/slow-burn.jsonl.gz"] {
-        let (report, charts) = replay_charted(ReplayOptions {
+        let (report, charts) = replay_with_charts(ReplayOptions {
             inputs: vec![InputName(Path::new(ROOT).join(fixture))],
             spec: SloSpec::load(&Path::new(ROOT).join("fixtures/service-slos.yml")).unwrap(),
             config: Config::default(),
@@ -346,6 +346,7 @@ fn each_charts_last_point_is_the_reports_figure() {
             charts: true,
         })
         .unwrap();
+        let charts = charts.expect("charts were asked for");
         let n = charts.times.len();
         assert!((100..=slate::report::chart::MAX_POINTS).contains(&n), "{n}");
         for s in charts.services.iter().flatten() {

@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::{load_config, load_spec, write_file, Output};
 use crate::model::{parse_instant, Micros};
-use crate::replay::{replay, replay_charted, ReplayOptions};
+use crate::replay::{replay_with_charts, ReplayOptions};
 use crate::source::file::InputName;
 use crate::spec::config::parse_eval_every;
 
@@ -133,15 +133,9 @@ pub fn run(a: ReplayArgs) -> Result<ExitCode> {
         threads,
         dead_letter: a.dead_letter,
         progress: !a.no_progress,
-        charts: false,
+        charts: a.html.is_some(),
     };
-    let (report, charts) = match &a.html {
-        Some(_) => {
-            let (r, c) = replay_charted(opts)?;
-            (r, Some(c))
-        }
-        None => (replay(opts)?, None),
-    };
+    let (report, charts) = replay_with_charts(opts)?;
     for e in &report.events.input_errors {
         eprintln!("slate: warning: input not read to the end ({e}); the report covers what was read before");
     }

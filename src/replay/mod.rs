@@ -536,10 +536,7 @@ pub fn replay(opts: ReplayOptions) -> Result<Report, ReplayError> {
     Ok(Replayer::new(opts)?.run()?.0)
 }
 
-/// The report and the chart series of the HTML report.
-pub fn replay_charted(mut opts: ReplayOptions) -> Result<(Report, Charts), ReplayError> {
-    opts.charts = true;
-    let step = opts.config.alerting.replay_step();
-    let (report, charts) = Replayer::new(opts)?.run()?;
-    Ok((report, charts.unwrap_or_else(|| Charts::new(step))))
+/// The report, and the chart series when `opts.charts` asks for them.
+pub fn replay_with_charts(opts: ReplayOptions) -> Result<(Report, Option<Charts>), ReplayError> {
+    Replayer::new(opts)?.run()
 }

@@ -141,12 +141,6 @@ impl Charts {
                 }
             }
         }
-        // Services that had SLOs but are not in the engine's list any more
-        // cannot happen (services are never removed); keep columns aligned
-        // all the same.
-        for s in self.services.iter_mut().flatten() {
-            s.columns().for_each(|c| c.resize(n + 1, f32::NAN));
-        }
     }
 
     /// Every other point goes; the step doubles.
