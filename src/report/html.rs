@@ -13,7 +13,7 @@ use std::fmt::Write;
 
 use super::chart::{Charts, ServiceSeries, CHART_BURN_WINDOWS};
 use super::table::{grouped, pct};
-use super::{Report, ServiceReport};
+use super::{AlertReport, Report, ServiceReport};
 use crate::model::{format_rfc3339, parse_rfc3339, Micros};
 
 /// At most this many services get charts.
@@ -101,6 +101,22 @@ fn duration(us: i64) -> String {
         60..=1439 => format!("{}h {:02}m", m / 60, m % 60),
         _ => format!("{}d {}h", m / 1440, (m % 1440) / 60),
     }
+}
+
+/// An episode's start and end; one still firing ends at `open_end`.
+fn episode_span(a: &AlertReport, open_end: Option<Micros>) -> Option<(Micros, Micros)> {
+    let start = parse_rfc3339(a.start.as_bytes())?;
+    let end = a
+        .end
+        .as_ref()
+        .and_then(|e| parse_rfc3339(e.as_bytes()))
+        .or(open_end)?;
+    Some((start, end))
+}
+
+/// When an episode ended, as the page writes it.
+fn episode_end(a: &AlertReport) -> String {
+    a.end.as_deref().map_or("still firing".into(), short_time)
 }
 
 /// "Nice" tick values covering [lo, hi].
@@ -382,7 +398,7 @@ pub fn render(report: &Report, charts: &Charts) -> String {
     );
 
     // Every alert episode, the costliest first.
-    let mut episodes: Vec<(&str, &super::AlertReport)> = report
+    let mut episodes: Vec<(&str, &AlertReport)> = report
         .services
         .iter()
         .flat_map(|(n, r)| r.alerts.iter().map(move |a| (n.as_str(), a)))
@@ -412,12 +428,6 @@ pub fn render(report: &Report, charts: &Charts) -> String {
                     pct(Some(a.budget_consumed))
                 );
             }
-            let start = parse_rfc3339(a.start.as_bytes());
-            let end = a
-                .end
-                .as_ref()
-                .and_then(|e| parse_rfc3339(e.as_bytes()))
-                .or(end_us);
             let _ = writeln!(
                 h,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}/{} ≥ {}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
@@ -428,11 +438,8 @@ pub fn render(report: &Report, charts: &Charts) -> String {
                 esc(&a.short_window),
                 label(a.burn_rate_threshold, ""),
                 short_time(&a.start),
-                a.end.as_deref().map_or("still firing".into(), short_time),
-                match (start, end) {
-                    (Some(s), Some(e)) => duration(e - s),
-                    _ => "-".into(),
-                },
+                episode_end(a),
+                episode_span(a, end_us).map_or("-".into(), |(s, e)| duration(e - s)),
                 pct(Some(a.budget_consumed))
             );
         }
@@ -522,12 +529,7 @@ fn service_section(
             .iter()
             .filter(|a| &a.slo == slo)
             .filter_map(|a| {
-                let s = parse_rfc3339(a.start.as_bytes())?;
-                let e = a
-                    .end
-                    .as_ref()
-                    .and_then(|e| parse_rfc3339(e.as_bytes()))
-                    .unwrap_or(to);
+                let (s, e) = episode_span(a, Some(to))?;
                 let class = if a.severity == "page" {
                     "page"
                 } else {
@@ -540,7 +542,7 @@ fn service_section(
                     a.short_window,
                     label(a.burn_rate_threshold, ""),
                     short_time(&a.start),
-                    a.end.as_deref().map_or("still firing".into(), short_time),
+                    episode_end(a),
                     pct(Some(a.budget_consumed))
                 );
                 Some((s, e, class, tip))
