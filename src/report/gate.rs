@@ -128,6 +128,11 @@ pub fn judge(
             .get(&c.service)
             .ok_or_else(|| format!("service {}: the source knows no such service", c.service))?;
         let v = value(c, svc)?;
+        // What a check that does not hold (or has no data) gives.
+        let failing = match c.action {
+            GateAction::BlockDeploy => "block",
+            GateAction::WarnOnly => "warn",
+        };
         let (result, reason) = if !policy.deploy_enabled {
             (
                 "block",
@@ -136,20 +141,14 @@ pub fn judge(
         } else {
             match v {
                 None => (
-                    match c.action {
-                        GateAction::BlockDeploy => "block",
-                        GateAction::WarnOnly => "warn",
-                    },
+                    failing,
                     "no data: the service has no events in the window".to_string(),
                 ),
                 Some((x, slo)) if c.op.holds(x, c.bound) => {
                     ("pass", format!("{} of {slo} is {}", c.metric, short(x)))
                 }
                 Some((x, slo)) => (
-                    match c.action {
-                        GateAction::BlockDeploy => "block",
-                        GateAction::WarnOnly => "warn",
-                    },
+                    failing,
                     format!(
                         "{} of {slo} is {}, not {} {}",
                         c.metric,
