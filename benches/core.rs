@@ -5,11 +5,11 @@ use std::path::Path;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 
+use slate::decode::batch::decode_chunk;
 use slate::decode::{Decoder, JsonDecoder};
 use slate::engine::{Engine, EngineSettings};
 use slate::evaluate::{evaluate_slos, AlertTracker};
 use slate::model::{Event, MICROS_PER_SEC};
-use slate::replay::pipeline::decode_chunk;
 use slate::spec::config::InputConfig;
 use slate::spec::SloSpec;
 
@@ -78,7 +78,7 @@ fn record(c: &mut Criterion) {
                 error: i >> 60 == 0,
                 latency_us: Some(5_000 + (i >> 44)),
             };
-            engine.apply(black_box(&ev)).unwrap();
+            engine.record(black_box(&ev));
         })
     });
     g.finish();
@@ -96,7 +96,7 @@ fn evaluate(c: &mut Criterion) {
             error: k % 997 == 0,
             latency_us: Some(1_000 + (k * 7919) % 300_000),
         };
-        engine.apply(&ev).unwrap();
+        engine.record(&ev);
     }
     let mut now = start + 2 * 3600 * MICROS_PER_SEC;
     let mut tracker = AlertTracker::new(engine.service(id));
@@ -139,7 +139,7 @@ fn render_metrics(c: &mut Criterion) {
                     error: sec % 97 == 0,
                     latency_us: Some(1_000 + (sec as u64 * 7919 + s as u64) % 300_000),
                 };
-                engine.apply(&ev).unwrap();
+                engine.record(&ev);
             }
         }
         let now = start + 600 * MICROS_PER_SEC;
@@ -152,6 +152,7 @@ fn render_metrics(c: &mut Criterion) {
         let kafka = KafkaGauges {
             lag: vec![("logs".into(), 0, 12)],
             spread: Vec::new(),
+            catching_up: vec![("logs".into(), 0, false)],
         };
         let k = services / 1000;
         g.bench_function(format!("render_{k}k_services"), |b| {

@@ -197,14 +197,12 @@ fn memory(services: usize, minutes: i64) {
                 // Mostly 2–62 ms, with a tail to 400 ms.
                 let lat =
                     2_000 + (x >> 40) % 60_000 + if x % 100 == 0 { (x >> 20) % 400_000 } else { 0 };
-                engine
-                    .apply(&Event {
-                        ts,
-                        service: s,
-                        error: x % 1000 == 0,
-                        latency_us: Some(lat),
-                    })
-                    .unwrap();
+                engine.record(&Event {
+                    ts,
+                    service: s,
+                    error: x % 1000 == 0,
+                    latency_us: Some(lat),
+                });
                 applied += 1;
             }
         }

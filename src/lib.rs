@@ -6,10 +6,13 @@
 //! Data flows one way:
 //!
 //! ```text
-//! model ← spec ← decode ← engine ← evaluate ← report ← export
-//!   ↑                                            ↑          ↑
-//! source (files, stdin, Kafka)   replay (the backtest)   live (`slate run`)
+//! model ← spec ← decode ← engine ← evaluate ← report ← apply ← export
+//!   ↑                                                     ↑        ↑
+//! source (files, stdin, Kafka)          replay (the backtest)   live (`slate run`)
 //! ```
+//!
+//! `apply` is the core both drivers feed: the engine with its alert
+//! trackers, event-time clocks, the late rule and the reject path.
 //!
 //! `model`, `spec`, `decode`, `engine` and `evaluate` are synchronous and
 //! clock-free: time is always passed in, nothing reads the wall clock, and
@@ -18,6 +21,7 @@
 //! `export` holds the HTTP server, the one async part. Only `replay`,
 //! `live` and `cli` (and `main`) see everything.
 
+pub mod apply;
 pub mod cli;
 pub mod decode;
 pub mod engine;

@@ -290,6 +290,88 @@ pub fn parse_instant(text: &str) -> Result<Micros, String> {
     ))
 }
 
+/// Why a record was rejected. The names are the `reason` label values of
+/// `slate_events_rejected_total` and the keys of a report's
+/// `rejected_by_reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Reason {
+    InvalidJson,
+    NotAnObject,
+    MissingField,
+    WrongType,
+    BadTimestamp,
+    BadLatency,
+    BadStatus,
+    BadService,
+    TooManyServices,
+    TooLate,
+    Future,
+    LineTooLong,
+    FormatMismatch,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 13] = [
+        Reason::InvalidJson,
+        Reason::NotAnObject,
+        Reason::MissingField,
+        Reason::WrongType,
+        Reason::BadTimestamp,
+        Reason::BadLatency,
+        Reason::BadStatus,
+        Reason::BadService,
+        Reason::TooManyServices,
+        Reason::TooLate,
+        Reason::Future,
+        Reason::LineTooLong,
+        Reason::FormatMismatch,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::InvalidJson => "invalid_json",
+            Reason::NotAnObject => "not_an_object",
+            Reason::MissingField => "missing_field",
+            Reason::WrongType => "wrong_type",
+            Reason::BadTimestamp => "bad_timestamp",
+            Reason::BadLatency => "bad_latency",
+            Reason::BadStatus => "bad_status",
+            Reason::BadService => "bad_service",
+            Reason::TooManyServices => "too_many_services",
+            Reason::TooLate => "too_late",
+            Reason::Future => "future",
+            Reason::LineTooLong => "line_too_long",
+            Reason::FormatMismatch => "format_mismatch",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Counts per reason, indexed by `Reason::index`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RejectCounts(pub [u64; Reason::ALL.len()]);
+
+impl RejectCounts {
+    pub fn add(&mut self, r: Reason) {
+        self.0[r.index()] += 1;
+    }
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+    pub fn get(&self, r: Reason) -> u64 {
+        self.0[r.index()]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

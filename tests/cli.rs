@@ -357,7 +357,7 @@ fn one_line_from_2099_neither_counts_nor_blocks_the_rest() {
     // A quiet weekend: the next line confirms the jump, and it is crossed.
     lines.push(line("2026-11-03T00:00:00Z", "a", 200, 1.0));
     lines.push(line("2026-11-03T00:00:01Z", "a", 200, 1.0));
-    // Two hours late: the ring no longer holds it.
+    // Three hours late: without SLOs, beyond the hour the state reaches.
     lines.push(line("2026-11-02T21:00:00Z", "a", 200, 1.0));
     let input = write(dir.path(), "jump.jsonl", &lines.join("\n"));
     let r = report(&[input.to_str().unwrap()]);
@@ -366,6 +366,52 @@ fn one_line_from_2099_neither_counts_nor_blocks_the_rest() {
     assert_eq!(r["events"]["accepted"], 32);
     assert_eq!(r["span"]["start"], "2026-11-01T00:00:00.000Z");
     assert_eq!(r["span"]["end"], "2026-11-03T00:00:01.000Z");
+}
+
+/// DESIGN §5: a late event counts while its period still holds it, in
+/// every window that covers it; only beyond the longest period is it
+/// `too_late`. Worked out by hand: `a` has a 30-day error-rate SLO at 99%;
+/// 20 on-time successes, then 3 failures 2 hours, 5 days and 29 days late,
+/// and one success 31 days late.
+#[test]
+fn late_events_count_within_the_longest_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let slo = write(
+        dir.path(),
+        "slo.yml",
+        "services:\n  a:\n    slo_error_rate: 99%\n",
+    );
+    let mut lines: Vec<String> = (0..20)
+        .map(|i| line(&format!("2026-11-30T12:00:{i:02}Z"), "a", 200, 1.0))
+        .collect();
+    lines.push(line("2026-11-30T10:00:00Z", "a", 500, 1.0));
+    lines.push(line("2026-11-25T12:00:00Z", "a", 500, 1.0));
+    lines.push(line("2026-11-01T13:00:00Z", "a", 500, 1.0));
+    lines.push(line("2026-10-30T12:00:00Z", "a", 200, 1.0));
+    let input = write(dir.path(), "late.jsonl", &lines.join("\n"));
+    let r = report(&["--slo", slo.to_str().unwrap(), input.to_str().unwrap()]);
+    assert_eq!(r["events"]["accepted"], 23);
+    assert_eq!(reason(&r, "too_late"), 1);
+    let a = &r["services"]["a"];
+    assert_eq!(a["requests"], 23);
+    assert_eq!(a["errors"], 3);
+    assert_eq!(r["span"]["start"], "2026-11-01T13:00:00.000Z");
+    // Over the period: 3 bad of 23.
+    let attainment = a["slos"]["error_rate"]["attainment"].as_f64().unwrap();
+    assert!((attainment - 20.0 / 23.0).abs() < 1e-6, "{attainment}");
+    // The 1h burn window moved past every late one; the 6h window covers
+    // the 2-hour-late failure: 1 bad of 21, burn (1/21)/0.01.
+    let burn = &a["slos"]["error_rate"]["burn_rate"];
+    assert_eq!(burn["1h"].as_f64().unwrap(), 0.0);
+    assert!(
+        (burn["6h"].as_f64().unwrap() - 100.0 / 21.0).abs() < 1e-3,
+        "{burn}"
+    );
+    // The 3d window holds the 2-hour-late failure, not the 5-day one.
+    assert!(
+        (burn["3d"].as_f64().unwrap() - 100.0 / 21.0).abs() < 1e-3,
+        "{burn}"
+    );
 }
 
 #[test]

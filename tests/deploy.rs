@@ -42,14 +42,12 @@ fn exposition_text(compat: slate::spec::config::Compat) -> String {
     for name in ["api", "batch"] {
         let id = engine.resolve(name).unwrap();
         for i in 0..3600i64 {
-            engine
-                .apply(&Event {
-                    ts: t0 + i * MICROS_PER_SEC,
-                    service: id,
-                    error: i % 7 == 0,
-                    latency_us: Some(1_000 + i as u64 * 100),
-                })
-                .unwrap();
+            engine.record(&Event {
+                ts: t0 + i * MICROS_PER_SEC,
+                service: id,
+                error: i % 7 == 0,
+                latency_us: Some(1_000 + i as u64 * 100),
+            });
         }
     }
     let now = t0 + 3600 * MICROS_PER_SEC;
@@ -66,6 +64,7 @@ fn exposition_text(compat: slate::spec::config::Compat) -> String {
     let kafka = KafkaGauges {
         lag: vec![("logs".into(), 0, 5)],
         spread: vec![("logs".into(), 0)],
+        catching_up: vec![("logs".into(), 0, false)],
     };
     render(&Exposition {
         snapshot: &snapshot,

@@ -13,8 +13,8 @@ use clap::Args;
 use serde_json::json;
 
 use super::Output;
+use crate::decode::batch::trim;
 use crate::decode::Decoder;
-use crate::replay::pipeline::trim;
 use crate::source::file::{self, InputName};
 use crate::spec::{Config, SloKind, SloSpec};
 

@@ -16,8 +16,11 @@ slate run --brokers localhost:9092 --topic access-logs --slo slos.yml\n  \
 slate run --config slate.yml --slo slos.yml --listen 0.0.0.0:9898\n\n\
 Serves /metrics (Prometheus; with export.compat, Sloth's and Pyrra's series too), /healthz,\n\
 /readyz, /api/v1/services and, with a deploy-gate policy, /api/v1/gate?service=NAME.\n\
-On start (and on each partition assignment) the windows are rebuilt from the last\n\
-kafka.rebuild_window (default 3d) of each partition; /readyz says not ready until then.\n\
+On start (and on each partition assignment) each partition's history is read from\n\
+now minus the longest SLO period (kafka.rebuild_window to read less), in event time, as\n\
+a replay reads it: its services tick at --eval-every of their events' time, and no event\n\
+is too late while its period still holds it. /readyz says not ready, and how far the\n\
+catch-up has come, until every partition has caught up (slate_catching_up).\n\
 Offsets are committed only once their events are in the state.\n\
 SIGINT/SIGTERM: stop fetching, apply what was fetched, commit, exit 0.\n\
 SIGHUP or POST /-/reload: re-read the SLO spec; SLOs whose definition did not change\n\

@@ -6,7 +6,7 @@
 //! order on one thread after decoding them on all cores, and live state is
 //! sharded by service so that no lock is shared by all workers.
 //!
-//! May import `model`, `spec` and `decode` (for rejection reasons).
+//! May import `model` and `spec`.
 
 pub mod hist;
 pub mod latency;
@@ -16,15 +16,16 @@ pub mod service;
 
 use rustc_hash::FxHashMap;
 
-use crate::decode::{valid_service, Reason};
-use crate::model::{Event, Micros, ServiceId, Span, MICROS_PER_SEC};
+use crate::model::{valid_service, Reason};
+use crate::model::{Event, Micros, ServiceId, Span};
 use crate::spec::SloSpec;
 pub use latency::{keeps_for, DEFAULT_QUANTILE_WINDOWS};
 pub use plan::ServicePlan;
 pub use service::{GoodTotal, ServiceState};
 
-/// How far back the finest ring reaches: an event older than this behind
-/// the newest one is `too_late`.
+/// How far back the finest ring reaches (every service's SLI windows), and
+/// how long a closed availability slice can still be judged again by a
+/// late event.
 pub const LATE_HORIZON: Span = Span::hours(1);
 
 #[derive(Debug, Clone)]
@@ -143,33 +144,13 @@ impl Engine {
         self.now
     }
 
-    /// Applies one event, or says why it cannot be (`too_late`).
-    pub fn apply(&mut self, ev: &Event) -> Result<(), Reason> {
-        if let Some(now) = self
-            .now
-            .filter(|&n| ev.ts < n - LATE_HORIZON.0 + 10 * MICROS_PER_SEC)
-        {
-            let ten = 10 * MICROS_PER_SEC;
-            let oldest = (now.div_euclid(ten) - LATE_HORIZON.0 / ten) * ten;
-            if ev.ts < oldest {
-                return Err(Reason::TooLate);
-            }
-        }
-        self.apply_to_service(ev)
-    }
-
-    /// Applies one event judged by its own service's state alone (`slate
-    /// run`): partitions are read side by side, so one partition's history
-    /// may be hours behind another's while the windows are rebuilt, and
-    /// the newest event overall says nothing of what a service still holds.
-    pub fn apply_to_service(&mut self, ev: &Event) -> Result<(), Reason> {
-        let svc = &mut self.services[ev.service as usize];
-        if !svc.holds(ev.ts) {
-            return Err(Reason::TooLate);
-        }
-        svc.record(ev);
+    /// Records one event in its service: in every window that still
+    /// covers it (a late event leaves the windows that moved past it
+    /// alone). Whether it is too late to count at all is the driver's
+    /// call, against its own clock (`apply::Core::apply`).
+    pub fn record(&mut self, ev: &Event) {
+        self.services[ev.service as usize].record(ev);
         self.now = Some(self.now.map_or(ev.ts, |n| n.max(ev.ts)));
-        Ok(())
     }
 
     /// Moves every service's clock to `t` (an evaluation tick).

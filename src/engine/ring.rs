@@ -162,8 +162,8 @@ impl SlotRing {
     }
 
     /// Adds `v` to column `col` of the slot holding `ts`. Later slots move
-    /// the ring forward; slots no longer held are ignored (callers check
-    /// [`holds`](Self::holds) and count the rejection).
+    /// the ring forward; a slot no longer held is left alone (the windows
+    /// have moved past it: a late event counts only where it is covered).
     pub fn add(&mut self, ts: i64, col: usize, v: u32) {
         let abs = ts.div_euclid(self.res);
         self.advance_to(ts);

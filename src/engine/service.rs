@@ -167,11 +167,6 @@ impl ServiceState {
                 .map_or(0, |_| super::hist::BUCKETS * 4)
     }
 
-    /// Whether the finest ring still holds `ts` (else the event is too late).
-    pub fn holds(&self, ts: Micros) -> bool {
-        self.rings.first().is_none_or(|r| r.holds(ts))
-    }
-
     /// Moves this service's clock to `t`: slots advance and the slices
     /// that ended by `t` close.
     pub fn advance(&mut self, t: Micros) {

@@ -436,6 +436,21 @@ fn render_to(x: &Exposition, mut out: Out) {
                 *lag as f64,
             );
         }
+        family(
+            &mut out,
+            "slate_catching_up",
+            "gauge",
+            "1 while the partition reads its history (its services follow its events' time), else 0.",
+        );
+        for (topic, partition, reading) in &k.catching_up {
+            sample(
+                &mut out,
+                "slate_catching_up",
+                &[("topic", topic), ("partition", &partition.to_string())],
+                &[],
+                *reading as u8 as f64,
+            );
+        }
     }
     family(
         &mut out,
@@ -580,7 +595,7 @@ mod tests {
                 error: i % 10 == 0,
                 latency_us: Some((i as u64 + 1) * 1000),
             };
-            engine.apply(&ev).unwrap();
+            engine.record(&ev);
         }
         let now = t0 + 600 * MICROS_PER_SEC;
         engine.advance_all(now);

@@ -224,6 +224,8 @@ pub struct KafkaGauges {
     /// Per topic: services seen on more than one of this instance's
     /// partitions.
     pub spread: Vec<(String, u64)>,
+    /// (topic, partition, reading its history) per assigned partition.
+    pub catching_up: Vec<(String, i32, bool)>,
 }
 
 /// The last SLO-spec reload.

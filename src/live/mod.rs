@@ -32,15 +32,15 @@ use rdkafka::config::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
-use crate::decode::{Decoder, Reason, RejectCounts};
-use crate::engine::{Engine, EngineSettings};
-use crate::evaluate::AlertTracker;
+use crate::apply::{ChunkIds, Core, CoreSettings, DeadLetters, Origin, Rejects};
+use crate::decode::batch::{decode_records, DecodedChunk, Rec};
+use crate::decode::{Decoder, Reason};
+use crate::engine::EngineSettings;
 use crate::export::http::{publish, serve, Published, Readiness, ReloadRequest, ServicesRequest};
 use crate::export::snapshot::{
     live_services, Counters, KafkaGauges, ReloadState, ServiceCounts, Snapshot,
 };
-use crate::model::{Event, Micros, ServiceId};
-use crate::replay::pipeline::{decode_records, DecodedChunk, Rec};
+use crate::model::{format_rfc3339, Event, Micros, ServiceId, Span};
 use crate::source::kafka::{Batch, KafkaShared, KafkaSource, LineMeta};
 use crate::spec::{Config, SloSpec};
 
@@ -100,8 +100,24 @@ impl DeadLetter {
             failed: 0,
         })
     }
+}
 
-    fn send(&mut self, raw: &[u8], reason: Reason, detail: &str, source: (&str, i32, i64)) {
+impl DeadLetters for DeadLetter {
+    fn write(
+        &mut self,
+        raw: &[u8],
+        reason: Reason,
+        detail: &str,
+        origin: Origin<'_>,
+    ) -> Result<(), String> {
+        let source = match origin {
+            Origin::Kafka {
+                topic,
+                partition,
+                offset,
+            } => format!("{topic}/{partition}/{offset}"),
+            Origin::Line { input, line } => format!("{input}:{line}"),
+        };
         let headers = OwnedHeaders::new()
             .insert(Header {
                 key: "slate-reason",
@@ -113,14 +129,14 @@ impl DeadLetter {
             })
             .insert(Header {
                 key: "slate-source",
-                value: Some(&format!("{}/{}/{}", source.0, source.1, source.2)),
+                value: Some(&source),
             });
         let mut record = BaseRecord::<(), [u8]>::to(&self.topic)
             .payload(raw)
             .headers(headers);
         for _ in 0..50 {
             match self.producer.send(record) {
-                Ok(()) => return,
+                Ok(()) => return Ok(()),
                 Err((e, r)) => {
                     record = r;
                     if !matches!(
@@ -133,10 +149,16 @@ impl DeadLetter {
                 }
             }
         }
+        // Counted in slate_events_rejected_total all the same; said at the end.
         self.failed += 1;
+        Ok(())
     }
 
-    fn finish(&mut self) {
+    fn idle(&mut self) {
+        self.producer.poll(Duration::ZERO);
+    }
+
+    fn flush(&mut self) -> Result<(), String> {
         if let Err(e) = self.producer.flush(Duration::from_secs(10)) {
             eprintln!("slate: dead-letter topic {}: {e}", self.topic);
         }
@@ -146,6 +168,7 @@ impl DeadLetter {
                 self.topic, self.failed
             );
         }
+        Ok(())
     }
 }
 
@@ -156,8 +179,9 @@ struct Decoded {
 }
 
 struct Applier {
-    engine: Engine,
-    trackers: Vec<Option<AlertTracker>>,
+    /// The engine, its trackers, and one event-time clock per partition
+    /// (by partition index) for the partitions reading their history.
+    core: Core,
     counts: Vec<ServiceCounts>,
     names: Arc<[Box<str>]>,
     /// Per service: the partition its last event came from, the first one,
@@ -168,12 +192,10 @@ struct Applier {
     /// Per partition: `Some(end)` while its history is being read.
     catch_up: Vec<Option<i64>>,
     summary: LiveSummary,
-    rejected: RejectCounts,
+    rejects: Rejects,
     max_skew: i64,
-    min_events: u64,
     published: Arc<Published>,
     kafka: Arc<KafkaShared>,
-    dead: Option<DeadLetter>,
     last_counters: Instant,
     slo_path: Option<PathBuf>,
     /// When the SLO spec in use was loaded (seconds since the epoch).
@@ -182,12 +204,7 @@ struct Applier {
 
 impl Applier {
     fn sync_services(&mut self) {
-        let n = self.engine.len();
-        while self.trackers.len() < n {
-            let s = self.engine.service(self.trackers.len() as ServiceId);
-            self.trackers
-                .push((!s.plan.slos.is_empty()).then(|| AlertTracker::new(s)));
-        }
+        let n = self.core.engine.len();
         if self.counts.len() < n {
             self.counts.resize(n, ServiceCounts::default());
             self.last_part.resize(n, u32::MAX);
@@ -199,8 +216,8 @@ impl Applier {
     /// Service names for the counters, rebuilt when services appeared
     /// (at most once per publication, not once per new service).
     fn names(&mut self) -> Arc<[Box<str>]> {
-        if self.names.len() < self.engine.len() {
-            self.names = self.engine.services().map(|(n, _)| n.into()).collect();
+        if self.names.len() < self.core.engine.len() {
+            self.names = self.core.engine.services().map(|(n, _)| n.into()).collect();
         }
         self.names.clone()
     }
@@ -228,23 +245,8 @@ impl Applier {
         for w in &spec.warnings {
             eprintln!("slate: warning: {w}");
         }
-        let before: usize = self.engine.services().map(|(_, s)| s.plan.slos.len()).sum();
-        let known = self.engine.len();
-        let maps = self.engine.reload(&spec);
-        for (id, map) in maps.iter().enumerate() {
-            let s = self.engine.service(id as ServiceId);
-            self.trackers[id] = match (self.trackers[id].take(), s.plan.slos.is_empty()) {
-                (_, true) => None,
-                (Some(t), false) => Some(t.replanned(s, map)),
-                (None, false) => Some(AlertTracker::new(s)),
-            };
-        }
+        let done = self.core.reload(&spec);
         self.sync_services();
-        let kept = maps.iter().flatten().filter(|o| o.is_some()).count();
-        let started: usize = maps.iter().flatten().filter(|o| o.is_none()).count()
-            + (known..self.engine.len())
-                .map(|id| self.engine.service(id as ServiceId).plan.slos.len())
-                .sum::<usize>();
         self.loaded_at = wall_us() as f64 / 1e6;
         publish(
             &self.published.reload,
@@ -255,14 +257,12 @@ impl Applier {
         );
         self.tick();
         Ok(format!(
-            "reloaded {}: {kept} SLO(s) unchanged, their state kept; {started} new or changed, counted from now on (error-rate SLOs keep the request counts); {} removed",
+            "reloaded {}: {} SLO(s) unchanged, their state kept; {} new or changed, counted from now on (error-rate SLOs keep the request counts); {} removed",
             path.display(),
-            before - kept
+            done.kept,
+            done.started,
+            done.removed
         ))
-    }
-
-    fn catching_up(&self, part: u32) -> bool {
-        matches!(self.catch_up.get(part as usize), Some(Some(_)))
     }
 
     fn reject(&mut self, reason: Reason, detail: &str, raw: &[u8], meta: LineMeta) {
@@ -270,19 +270,35 @@ impl Applier {
             // Counted before the restart.
             return;
         }
-        self.rejected.add(reason);
         self.summary.rejected += 1;
-        if let Some(d) = &mut self.dead {
-            let parts = self
-                .kafka
-                .partitions
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            let (topic, partition) = parts
-                .get(meta.part as usize)
-                .map_or(("?".to_string(), -1), |p| (p.topic.clone(), p.partition));
-            drop(parts);
-            d.send(raw, reason, detail, (&topic, partition, meta.offset));
+        let parts = self
+            .kafka
+            .partitions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let (topic, partition) = parts
+            .get(meta.part as usize)
+            .map_or(("?", -1), |p| (p.topic.as_str(), p.partition));
+        let origin = Origin::Kafka {
+            topic,
+            partition,
+            offset: meta.offset,
+        };
+        // A dead letter that cannot be sent is counted by the sink.
+        let _ = self.rejects.reject(reason, detail, raw, origin);
+    }
+
+    /// Whether partition `part` is reading its history (its services
+    /// follow its events' time, not the wall clock).
+    fn reading(&self, part: u32) -> bool {
+        matches!(self.catch_up.get(part as usize), Some(Some(_)))
+    }
+
+    /// Partition `part` has read its history: its services follow the
+    /// wall clock from the next tick.
+    fn caught_up(&mut self, part: u32) {
+        if let Some(c) = self.catch_up.get_mut(part as usize) {
+            *c = None;
         }
     }
 
@@ -294,9 +310,12 @@ impl Applier {
                 self.catch_up.resize(i + 1, None);
             }
             self.catch_up[i] = end;
+            // A history to read starts a new event-time schedule.
+            self.core.reset_clock(i);
         }
         let now = wall_us();
-        let mut ids: Vec<Option<Result<ServiceId, Reason>>> = vec![None; chunk.names.len()];
+        let mut ids = ChunkIds::default();
+        ids.reset(chunk.names.len());
         let mut offsets: Vec<(u32, i64)> = Vec::new();
         for rec in &chunk.recs {
             let (line, at) = match rec {
@@ -311,7 +330,7 @@ impl Applier {
             }
             if let Some(Some(end)) = self.catch_up.get(meta.part as usize) {
                 if meta.offset + 1 >= *end {
-                    self.catch_up[meta.part as usize] = None;
+                    self.caught_up(meta.part);
                 }
             }
             match rec {
@@ -332,9 +351,7 @@ impl Applier {
                     }
                     if ts >= now - self.max_skew {
                         // Live data: whatever history there was is read.
-                        if let Some(c) = self.catch_up.get_mut(meta.part as usize) {
-                            *c = None;
-                        }
+                        self.caught_up(meta.part);
                     }
                     if ts > now + self.max_skew {
                         self.reject(
@@ -345,30 +362,37 @@ impl Applier {
                         );
                         continue;
                     }
-                    let id = match ids[*service as usize] {
-                        Some(r) => r,
-                        None => {
-                            let r = self.engine.resolve(&chunk.names[*service as usize]);
-                            ids[*service as usize] = Some(r);
-                            self.sync_services();
-                            r
-                        }
-                    };
-                    let id = match id {
+                    let id = match ids.resolve(&mut self.core, &chunk.names, *service) {
                         Ok(id) => id,
                         Err(reason) => {
                             self.reject(reason, "service not admitted", chunk.line_bytes(at), meta);
                             continue;
                         }
                     };
+                    self.sync_services();
                     let ev = Event {
                         ts,
                         service: id,
                         error: *error,
                         latency_us: *latency_us,
                     };
-                    let clamped = self.engine.service(id).clamped;
-                    match self.engine.apply_to_service(&ev) {
+                    let clock = meta.part as usize;
+                    // History is read as a replay reads it: the partition's
+                    // services tick in its events' time, and an event is
+                    // late against that time, not against the wall clock.
+                    let judged_at = if self.reading(meta.part) {
+                        while let Some(t) = self.core.due_tick(clock, ts) {
+                            self.core.tick(clock, t);
+                        }
+                        self.core
+                            .clock(clock)
+                            .and_then(|c| c.watermark)
+                            .map_or(ts, |w| w.max(ts))
+                    } else {
+                        now
+                    };
+                    let clamped = self.core.engine.service(id).clamped;
+                    match self.core.apply(clock, &ev, judged_at) {
                         Ok(()) => {
                             self.last_part[id as usize] = meta.part;
                             let first = self.first_part[id as usize];
@@ -383,13 +407,13 @@ impl Applier {
                                 let c = &mut self.counts[id as usize];
                                 c.requests += 1;
                                 c.errors += *error as u64;
-                                c.clamped += self.engine.service(id).clamped - clamped;
+                                c.clamped += self.core.engine.service(id).clamped - clamped;
                                 self.summary.accepted += 1;
                             }
                         }
                         Err(reason) => self.reject(
                             reason,
-                            "older than the state its service holds",
+                            "older than the longest SLO period before now",
                             chunk.line_bytes(at),
                             meta,
                         ),
@@ -398,13 +422,11 @@ impl Applier {
             }
         }
         for part in &batch.caught_up {
-            if let Some(c) = self.catch_up.get_mut(*part as usize) {
-                *c = None;
-            }
+            self.caught_up(*part);
         }
         self.kafka.mark_applied(seq, offsets);
-        if let Some(d) = &mut self.dead {
-            d.producer.poll(Duration::ZERO);
+        if let Some(d) = &mut self.rejects.dead {
+            d.idle();
         }
         if self.last_counters.elapsed() >= COUNTER_EVERY {
             self.publish_counters();
@@ -445,9 +467,68 @@ impl Applier {
             eprintln!(
                 "slate: warning: service {} arrives on several partitions of {topic} while this instance holds {held} of its {total}: \
                  the other instances see part of it; key messages by service",
-                self.engine.name(id)
+                self.core.engine.name(id)
             );
         }
+    }
+
+    /// (topic, partition, reading its history) per assigned partition.
+    fn catching_up(&self) -> Vec<(String, i32, bool)> {
+        let parts = self
+            .kafka
+            .partitions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        parts
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.assigned)
+            .map(|(i, p)| (p.topic.clone(), p.partition, self.reading(i as u32)))
+            .collect()
+    }
+
+    /// How far the catch-up has come, for `/readyz`: `None` when no
+    /// partition is reading its history.
+    fn catch_up_progress(&self, now: Micros) -> Option<String> {
+        let reading: Vec<usize> = (0..self.catch_up.len())
+            .filter(|&i| self.reading(i as u32))
+            .collect();
+        if reading.is_empty() {
+            return None;
+        }
+        let parts = self
+            .kafka
+            .partitions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let applied = self.kafka.applied();
+        let mut each = Vec::new();
+        for &i in &reading {
+            let name = parts.get(i).map_or_else(
+                || "?".to_string(),
+                |p| format!("{}/{}", p.topic, p.partition),
+            );
+            let at = match self.core.clock(i).and_then(|c| c.watermark) {
+                Some(w) => format!(
+                    "at {} ({} behind the clock)",
+                    format_rfc3339(w),
+                    Span((now - w).max(0))
+                ),
+                None => "not started".to_string(),
+            };
+            let left = match (self.catch_up[i], applied.get(&(i as u32))) {
+                (Some(end), Some(&next)) => format!(", {} record(s) to go", (end - next).max(0)),
+                (Some(end), None) => format!(", reading up to offset {end}"),
+                _ => String::new(),
+            };
+            each.push(format!("{name} {at}{left}"));
+        }
+        Some(format!(
+            "catching up: {} partition(s) reading their history in event time: {}",
+            reading.len(),
+            each.join("; ")
+        ))
     }
 
     /// Per topic: services seen on more than one of its partitions.
@@ -484,30 +565,20 @@ impl Applier {
                 names,
                 services: self.counts.clone(),
                 ingested: vec![("kafka", self.summary.accepted + self.summary.rejected)],
-                rejected: self.rejected,
+                rejected: self.rejects.counts,
             }),
         );
     }
 
     /// An evaluation tick at wall-clock now. A service whose partition is
-    /// still reading its history is not moved to now (that would make the
-    /// rest of its history too late): it is evaluated as of its last event.
+    /// still reading its history is not moved to now (that would put the
+    /// rest of its history behind its windows): it ticks in event time.
     fn tick(&mut self) {
         let now = wall_us();
-        for id in 0..self.engine.len() {
-            let part = self.last_part[id];
-            if part != u32::MAX && self.catching_up(part) {
-                continue;
-            }
-            let id = id as ServiceId;
-            self.engine.advance_service(id, now);
-            if let Some(tr) = &mut self.trackers[id as usize] {
-                let s = self.engine.service(id);
-                tr.tick(s, now, self.min_events);
-                tr.forget_before(now - s.plan.period.0);
-            }
-        }
-        let snapshot = Snapshot::take(&self.engine, &self.trackers, now);
+        let catch_up = &self.catch_up;
+        self.core
+            .tick_wall(now, |c| matches!(catch_up.get(c), Some(Some(_))));
+        let snapshot = Snapshot::take(&self.core.engine, &self.core.trackers, now);
         publish(&self.published.snapshot, Arc::new(snapshot));
         self.publish_counters();
         publish(
@@ -515,6 +586,7 @@ impl Applier {
             Arc::new(KafkaGauges {
                 lag: self.kafka.lag(),
                 spread: self.spread_by_topic(),
+                catching_up: self.catching_up(),
             }),
         );
         let status = self
@@ -523,7 +595,6 @@ impl Applier {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let rebuilding = self.catch_up.iter().filter(|c| c.is_some()).count();
         let readiness = if !status.brokers_up {
             Readiness::NotReady(match status.last_error {
                 Some(e) => format!("brokers unreachable ({e})"),
@@ -531,10 +602,8 @@ impl Applier {
             })
         } else if status.assigned == 0 {
             Readiness::NotReady("waiting for partitions of the consumer group".into())
-        } else if rebuilding > 0 {
-            Readiness::NotReady(format!(
-                "rebuilding the windows: {rebuilding} partition(s) still reading their history"
-            ))
+        } else if let Some(progress) = self.catch_up_progress(now) {
+            Readiness::NotReady(progress)
         } else {
             Readiness::Ready
         };
@@ -570,7 +639,7 @@ fn apply_loop(
             },
             recv(requests) -> r => {
                 if let Ok(reply) = r {
-                    let _ = reply.send(live_services(&a.engine, &a.trackers, wall_us()));
+                    let _ = reply.send(live_services(&a.core.engine, &a.core.trackers, wall_us()));
                 }
             },
             recv(reloads) -> r => {
@@ -594,8 +663,8 @@ fn apply_loop(
         }
     }
     a.tick();
-    if let Some(d) = &mut a.dead {
-        d.finish();
+    if let Some(d) = &mut a.rejects.dead {
+        let _ = d.flush();
     }
     a
 }
@@ -633,10 +702,12 @@ pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSumm
     };
     let (batch_tx, batch_rx) = bounded::<Batch>(threads * 2);
     let (done_tx, done_rx) = bounded::<(u64, Decoded)>(threads * 2);
-    let source = KafkaSource::new(&config.kafka, &brokers, batch_tx).map_err(anyhow::Error::msg)?;
-    let kafka = source.shared.clone();
-    let dead = match &config.kafka.dead_letter_topic {
-        Some(t) => Some(DeadLetter::new(&brokers, t, &config.kafka.properties)?),
+    let dead: Option<Box<dyn DeadLetters + Send>> = match &config.kafka.dead_letter_topic {
+        Some(t) => Some(Box::new(DeadLetter::new(
+            &brokers,
+            t,
+            &config.kafka.properties,
+        )?)),
         None => None,
     };
     let (services_tx, services_rx) = bounded::<ServicesRequest>(16);
@@ -648,17 +719,26 @@ pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSumm
         compat: config.export.compat,
         ..Published::default()
     });
-    let engine = Engine::new(
+    let core = Core::new(
         &spec,
-        EngineSettings {
-            max_services: config.engine.max_services,
-            quantile_windows: config.engine.quantile_windows.clone(),
-            span_latency: false,
+        CoreSettings {
+            engine: EngineSettings {
+                max_services: config.engine.max_services,
+                quantile_windows: config.engine.quantile_windows.clone(),
+                span_latency: false,
+            },
+            min_events: config.alerting.min_events,
+            step: config.alerting.replay_step(),
         },
     );
+    // With no state to resume from, history is read as far back as the
+    // longest period (the topic's retention permitting).
+    let history = config.kafka.rebuild_window.unwrap_or(core.horizon());
+    let source =
+        KafkaSource::new(&config.kafka, &brokers, batch_tx, history).map_err(anyhow::Error::msg)?;
+    let kafka = source.shared.clone();
     let mut applier = Applier {
-        engine,
-        trackers: Vec::new(),
+        core,
         counts: Vec::new(),
         names: Arc::from(Vec::new()),
         last_part: Vec::new(),
@@ -666,12 +746,10 @@ pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSumm
         spread: Vec::new(),
         catch_up: Vec::new(),
         summary: LiveSummary::default(),
-        rejected: RejectCounts::default(),
+        rejects: Rejects::new(dead),
         max_skew: config.engine.max_skew.0,
-        min_events: config.alerting.min_events,
         published: published.clone(),
         kafka: kafka.clone(),
-        dead,
         last_counters: Instant::now(),
         slo_path,
         loaded_at: wall_us() as f64 / 1e6,

@@ -11,15 +11,16 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::decode::{Decoder, Reason, RejectCounts};
+use crate::apply::{ChunkIds, Core, CoreSettings, DeadLetters, Origin, Rejects};
+use crate::decode::batch::{DecodedChunk, Rec};
+use crate::decode::{Decoder, Reason};
 use crate::engine::{Engine, EngineSettings};
-use crate::evaluate::AlertTracker;
-use crate::model::{Event, Micros, ServiceId};
+use crate::model::{Event, Micros};
 use crate::report::chart::Charts;
-use crate::report::{self, Report};
+use crate::report::{self, IncidentTrack, Report, Tally};
 use crate::source::file::InputName;
 use crate::spec::{Config, SloSpec};
-use pipeline::{DecodedChunk, DecodedStream, Rec};
+use pipeline::DecodedStream;
 
 #[derive(Debug, Clone)]
 pub struct ReplayOptions {
@@ -48,29 +49,6 @@ pub enum ReplayError {
     DeadLetter { path: PathBuf, err: io::Error },
 }
 
-/// What the driver counts besides the engine's state.
-#[derive(Debug, Clone, Default)]
-pub struct Tally {
-    pub accepted: u64,
-    pub rejected: RejectCounts,
-    pub outside_span: u64,
-    pub first: Option<Micros>,
-    pub last: Option<Micros>,
-    /// Inputs that could not be read to the end (a truncated gzip file, a
-    /// read error): what was read before counts; the rest is named here.
-    pub input_errors: Vec<String>,
-}
-
-/// Cumulative bad counts per service and SLO at the ticks that open and
-/// close an `--incident` interval.
-#[derive(Debug, Clone)]
-pub struct IncidentTrack {
-    pub from: Micros,
-    pub to: Micros,
-    pub at_from: Option<Vec<Vec<u64>>>,
-    pub at_to: Option<Vec<Vec<u64>>>,
-}
-
 struct Pending {
     ev: Event,
     input: usize,
@@ -83,11 +61,10 @@ struct Cursor {
     failed: Option<String>,
     chunk: DecodedChunk,
     pos: usize,
-    ids: Vec<Option<Result<ServiceId, Reason>>>,
+    ids: ChunkIds,
 }
 
 impl Cursor {
-    /// The next record, loading the next chunk when this one is done.
     /// The next record, loading the next chunk when this one is done. A
     /// read error ends this input: it is kept in `failed`, to be reported.
     fn peek(&mut self) -> Option<&Rec> {
@@ -97,8 +74,7 @@ impl Cursor {
                 Some(Ok(c)) => {
                     self.chunk = c;
                     self.pos = 0;
-                    self.ids.clear();
-                    self.ids.resize(self.chunk.names.len(), None);
+                    self.ids.reset(self.chunk.names.len());
                 }
                 Some(Err(e)) => {
                     self.failed = Some(e.to_string());
@@ -115,40 +91,72 @@ const START_LINES: usize = 32;
 
 pub struct Replayer {
     opts: ReplayOptions,
-    pub engine: Engine,
-    pub trackers: Vec<Option<AlertTracker>>,
-    pub tally: Tally,
-    pub incidents: Vec<IncidentTrack>,
+    core: Core,
+    tally: Tally,
+    rejects: Rejects,
+    incidents: Vec<IncidentTrack>,
     pending: Option<Pending>,
     /// The first lines, held until two in a row agree on the time (so
     /// that a stray first line, past or future, cannot set the clock).
     startup: Vec<Pending>,
-    next_tick: Option<Micros>,
-    dead: Option<BufWriter<File>>,
     input_names: Vec<String>,
-    pub charts: Option<Charts>,
+    charts: Option<Charts>,
+}
+
+/// `--dead-letter FILE`: one JSON object a line.
+struct DeadLetterFile(BufWriter<File>);
+
+impl DeadLetters for DeadLetterFile {
+    fn write(
+        &mut self,
+        raw: &[u8],
+        reason: Reason,
+        detail: &str,
+        origin: Origin<'_>,
+    ) -> Result<(), String> {
+        let (input, line) = match origin {
+            Origin::Line { input, line } => (input, line),
+            Origin::Kafka { topic, offset, .. } => (topic, offset as u64),
+        };
+        let rec = serde_json::json!({
+            "input": input,
+            "line": line,
+            "reason": reason.as_str(),
+            "detail": detail,
+            "record": String::from_utf8_lossy(raw),
+        });
+        writeln!(self.0, "{rec}").map_err(|e| e.to_string())
+    }
+
+    fn flush(&mut self) -> Result<(), String> {
+        self.0.flush().map_err(|e| e.to_string())
+    }
 }
 
 impl Replayer {
     pub fn new(opts: ReplayOptions) -> Result<Replayer, ReplayError> {
-        let engine = Engine::new(
+        let core = Core::new(
             &opts.spec,
-            EngineSettings {
-                max_services: opts.config.engine.max_services,
-                quantile_windows: opts.config.engine.quantile_windows.clone(),
-                span_latency: true,
+            CoreSettings {
+                engine: EngineSettings {
+                    max_services: opts.config.engine.max_services,
+                    quantile_windows: opts.config.engine.quantile_windows.clone(),
+                    span_latency: true,
+                },
+                min_events: opts.config.alerting.min_events,
+                step: opts.config.alerting.replay_step(),
             },
         );
-        let dead = match &opts.dead_letter {
-            Some(p) => Some(BufWriter::new(File::create(p).map_err(|err| {
-                ReplayError::DeadLetter {
+        let dead: Option<Box<dyn DeadLetters + Send>> = match &opts.dead_letter {
+            Some(p) => Some(Box::new(DeadLetterFile(BufWriter::new(
+                File::create(p).map_err(|err| ReplayError::DeadLetter {
                     path: p.clone(),
                     err,
-                }
-            })?)),
+                })?,
+            )))),
             None => None,
         };
-        let mut r = Replayer {
+        Ok(Replayer {
             incidents: opts
                 .incidents
                 .iter()
@@ -164,25 +172,12 @@ impl Replayer {
                 .charts
                 .then(|| Charts::new(opts.config.alerting.replay_step())),
             opts,
-            engine,
-            trackers: Vec::new(),
+            core,
             tally: Tally::default(),
+            rejects: Rejects::new(dead),
             pending: None,
             startup: Vec::new(),
-            next_tick: None,
-            dead,
-        };
-        r.sync_trackers();
-        Ok(r)
-    }
-
-    fn sync_trackers(&mut self) {
-        while self.trackers.len() < self.engine.len() {
-            let id = self.trackers.len() as ServiceId;
-            let s = self.engine.service(id);
-            self.trackers
-                .push((!s.plan.slos.is_empty()).then(|| AlertTracker::new(s)));
-        }
+        })
     }
 
     /// Reads every input to the end and returns the report (and the
@@ -209,7 +204,7 @@ impl Replayer {
                 failed: None,
                 chunk: DecodedChunk::default(),
                 pos: 0,
-                ids: Vec::new(),
+                ids: ChunkIds::default(),
             });
         }
         let bar =
@@ -265,11 +260,8 @@ impl Replayer {
         if let Some(b) = bar {
             b.finish_and_clear();
         }
-        if let Some(d) = &mut self.dead {
-            d.flush().map_err(|err| ReplayError::DeadLetter {
-                path: self.opts.dead_letter.clone().unwrap_or_default(),
-                err,
-            })?;
+        if let Some(d) = &mut self.rejects.dead {
+            d.flush().map_err(|e| self.dead_letter_error(e))?;
         }
         Ok(self.finish())
     }
@@ -299,16 +291,7 @@ impl Replayer {
                     self.tally.outside_span += 1;
                     return Ok(());
                 }
-                let id = match c.ids[service as usize] {
-                    Some(r) => r,
-                    None => {
-                        let r = self.engine.resolve(&c.chunk.names[service as usize]);
-                        c.ids[service as usize] = Some(r);
-                        self.sync_trackers();
-                        r
-                    }
-                };
-                let id = match id {
+                let id = match c.ids.resolve(&mut self.core, &c.chunk.names, service) {
                     Ok(id) => id,
                     Err(reason) => {
                         let raw = c.chunk.line_bytes(at).to_vec();
@@ -321,7 +304,7 @@ impl Replayer {
                     error,
                     latency_us,
                 };
-                let raw = if self.dead.is_some() {
+                let raw = if self.rejects.dead.is_some() {
                     c.chunk.line_bytes(at).to_vec()
                 } else {
                     Vec::new()
@@ -342,7 +325,7 @@ impl Replayer {
     /// Before the clock is set, lines wait in `startup` instead.
     fn offer(&mut self, p: Pending) -> Result<(), ReplayError> {
         let skew = self.opts.config.engine.max_skew.0;
-        if self.engine.now().is_none() {
+        if self.core.engine.now().is_none() {
             let agree = self
                 .startup
                 .last()
@@ -369,7 +352,7 @@ impl Replayer {
                 )?;
             }
         }
-        match self.engine.now() {
+        match self.core.engine.now() {
             Some(now) if p.ev.ts > now + skew => self.pending = Some(p),
             _ => self.accept(p)?,
         }
@@ -396,7 +379,7 @@ impl Replayer {
                     &p.raw,
                     "ahead of the time the first lines agree on",
                 )?;
-            } else if p.ev.ts < anchor - crate::engine::LATE_HORIZON.0 {
+            } else if p.ev.ts < anchor - self.core.horizon().0 {
                 self.reject(
                     Reason::TooLate,
                     p.input,
@@ -412,19 +395,12 @@ impl Replayer {
     }
 
     fn accept(&mut self, p: Pending) -> Result<(), ReplayError> {
-        let step = self.opts.config.alerting.replay_step().0;
-        let next = *self
-            .next_tick
-            .get_or_insert_with(|| p.ev.ts.div_euclid(step) * step + step);
-        if p.ev.ts >= next {
-            let mut t = next;
-            while t <= p.ev.ts {
-                self.tick(t);
-                t += step;
-            }
-            self.next_tick = Some(t);
+        // One clock: the watermark ticks every service, as live would.
+        while let Some(t) = self.core.due_tick(0, p.ev.ts) {
+            self.tick(t);
         }
-        match self.engine.apply(&p.ev) {
+        let now = self.core.engine.now().map_or(p.ev.ts, |n| n.max(p.ev.ts));
+        match self.core.apply(0, &p.ev, now) {
             Ok(()) => {
                 self.tally.accepted += 1;
                 self.tally.first = Some(self.tally.first.map_or(p.ev.ts, |f| f.min(p.ev.ts)));
@@ -436,29 +412,31 @@ impl Replayer {
                 p.input,
                 p.line,
                 &p.raw,
-                "older than the state still held",
+                "older than the longest SLO period before the newest event",
             ),
         }
     }
 
     fn tick(&mut self, t: Micros) {
-        let min_events = self.opts.config.alerting.min_events;
-        for (id, tracker) in self.trackers.iter_mut().enumerate() {
-            if let Some(tr) = tracker {
-                self.engine.advance_service(id as ServiceId, t);
-                tr.tick(self.engine.service(id as ServiceId), t, min_events);
-            }
-        }
+        self.core.tick_all(t);
+        let engine = &self.core.engine;
         if let Some(c) = &mut self.charts {
-            c.tick(&self.engine, t);
+            c.tick(engine, t);
         }
         for inc in &mut self.incidents {
             if inc.at_from.is_none() && t >= inc.from {
-                inc.at_from = Some(snapshot_bad(&self.engine));
+                inc.at_from = Some(snapshot_bad(engine));
             }
             if inc.at_to.is_none() && t >= inc.to {
-                inc.at_to = Some(snapshot_bad(&self.engine));
+                inc.at_to = Some(snapshot_bad(engine));
             }
+        }
+    }
+
+    fn dead_letter_error(&self, e: String) -> ReplayError {
+        ReplayError::DeadLetter {
+            path: self.opts.dead_letter.clone().unwrap_or_default(),
+            err: io::Error::other(e),
         }
     }
 
@@ -470,42 +448,36 @@ impl Replayer {
         raw: &[u8],
         detail: &str,
     ) -> Result<(), ReplayError> {
-        self.tally.rejected.add(reason);
-        if let Some(d) = &mut self.dead {
-            let rec = serde_json::json!({
-                "input": self.input_names[input],
-                "line": line,
-                "reason": reason.as_str(),
-                "detail": detail,
-                "record": String::from_utf8_lossy(raw),
-            });
-            writeln!(d, "{rec}").map_err(|err| ReplayError::DeadLetter {
-                path: self.opts.dead_letter.clone().unwrap_or_default(),
-                err,
-            })?;
-        }
-        Ok(())
+        let origin = Origin::Line {
+            input: &self.input_names[input],
+            line,
+        };
+        self.rejects
+            .reject(reason, detail, raw, origin)
+            .map_err(|e| self.dead_letter_error(e))
     }
 
     fn finish(mut self) -> (Report, Option<Charts>) {
-        if let Some(last) = self.tally.last {
-            self.engine.advance_all(last + 1);
-            if let Some(c) = &mut self.charts {
-                c.finish(&self.engine, last + 1);
-            }
+        if let (Some(last), Some(c)) = (self.tally.last, &mut self.charts) {
+            // The chart's last point is taken past the last event, where
+            // the report's figures are.
+            self.core.engine.advance_all(last + 1);
+            c.finish(&self.core.engine, last + 1);
         }
-        for (id, tr) in self.trackers.iter_mut().enumerate() {
-            if let Some(tr) = tr {
-                tr.finish(self.engine.service(id as ServiceId));
-            }
-        }
-        let end_snapshot = snapshot_bad(&self.engine);
+        self.core.finish(self.tally.last);
+        let end_snapshot = snapshot_bad(&self.core.engine);
         for inc in &mut self.incidents {
             if inc.at_to.is_none() {
                 inc.at_to = Some(end_snapshot.clone());
             }
         }
-        let report = report::build(&self.engine, &self.trackers, &self.tally, &self.incidents);
+        self.tally.rejected = self.rejects.counts;
+        let report = report::build(
+            &self.core.engine,
+            &self.core.trackers,
+            &self.tally,
+            &self.incidents,
+        );
         (report, self.charts)
     }
 }

@@ -191,14 +191,12 @@ mod tests {
         // Four days of ticks every minute: 5760 ticks.
         for m in 0..5760i64 {
             let t = t0 + m * MICROS_PER_MIN;
-            engine
-                .apply(&Event {
-                    ts: t,
-                    service: api,
-                    error: m % 50 == 0,
-                    latency_us: Some(10_000),
-                })
-                .unwrap();
+            engine.record(&Event {
+                ts: t,
+                service: api,
+                error: m % 50 == 0,
+                latency_us: Some(10_000),
+            });
             engine.advance_all(t + 1);
             charts.tick(&engine, t + 1);
         }

@@ -2,7 +2,7 @@
 //! episodes and the driver's tally; written as JSON (`schema_version: 1`,
 //! DESIGN §7) or as a readable table.
 //!
-//! May import `model`, `spec`, `engine`, `evaluate` and `decode`.
+//! May import `model`, `spec`, `engine` and `evaluate`.
 
 pub mod chart;
 pub mod gate;
@@ -15,11 +15,33 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 
-use crate::decode::Reason;
 use crate::engine::{Engine, ServiceState};
 use crate::evaluate::{evaluate_slos, AlertTracker, SloEval};
 use crate::model::{format_rfc3339, Micros, Span};
-use crate::replay::{IncidentTrack, Tally};
+use crate::model::{Reason, RejectCounts};
+
+/// What the driver counts besides the engine's state.
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
+    pub accepted: u64,
+    pub rejected: RejectCounts,
+    pub outside_span: u64,
+    pub first: Option<Micros>,
+    pub last: Option<Micros>,
+    /// Inputs that could not be read to the end (a truncated gzip file, a
+    /// read error): what was read before counts; the rest is named here.
+    pub input_errors: Vec<String>,
+}
+
+/// Cumulative bad counts per service and SLO at the ticks that open and
+/// close an `--incident` interval.
+#[derive(Debug, Clone)]
+pub struct IncidentTrack {
+    pub from: Micros,
+    pub to: Micros,
+    pub at_from: Option<Vec<Vec<u64>>>,
+    pub at_to: Option<Vec<Vec<u64>>>,
+}
 
 /// A map that keeps its insertion order when serialized.
 #[derive(Debug, Clone, PartialEq)]

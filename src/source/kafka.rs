@@ -138,6 +138,11 @@ impl KafkaShared {
         true
     }
 
+    /// Per partition index: the next offset to apply, where one is known.
+    pub fn applied(&self) -> FxHashMap<u32, i64> {
+        lock(&self.applied).clone()
+    }
+
     /// Lag per assigned partition: its end offset minus the next offset
     /// to apply (approximate where the broker's end offset is).
     pub fn lag(&self) -> Vec<(String, i32, i64)> {
@@ -644,7 +649,14 @@ pub fn check_properties(cfg: &KafkaConfig) -> Result<(), String> {
 impl KafkaSource {
     /// Builds the consumer (not yet connected: a broker that is down is
     /// retried, not an error). Batches go to `tx`.
-    pub fn new(cfg: &KafkaConfig, brokers: &str, tx: Sender<Batch>) -> Result<KafkaSource, String> {
+    /// `history`: how far back to read a partition on assignment
+    /// (`kafka.rebuild_window`, else the longest SLO period).
+    pub fn new(
+        cfg: &KafkaConfig,
+        brokers: &str,
+        tx: Sender<Batch>,
+        history: crate::model::Span,
+    ) -> Result<KafkaSource, String> {
         check_properties(cfg)?;
         let mut client = ClientConfig::new();
         for (k, v) in base_properties(brokers, &cfg.group) {
@@ -672,7 +684,7 @@ impl KafkaSource {
                 last: None,
                 rules: Vec::new(),
             }),
-            rebuild_window: cfg.rebuild_window.0,
+            rebuild_window: history.0,
             quiet: Quiet::default(),
             debug,
             last_committed: Mutex::default(),

@@ -272,8 +272,10 @@ pub struct KafkaConfig {
     pub brokers: Option<String>,
     pub topics: Vec<String>,
     pub group: String,
-    /// How far back to re-read on start and on assignment (default 3d).
-    pub rebuild_window: Span,
+    /// How far back history is read on start and on assignment (default:
+    /// the longest SLO period, so that the state reaches as far back as
+    /// the topic does).
+    pub rebuild_window: Option<Span>,
     /// Where rejected records go, with the reason in a header.
     pub dead_letter_topic: Option<String>,
     /// librdkafka properties passed through (SASL, TLS, tuning).
@@ -286,7 +288,7 @@ impl Default for KafkaConfig {
             brokers: None,
             topics: Vec::new(),
             group: "slate".into(),
-            rebuild_window: Span::days(3),
+            rebuild_window: None,
             dead_letter_topic: None,
             properties: Vec::new(),
         }
@@ -693,7 +695,7 @@ fn kafka(entries: &[(Located, Located)], cfg: &mut KafkaConfig, errors: &mut Err
             "rebuild_window" => {
                 if let Some(s) = scalar(v, &path, errors) {
                     match Span::parse(s) {
-                        Ok(d) if d <= Span::days(90) => cfg.rebuild_window = d,
+                        Ok(d) if d <= Span::days(90) => cfg.rebuild_window = Some(d),
                         Ok(_) => {
                             errors.add(v.line, &path, "must be at most 90d (the longest period)")
                         }

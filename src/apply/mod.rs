@@ -1,0 +1,378 @@
+//! The state both drivers apply events to: the engine, the alert trackers
+//! beside it, the event-time clocks that tick them, the late rule, the
+//! per-chunk service-id cache and the reject path. `slate replay` and
+//! `slate run` each only feed it: records in, `now` passed in, ticks asked
+//! for. So the catch-up, the late rule and (next) snapshots are written
+//! once, here, and tested with a mock clock.
+//!
+//! Clocks: each [`EventClock`] follows the events applied through it (a
+//! replay has one; `slate run` has one per partition while it reads the
+//! partition's history). A service belongs to the clock of its first
+//! event, and is ticked in event time, every `step`, as the clock's
+//! watermark passes each tick: as a replay ticks, with no look-ahead.
+//!
+//! May import `model`, `spec`, `decode`, `engine`, `evaluate` and `report`.
+
+use crate::engine::{Engine, EngineSettings, LATE_HORIZON};
+use crate::evaluate::AlertTracker;
+use crate::model::{Event, Micros, Reason, RejectCounts, ServiceId, Span};
+use crate::spec::SloSpec;
+
+/// A clock that follows event time.
+#[derive(Debug, Clone, Default)]
+pub struct EventClock {
+    /// The newest event time applied through it.
+    pub watermark: Option<Micros>,
+    /// The next tick to run (set by the first event).
+    next_tick: Option<Micros>,
+    /// Services whose first event came through this clock.
+    members: Vec<ServiceId>,
+}
+
+/// What the core is built with.
+#[derive(Debug, Clone)]
+pub struct CoreSettings {
+    pub engine: EngineSettings,
+    /// `alerting.min_events`.
+    pub min_events: u64,
+    /// The event-time tick step (`--eval-every`, replay's default 1m).
+    pub step: Span,
+}
+
+/// Service ids resolved for one chunk's names, each looked up once.
+#[derive(Debug, Default)]
+pub struct ChunkIds(Vec<Option<Result<ServiceId, Reason>>>);
+
+impl ChunkIds {
+    /// Starts a chunk of `names` names.
+    pub fn reset(&mut self, names: usize) {
+        self.0.clear();
+        self.0.resize(names, None);
+    }
+
+    /// The id of the chunk's name `i` (created on first sight, up to the cap).
+    pub fn resolve(
+        &mut self,
+        core: &mut Core,
+        names: &[Box<str>],
+        i: u32,
+    ) -> Result<ServiceId, Reason> {
+        let i = i as usize;
+        if self.0.len() <= i {
+            self.0.resize(i + 1, None);
+        }
+        match self.0[i] {
+            Some(r) => r,
+            None => {
+                let r = core.resolve(&names[i]);
+                self.0[i] = Some(r);
+                r
+            }
+        }
+    }
+}
+
+/// Where a rejected record came from, for the dead letters.
+#[derive(Debug, Clone, Copy)]
+pub enum Origin<'a> {
+    /// Line `line` (from 1) of an input file.
+    Line { input: &'a str, line: u64 },
+    /// A Kafka record.
+    Kafka {
+        topic: &'a str,
+        partition: i32,
+        offset: i64,
+    },
+}
+
+/// Where rejected records go besides their count: a file (replay's
+/// `--dead-letter`) or a topic (`kafka.dead_letter_topic`).
+pub trait DeadLetters {
+    fn write(
+        &mut self,
+        raw: &[u8],
+        reason: Reason,
+        detail: &str,
+        origin: Origin<'_>,
+    ) -> Result<(), String>;
+    /// Between batches: a producer serves its callbacks.
+    fn idle(&mut self) {}
+    /// At the end: everything written is out.
+    fn flush(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Rejections: counted by reason, and written to the dead letters if any.
+#[derive(Default)]
+pub struct Rejects {
+    pub counts: RejectCounts,
+    pub dead: Option<Box<dyn DeadLetters + Send>>,
+}
+
+impl Rejects {
+    pub fn new(dead: Option<Box<dyn DeadLetters + Send>>) -> Rejects {
+        Rejects {
+            counts: RejectCounts::default(),
+            dead,
+        }
+    }
+
+    /// Counts one rejection; an error only when its dead letter could not
+    /// be written.
+    pub fn reject(
+        &mut self,
+        reason: Reason,
+        detail: &str,
+        raw: &[u8],
+        origin: Origin<'_>,
+    ) -> Result<(), String> {
+        self.counts.add(reason);
+        match &mut self.dead {
+            Some(d) => d.write(raw, reason, detail, origin),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What a reloaded spec changed ([`Core::reload`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reloaded {
+    /// SLOs whose definition did not change: their state is kept.
+    pub kept: usize,
+    /// New or changed SLOs, counted from now on.
+    pub started: usize,
+    pub removed: usize,
+}
+
+/// The engine, its alert trackers and its clocks.
+#[derive(Debug, Clone)]
+pub struct Core {
+    pub engine: Engine,
+    /// Per service: its alert state (`None` for a service without SLOs).
+    pub trackers: Vec<Option<AlertTracker>>,
+    min_events: u64,
+    step: Micros,
+    /// An event older than this before now is `too_late` (DESIGN §5).
+    horizon: Micros,
+    clocks: Vec<EventClock>,
+    /// Per service: the clock of its first event (`u32::MAX`: none yet).
+    home: Vec<u32>,
+}
+
+/// Services with no clock yet.
+const NO_CLOCK: u32 = u32::MAX;
+
+impl Core {
+    pub fn new(spec: &SloSpec, settings: CoreSettings) -> Core {
+        let mut core = Core {
+            engine: Engine::new(spec, settings.engine),
+            trackers: Vec::new(),
+            min_events: settings.min_events,
+            step: settings.step.0.max(1),
+            horizon: 0,
+            clocks: Vec::new(),
+            home: Vec::new(),
+        };
+        core.sync();
+        core.horizon = core.longest_period();
+        core
+    }
+
+    /// The longest period of the spec's SLOs (at least the hour every
+    /// service's SLI windows reach): how far back a late event still counts.
+    fn longest_period(&self) -> Micros {
+        self.engine
+            .services()
+            .filter(|(_, s)| !s.plan.slos.is_empty())
+            .map(|(_, s)| s.plan.period.0)
+            .max()
+            .unwrap_or(0)
+            .max(LATE_HORIZON.0)
+    }
+
+    /// How far back a late event still counts.
+    pub fn horizon(&self) -> Span {
+        Span(self.horizon)
+    }
+
+    /// The event-time tick step.
+    pub fn step(&self) -> Span {
+        Span(self.step)
+    }
+
+    /// Trackers and clock slots for services the engine created.
+    fn sync(&mut self) {
+        let n = self.engine.len();
+        while self.trackers.len() < n {
+            let s = self.engine.service(self.trackers.len() as ServiceId);
+            self.trackers
+                .push((!s.plan.slos.is_empty()).then(|| AlertTracker::new(s)));
+        }
+        self.home.resize(n, NO_CLOCK);
+    }
+
+    /// The id of a service, created on first sight up to `max_services`.
+    pub fn resolve(&mut self, name: &str) -> Result<ServiceId, Reason> {
+        let r = self.engine.resolve(name);
+        if self.trackers.len() < self.engine.len() {
+            self.sync();
+        }
+        r
+    }
+
+    fn clock_mut(&mut self, c: usize) -> &mut EventClock {
+        if self.clocks.len() <= c {
+            self.clocks.resize_with(c + 1, EventClock::default);
+        }
+        &mut self.clocks[c]
+    }
+
+    pub fn clock(&self, c: usize) -> Option<&EventClock> {
+        self.clocks.get(c)
+    }
+
+    /// The clock a service follows, once it has had an event.
+    pub fn home(&self, id: ServiceId) -> Option<usize> {
+        self.home
+            .get(id as usize)
+            .filter(|&&h| h != NO_CLOCK)
+            .map(|&h| h as usize)
+    }
+
+    /// The next tick of clock `c` that an event at `ts` passes, if any:
+    /// call until `None`, running [`tick`](Self::tick) (or
+    /// [`tick_all`](Self::tick_all)) for each, before applying the event.
+    pub fn due_tick(&mut self, c: usize, ts: Micros) -> Option<Micros> {
+        let step = self.step;
+        let clock = self.clock_mut(c);
+        let next = *clock
+            .next_tick
+            .get_or_insert_with(|| ts.div_euclid(step) * step + step);
+        if ts >= next {
+            clock.next_tick = Some(next + step);
+            Some(next)
+        } else {
+            None
+        }
+    }
+
+    /// Forgets clock `c`'s tick schedule and watermark (its partition
+    /// went live, or was given up): its next event starts a new schedule.
+    /// Its services stay its members.
+    pub fn reset_clock(&mut self, c: usize) {
+        let clock = self.clock_mut(c);
+        clock.next_tick = None;
+        clock.watermark = None;
+    }
+
+    /// Applies one event through clock `c`, judged against `now` (the
+    /// driver's: a replay's watermark, a partition's while it reads its
+    /// history, else the wall clock). Older than the horizon before now is
+    /// `too_late`; anything newer counts in every window that still covers
+    /// it (DESIGN §5).
+    pub fn apply(&mut self, c: usize, ev: &Event, now: Micros) -> Result<(), Reason> {
+        if ev.ts < now.saturating_sub(self.horizon) {
+            return Err(Reason::TooLate);
+        }
+        self.engine.record(ev);
+        let clock = self.clock_mut(c);
+        clock.watermark = Some(clock.watermark.map_or(ev.ts, |w| w.max(ev.ts)));
+        let id = ev.service as usize;
+        if self.home[id] == NO_CLOCK {
+            self.home[id] = c as u32;
+            self.clocks[c].members.push(ev.service);
+        }
+        Ok(())
+    }
+
+    /// Evaluates one service at `t`: its windows move to `t`, then its
+    /// alert pairs are judged.
+    pub fn tick_service(&mut self, id: ServiceId, t: Micros) {
+        if let Some(tr) = &mut self.trackers[id as usize] {
+            self.engine.advance_service(id, t);
+            tr.tick(self.engine.service(id), t, self.min_events);
+        }
+    }
+
+    /// A tick of clock `c`: its services at `t`.
+    pub fn tick(&mut self, c: usize, t: Micros) {
+        let Some(clock) = self.clocks.get(c) else {
+            return;
+        };
+        for k in 0..clock.members.len() {
+            let id = self.clocks[c].members[k];
+            self.tick_service(id, t);
+        }
+    }
+
+    /// A tick of every service at `t` (a replay's single clock, which
+    /// also ticks the spec's services that have had no event).
+    pub fn tick_all(&mut self, t: Micros) {
+        for id in 0..self.engine.len() {
+            self.tick_service(id as ServiceId, t);
+        }
+    }
+
+    /// A wall-clock tick (`slate run`): every service whose clock is not
+    /// `reading` history moves to `now` and is judged, and episodes older
+    /// than its period are forgotten.
+    pub fn tick_wall(&mut self, now: Micros, reading: impl Fn(usize) -> bool) {
+        for id in 0..self.engine.len() {
+            if self.home(id as ServiceId).is_some_and(&reading) {
+                continue;
+            }
+            let id = id as ServiceId;
+            self.engine.advance_service(id, now);
+            if let Some(tr) = &mut self.trackers[id as usize] {
+                let s = self.engine.service(id);
+                tr.tick(s, now, self.min_events);
+                tr.forget_before(now - s.plan.period.0);
+            }
+        }
+    }
+
+    /// The end of a replay: every service moves past `last`, and open
+    /// episodes get their bad counts.
+    pub fn finish(&mut self, last: Option<Micros>) {
+        if let Some(last) = last {
+            self.engine.advance_all(last + 1);
+        }
+        for (id, tr) in self.trackers.iter_mut().enumerate() {
+            if let Some(tr) = tr {
+                tr.finish(self.engine.service(id as ServiceId));
+            }
+        }
+    }
+
+    /// Takes a reloaded SLO spec: every SLO whose definition did not change
+    /// keeps its windows, budget and alert state; the others start now.
+    pub fn reload(&mut self, spec: &SloSpec) -> Reloaded {
+        let before: usize = self.engine.services().map(|(_, s)| s.plan.slos.len()).sum();
+        let known = self.engine.len();
+        let maps = self.engine.reload(spec);
+        for (id, map) in maps.iter().enumerate() {
+            let s = self.engine.service(id as ServiceId);
+            self.trackers[id] = match (self.trackers[id].take(), s.plan.slos.is_empty()) {
+                (_, true) => None,
+                (Some(t), false) => Some(t.replanned(s, map)),
+                (None, false) => Some(AlertTracker::new(s)),
+            };
+        }
+        self.sync();
+        self.horizon = self.longest_period();
+        let kept = maps.iter().flatten().filter(|o| o.is_some()).count();
+        let started = maps.iter().flatten().filter(|o| o.is_none()).count()
+            + (known..self.engine.len())
+                .map(|id| self.engine.service(id as ServiceId).plan.slos.len())
+                .sum::<usize>();
+        Reloaded {
+            kept,
+            started,
+            removed: before - kept,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

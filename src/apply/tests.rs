@@ -1,0 +1,245 @@
+//! The core with a mock clock: the late rule against a naive count, and
+//! history read through several clocks (partitions) against one clock (a
+//! replay) of the same events.
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::engine::plan::{COL_ERRORS, COL_TOTAL};
+use crate::model::{MICROS_PER_MIN, MICROS_PER_SEC};
+
+const T0: Micros = 1_794_999_960 * MICROS_PER_SEC; // 2026-11-18T16:26Z, a whole minute
+const HOUR: Micros = 60 * MICROS_PER_MIN;
+const DAY: Micros = 24 * HOUR;
+
+fn spec() -> SloSpec {
+    SloSpec::parse(
+        std::path::Path::new("s.yml"),
+        "services:\n  a:\n    slo_error_rate: 99%\n    slo_latency_p99: 200ms\n    slo_availability: 99%\n  b:\n    slo_error_rate: 99%\n",
+    )
+    .unwrap()
+}
+
+fn core() -> Core {
+    Core::new(
+        &spec(),
+        CoreSettings {
+            engine: EngineSettings::default(),
+            min_events: 0,
+            step: Span::mins(1),
+        },
+    )
+}
+
+fn ev(core: &mut Core, name: &str, ts: Micros, error: bool) -> Event {
+    Event {
+        ts,
+        service: core.resolve(name).unwrap(),
+        error,
+        latency_us: Some(if error { 900_000 } else { 20_000 }),
+    }
+}
+
+#[test]
+fn the_horizon_is_the_longest_period() {
+    assert_eq!(core().horizon(), Span::days(30));
+    let sli_only = Core::new(
+        &SloSpec::parse(std::path::Path::new("s.yml"), "services: {}\n").unwrap(),
+        CoreSettings {
+            engine: EngineSettings::default(),
+            min_events: 0,
+            step: Span::mins(1),
+        },
+    );
+    assert_eq!(sli_only.horizon(), LATE_HORIZON);
+}
+
+/// DESIGN §5: an event is `too_late` only beyond the longest period; a
+/// late one counts in every window that still covers it and leaves the
+/// windows that moved past it alone.
+#[test]
+fn late_events_count_in_every_window_that_still_covers_them() {
+    let mut c = core();
+    let now = T0 + 10 * DAY;
+    let e = ev(&mut c, "a", now, false);
+    c.apply(0, &e, now).unwrap();
+    let a = e.service;
+    // 2 hours late, 3 days late, 29 days late: all inside the 30-day period.
+    for (late, error) in [(2 * HOUR, true), (3 * DAY + HOUR, true), (29 * DAY, false)] {
+        let e = ev(&mut c, "a", now - late, error);
+        c.apply(0, &e, now).unwrap();
+    }
+    // 31 days late: beyond the period.
+    let e = ev(&mut c, "a", now - 31 * DAY, true);
+    assert_eq!(c.apply(0, &e, now), Err(Reason::TooLate));
+    let s = c.engine.service(a);
+    assert_eq!(s.requests, 4);
+    assert_eq!(s.window_sum(Span::days(30), COL_TOTAL), 4);
+    assert_eq!(s.window_sum(Span::days(30), COL_ERRORS), 2);
+    assert_eq!(
+        s.window_sum(Span::days(3), COL_TOTAL),
+        2,
+        "the 3d window covers now and 2h ago"
+    );
+    assert_eq!(s.window_sum(Span::hours(6), COL_ERRORS), 1);
+    assert_eq!(
+        s.window_sum(Span::hours(1), COL_TOTAL),
+        1,
+        "the 1h window moved past all of them"
+    );
+    // The error-rate SLO's period: 4 events, 2 bad.
+    let gt = s.slo_window(0, Span::days(30));
+    assert_eq!((gt.good, gt.total), (2, 4));
+}
+
+#[test]
+fn ticks_come_every_step_as_the_watermark_passes_them() {
+    let mut c = core();
+    let mut got = Vec::new();
+    for ts in [
+        T0 + 5 * MICROS_PER_SEC,
+        T0 + 30 * MICROS_PER_SEC,
+        T0 + 185 * MICROS_PER_SEC,
+    ] {
+        while let Some(t) = c.due_tick(0, ts) {
+            got.push((t - T0) / MICROS_PER_SEC);
+        }
+    }
+    // T0 is a whole minute: the first tick is the minute after the first event.
+    assert_eq!(T0 % MICROS_PER_MIN, 0);
+    assert_eq!(got, vec![60, 120, 180]);
+    c.reset_clock(0);
+    assert_eq!(c.due_tick(0, T0 + DAY), None, "a reset clock starts again");
+}
+
+/// Events of one service in time order with some disorder, an error
+/// burst, a quiet gap; for two services.
+fn traffic(seed: u64, n: usize) -> Vec<(&'static str, Micros, bool)> {
+    let mut x = seed | 1;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut out = Vec::new();
+    for name in ["a", "b"] {
+        let mut ts = T0;
+        for i in 0..n {
+            let r = next();
+            ts += (r % 20) as i64 * MICROS_PER_SEC;
+            if i == n / 3 {
+                ts += 5 * HOUR; // a quiet spell
+            }
+            let burst = (n / 2..n / 2 + n / 10).contains(&i);
+            let error = if burst { r % 3 != 0 } else { r % 97 == 0 };
+            // A few events hours late.
+            let late = if r % 41 == 0 {
+                (r % 7) as i64 * HOUR
+            } else {
+                0
+            };
+            out.push((name, ts - late, error));
+        }
+    }
+    out
+}
+
+/// Per service: requests, errors, each SLO's (good, total) over its
+/// period, and its alert episodes (SLO, start, end, bad).
+type Summary = (
+    u64,
+    u64,
+    Vec<(u64, u64)>,
+    Vec<(usize, Micros, Option<Micros>, u64)>,
+);
+
+fn summary(c: &Core) -> Vec<Summary> {
+    c.engine
+        .services()
+        .enumerate()
+        .map(|(id, (_, s))| {
+            let slos = (0..s.plan.slos.len())
+                .map(|i| {
+                    let gt = s.slo_window(i, s.plan.period);
+                    (gt.good, gt.total)
+                })
+                .collect();
+            let eps = c.trackers[id]
+                .as_ref()
+                .map(|t| {
+                    t.episodes
+                        .iter()
+                        .map(|e| (e.slo, e.start, e.end, e.bad))
+                        .collect()
+                })
+                .unwrap_or_default();
+            (s.requests, s.errors, slos, eps)
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+    /// Two partitions' histories read side by side (in any interleaving),
+    /// each service ticking on its own partition's clock, give the state
+    /// and the alert episodes of one clock reading each service's events
+    /// in order: what `slate replay` of each partition gives.
+    #[test]
+    fn histories_read_through_their_own_clocks_equal_one_clock(seed in 1u64.., n in 200usize..800, chunk in 1usize..300) {
+        let events = traffic(seed, n);
+        // The reference: each service alone, on one clock, ticked as a
+        // replay ticks (every service at each tick its events pass).
+        let mut want = Vec::new();
+        for name in ["a", "b"] {
+            let mut c = core();
+            let mut wm: Option<Micros> = None;
+            for &(n2, ts, error) in events.iter().filter(|e| e.0 == name) {
+                let e = ev(&mut c, n2, ts, error);
+                while let Some(t) = c.due_tick(0, ts) {
+                    c.tick_all(t);
+                }
+                let now = wm.map_or(ts, |w| w.max(ts));
+                wm = Some(now);
+                c.apply(0, &e, now).unwrap();
+            }
+            c.finish(wm);
+            let s = summary(&c);
+            let id = c.engine.resolve(name).unwrap() as usize;
+            want.push(s[id].clone());
+        }
+        // The burst fires alerts: the episodes compared are not empty.
+        prop_assert!(want.iter().all(|w| !w.3.is_empty()));
+        // Partition 0 holds a, partition 1 holds b: read `chunk` events of
+        // one, then of the other, as a consumer fetches them.
+        let mut c = core();
+        let a: Vec<_> = events.iter().filter(|e| e.0 == "a").collect();
+        let b: Vec<_> = events.iter().filter(|e| e.0 == "b").collect();
+        let (mut i, mut j) = (0, 0);
+        while i < a.len() || j < b.len() {
+            for (part, list, k) in [(0usize, &a, &mut i), (1, &b, &mut j)] {
+                for &&(name, ts, error) in list.iter().skip(*k).take(chunk) {
+                    let e = ev(&mut c, name, ts, error);
+                    while let Some(t) = c.due_tick(part, ts) {
+                        c.tick(part, t);
+                    }
+                    let now = c.clock(part).and_then(|k| k.watermark).map_or(ts, |w| w.max(ts));
+                    c.apply(part, &e, now).unwrap();
+                }
+                *k = (*k + chunk).min(list.len());
+            }
+        }
+        // Each service finishes at its own last event, as the references did.
+        for name in ["a", "b"] {
+            let last = events.iter().filter(|e| e.0 == name).map(|e| e.1).max().unwrap();
+            let id = c.engine.resolve(name).unwrap();
+            c.engine.advance_service(id, last + 1);
+        }
+        c.finish(None);
+        let got = summary(&c);
+        for (k, name) in ["a", "b"].iter().enumerate() {
+            let id = c.engine.resolve(name).unwrap() as usize;
+            prop_assert_eq!(&got[id], &want[k], "service {}", name);
+        }
+    }
+}
