@@ -46,18 +46,33 @@ impl Tansu {
     /// A broker on a free port that advertises `advertised` (its own port
     /// unless a proxy stands in front).
     fn start(port: u16, advertised: u16) -> Tansu {
+        Tansu::start_in(port, advertised, None)
+    }
+
+    /// A broker on its sqlite engine, its database in `dir` (DESIGN §8:
+    /// what resumes from a stored offset needs it).
+    fn sqlite(port: u16, dir: &Path) -> Tansu {
+        Tansu::start_in(port, port, Some(dir))
+    }
+
+    fn start_in(port: u16, advertised: u16, sqlite_dir: Option<&Path>) -> Tansu {
         let tansu = program("SLATE_TANSU", "tansu");
         let log = File::create(std::env::temp_dir().join(format!("tansu-{port}.log"))).unwrap();
-        let child = Command::new(&tansu)
-            .args([
-                "broker",
-                "--listener-url",
-                &format!("tcp://127.0.0.1:{port}"),
-                "--advertised-listener-url",
-                &format!("tcp://127.0.0.1:{advertised}"),
-                "--storage-engine",
-                "memory://tansu/",
-            ])
+        let mut cmd = Command::new(&tansu);
+        cmd.args([
+            "broker",
+            "--listener-url",
+            &format!("tcp://127.0.0.1:{port}"),
+            "--advertised-listener-url",
+            &format!("tcp://127.0.0.1:{advertised}"),
+            "--storage-engine",
+        ]);
+        match sqlite_dir {
+            // A path relative to the working directory.
+            Some(dir) => cmd.arg("sqlite://tansu.db").current_dir(dir),
+            None => cmd.arg("memory://tansu/"),
+        };
+        let child = cmd
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -528,4 +543,175 @@ fn thirty_seconds_without_the_broker_loses_nothing() {
     let (code, said) = slate.terminate();
     assert_eq!(code, 0, "{said}");
     assert_eq!(applied(&said), n);
+}
+
+/// Waits until `/readyz` answers 200; returns the not-ready answers seen
+/// on the way (each distinct one once).
+fn wait_ready(slate: &Slate, timeout: Duration) -> Vec<String> {
+    let deadline = Instant::now() + timeout;
+    let mut seen: Vec<String> = Vec::new();
+    loop {
+        match try_get(slate.addr, "/readyz") {
+            Some((200, _)) => return seen,
+            Some((_, body)) => {
+                let head: String = body.chars().take(60).collect();
+                if !seen.iter().any(|s| s.starts_with(&head)) {
+                    seen.push(body);
+                }
+            }
+            None => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not ready after {timeout:?}; said {seen:?}\n{}",
+            slate.stderr()
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// DESIGN §8: a first start on a topic that holds days of events reads
+/// them in event time, as a replay does. Ten days of keyed traffic with
+/// two error incidents on a 3-partition topic (Tansu's sqlite engine);
+/// once slate is ready, `/api/v1/services` holds what `slate replay` of
+/// the same lines holds: per service requests and errors, per occurrence
+/// SLO good and total exactly, per timeslice SLO the bad slices exactly,
+/// the alert episodes that ended, and the coverage of ten days.
+#[test]
+#[ignore = "needs tansu: run by scripts/test"]
+fn a_first_start_on_ten_days_of_history_holds_what_a_replay_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let tansu = Tansu::sqlite(port, dir.path());
+    tansu.create_topic("history", 3);
+    let days = 10;
+    let events = 300_000.0;
+    let args: Vec<String> = [
+        "gen",
+        "--services",
+        "10",
+        "--rate",
+        &format!("{}", events / (days as f64 * 86_400.0) / 9.1),
+        "--duration",
+        &format!("{days}d"),
+        "--start",
+        &ago(days * 86_400 + 120),
+        "--seed",
+        "5",
+        "--incident",
+        "errors:user-service:4d+3h:0.2",
+        "--incident",
+        "errors:api-gateway:8d+40m:0.5",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let file = dir.path().join("history.jsonl");
+    let out = Command::new(slate_bin())
+        .args(&args)
+        .arg("--out")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "gen --out: {out:?}");
+    let brokers = format!("127.0.0.1:{}", tansu.port);
+    produced(produce(&args, &brokers, "history"));
+    let slo = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/service-slos.yml");
+    let out = Command::new(slate_bin())
+        .args(["replay", "--no-progress", "-o", "json", "--slo", slo])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "replay: {out:?}");
+    let want: Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    let slate = Slate::start(&brokers, "history", "g-history", dir.path(), "slate");
+    let said = wait_ready(&slate, Duration::from_secs(300));
+    eprintln!("not ready on the way: {said:?}");
+    let (_, body) = get(slate.addr, "/api/v1/services");
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64;
+    let got: Value = serde_json::from_str(&body).unwrap();
+    let parse = |v: &Value| slate::model::parse_rfc3339(v.as_str().unwrap().as_bytes()).unwrap();
+    let last = parse(&want["span"]["end"]);
+    let first = parse(&want["span"]["start"]);
+    assert_eq!(
+        want["events"]["accepted"].as_u64().unwrap(),
+        want["services"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|s| s["requests"].as_u64().unwrap())
+            .sum::<u64>()
+    );
+    // The slices closed between the last event and now.
+    let minutes_since = ((now - last) / 60_000_000 + 2) as u64;
+    let mut episodes = 0;
+    for (svc, w) in want["services"].as_object().unwrap() {
+        let g = &got[svc];
+        assert_eq!(g["requests"], w["requests"], "{svc} requests");
+        assert_eq!(g["errors"], w["errors"], "{svc} errors");
+        for (name, ws) in w["slos"].as_object().unwrap() {
+            let gs = &g["slos"][name];
+            let (wg, wt) = (ws["good"].as_u64().unwrap(), ws["total"].as_u64().unwrap());
+            let (gg, gt) = (gs["good"].as_u64().unwrap(), gs["total"].as_u64().unwrap());
+            if name == "availability" || name == "freshness" {
+                assert_eq!(gt - gg, wt - wg, "{svc}/{name}: bad slices");
+                assert!(
+                    gt >= wt && gt - wt <= minutes_since,
+                    "{svc}/{name}: {gt} slices live, {wt} in the replay"
+                );
+            } else {
+                assert_eq!((gg, gt), (wg, wt), "{svc}/{name}: good, total");
+            }
+            let coverage = gs["coverage"].as_f64().unwrap();
+            let held = (now - first) as f64 / (30.0 * 86_400e6);
+            assert!(
+                (coverage - held).abs() < 0.01,
+                "{svc}/{name}: coverage {coverage}, ten days are {held}"
+            );
+        }
+        // The episodes that ended well before the end: the same.
+        let ended = |a: &Value| {
+            a["end"].as_str().is_some_and(|e| {
+                slate::model::parse_rfc3339(e.as_bytes()).unwrap() < last - 15 * 60_000_000
+            })
+        };
+        let key = |a: &Value| {
+            format!(
+                "{} {} {} {} {}",
+                a["slo"], a["severity"], a["long_window"], a["start"], a["end"]
+            )
+        };
+        let mut wa: Vec<String> = w["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| ended(a))
+            .map(key)
+            .collect();
+        let mut ga: Vec<String> = g["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| ended(a))
+            .map(key)
+            .collect();
+        wa.sort();
+        ga.sort();
+        assert_eq!(ga, wa, "{svc}: alert episodes");
+        episodes += wa.len();
+    }
+    assert!(
+        episodes >= 2,
+        "the incidents fire alerts: {episodes} episodes"
+    );
+    let (_, text) = get(slate.addr, "/metrics");
+    let m = common::samples(&text);
+    assert_eq!(sum(&m, "slate_catching_up"), 0.0);
+    assert_eq!(sum(&m, "slate_events_rejected_total"), 0.0);
+    let (code, _) = slate.terminate();
+    assert_eq!(code, 0);
 }

@@ -316,10 +316,12 @@ impl Core {
 
     /// A wall-clock tick (`slate run`): every service whose clock is not
     /// `reading` history moves to `now` and is judged, and episodes older
-    /// than its period are forgotten.
+    /// than its period are forgotten. A service with no event yet is left
+    /// where it is: its first events may be history, which a wall-clock
+    /// tick would put behind its windows.
     pub fn tick_wall(&mut self, now: Micros, reading: impl Fn(usize) -> bool) {
         for id in 0..self.engine.len() {
-            if self.home(id as ServiceId).is_some_and(&reading) {
+            if self.home(id as ServiceId).is_none_or(&reading) {
                 continue;
             }
             let id = id as ServiceId;

@@ -40,7 +40,7 @@ use crate::export::http::{publish, serve, Published, Readiness, ReloadRequest, S
 use crate::export::snapshot::{
     live_services, Counters, KafkaGauges, ReloadState, ServiceCounts, Snapshot,
 };
-use crate::model::{format_rfc3339, Event, Micros, ServiceId, Span};
+use crate::model::{format_rfc3339, Event, Micros, ServiceId};
 use crate::source::kafka::{Batch, KafkaShared, KafkaSource, LineMeta};
 use crate::spec::{Config, SloSpec};
 
@@ -70,6 +70,18 @@ fn wall_us() -> Micros {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as Micros)
+}
+
+/// A duration to two units, for people: `6d 12h`, `3h 5m`, `42s`.
+fn rough(us: Micros) -> String {
+    let s = us / 1_000_000;
+    let (d, h, m) = (s / 86_400, s / 3600 % 24, s / 60 % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, m) => format!("{m}m {}s", s % 60),
+        (0, h, m) => format!("{h}h {m}m"),
+        (d, h, _) => format!("{d}d {h}h"),
+    }
 }
 
 /// Counters are published at most this often while events flow.
@@ -513,7 +525,7 @@ impl Applier {
                 Some(w) => format!(
                     "at {} ({} behind the clock)",
                     format_rfc3339(w),
-                    Span((now - w).max(0))
+                    rough((now - w).max(0))
                 ),
                 None => "not started".to_string(),
             };
