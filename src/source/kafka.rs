@@ -662,6 +662,9 @@ impl KafkaSource {
         for (k, v) in base_properties(brokers, &cfg.group) {
             client.set(k, v);
         }
+        if let Some(id) = &cfg.instance_id {
+            client.set("group.instance.id", id);
+        }
         for (k, v) in &cfg.properties {
             client.set(k, v);
         }

@@ -278,6 +278,10 @@ pub struct KafkaConfig {
     pub rebuild_window: Option<Span>,
     /// Where rejected records go, with the reason in a header.
     pub dead_letter_topic: Option<String>,
+    /// librdkafka's `group.instance.id` (static membership): a restarted
+    /// instance with the same id gets its partitions back at once, without
+    /// waiting for the session timeout or moving them to another member.
+    pub instance_id: Option<String>,
     /// librdkafka properties passed through (SASL, TLS, tuning).
     pub properties: Vec<(String, String)>,
 }
@@ -290,6 +294,7 @@ impl Default for KafkaConfig {
             group: "slate".into(),
             rebuild_window: None,
             dead_letter_topic: None,
+            instance_id: None,
             properties: Vec::new(),
         }
     }
@@ -370,6 +375,7 @@ const KAFKA_KEYS: &[&str] = &[
     "group",
     "rebuild_window",
     "dead_letter_topic",
+    "instance_id",
     "properties",
 ];
 const HTTP_KEYS: &[&str] = &["listen"];
@@ -387,6 +393,7 @@ const KAFKA_OWNED: &[(&str, &str)] = &[
         "slate stores offsets only after their events are applied",
     ),
     ("group.id", "use kafka.group"),
+    ("group.instance.id", "use kafka.instance_id"),
     ("bootstrap.servers", "use kafka.brokers"),
     ("metadata.broker.list", "use kafka.brokers"),
 ];
@@ -689,6 +696,24 @@ fn kafka(entries: &[(Located, Located)], cfg: &mut KafkaConfig, errors: &mut Err
                         errors.add(v.line, &path, "the consumer group cannot be empty");
                     } else {
                         cfg.group = s.to_string();
+                    }
+                }
+            }
+            "instance_id" => {
+                if let Some(s) = scalar(v, &path, errors) {
+                    // Kafka's rule for group.instance.id: 1–249 of these.
+                    let ok = !s.is_empty()
+                        && s.len() <= 249
+                        && s.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+                    if ok {
+                        cfg.instance_id = Some(s.to_string());
+                    } else {
+                        errors.add(
+                            v.line,
+                            &path,
+                            "an instance id is 1–249 characters of a-z, A-Z, 0-9, `.`, `_` and `-` (a pod name, say)",
+                        );
                     }
                 }
             }
@@ -997,6 +1022,37 @@ mod tests {
         assert!(!s.contains(404) && !s.contains(200));
         assert!(StatusSet::parse("6xx").is_err());
         assert!(StatusSet::parse("42").is_err());
+    }
+
+    #[test]
+    fn kafka_instance_id_and_history() {
+        let ok = Config::parse(
+            Path::new("slate.yml"),
+            "kafka:\n  instance_id: slate-0\n  rebuild_window: 7d\n",
+        )
+        .unwrap();
+        assert_eq!(ok.kafka.instance_id.as_deref(), Some("slate-0"));
+        assert_eq!(ok.kafka.rebuild_window, Some(Span::days(7)));
+        // By default the history read reaches as far as the longest period.
+        assert_eq!(Config::default().kafka.rebuild_window, None);
+        let errs = Config::parse(
+            Path::new("slate.yml"),
+            "kafka:\n  instance_id: slate 0\n  properties:\n    group.instance.id: x\n",
+        )
+        .unwrap_err()
+        .0;
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert_eq!((errs[0].line, errs[1].line), (2, 4));
+        assert!(
+            errs[0].message.contains("a pod name"),
+            "{}",
+            errs[0].message
+        );
+        assert!(
+            errs[1].message.contains("use kafka.instance_id"),
+            "{}",
+            errs[1].message
+        );
     }
 
     #[test]
