@@ -25,7 +25,7 @@ slate gate --policy deploy-gate.yml --source http://slate:9898 --service api-gat
 slate replay --slo slos.yml --json report.json logs/*.gz && slate gate --policy deploy-gate.yml --source report.json\n\n\
 A running slate is asked for /readyz, then /api/v1/services, and the policy is judged here.\n\
 It fails closed: a source that cannot be reached, answers an error or is not ready (it is\n\
-still rebuilding its windows) is exit 2, unless --fail-open turns that into an allow with a\n\
+still reading its history) is exit 2, unless --fail-open turns that into an allow with a\n\
 warning. A policy with errors, or a service or SLO the source does not know, is always exit 2.\n\
 Exit codes: 0 allow (warnings included), 1 block, 2 error.")]
 pub struct GateArgs {
