@@ -634,22 +634,18 @@ fn assert_holds_replay(slate: &Slate, want: &Value) -> usize {
                 a["slo"], a["severity"], a["long_window"], a["start"], a["end"]
             )
         };
-        let mut wa: Vec<String> = w["alerts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|a| ended(a))
-            .map(key)
-            .collect();
-        let mut ga: Vec<String> = g["alerts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|a| ended(a))
-            .map(key)
-            .collect();
-        wa.sort();
-        ga.sort();
+        let episodes_of = |s: &Value| {
+            let mut v: Vec<String> = s["alerts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|a| ended(a))
+                .map(key)
+                .collect();
+            v.sort();
+            v
+        };
+        let (wa, ga) = (episodes_of(w), episodes_of(g));
         assert_eq!(ga, wa, "{svc}: alert episodes");
         episodes += wa.len();
     }
