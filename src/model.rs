@@ -41,7 +41,9 @@ pub struct Event {
 
 /// A span of time, kept in microseconds. Parsed from `"200ms"`, `"1.5s"`,
 /// `"1h"`, `"30d"`; printed in the shortest exact unit (`"5m"`, `"1d"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Span(pub i64);
 
 impl Span {

@@ -13,13 +13,15 @@
 //!
 //! May import `model`, `spec`, `decode`, `engine`, `evaluate` and `report`.
 
+pub mod snapshot;
+
 use crate::engine::{Engine, EngineSettings, LATE_HORIZON};
 use crate::evaluate::AlertTracker;
 use crate::model::{Event, Micros, Reason, RejectCounts, ServiceId, Span};
 use crate::spec::SloSpec;
 
 /// A clock that follows event time.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EventClock {
     /// The newest event time applied through it.
     pub watermark: Option<Micros>,

@@ -243,3 +243,130 @@ proptest! {
         }
     }
 }
+
+/// Everything a service's figures come from, as of `t`: the summary, each
+/// SLO's evaluation (every burn window) and the latency quantiles.
+fn figures(c: &Core, t: Micros) -> Vec<(Summary, Vec<crate::evaluate::SloEval>, Vec<Option<f64>>)> {
+    let sums = summary(c);
+    let mut scratch = crate::engine::hist::DenseHist::default();
+    c.engine
+        .services()
+        .zip(sums)
+        .map(|((_, s), sum)| {
+            let q = s.window_quantiles(Span::hours(1), t, &mut scratch, &[0.5, 0.99]);
+            (sum, crate::evaluate::evaluate_slos(s), q)
+        })
+        .collect()
+}
+
+/// Feeds `events[from..to]` through clock 0 (service a) and 1 (b).
+fn feed(c: &mut Core, events: &[(&'static str, Micros, bool)], from: usize, to: usize) {
+    for &(name, ts, error) in &events[from..to] {
+        let part = (name == "b") as usize;
+        let e = ev(c, name, ts, error);
+        while let Some(t) = c.due_tick(part, ts) {
+            c.tick(part, t);
+        }
+        let now = c
+            .clock(part)
+            .and_then(|k| k.watermark)
+            .map_or(ts, |w| w.max(ts));
+        c.apply(part, &e, now).unwrap();
+    }
+}
+
+fn settings() -> CoreSettings {
+    CoreSettings {
+        engine: EngineSettings::default(),
+        min_events: 0,
+        step: Span::mins(1),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+    /// Snapshot → restore → the rest of the events: the same state, the
+    /// same alert episodes and the same figures as a run never interrupted,
+    /// wherever the cut falls.
+    #[test]
+    fn a_restored_snapshot_continues_as_an_uninterrupted_run(seed in 1u64.., n in 100usize..500, cut in 0.0f64..1.0) {
+        let mut events = traffic(seed, n);
+        // Interleave the two services by time, as one topic would carry them.
+        events.sort_by_key(|e| e.1);
+        let at = (events.len() as f64 * cut) as usize;
+        let mut whole = core();
+        feed(&mut whole, &events, 0, events.len());
+        let mut first = core();
+        feed(&mut first, &events, 0, at);
+        let bytes = snapshot::encode(&first);
+        let mut restored = snapshot::decode(&bytes, &spec(), settings()).unwrap();
+        prop_assert_eq!(figures(&restored, T0 + 30 * DAY), figures(&first, T0 + 30 * DAY));
+        feed(&mut restored, &events, at, events.len());
+        let end = events.iter().map(|e| e.1).max().unwrap() + 1;
+        for c in [&mut whole, &mut restored] {
+            c.engine.advance_all(end);
+            c.finish(None);
+        }
+        prop_assert_eq!(figures(&restored, end), figures(&whole, end));
+        prop_assert!(whole.trackers.iter().flatten().any(|t| !t.episodes.is_empty()));
+    }
+}
+
+/// A snapshot taken under one spec and restored under another keeps what
+/// still matches, as a reload does: the unchanged SLO keeps its counts,
+/// the changed one starts again, a new service appears.
+#[test]
+fn a_snapshot_restored_under_another_spec_keeps_what_matches() {
+    let mut c = core();
+    let events = traffic(7, 300);
+    feed(&mut c, &events, 0, events.len());
+    let bytes = snapshot::encode(&c);
+    let other = SloSpec::parse(
+        std::path::Path::new("s.yml"),
+        "services:\n  a:\n    slo_error_rate: 99%\n    slo_latency_p99: 100ms\n  b:\n    slo_error_rate: 99%\n  c:\n    slo_error_rate: 99%\n",
+    )
+    .unwrap();
+    let r = snapshot::decode(&bytes, &other, settings()).unwrap();
+    let a = r.engine.service(r.engine.index_of("a").unwrap());
+    let was = c.engine.service(c.engine.index_of("a").unwrap());
+    assert_eq!(
+        a.slo_window(0, Span::days(30)),
+        was.slo_window(0, Span::days(30))
+    );
+    assert_eq!(a.requests, was.requests);
+    assert_eq!(
+        a.slo_window(1, Span::days(30)).total,
+        0,
+        "the changed latency SLO starts again"
+    );
+    assert_eq!(a.plan.slos.len(), 2, "the availability SLO is gone");
+    assert!(r.engine.index_of("c").is_some());
+    assert_eq!(r.trackers.len(), r.engine.len());
+}
+
+#[test]
+fn a_corrupt_snapshot_is_an_error_not_a_panic() {
+    let mut c = core();
+    let events = traffic(9, 100);
+    feed(&mut c, &events, 0, events.len());
+    let bytes = snapshot::encode(&c);
+    for cut in [0, 5, 23, bytes.len() / 2, bytes.len() - 1] {
+        assert!(
+            snapshot::decode(&bytes[..cut], &spec(), settings()).is_err(),
+            "cut at {cut}"
+        );
+    }
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    for _ in 0..200 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let mut bad = bytes.clone();
+        let i = (x % bad.len() as u64) as usize;
+        bad[i] ^= 1 << (x >> 61);
+        assert!(
+            snapshot::decode(&bad, &spec(), settings()).is_err(),
+            "bit flipped at {i}"
+        );
+    }
+}

@@ -49,7 +49,7 @@ pub fn bucket_value(idx: usize) -> f64 {
 }
 
 /// A dense histogram: the open slot and the scratch space for window sums.
-#[derive(Clone)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct DenseHist {
     counts: Box<[u32]>,
     total: u64,
@@ -172,7 +172,7 @@ const _: () = assert!(BUCKETS <= 1 << (32 - COUNT_BITS));
 /// A closed slot: only non-zero buckets, ascending by bucket, each packed
 /// in 4 bytes (bucket << 21 | count). A count past 2^21 − 1 continues in
 /// a second entry for the same bucket.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SparseHist {
     entries: Vec<u32>,
 }

@@ -39,7 +39,7 @@ pub fn keeps_for(windows: &[Span]) -> [i64; 3] {
     keep
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Tier {
     /// Closed slots, oldest first: (interval index, histogram).
     closed: VecDeque<(i64, SparseHist)>,
@@ -85,7 +85,7 @@ impl Tier {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LatencyWindows {
     /// Closed slots kept per tier (see [`keeps_for`]).
     keep: [i64; 3],

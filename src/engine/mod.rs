@@ -91,6 +91,32 @@ impl Engine {
         id
     }
 
+    /// An engine of services restored from a snapshot, in their order (ids
+    /// are positions), under the plans they were saved with; call
+    /// [`reload`](Self::reload) with the spec in force to move them to it.
+    pub fn restore(
+        spec: &SloSpec,
+        settings: EngineSettings,
+        services: Vec<(Box<str>, ServiceState)>,
+        now: Option<Micros>,
+    ) -> Engine {
+        let mut e = Engine {
+            settings,
+            spec: spec.clone(),
+            names: Vec::with_capacity(services.len()),
+            index: FxHashMap::default(),
+            services: Vec::with_capacity(services.len()),
+            unlisted: 0,
+            now,
+        };
+        for (name, state) in services {
+            e.index.insert(name.clone(), e.names.len() as ServiceId);
+            e.names.push(name);
+            e.services.push(state);
+        }
+        e
+    }
+
     /// Takes a reloaded SLO spec: every service moves to its new plan,
     /// keeping the state of each SLO whose definition did not change
     /// ([`ServiceState::replanned`]); services the new spec names are
@@ -138,6 +164,11 @@ impl Engine {
         }
         self.unlisted += 1;
         Ok(self.insert(name))
+    }
+
+    /// The id of a known service.
+    pub fn index_of(&self, name: &str) -> Option<ServiceId> {
+        self.index.get(name).copied()
     }
 
     pub fn now(&self) -> Option<Micros> {

@@ -29,7 +29,7 @@ pub fn resolution_for(window: Span) -> Span {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SloPlan {
     pub name: String,
     pub kind: SloKind,
@@ -55,13 +55,13 @@ pub struct Replan {
     pub slos: Vec<Option<usize>>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TierPlan {
     pub res: Span,
     pub windows: Vec<Span>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ServicePlan {
     pub period: Span,
     pub slice: Span,

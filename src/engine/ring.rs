@@ -8,7 +8,7 @@
 //! slots are zeroed as the head passes over them, so after an idle gap no
 //! stale count comes back, and no slot needs a tag.
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SlotRing {
     /// Slot length in microseconds.
     res: i64,
@@ -24,7 +24,7 @@ pub struct SlotRing {
     windows: Box<[Window]>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Window {
     len: i64,
     /// Sum over the closed slots `(head − len, head − 1]`, per column.

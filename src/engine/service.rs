@@ -28,7 +28,7 @@ impl GoodTotal {
 }
 
 /// A closed slice's counts and verdicts (bit `i`: SLO `i` judged it bad).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct ClosedSlice {
     start: Micros,
     total: u64,
@@ -42,7 +42,7 @@ fn slice_down(total: u64, errors: u64, target: f64) -> bool {
     total > 0 && errors as f64 > (1.0 - target) * total as f64 * (1.0 + 1e-9)
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ServiceState {
     pub plan: ServicePlan,
     /// Events applied (process counters).

@@ -9,7 +9,9 @@ use crate::engine::plan::{SloPlan, BURN_WINDOWS};
 use crate::engine::{GoodTotal, ServiceState};
 use crate::model::{Micros, Span};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Severity {
     Page,
     Ticket,
@@ -25,7 +27,7 @@ impl Severity {
 }
 
 /// One MWMB alert pair.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AlertRule {
     pub severity: Severity,
     pub long: Span,
@@ -83,7 +85,7 @@ pub fn fires(s: &ServiceState, i: usize, rule: &AlertRule, min_events: u64) -> b
 
 /// An alert episode: from the first firing tick to the first tick that
 /// does not fire.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Episode {
     pub slo: usize,
     pub rule: AlertRule,
@@ -94,7 +96,7 @@ pub struct Episode {
 }
 
 /// Per-service alert state across ticks.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AlertTracker {
     rules: Vec<AlertRule>,
     /// Per (slo, rule): the open episode's index in `episodes`, and the

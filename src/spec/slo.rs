@@ -34,7 +34,7 @@ pub struct Slo {
     pub objective: f64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum SloKind {
     /// Good event: latency ≤ threshold. Events without latency do not count.
     Latency { threshold_us: u64 },
