@@ -692,35 +692,18 @@ fn a_first_start_on_ten_days_of_history_holds_what_a_replay_holds() {
     let tansu = Tansu::sqlite(port, dir.path());
     tansu.create_topic("history", 3);
     let days = 10;
-    let events = 300_000.0;
-    let args: Vec<String> = [
-        "gen",
-        "--services",
-        "10",
-        "--rate",
-        &format!("{}", events / (days as f64 * 86_400.0) / 9.1),
-        "--duration",
-        &format!("{days}d"),
-        "--start",
+    let args = gen_over(
+        300_000.0,
+        days as f64 * 86_400.0,
         &ago(days * 86_400 + 120),
-        "--seed",
         "5",
-        "--incident",
-        "errors:user-service:4d+3h:0.2",
-        "--incident",
-        "errors:api-gateway:8d+40m:0.5",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+        &[
+            "errors:user-service:4d+3h:0.2",
+            "errors:api-gateway:8d+40m:0.5",
+        ],
+    );
     let file = dir.path().join("history.jsonl");
-    let out = Command::new(slate_bin())
-        .args(&args)
-        .arg("--out")
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "gen --out: {out:?}");
+    gen_file(&args, &file);
     let brokers = format!("127.0.0.1:{}", tansu.port);
     produced(produce(&args, &brokers, "history"));
     let want = replay_report(&[&file]);

@@ -120,8 +120,16 @@ impl Rejects {
         }
     }
 
-    /// Counts one rejection; an error only when its dead letter could not
-    /// be written.
+    /// Counts one rejection and hands back the dead letters to write it
+    /// to, if there are any (so that a caller works out the record's origin
+    /// only then).
+    pub fn count(&mut self, reason: Reason) -> Option<&mut (dyn DeadLetters + Send + 'static)> {
+        self.counts.add(reason);
+        self.dead.as_deref_mut()
+    }
+
+    /// Counts one rejection and writes its dead letter; an error only when
+    /// that could not be written.
     pub fn reject(
         &mut self,
         reason: Reason,
@@ -129,8 +137,7 @@ impl Rejects {
         raw: &[u8],
         origin: Origin<'_>,
     ) -> Result<(), String> {
-        self.counts.add(reason);
-        match &mut self.dead {
+        match self.count(reason) {
             Some(d) => d.write(raw, reason, detail, origin),
             None => Ok(()),
         }
@@ -198,11 +205,6 @@ impl Core {
         Span(self.horizon)
     }
 
-    /// The event-time tick step.
-    pub fn step(&self) -> Span {
-        Span(self.step)
-    }
-
     /// Trackers and clock slots for services the engine created.
     fn sync(&mut self) {
         let n = self.engine.len();
@@ -259,6 +261,16 @@ impl Core {
         }
     }
 
+    /// Clock `c`'s now as an event at `ts` arrives through it: its
+    /// watermark, or `ts` if that is later (what [`apply`](Self::apply)
+    /// judges the event against while the clock leads).
+    pub fn now_at(&self, c: usize, ts: Micros) -> Micros {
+        self.clocks
+            .get(c)
+            .and_then(|k| k.watermark)
+            .map_or(ts, |w| w.max(ts))
+    }
+
     /// Forgets clock `c`'s tick schedule and watermark (its partition
     /// went live, or was given up): its next event starts a new schedule.
     /// Its services stay its members.
@@ -290,7 +302,7 @@ impl Core {
 
     /// Evaluates one service at `t`: its windows move to `t`, then its
     /// alert pairs are judged.
-    pub fn tick_service(&mut self, id: ServiceId, t: Micros) {
+    fn tick_service(&mut self, id: ServiceId, t: Micros) {
         if let Some(tr) = &mut self.trackers[id as usize] {
             self.engine.advance_service(id, t);
             tr.tick(self.engine.service(id), t, self.min_events);

@@ -223,7 +223,7 @@ proptest! {
                     while let Some(t) = c.due_tick(part, ts) {
                         c.tick(part, t);
                     }
-                    let now = c.clock(part).and_then(|k| k.watermark).map_or(ts, |w| w.max(ts));
+                    let now = c.now_at(part, ts);
                     c.apply(part, &e, now).unwrap();
                 }
                 *k = (*k + chunk).min(list.len());
@@ -267,10 +267,7 @@ fn feed(c: &mut Core, events: &[(&'static str, Micros, bool)], from: usize, to: 
         while let Some(t) = c.due_tick(part, ts) {
             c.tick(part, t);
         }
-        let now = c
-            .clock(part)
-            .and_then(|k| k.watermark)
-            .map_or(ts, |w| w.max(ts));
+        let now = c.now_at(part, ts);
         c.apply(part, &e, now).unwrap();
     }
 }

@@ -283,6 +283,9 @@ impl Applier {
             return;
         }
         self.summary.rejected += 1;
+        let Some(dead) = self.rejects.count(reason) else {
+            return;
+        };
         let parts = self
             .kafka
             .partitions
@@ -297,7 +300,7 @@ impl Applier {
             offset: meta.offset,
         };
         // A dead letter that cannot be sent is counted by the sink.
-        let _ = self.rejects.reject(reason, detail, raw, origin);
+        let _ = dead.write(raw, reason, detail, origin);
     }
 
     /// Whether partition `part` is reading its history (its services
@@ -396,10 +399,7 @@ impl Applier {
                         while let Some(t) = self.core.due_tick(clock, ts) {
                             self.core.tick(clock, t);
                         }
-                        self.core
-                            .clock(clock)
-                            .and_then(|c| c.watermark)
-                            .map_or(ts, |w| w.max(ts))
+                        self.core.now_at(clock, ts)
                     } else {
                         now
                     };

@@ -399,7 +399,7 @@ impl Replayer {
         while let Some(t) = self.core.due_tick(0, p.ev.ts) {
             self.tick(t);
         }
-        let now = self.core.engine.now().map_or(p.ev.ts, |n| n.max(p.ev.ts));
+        let now = self.core.now_at(0, p.ev.ts);
         match self.core.apply(0, &p.ev, now) {
             Ok(()) => {
                 self.tally.accepted += 1;
@@ -458,13 +458,12 @@ impl Replayer {
     }
 
     fn finish(mut self) -> (Report, Option<Charts>) {
+        self.core.finish(self.tally.last);
         if let (Some(last), Some(c)) = (self.tally.last, &mut self.charts) {
             // The chart's last point is taken past the last event, where
             // the report's figures are.
-            self.core.engine.advance_all(last + 1);
             c.finish(&self.core.engine, last + 1);
         }
-        self.core.finish(self.tally.last);
         let end_snapshot = snapshot_bad(&self.core.engine);
         for inc in &mut self.incidents {
             if inc.at_to.is_none() {
