@@ -167,6 +167,11 @@ pub struct Core {
     clocks: Vec<EventClock>,
     /// Per service: the clock of its first event (`u32::MAX`: none yet).
     home: Vec<u32>,
+    /// Per service: changed since the last snapshot pass took it (an
+    /// event, an episode started, ended or forgotten, a new plan). A
+    /// service's windows moving with time alone do not count: a restore
+    /// moves them as far itself (`snapshot`).
+    dirty: Vec<bool>,
 }
 
 /// Services with no clock yet.
@@ -182,6 +187,7 @@ impl Core {
             horizon: 0,
             clocks: Vec::new(),
             home: Vec::new(),
+            dirty: Vec::new(),
         };
         core.sync();
         core.horizon = core.longest_period();
@@ -214,6 +220,8 @@ impl Core {
                 .push((!s.plan.slos.is_empty()).then(|| AlertTracker::new(s)));
         }
         self.home.resize(n, NO_CLOCK);
+        // A new service is written by the next pass.
+        self.dirty.resize(n, true);
     }
 
     /// The id of a service, created on first sight up to `max_services`.
@@ -290,6 +298,7 @@ impl Core {
             return Err(Reason::TooLate);
         }
         self.engine.record(ev);
+        self.dirty[ev.service as usize] = true;
         let clock = self.clock_mut(c);
         clock.watermark = Some(clock.watermark.map_or(ev.ts, |w| w.max(ev.ts)));
         let id = ev.service as usize;
@@ -305,7 +314,9 @@ impl Core {
     fn tick_service(&mut self, id: ServiceId, t: Micros) {
         if let Some(tr) = &mut self.trackers[id as usize] {
             self.engine.advance_service(id, t);
-            tr.tick(self.engine.service(id), t, self.min_events);
+            if tr.tick(self.engine.service(id), t, self.min_events) {
+                self.dirty[id as usize] = true;
+            }
         }
     }
 
@@ -342,8 +353,10 @@ impl Core {
             self.engine.advance_service(id, now);
             if let Some(tr) = &mut self.trackers[id as usize] {
                 let s = self.engine.service(id);
-                tr.tick(s, now, self.min_events);
-                tr.forget_before(now - s.plan.period.0);
+                let started_or_ended = tr.tick(s, now, self.min_events);
+                if tr.forget_before(now - s.plan.period.0) || started_or_ended {
+                    self.dirty[id as usize] = true;
+                }
             }
         }
     }
@@ -376,6 +389,7 @@ impl Core {
             };
         }
         self.sync();
+        self.dirty.fill(true);
         self.horizon = self.longest_period();
         let kept = maps.iter().flatten().filter(|o| o.is_some()).count();
         let started = maps.iter().flatten().filter(|o| o.is_none()).count()

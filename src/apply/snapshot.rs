@@ -21,6 +21,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use rustc_hash::FxHashMap;
+
 use super::{Core, CoreSettings, EventClock, NO_CLOCK};
 use crate::engine::{Engine, ServiceState};
 use crate::evaluate::AlertTracker;
@@ -46,44 +48,157 @@ pub enum SnapshotError {
     Decode(String),
 }
 
-/// One service as saved.
-#[derive(Serialize, Deserialize)]
-struct SavedService {
-    name: Box<str>,
+/// One service as saved: the unit a pass writes when the service changed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SavedService {
     state: ServiceState,
     tracker: Option<AlertTracker>,
     /// Its clock (`u32::MAX`: none yet).
     home: u32,
 }
 
-#[derive(Serialize, Deserialize)]
-struct SavedCore {
-    services: Vec<SavedService>,
-    clocks: Vec<EventClock>,
-    now: Option<Micros>,
+/// What the driver saves beside the core, per clock: the input partition
+/// that clock follows and the offset the state reflects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedPartition {
+    pub topic: String,
+    pub partition: i32,
+    /// The next offset to apply: every record below it is in the state.
+    pub next_offset: i64,
+    /// The partition was reading its history: its clock goes on from
+    /// where it was, not from the first record read after the restore.
+    pub reading: bool,
 }
 
-/// The core's state, enveloped.
-pub fn encode(core: &Core) -> Vec<u8> {
-    let saved = SavedCore {
-        services: core
-            .engine
-            .services()
-            .enumerate()
-            .map(|(id, (name, s))| SavedService {
-                name: name.into(),
-                state: s.clone(),
-                tracker: core.trackers[id].clone(),
-                home: core.home[id],
+/// What every pass writes whole (it is small): the services in id order,
+/// the clocks, and the driver's partitions.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Head {
+    pub names: Vec<Box<str>>,
+    pub clocks: Vec<EventClock>,
+    pub now: Option<Micros>,
+    /// By clock index (`None`: a clock of no partition, a replay's).
+    pub partitions: Vec<Option<SavedPartition>>,
+    /// When the pass was taken (wall clock).
+    pub taken_at: Micros,
+}
+
+/// A pass as taken from the core on the apply thread: clones of what
+/// changed, to be encoded and written elsewhere.
+#[derive(Debug, Clone)]
+pub struct Taken {
+    /// Every service (a base), or those changed since the last pass.
+    pub base: bool,
+    pub head: Head,
+    pub services: Vec<(Box<str>, SavedService)>,
+}
+
+/// One service's encoded state, by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unit {
+    pub name: Box<str>,
+    #[serde(with = "serde_bytes")]
+    pub bytes: Vec<u8>,
+}
+
+/// A snapshot file's payload: a base (every service) or a delta (the
+/// services changed since the file before it), with the whole head.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PassFile {
+    pub base: bool,
+    pub head: Head,
+    pub units: Vec<Unit>,
+}
+
+impl Core {
+    /// Takes a snapshot pass: the head, and clones of every service
+    /// (`all`) or of those changed since the last pass; they count as
+    /// unchanged from here on.
+    pub fn take(&mut self, all: bool) -> Taken {
+        let mut services = Vec::new();
+        for (id, (name, s)) in self.engine.services().enumerate() {
+            if all || self.dirty[id] {
+                services.push((
+                    Box::from(name),
+                    SavedService {
+                        state: s.clone(),
+                        tracker: self.trackers[id].clone(),
+                        home: self.home[id],
+                    },
+                ));
+            }
+        }
+        self.dirty.fill(false);
+        Taken {
+            base: all,
+            head: Head {
+                names: self.engine.services().map(|(n, _)| n.into()).collect(),
+                clocks: self.clocks.clone(),
+                now: self.engine.now(),
+                partitions: Vec::new(),
+                taken_at: 0,
+            },
+            services,
+        }
+    }
+
+    /// Services changed since the last pass.
+    pub fn changed(&self) -> usize {
+        self.dirty.iter().filter(|&&d| d).count()
+    }
+}
+
+impl Taken {
+    /// The units of the pass (postcard, one per service).
+    pub fn encode(self) -> PassFile {
+        let units = self
+            .services
+            .into_iter()
+            .map(|(name, s)| Unit {
+                name,
+                // UNWRAP: postcard fails only on a writer error or a sequence
+                // of unknown length, neither of which derived types produce.
+                bytes: postcard::to_allocvec(&s).expect("postcard encodes plain data"),
             })
-            .collect(),
-        clocks: core.clocks.clone(),
-        now: core.engine.now(),
-    };
-    // UNWRAP: postcard fails only on a writer error or a sequence of
-    // unknown length, neither of which a Vec and derived types produce.
-    let payload = postcard::to_allocvec(&saved).expect("postcard encodes plain data");
-    envelope(&payload)
+            .collect();
+        PassFile {
+            base: self.base,
+            head: self.head,
+            units,
+        }
+    }
+}
+
+impl PassFile {
+    /// The file's bytes: the payload in slate's envelope.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // UNWRAP: as in `Taken::encode`.
+        envelope(&postcard::to_allocvec(self).expect("postcard encodes plain data"))
+    }
+
+    /// A file's payload, checked (magic, version, length, checksum).
+    pub fn from_bytes(bytes: &[u8]) -> Result<PassFile, SnapshotError> {
+        postcard::from_bytes(open(bytes)?).map_err(|e| SnapshotError::Decode(e.to_string()))
+    }
+}
+
+/// The core's whole state as one file (a base), for tests and
+/// `slate replay --save-state`.
+pub fn encode(core: &Core) -> Vec<u8> {
+    let mut core = core.clone();
+    core.take(true).encode().to_bytes()
+}
+
+/// A core restored from one base file, moved to `spec`.
+pub fn decode(bytes: &[u8], spec: &SloSpec, settings: CoreSettings) -> Result<Core, SnapshotError> {
+    let file = PassFile::from_bytes(bytes)?;
+    if !file.base {
+        return Err(SnapshotError::Decode(
+            "a delta, not a whole state: restore it on its base".into(),
+        ));
+    }
+    let units = file.units.into_iter().map(|u| (u.name, u.bytes)).collect();
+    restore(&file.head, units, spec, settings)
 }
 
 fn envelope(payload: &[u8]) -> Vec<u8> {
@@ -132,40 +247,66 @@ fn open(bytes: &[u8]) -> Result<&[u8], SnapshotError> {
     Ok(payload)
 }
 
-/// A core restored from `bytes`, moved to `spec` (what still matches it
-/// keeps its state, as a reload keeps it).
-pub fn decode(bytes: &[u8], spec: &SloSpec, settings: CoreSettings) -> Result<Core, SnapshotError> {
-    let payload = open(bytes)?;
-    let saved: SavedCore =
-        postcard::from_bytes(payload).map_err(|e| SnapshotError::Decode(e.to_string()))?;
-    let n = saved.services.len();
-    if saved
-        .services
-        .iter()
-        .any(|s| s.home != NO_CLOCK && s.home as usize >= saved.clocks.len())
-    {
-        return Err(SnapshotError::Decode(
-            "a service names a clock the snapshot does not have".into(),
-        ));
-    }
+/// A core restored from a head and the latest unit of each of its
+/// services, moved to `spec` (what still matches it keeps its state, as a
+/// reload keeps it). Windows that did not change since their unit was
+/// written move with time at the next tick, as they would have.
+pub fn restore(
+    head: &Head,
+    mut units: FxHashMap<Box<str>, Vec<u8>>,
+    spec: &SloSpec,
+    settings: CoreSettings,
+) -> Result<Core, SnapshotError> {
+    let n = head.names.len();
     let mut trackers = Vec::with_capacity(n);
     let mut home = Vec::with_capacity(n);
     let mut services = Vec::with_capacity(n);
-    for s in saved.services {
+    for name in &head.names {
+        let bytes = units.remove(name).ok_or_else(|| {
+            SnapshotError::Decode(format!("service {name} is named but not saved"))
+        })?;
+        let s: SavedService = postcard::from_bytes(&bytes)
+            .map_err(|e| SnapshotError::Decode(format!("service {name}: {e}")))?;
+        if s.home != NO_CLOCK && s.home as usize >= head.clocks.len() {
+            return Err(SnapshotError::Decode(format!(
+                "service {name} names a clock the snapshot does not have"
+            )));
+        }
         trackers.push(s.tracker);
         home.push(s.home);
-        services.push((s.name, s.state));
+        services.push((name.clone(), s.state));
+    }
+    if head
+        .clocks
+        .iter()
+        .flat_map(|c| c.members.iter())
+        .any(|&m| m as usize >= n)
+    {
+        return Err(SnapshotError::Decode(
+            "a clock names a service the snapshot does not have".into(),
+        ));
     }
     let mut core = Core {
-        engine: Engine::restore(spec, settings.engine, services, saved.now),
+        engine: Engine::restore(spec, settings.engine, services, head.now),
         trackers,
         min_events: settings.min_events,
         step: settings.step.0.max(1),
         horizon: 0,
-        clocks: saved.clocks,
+        clocks: head.clocks.clone(),
         home,
+        dirty: vec![false; n],
     };
+    let saved_plans: Vec<_> = core
+        .engine
+        .services()
+        .map(|(_, s)| s.plan.clone())
+        .collect();
     core.reload(spec);
+    // What the restore changed (a new spec's plans, the spec's new
+    // services) is written by the next pass; the rest is on disk already.
+    for (id, (_, s)) in core.engine.services().enumerate() {
+        core.dirty[id] = saved_plans.get(id) != Some(&s.plan);
+    }
     Ok(core)
 }
 

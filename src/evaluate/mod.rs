@@ -115,9 +115,11 @@ impl AlertTracker {
         }
     }
 
-    /// Evaluates every pair at tick `t`.
-    pub fn tick(&mut self, s: &ServiceState, t: Micros, min_events: u64) {
+    /// Evaluates every pair at tick `t`; true when an episode started or
+    /// ended (what a snapshot pass has to write again).
+    pub fn tick(&mut self, s: &ServiceState, t: Micros, min_events: u64) -> bool {
         let nr = self.rules.len();
+        let mut changed = false;
         for i in 0..s.plan.slos.len() {
             let bad_now = s.cumulative[i].1;
             for (ri, rule) in self.rules.iter().enumerate() {
@@ -133,16 +135,19 @@ impl AlertTracker {
                             bad: 0,
                         });
                         *slot = Some((self.episodes.len() - 1, bad_now));
+                        changed = true;
                     }
                     (false, Some((ep, bad_at_start))) => {
                         self.episodes[ep].end = Some(t);
                         self.episodes[ep].bad = bad_now.saturating_sub(bad_at_start);
                         *slot = None;
+                        changed = true;
                     }
                     _ => {}
                 }
             }
         }
+        changed
     }
 
     /// This tracker for `s` after a reload: `slos[j]` is the old index of
@@ -179,14 +184,15 @@ impl AlertTracker {
             .map(move |(k, o)| (k / nr, &self.rules[k % nr], o.is_some()))
     }
 
-    /// Forgets episodes that ended before `t` (live keeps a period's worth).
-    pub fn forget_before(&mut self, t: Micros) {
+    /// Forgets episodes that ended before `t` (live keeps a period's
+    /// worth); true when one was forgotten.
+    pub fn forget_before(&mut self, t: Micros) -> bool {
         if !self
             .episodes
             .iter()
             .any(|e| e.end.is_some_and(|end| end < t))
         {
-            return;
+            return false;
         }
         let mut map = vec![usize::MAX; self.episodes.len()];
         let mut kept = Vec::with_capacity(self.episodes.len());
@@ -200,6 +206,7 @@ impl AlertTracker {
         for (ep, _) in self.open.iter_mut().flatten() {
             *ep = map[*ep];
         }
+        true
     }
 
     /// Brings the bad counts of still-open episodes up to date.
