@@ -34,3 +34,4 @@ pub mod replay;
 pub mod report;
 pub mod source;
 pub mod spec;
+pub mod state;
