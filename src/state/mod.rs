@@ -51,11 +51,14 @@ pub struct StateDir {
     delta_bytes: u64,
 }
 
+/// A head and the latest unit of each of its services.
+pub type Saved = (Head, FxHashMap<Box<str>, Vec<u8>>);
+
 /// What a restore found.
 #[derive(Debug, Default)]
 pub struct Loaded {
     /// The head of the newest file read, and each service's latest unit.
-    pub state: Option<(Head, FxHashMap<Box<str>, Vec<u8>>)>,
+    pub state: Option<Saved>,
     /// Files read.
     pub files: usize,
     /// Files that did not read, each with why (already said on stderr).
