@@ -77,7 +77,7 @@ fn send(p: &BaseProducer, topic: &str, key: &str, payload: &[u8]) {
 }
 
 fn line(ts: i64, service: usize, i: u64) -> String {
-    let status = if i % 97 == 0 { 503 } else { 200 };
+    let status = if i.is_multiple_of(97) { 503 } else { 200 };
     let latency = 1.0 + (i.wrapping_mul(7919) % 400_000) as f64 / 1000.0;
     format!(
         r#"{{"ts":"{}","service":"svc-{service:05}","endpoint":"/v1/items","method":"GET","status":{status},"latency_ms":{latency}}}"#,

@@ -195,12 +195,17 @@ fn memory(services: usize, minutes: i64) {
                 x ^= x >> 7;
                 x ^= x << 17;
                 // Mostly 2–62 ms, with a tail to 400 ms.
-                let lat =
-                    2_000 + (x >> 40) % 60_000 + if x % 100 == 0 { (x >> 20) % 400_000 } else { 0 };
+                let lat = 2_000
+                    + (x >> 40) % 60_000
+                    + if x.is_multiple_of(100) {
+                        (x >> 20) % 400_000
+                    } else {
+                        0
+                    };
                 engine.record(&Event {
                     ts,
                     service: s,
-                    error: x % 1000 == 0,
+                    error: x.is_multiple_of(1000),
                     latency_us: Some(lat),
                 });
                 applied += 1;

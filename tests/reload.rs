@@ -44,7 +44,7 @@ fn events(seed: u64, from: i64, minutes: i64, n: i64) -> Vec<(i64, bool, Option<
             let ts = from + i * minutes * 60_000_000 / n;
             let bad_stretch = i > n / 3 && i < n / 2;
             let error = rng.next() % 100 < if bad_stretch { 40 } else { 2 };
-            let latency = (rng.next() % 7 != 0).then(|| rng.next() % 500_000);
+            let latency = (!rng.next().is_multiple_of(7)).then(|| rng.next() % 500_000);
             (ts, error, latency)
         })
         .collect()

@@ -271,7 +271,7 @@ mod tests {
                 rng ^= rng >> 7;
                 rng ^= rng << 17;
                 ts += (rng % 700_000) as i64; // ~0.35 s apart, ~4 h in all
-                let late = if rng % 10 == 0 {
+                let late = if rng.is_multiple_of(10) {
                     (rng % 30_000_000) as i64
                 } else {
                     0
