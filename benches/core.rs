@@ -153,6 +153,7 @@ fn render_metrics(c: &mut Criterion) {
             lag: vec![("logs".into(), 0, 12)],
             spread: Vec::new(),
             catching_up: vec![("logs".into(), 0, false)],
+            state: Some(Default::default()),
         };
         let k = services / 1000;
         g.bench_function(format!("render_{k}k_services"), |b| {

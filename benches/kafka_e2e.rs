@@ -174,6 +174,11 @@ fn slate(brokers: &str, topic: &str, group: &str) -> Slate {
     if let Ok(config) = std::env::var("SLATE_BENCH_CONFIG") {
         cmd.args(["--config", &config]);
     }
+    // A state dir of its own per run (kept until the process ends).
+    let state =
+        std::env::temp_dir().join(format!("slate-bench-state-{group}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    cmd.arg("--state-dir").arg(&state);
     let child = cmd
         .args([
             "--brokers",

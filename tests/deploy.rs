@@ -65,6 +65,10 @@ fn exposition_text(compat: slate::spec::config::Compat) -> String {
         lag: vec![("logs".into(), 0, 5)],
         spread: vec![("logs".into(), 0)],
         catching_up: vec![("logs".into(), 0, false)],
+        state: Some(slate::export::snapshot::StateGauges {
+            gaps: vec![("logs".into(), 0, 7)],
+            ..Default::default()
+        }),
     };
     render(&Exposition {
         snapshot: &snapshot,

@@ -377,6 +377,7 @@ fn slate_run(dir: &Path, brokers: &str, listen: &str) -> KillOnDrop {
         Command::new(env!("CARGO_BIN_EXE_slate"))
             .args(["run", "--config", cfg.to_str().unwrap()])
             .args(["--slo", slos.to_str().unwrap()])
+            .args(["--state-dir", dir.join("state").to_str().unwrap()])
             .args(["--brokers", brokers, "--topic", "logs", "--listen", listen])
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -115,6 +115,7 @@ fn start_with(brokers: &str, topic: &str, dead_letter: Option<&str>) -> Running 
     config.kafka.topics = vec![topic.to_string()];
     config.kafka.group = "slate-test".into();
     config.kafka.dead_letter_topic = dead_letter.map(str::to_string);
+    config.state.dir = dir.path().join("state");
     // The mock coordinator holds a rejoin until the old member's session
     // times out, even after it left: keep that short.
     config.kafka.properties = vec![

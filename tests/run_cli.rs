@@ -94,6 +94,24 @@ fn bad_flags_and_config_say_what_to_fix() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("No such configuration property"));
+    // A state dir that cannot be made (its parent is a file).
+    let t = tempfile::tempdir().unwrap();
+    let file = t.path().join("file");
+    std::fs::write(&file, "x").unwrap();
+    let state = file.join("state");
+    fails_with(
+        &[
+            "--brokers",
+            "localhost:9092",
+            "--topic",
+            "t",
+            "--listen",
+            "127.0.0.1:0",
+            "--state-dir",
+            state.to_str().unwrap(),
+        ],
+        "cannot create the state dir",
+    );
     // A port taken by someone else.
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
@@ -127,6 +145,8 @@ fn no_broker_keeps_it_alive_and_not_ready_until_sigterm() {
             "logs",
             "--listen",
             &format!("127.0.0.1:{port}"),
+            "--state-dir",
+            dir.path().join("state").to_str().unwrap(),
         ])
         .stderr(Stdio::piped())
         .spawn()

@@ -21,8 +21,13 @@ now minus the longest SLO period (kafka.rebuild_window to read less), in event t
 a replay reads it: its services tick at --eval-every of their events' time, and no event\n\
 is too late while its period still holds it. /readyz says not ready, and how far the\n\
 catch-up has come, until every partition has caught up (slate_catching_up).\n\
-Offsets are committed only once their events are in the state.\n\
-SIGINT/SIGTERM: stop fetching, apply what was fetched, commit, exit 0.\n\
+State: every state.interval (30s), on SIGTERM and when partitions are revoked, what\n\
+changed is written to --state-dir (a base and deltas, each written atomically, versioned\n\
+and checksummed); a restart restores it and each partition goes on from the offset the\n\
+state reflects, then reads the rest in event time. Offsets are committed only once the\n\
+state that holds their events is on disk. A snapshot that does not read falls back to\n\
+the one before it (logged, slate_state_snapshot_failures_total).\n\
+SIGINT/SIGTERM: stop fetching, apply what was fetched, write the state, commit, exit 0.\n\
 SIGHUP or POST /-/reload: re-read the SLO spec; SLOs whose definition did not change\n\
 keep their state, an invalid spec is refused and the old one kept.\n\
 Exit codes: 0 after a clean stop, 2 on error.")]
@@ -48,6 +53,9 @@ pub struct RunArgs {
     /// Address to serve HTTP on (http.listen) [default: 127.0.0.1:9898]
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
+    /// Where the state is kept between runs (state.dir) [default: slate-data]
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
 }
 
 pub fn run(a: RunArgs) -> Result<ExitCode> {
@@ -74,6 +82,12 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
     }
     if let Some(p) = &a.policy {
         config.gate.policy = Some(p.clone());
+    }
+    if let Some(d) = &a.state_dir {
+        if d.as_os_str().is_empty() {
+            bail!("--state-dir: the state dir cannot be empty (to turn durable state off, set state.interval: 0s)");
+        }
+        config.state.dir = d.clone();
     }
     let policy = match &config.gate.policy {
         Some(p) => Some(crate::spec::gate::GatePolicy::load(p)?),

@@ -451,6 +451,61 @@ fn render_to(x: &Exposition, mut out: Out) {
                 *reading as u8 as f64,
             );
         }
+        if let Some(st) = &k.state {
+            for (name, help, v) in [
+                (
+                    "slate_state_snapshot_duration_seconds",
+                    "The last snapshot pass, from taking it on the apply thread to its file on disk.",
+                    st.snapshot_seconds,
+                ),
+                (
+                    "slate_state_snapshot_bytes",
+                    "Bytes written by the last snapshot pass.",
+                    st.snapshot_bytes as f64,
+                ),
+                (
+                    "slate_state_last_snapshot_timestamp_seconds",
+                    "When the last snapshot pass reached the disk (0: none yet).",
+                    st.last_snapshot,
+                ),
+                (
+                    "slate_state_restore_duration_seconds",
+                    "How long the restore from the state dir took at start.",
+                    st.restore_seconds,
+                ),
+            ] {
+                family(&mut out, name, "gauge", help);
+                sample(&mut out, name, &[], &[], v);
+            }
+            family(
+                &mut out,
+                "slate_state_snapshot_failures_total",
+                "counter",
+                "Snapshot files that did not read at the restore (each fell back to the one before) and passes that could not be written (each tried again with the next).",
+            );
+            sample(
+                &mut out,
+                "slate_state_snapshot_failures_total",
+                &[],
+                &[],
+                st.failures as f64,
+            );
+            family(
+                &mut out,
+                "slate_state_gap_records",
+                "gauge",
+                "Records that expired from the partition while slate was away: the state lacks them.",
+            );
+            for (topic, partition, n) in &st.gaps {
+                sample(
+                    &mut out,
+                    "slate_state_gap_records",
+                    &[("topic", topic), ("partition", &partition.to_string())],
+                    &[],
+                    *n as f64,
+                );
+            }
+        }
     }
     family(
         &mut out,

@@ -226,6 +226,24 @@ pub struct KafkaGauges {
     pub spread: Vec<(String, u64)>,
     /// (topic, partition, reading its history) per assigned partition.
     pub catching_up: Vec<(String, i32, bool)>,
+    /// The state dir's passes, when durable state is on.
+    pub state: Option<StateGauges>,
+}
+
+/// The state dir's gauges (DESIGN §8a).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StateGauges {
+    /// The last pass: from taking it on the apply thread to its file on disk.
+    pub snapshot_seconds: f64,
+    /// Bytes the last pass wrote.
+    pub snapshot_bytes: u64,
+    /// When the last pass reached the disk (seconds since the epoch; 0: none yet).
+    pub last_snapshot: f64,
+    pub restore_seconds: f64,
+    /// Files that did not read at the restore, and passes that could not be written.
+    pub failures: u64,
+    /// (topic, partition, records expired while slate was away).
+    pub gaps: Vec<(String, i32, i64)>,
 }
 
 /// The last SLO-spec reload.

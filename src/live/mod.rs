@@ -32,13 +32,16 @@ use rdkafka::config::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
+mod state;
+
+use crate::apply::snapshot::{self, SavedPartition};
 use crate::apply::{ChunkIds, Core, CoreSettings, DeadLetters, Origin, Rejects};
 use crate::decode::batch::{decode_records, DecodedChunk, Rec};
 use crate::decode::{Decoder, Reason};
 use crate::engine::EngineSettings;
 use crate::export::http::{publish, serve, Published, Readiness, ReloadRequest, ServicesRequest};
 use crate::export::snapshot::{
-    live_services, Counters, KafkaGauges, ReloadState, ServiceCounts, Snapshot,
+    live_services, Counters, KafkaGauges, ReloadState, ServiceCounts, Snapshot, StateGauges,
 };
 use crate::model::{format_rfc3339, Event, Micros, ServiceId};
 use crate::source::kafka::{Batch, KafkaShared, KafkaSource, LineMeta};
@@ -83,6 +86,12 @@ fn rough(us: Micros) -> String {
         (d, h, _) => format!("{d}d {h}h"),
     }
 }
+
+/// Events paused this long, the last pass at least `IDLE_PASS` ago: what
+/// they changed is written at once (and its offsets committed), not at
+/// the next interval.
+const IDLE_AFTER: Duration = Duration::from_millis(100);
+const IDLE_PASS: Duration = Duration::from_secs(1);
 
 /// Counters are published at most this often while events flow.
 const COUNTER_EVERY: Duration = Duration::from_millis(20);
@@ -212,9 +221,86 @@ struct Applier {
     slo_path: Option<PathBuf>,
     /// When the SLO spec in use was loaded (seconds since the epoch).
     loaded_at: f64,
+    /// Durable state, when on.
+    state: Option<Durable>,
+}
+
+/// The apply side of the state dir.
+struct Durable {
+    writer: crossbeam_channel::Sender<state::Job>,
+    interval: Duration,
+    last: Instant,
+    /// Batches applied, and how many of them the last pass holds: when
+    /// events pause, what they changed goes to disk (and its offsets to
+    /// Kafka) within a second instead of at the next interval.
+    applied: u64,
+    at_pass: u64,
+    last_batch: Instant,
+    /// The next pass writes every service (nothing is on disk yet).
+    base_next: bool,
+    /// Per partition index: what the state on disk says of it (kept for
+    /// partitions of a restored state not assigned again yet).
+    saved: Vec<Option<SavedPartition>>,
+    /// Per partition index: its restored clock goes on (it was reading its
+    /// history at the last pass) instead of starting a new schedule.
+    keep_clock: Vec<bool>,
+    gauges: Arc<std::sync::Mutex<StateGauges>>,
 }
 
 impl Applier {
+    /// A snapshot pass: what changed since the last one goes to the
+    /// writer, with every partition's offset. `wait`: a revoke or a stop
+    /// waits for a writer that is busy; an interval pass skips it.
+    fn pass(&mut self, wait: bool) {
+        let Some(st) = &mut self.state else {
+            return;
+        };
+        if !wait && st.writer.is_full() {
+            return;
+        }
+        let started = Instant::now();
+        st.last = started;
+        st.at_pass = st.applied;
+        let mut taken = self.core.take(st.base_next);
+        st.base_next = false;
+        let applied = self.kafka.applied();
+        let parts = self
+            .kafka
+            .partitions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if st.saved.len() < parts.len() {
+            st.saved.resize(parts.len(), None);
+        }
+        for (i, p) in parts.iter().enumerate() {
+            if let Some(&next) = applied.get(&(i as u32)) {
+                st.saved[i] = Some(SavedPartition {
+                    topic: p.topic.clone(),
+                    partition: p.partition,
+                    next_offset: next,
+                    reading: matches!(self.catch_up.get(i), Some(Some(_))),
+                });
+            }
+        }
+        taken.head.partitions = st.saved.clone();
+        taken.head.taken_at = wall_us();
+        let job = state::Job { taken, started };
+        if st.writer.send(job).is_err() {
+            eprintln!("slate: state: the state writer stopped; no more snapshot passes");
+            self.state = None;
+        }
+    }
+
+    fn pass_due(&self) -> bool {
+        self.state.as_ref().is_some_and(|st| {
+            st.last.elapsed() >= st.interval
+                || (st.applied > st.at_pass
+                    && st.last_batch.elapsed() >= IDLE_AFTER
+                    && st.last.elapsed() >= IDLE_PASS)
+        })
+    }
+
     fn sync_services(&mut self) {
         let n = self.core.engine.len();
         if self.counts.len() < n {
@@ -325,8 +411,16 @@ impl Applier {
                 self.catch_up.resize(i + 1, None);
             }
             self.catch_up[i] = end;
-            // A history to read starts a new event-time schedule.
-            self.core.reset_clock(i);
+            // A history to read starts a new event-time schedule, unless a
+            // restored state was reading it already: its clock goes on.
+            let keep = self
+                .state
+                .as_mut()
+                .and_then(|st| st.keep_clock.get_mut(i))
+                .is_some_and(std::mem::take);
+            if !keep {
+                self.core.reset_clock(i);
+            }
         }
         let now = wall_us();
         let mut ids = ChunkIds::default();
@@ -437,6 +531,10 @@ impl Applier {
             self.caught_up(*part);
         }
         self.kafka.mark_applied(seq, offsets);
+        if let Some(st) = &mut self.state {
+            st.applied += 1;
+            st.last_batch = Instant::now();
+        }
         if let Some(d) = &mut self.rejects.dead {
             d.idle();
         }
@@ -599,6 +697,16 @@ impl Applier {
                 lag: self.kafka.lag(),
                 spread: self.spread_by_topic(),
                 catching_up: self.catching_up(),
+                state: self.state.as_ref().map(|st| {
+                    let mut g = st.gauges.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    g.gaps = self
+                        .kafka
+                        .gaps
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clone();
+                    g
+                }),
             }),
         );
         let status = self
@@ -630,6 +738,7 @@ fn apply_loop(
     rx: Receiver<(u64, Decoded)>,
     requests: Receiver<ServicesRequest>,
     reloads: Receiver<ReloadRequest>,
+    passes: Receiver<()>,
     tick: Duration,
 ) -> Applier {
     let mut waiting: BTreeMap<u64, Decoded> = BTreeMap::new();
@@ -637,7 +746,11 @@ fn apply_loop(
     let mut next_tick = Instant::now() + tick;
     a.tick();
     loop {
-        let wait = next_tick.saturating_duration_since(Instant::now());
+        let mut wait = next_tick.saturating_duration_since(Instant::now());
+        if a.state.as_ref().is_some_and(|st| st.applied > st.at_pass) {
+            // Events not on disk yet: look again soon for a pause.
+            wait = wait.min(IDLE_AFTER);
+        }
         crossbeam_channel::select! {
             recv(rx) -> msg => match msg {
                 Ok((seq, d)) => {
@@ -664,7 +777,15 @@ fn apply_loop(
                     let _ = reply.send(result);
                 }
             },
+            recv(passes) -> r => {
+                if r.is_ok() {
+                    a.pass(true);
+                }
+            },
             default(wait) => {},
+        }
+        if a.pass_due() {
+            a.pass(false);
         }
         if Instant::now() >= next_tick {
             a.tick();
@@ -675,6 +796,9 @@ fn apply_loop(
         }
     }
     a.tick();
+    a.pass(true);
+    // The writer finishes the last pass and stops.
+    a.state = None;
     if let Some(d) = &mut a.rejects.dead {
         let _ = d.flush();
     }
@@ -731,24 +855,102 @@ pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSumm
         compat: config.export.compat,
         ..Published::default()
     });
-    let core = Core::new(
-        &spec,
-        CoreSettings {
-            engine: EngineSettings {
-                max_services: config.engine.max_services,
-                quantile_windows: config.engine.quantile_windows.clone(),
-                span_latency: false,
-            },
-            min_events: config.alerting.min_events,
-            step: config.alerting.replay_step(),
+    let settings = CoreSettings {
+        engine: EngineSettings {
+            max_services: config.engine.max_services,
+            quantile_windows: config.engine.quantile_windows.clone(),
+            span_latency: false,
         },
-    );
+        min_events: config.alerting.min_events,
+        step: config.alerting.replay_step(),
+    };
+    // The Kafka properties, then the state dir: either one wrong is an
+    // error before anything is read or written.
+    crate::source::kafka::check_properties(&config.kafka).map_err(anyhow::Error::msg)?;
+    let mut restored: Option<(Core, Vec<Option<SavedPartition>>)> = None;
+    let gauges = Arc::new(std::sync::Mutex::new(StateGauges::default()));
+    let mut dir = None;
+    if config.state.enabled() {
+        let mut d = crate::state::StateDir::open(&config.state.dir).map_err(anyhow::Error::msg)?;
+        let started = Instant::now();
+        let loaded = d.load().map_err(anyhow::Error::msg)?;
+        if let Some((head, units)) = loaded.state {
+            let n = head.names.len();
+            let core = snapshot::restore(&head, units, &spec, settings.clone()).map_err(|e| {
+                anyhow!(
+                    "the state in {} does not restore ({e}); move the dir aside to start with an empty state",
+                    config.state.dir.display()
+                )
+            })?;
+            let secs = started.elapsed().as_secs_f64();
+            eprintln!(
+                "slate: state: restored {n} service(s) from {} ({} file(s), the last pass taken at {}) in {secs:.2} s",
+                config.state.dir.display(),
+                loaded.files,
+                format_rfc3339(head.taken_at),
+            );
+            restored = Some((core, head.partitions));
+            gauges
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .restore_seconds = secs;
+        } else {
+            eprintln!(
+                "slate: state: no state in {} yet; the first pass writes it",
+                config.state.dir.display()
+            );
+        }
+        gauges.lock().unwrap_or_else(|p| p.into_inner()).failures = loaded.failures.len() as u64;
+        dir = Some(d);
+    }
+    let (core, saved) = match restored {
+        Some((core, saved)) => (core, saved),
+        None => (Core::new(&spec, settings), Vec::new()),
+    };
     // With no state to resume from, history is read as far back as the
     // longest period (the topic's retention permitting).
     let history = config.kafka.rebuild_window.unwrap_or(core.horizon());
     let source =
         KafkaSource::new(&config.kafka, &brokers, batch_tx, history).map_err(anyhow::Error::msg)?;
     let kafka = source.shared.clone();
+    let (pass_tx, mut pass_rx) = bounded::<()>(4);
+    let mut writer = None;
+    let durable = match dir {
+        Some(d) => {
+            let base_next = d.wants_base();
+            kafka.use_durable_state(pass_tx);
+            source.resume(
+                &saved
+                    .iter()
+                    .map(|p| {
+                        p.as_ref()
+                            .map(|p| (p.topic.clone(), p.partition, p.next_offset))
+                    })
+                    .collect::<Vec<_>>(),
+            );
+            let (tx, handle) = state::spawn(d, kafka.clone(), gauges.clone())?;
+            writer = Some(handle);
+            Some(Durable {
+                writer: tx,
+                interval: Duration::from_micros(config.state.interval.0 as u64),
+                last: Instant::now(),
+                applied: 0,
+                at_pass: 0,
+                last_batch: Instant::now(),
+                base_next,
+                keep_clock: saved
+                    .iter()
+                    .map(|p| p.as_ref().is_some_and(|p| p.reading))
+                    .collect(),
+                saved,
+                gauges,
+            })
+        }
+        None => {
+            pass_rx = crossbeam_channel::never();
+            None
+        }
+    };
     let mut applier = Applier {
         core,
         counts: Vec::new(),
@@ -765,6 +967,7 @@ pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSumm
         last_counters: Instant::now(),
         slo_path,
         loaded_at: wall_us() as f64 / 1e6,
+        state: durable,
     };
     publish(
         &published.reload,
@@ -796,7 +999,7 @@ pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSumm
     let tick = Duration::from_micros(config.alerting.live_tick().0 as u64);
     let apply = thread::Builder::new()
         .name("slate-apply".into())
-        .spawn(move || apply_loop(applier, done_rx, services_rx, reload_rx, tick))?;
+        .spawn(move || apply_loop(applier, done_rx, services_rx, reload_rx, pass_rx, tick))?;
 
     let stopping = Arc::new(AtomicBool::new(false));
     let (died_tx, died_rx) = tokio::sync::oneshot::channel::<String>();
@@ -854,6 +1057,10 @@ pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSumm
     let applier = apply
         .join()
         .map_err(|_| anyhow!("the apply thread panicked"))?;
+    if let Some(w) = writer {
+        w.join()
+            .map_err(|_| anyhow!("the state writer thread panicked"))?;
+    }
     if let Some(e) = died {
         return Err(anyhow!("kafka: {e}"));
     }

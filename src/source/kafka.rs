@@ -15,7 +15,7 @@
 //! May import `model` and `spec` (the `kafka` section).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::Sender;
@@ -73,6 +73,20 @@ pub struct PartitionInfo {
     skip_before: Micros,
 }
 
+impl PartitionInfo {
+    /// A slot for a partition of a restored state, not yet assigned.
+    fn restored(topic: &str, partition: i32) -> PartitionInfo {
+        PartitionInfo {
+            topic: topic.to_string(),
+            partition,
+            assigned: false,
+            rebuild_until: -1,
+            skip_until: -1,
+            skip_before: Micros::MIN,
+        }
+    }
+}
+
 /// What the consumer thread and the apply side share.
 #[derive(Debug, Default)]
 pub struct KafkaShared {
@@ -87,6 +101,16 @@ pub struct KafkaShared {
     /// Per topic: how many partitions it has (from the metadata at
     /// assignment), to tell whether this instance holds all of them.
     pub topic_partitions: Mutex<FxHashMap<String, usize>>,
+    /// With a state dir: per partition index, the next offset of the state
+    /// on disk. Only these are committed, so that the committed offset is
+    /// never ahead of what a restart restores (DESIGN §8a).
+    durable: Mutex<Option<FxHashMap<u32, i64>>>,
+    durable_cv: Condvar,
+    /// Asks the apply side for a snapshot pass now (a revoke, a stop).
+    pass_now: OnceLock<Sender<()>>,
+    /// Per partition: records that expired from the topic while slate was
+    /// away (its state's offset was below the partition's earliest).
+    pub gaps: Mutex<Vec<(String, i32, i64)>>,
 }
 
 /// What the consumer knows of the cluster, for `/readyz` and the lag gauge.
@@ -141,6 +165,70 @@ impl KafkaShared {
     /// Per partition index: the next offset to apply, where one is known.
     pub fn applied(&self) -> FxHashMap<u32, i64> {
         lock(&self.applied).clone()
+    }
+
+    /// Durable state on: offsets are committed only once on disk, and the
+    /// apply side is asked for a pass through `pass_now`.
+    pub fn use_durable_state(&self, pass_now: Sender<()>) {
+        *lock(&self.durable) = Some(FxHashMap::default());
+        let _ = self.pass_now.set(pass_now);
+    }
+
+    /// Called by the state writer once a pass is on disk.
+    pub fn mark_durable(&self, offsets: impl IntoIterator<Item = (u32, i64)>) {
+        if let Some(d) = lock(&self.durable).as_mut() {
+            for (part, next) in offsets {
+                let e = d.entry(part).or_insert(next);
+                *e = (*e).max(next);
+            }
+        }
+        self.durable_cv.notify_all();
+    }
+
+    /// With durable state: asks for a pass and waits until every applied
+    /// offset of `parts` (or of every partition) is on disk; false on
+    /// timeout. Without: true at once.
+    fn wait_durable(&self, parts: Option<&[u32]>, timeout: Duration) -> bool {
+        let Some(tx) = self.pass_now.get() else {
+            return true;
+        };
+        let want: Vec<(u32, i64)> = lock(&self.applied)
+            .iter()
+            .filter(|(i, _)| parts.is_none_or(|p| p.contains(i)))
+            .map(|(&i, &n)| (i, n))
+            .collect();
+        if tx.send(()).is_err() {
+            return false;
+        }
+        let deadline = Instant::now() + timeout;
+        let mut durable = lock(&self.durable);
+        loop {
+            let done = durable.as_ref().is_none_or(|d| {
+                want.iter()
+                    .all(|(i, n)| d.get(i).is_some_and(|have| have >= n))
+            });
+            if done {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            durable = self
+                .durable_cv
+                .wait_timeout(durable, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// What may be committed: with durable state, what is on disk; else
+    /// what is applied.
+    fn committable(&self) -> FxHashMap<u32, i64> {
+        match lock(&self.durable).as_ref() {
+            Some(d) => d.clone(),
+            None => lock(&self.applied).clone(),
+        }
     }
 
     /// Lag per assigned partition: its end offset minus the next offset
@@ -443,17 +531,24 @@ impl SlateContext {
         let mut starts = TopicPartitionList::new();
         let mut parts = lock(&self.shared.partitions);
         let mut batcher = lock(&self.batcher);
-        let mut rebuilding = 0usize;
+        let (mut rebuilding, mut resumed) = (0usize, 0usize);
         for e in tpl.elements() {
             let (topic, partition) = (e.topic(), e.partition());
             let committed = committed
                 .as_ref()
                 .and_then(|c| c.find_partition(topic, partition))
                 .and_then(|p| real(p.offset()));
+            let known = batcher.index.get(&(topic.to_string(), partition)).copied();
+            // The state already holds this partition up to an offset (a
+            // restored snapshot, or an earlier assignment in this process):
+            // go on from there, skipping nothing.
+            let resume = known.and_then(|i| lock(&self.shared.applied).get(&i).copied());
             // MockCluster answers -1 (the end) and Tansu the earliest
             // offset whatever the time: where the answer is not an offset,
             // read from the earliest and skip by timestamp.
-            let start = if self.rebuild_window == 0 {
+            let start = if let Some(r) = resume {
+                Offset::Offset(r)
+            } else if self.rebuild_window == 0 {
                 committed.map_or(Offset::End, Offset::Offset)
             } else {
                 found
@@ -468,20 +563,40 @@ impl SlateContext {
                     .high
                     .insert((topic.to_string(), partition), high);
             }
+            let known_low = watermarks.is_ok();
             let (low, high) = watermarks.unwrap_or((0, 0));
+            let mut start = start;
+            if let (Some(r), true) = (resume, known_low) {
+                if r < low {
+                    // Expired while slate was away: said, counted, and the
+                    // partition read from its earliest record.
+                    let gap = low - r;
+                    eprintln!(
+                        "slate: state: {topic}/{partition}: {gap} record(s) between the state's offset {r} and the partition's earliest {low} expired from the topic while slate was away; the state lacks them"
+                    );
+                    lock(&self.shared.gaps).push((topic.to_string(), partition, gap));
+                    start = Offset::Offset(low);
+                }
+            }
             let info = PartitionInfo {
                 topic: topic.to_string(),
                 partition,
                 assigned: true,
                 rebuild_until: committed.unwrap_or(-1),
-                skip_until: committed.unwrap_or(high),
+                skip_until: if resume.is_some() {
+                    -1
+                } else {
+                    committed.unwrap_or(high)
+                },
                 skip_before: from,
             };
-            if committed.is_some_and(|c| real(start).is_none_or(|s| s < c)) {
+            if resume.is_some() {
+                resumed += 1;
+            } else if committed.is_some_and(|c| real(start).is_none_or(|s| s < c)) {
                 rebuilding += 1;
             }
-            let idx = match batcher.index.get(&(topic.to_string(), partition)) {
-                Some(&i) => {
+            let idx = match known {
+                Some(i) => {
                     parts[i as usize] = info.clone();
                     i
                 }
@@ -507,10 +622,9 @@ impl SlateContext {
         drop(parts);
         lock(&self.shared.status).assigned = assigned;
         eprintln!(
-            "slate: kafka: assigned {} partition(s); rebuilding the last {} from {} of them",
+            "slate: kafka: assigned {} partition(s): {resumed} go on from the state's offsets; the last {} read again for {rebuilding}",
             tpl.count(),
             crate::model::Span(self.rebuild_window),
-            rebuilding
         );
         starts
     }
@@ -522,6 +636,25 @@ impl SlateContext {
         if !self.shared.wait_applied(sent, Duration::from_secs(60)) {
             eprintln!(
                 "slate: kafka: events still being applied after 60 s; committing what is applied"
+            );
+        }
+        // The state of these partitions goes to disk before their offsets
+        // are committed (and before another instance may take them).
+        let idx: Option<Vec<u32>> = only.map(|only| {
+            let parts = lock(&self.shared.partitions);
+            parts
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| only.iter().any(|(t, n)| *t == p.topic && *n == p.partition))
+                .map(|(i, _)| i as u32)
+                .collect()
+        });
+        if !self
+            .shared
+            .wait_durable(idx.as_deref(), Duration::from_secs(60))
+        {
+            eprintln!(
+                "slate: state: the snapshot pass is not on disk after 60 s; committing what is"
             );
         }
         self.commit(consumer, CommitMode::Sync, only);
@@ -545,7 +678,7 @@ impl SlateContext {
         only: Option<&[(String, i32)]>,
     ) {
         let parts = lock(&self.shared.partitions).clone();
-        let applied = lock(&self.shared.applied).clone();
+        let applied = self.shared.committable();
         if matches!(mode, CommitMode::Async) {
             let mut last = lock(&self.last_committed);
             let mut now: Vec<(u32, i64)> = applied.iter().map(|(&i, &n)| (i, n)).collect();
@@ -700,6 +833,31 @@ impl KafkaSource {
             topics: cfg.topics.clone(),
             shared,
         })
+    }
+
+    /// The partitions of a restored state, by the index their clocks have
+    /// in it, each with the offset the state reflects: on assignment each
+    /// goes on from there (DESIGN §8a).
+    pub fn resume(&self, parts: &[Option<(String, i32, i64)>]) {
+        let ctx = self.consumer.context();
+        let mut infos = lock(&ctx.shared.partitions);
+        let mut batcher = lock(&ctx.batcher);
+        let mut applied = lock(&ctx.shared.applied);
+        let mut durable = lock(&ctx.shared.durable);
+        for (i, p) in parts.iter().enumerate() {
+            let Some((topic, partition, next)) = p else {
+                // A clock of no partition (a replay's): its slot stays.
+                infos.push(PartitionInfo::restored("", -1));
+                continue;
+            };
+            infos.push(PartitionInfo::restored(topic, *partition));
+            batcher.index.insert((topic.clone(), *partition), i as u32);
+            applied.insert(i as u32, *next);
+            if let Some(d) = durable.as_mut() {
+                d.insert(i as u32, *next);
+            }
+        }
+        batcher.rules.resize(infos.len(), (-1, -1, Micros::MIN));
     }
 
     /// Fetches until `stop` is set, then sends what is in hand, waits for

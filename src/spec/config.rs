@@ -316,9 +316,36 @@ impl Default for HttpConfig {
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9898";
 
+/// The `state` section: where `slate run` keeps its state between runs
+/// (DESIGN §8a).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateConfig {
+    /// Relative to the working directory, as Prometheus's `data/`.
+    pub dir: std::path::PathBuf,
+    /// How often a snapshot pass is written; zero turns durable state off
+    /// (history is then read from Kafka on every start).
+    pub interval: Span,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            dir: "slate-data".into(),
+            interval: Span::secs(30),
+        }
+    }
+}
+
+impl StateConfig {
+    pub fn enabled(&self) -> bool {
+        self.interval.0 > 0
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Config {
     pub input: InputConfig,
+    pub state: StateConfig,
     pub engine: EngineConfig,
     pub alerting: AlertingConfig,
     pub kafka: KafkaConfig,
@@ -350,8 +377,9 @@ pub struct GateConfig {
 }
 
 const SECTIONS: &[&str] = &[
-    "input", "kafka", "engine", "alerting", "http", "gate", "export",
+    "input", "kafka", "state", "engine", "alerting", "http", "gate", "export",
 ];
+const STATE_KEYS: &[&str] = &["dir", "interval"];
 const INPUT_KEYS: &[&str] = &[
     "format",
     "log_format",
@@ -432,6 +460,7 @@ impl Config {
                 "alerting" => alerting(entries, &mut cfg.alerting, &mut errors),
                 "kafka" => kafka(entries, &mut cfg.kafka, &mut errors),
                 "http" => http(entries, &mut cfg.http, &mut errors),
+                "state" => state(entries, &mut cfg.state, &mut errors),
                 "gate" => gate(entries, path, &mut cfg.gate, &mut errors),
                 "export" => export(entries, &mut cfg.export, &mut errors),
                 other => errors.unknown_key(k.line, other, SECTIONS, "section"),
@@ -817,6 +846,40 @@ fn http(entries: &[(Located, Located)], cfg: &mut HttpConfig, errors: &mut Error
     }
 }
 
+fn state(entries: &[(Located, Located)], cfg: &mut StateConfig, errors: &mut Errors) {
+    for (k, v) in entries {
+        let key = k.as_str().unwrap_or("");
+        let path = format!("state.{key}");
+        match key {
+            "dir" => {
+                if let Some(s) = scalar(v, &path, errors) {
+                    if s.trim().is_empty() {
+                        errors.add(v.line, &path, "the state dir cannot be empty (to turn durable state off, set state.interval: 0s)");
+                    } else {
+                        cfg.dir = s.into();
+                    }
+                }
+            }
+            "interval" => {
+                if let Some(s) = scalar(v, &path, errors) {
+                    match Span::parse(s) {
+                        Ok(d) if d.0 == 0 || (Span::secs(1)..=Span::hours(1)).contains(&d) => {
+                            cfg.interval = d
+                        }
+                        Ok(_) => errors.add(
+                            v.line,
+                            &path,
+                            "must be between 1s and 1h (or 0s: no durable state)",
+                        ),
+                        Err(m) => errors.add(v.line, &path, m),
+                    }
+                }
+            }
+            _ => errors.unknown_key(k.line, key, STATE_KEYS, "state"),
+        }
+    }
+}
+
 fn gate(entries: &[(Located, Located)], file: &Path, cfg: &mut GateConfig, errors: &mut Errors) {
     for (k, v) in entries {
         let key = k.as_str().unwrap_or("");
@@ -1022,6 +1085,28 @@ mod tests {
         assert!(!s.contains(404) && !s.contains(200));
         assert!(StatusSet::parse("6xx").is_err());
         assert!(StatusSet::parse("42").is_err());
+    }
+
+    #[test]
+    fn the_state_section() {
+        let p = Path::new("slate.yml");
+        let d = Config::default().state;
+        assert_eq!(d.dir, Path::new("slate-data"));
+        assert_eq!(d.interval, Span::secs(30));
+        let ok = Config::parse(p, "state:\n  dir: /var/lib/slate\n  interval: 10s\n").unwrap();
+        assert_eq!(ok.state.dir, Path::new("/var/lib/slate"));
+        assert_eq!(ok.state.interval, Span::secs(10));
+        assert!(!Config::parse(p, "state:\n  interval: 0s\n")
+            .unwrap()
+            .state
+            .enabled());
+        let errs = Config::parse(p, "state:\n  dir: ''\n  interval: 2h\n  dri: x\n")
+            .unwrap_err()
+            .0;
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert!(errs[0].message.contains("cannot be empty"));
+        assert!(errs[1].message.contains("between 1s and 1h"));
+        assert!(errs[2].message.contains("dir"), "{}", errs[2].message);
     }
 
     #[test]

@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 
 use rustc_hash::FxHashMap;
 
-use crate::apply::snapshot::{Head, PassFile, Unit};
+use crate::apply::snapshot::{Head, PassFile, SnapshotError, Unit};
 
 /// Deltas in a generation before they are folded into a new base (two
 /// hours of passes at the default 30 s).
@@ -147,6 +147,7 @@ impl StateDir {
         let files = self
             .files()
             .map_err(|e| format!("cannot read the state dir {}: {e}", self.dir.display()))?;
+        self.foreign(&files)?;
         let mut gens: Vec<u64> = files.iter().map(|f| f.0).collect();
         gens.dedup();
         let mut loaded = Loaded::default();
@@ -270,6 +271,22 @@ impl StateDir {
     fn read(&self, file: &str) -> Result<PassFile, String> {
         let bytes = fs::read(self.dir.join(file)).map_err(|e| e.to_string())?;
         PassFile::from_bytes(&bytes).map_err(|e| e.to_string())
+    }
+
+    /// A file written by a slate of another snapshot format is not a
+    /// fallback: it is the whole state of someone's slate, and this one
+    /// cannot read it.
+    fn foreign(&self, files: &[(u64, u32)]) -> Result<(), String> {
+        for &(g, s) in files {
+            let file = name(g, s);
+            let Ok(bytes) = fs::read(self.dir.join(&file)) else {
+                continue;
+            };
+            if let Err(e @ SnapshotError::Version { .. }) = PassFile::from_bytes(&bytes) {
+                return Err(format!("{}: {e}", self.dir.join(&file).display()));
+            }
+        }
+        Ok(())
     }
 
     /// Whether the next pass must be a base (nothing is written in this

@@ -191,3 +191,21 @@ fn a_failed_pass_is_folded_into_the_next() {
     u.sort();
     assert_eq!(u, units(&[("a", b"a2"), ("b", b"b1")]));
 }
+
+#[test]
+fn a_dir_of_another_snapshot_format_is_an_error_not_a_fallback() {
+    let t = tempfile::tempdir().unwrap();
+    let mut d = StateDir::open(t.path()).unwrap();
+    d.load().unwrap();
+    d.write(&pass(true, 1, &[("a", b"a1")])).unwrap();
+    drop(d);
+    let f = t.path().join(name(1, 0));
+    let mut bytes = fs::read(&f).unwrap();
+    bytes[8] = 9;
+    fs::write(&f, &bytes).unwrap();
+    let e = StateDir::open(t.path()).unwrap().load().unwrap_err();
+    assert!(
+        e.contains("format version 9") && e.contains("empty state dir"),
+        "{e}"
+    );
+}
