@@ -76,7 +76,7 @@ pub fn spawn(
                         gauges.lock().unwrap_or_else(|p| p.into_inner()).failures += 1;
                         // Said the first time, then every tenth: a full disk
                         // fails every pass until someone frees it.
-                        if failed_in_a_row == 1 || failed_in_a_row % 10 == 0 {
+                        if failed_in_a_row == 1 || failed_in_a_row.is_multiple_of(10) {
                             eprintln!(
                                 "slate: state: writing a snapshot pass to {} failed ({failed_in_a_row} in a row): {e}; nothing is lost, the next pass writes it too, and offsets are not committed past the last pass on disk",
                                 dir.path().display()
