@@ -153,9 +153,17 @@ impl StateDir {
         let mut loaded = Loaded::default();
         let newest = gens.last().copied().unwrap_or(0);
         let dir = self.dir.clone();
+        // A file that failed is moved aside (kept to look at, never read
+        // again), so that it is said and counted once.
         let fail = |loaded: &mut Loaded, file: &str, why: String, then: &str| {
-            let msg = format!("{}: {why}", dir.join(file).display());
-            eprintln!("slate: state: {msg}; {then}");
+            let path = dir.join(file);
+            let msg = format!("{}: {why}", path.display());
+            let aside = dir.join(format!("{file}.bad"));
+            let moved = match fs::rename(&path, &aside) {
+                Ok(()) => format!(" (moved aside as {})", aside.display()),
+                Err(_) => String::new(),
+            };
+            eprintln!("slate: state: {msg}; {then}{moved}");
             loaded.failures.push(msg);
         };
         for &gen in gens.iter().rev() {
@@ -169,10 +177,12 @@ impl StateDir {
                         "a delta where a base belongs".into(),
                         "falling back to the state before it",
                     );
+                    self.drop_deltas(&files, gen);
                     continue;
                 }
                 Err(e) => {
                     fail(&mut loaded, &base, e, "falling back to the state before it");
+                    self.drop_deltas(&files, gen);
                     continue;
                 }
             };
@@ -188,7 +198,9 @@ impl StateDir {
                 .map(|f| f.1)
                 .collect();
             let mut cut = false;
+            let mut read_deltas = 0;
             for (k, &seq) in deltas.iter().enumerate() {
+                read_deltas = k;
                 let file = name(gen, seq);
                 if seq as usize != k + 1 {
                     fail(
@@ -230,6 +242,13 @@ impl StateDir {
                     }
                 }
             }
+            if cut {
+                // What follows a file that failed cannot be read on top of
+                // the state before it.
+                for &seq in &deltas[read_deltas + 1..] {
+                    let _ = fs::remove_file(self.dir.join(name(gen, seq)));
+                }
+            }
             loaded.state = Some((head, units));
             if cut || gen != newest {
                 // Start a new generation from what was read, so that the
@@ -262,6 +281,16 @@ impl StateDir {
         }
         self.gen = newest + 1;
         Ok(loaded)
+    }
+
+    /// Removes a generation's deltas (its base did not read: they cannot
+    /// be read without it).
+    fn drop_deltas(&self, files: &[(u64, u32)], gen: u64) {
+        for &(g, s) in files {
+            if g == gen && s > 0 {
+                let _ = fs::remove_file(self.dir.join(name(g, s)));
+            }
+        }
     }
 
     fn size(&self, file: &str) -> u64 {

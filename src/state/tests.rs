@@ -81,6 +81,9 @@ fn a_truncated_delta_ends_the_chain_there_and_starts_a_new_generation() {
     assert_eq!(l.failures.len(), 1, "{:?}", l.failures);
     assert!(l.failures[0].contains("truncated"), "{}", l.failures[0]);
     assert_eq!(state(&l), (Some(2), units(&[("a", b"a2"), ("b", b"b1")])));
+    // The bad file is moved aside; the one after it, unusable, is gone.
+    assert!(t.path().join(format!("{}.bad", name(1, 2))).exists());
+    assert!(!t.path().join(name(1, 3)).exists());
     // A new generation holds that state: the delta after the bad one is
     // never read on top of it.
     assert!(t.path().join(name(2, 0)).exists());
@@ -113,6 +116,11 @@ fn a_corrupt_base_falls_back_to_the_generation_before() {
     assert_eq!(l.failures.len(), 1);
     assert!(l.failures[0].contains("checksum"), "{}", l.failures[0]);
     assert_eq!(state(&l), (Some(2), units(&[("a", b"a2"), ("b", b"b1")])));
+    drop(d);
+    let mut d = StateDir::open(t.path()).unwrap();
+    let again = d.load().unwrap();
+    assert!(again.failures.is_empty(), "said once: {:?}", again.failures);
+    assert_eq!(state(&again), state(&l));
     // Not a panic either when nothing at all reads.
     for g in [1, 2, 3] {
         let f = t.path().join(name(g, 0));
