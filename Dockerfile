@@ -17,7 +17,7 @@ COPY Cargo.toml Cargo.lock ./
 RUN mkdir -p src benches \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \
-    && for b in core replay_e2e kafka_e2e; do echo 'fn main() {}' > "benches/$b.rs"; done \
+    && for b in core state replay_e2e kafka_e2e; do echo 'fn main() {}' > "benches/$b.rs"; done \
     && cargo build --release --locked --features ssl \
     && rm -rf src benches
 COPY src src
@@ -34,6 +34,11 @@ RUN apt-get update \
     && useradd --system --uid 10001 --gid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin slate
 COPY --from=build /src/target/release/slate /usr/local/bin/slate
 COPY fixtures/service-slos.yml fixtures/incidents.jsonl.gz /etc/slate/
+# slate run keeps its state here (state.dir; the default slate-data is
+# relative to this working directory): give it a volume.
+RUN mkdir -p /var/lib/slate && chown 10001:10001 /var/lib/slate
+WORKDIR /var/lib/slate
+VOLUME /var/lib/slate
 USER 10001:10001
 EXPOSE 9898
 ENTRYPOINT ["slate"]
