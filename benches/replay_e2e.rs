@@ -152,6 +152,7 @@ fn child(input: &str, threads: usize) {
         dead_letter: None,
         progress: false,
         charts: false,
+        save_state: None,
     })
     .unwrap();
     let secs = start.elapsed().as_secs_f64();

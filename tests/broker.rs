@@ -1104,3 +1104,133 @@ fn sigkills_during_a_catch_up_lose_nothing_and_count_nothing_twice() {
         assert_eq!(code, 0, "{said}");
     }
 }
+
+/// Produces `lines` to `topic`, keyed by their `service`, one message each.
+fn produce_lines(brokers: &str, topic: &str, lines: &[String]) {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "20")
+        .create()
+        .unwrap();
+    for line in lines {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let key = v["service"].as_str().unwrap().to_string();
+        let mut rec = BaseRecord::to(topic).key(&key).payload(line.as_str());
+        loop {
+            match p.send(rec) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    rec = r;
+                    p.poll(Duration::from_millis(50));
+                }
+            }
+        }
+        p.poll(Duration::ZERO);
+    }
+    p.flush(Duration::from_secs(60)).unwrap();
+}
+
+/// DESIGN §8a, bootstrap from archives: `slate replay --save-state DIR`
+/// of the first eight of ten days, then `slate run --state-dir DIR` on a
+/// topic that holds the last two days and, again, the archive's last hour
+/// (a shipper's overlap): once caught up it holds what `slate replay` of
+/// all ten days holds, the overlap counted once.
+#[test]
+#[ignore = "needs tansu: run by scripts/test"]
+fn a_replay_of_the_archives_is_where_the_live_state_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let tansu = Tansu::sqlite(port, dir.path());
+    tansu.create_topic("archived", 3);
+    let brokers = format!("127.0.0.1:{port}");
+    let days = 10;
+    let args = gen_over(
+        200_000.0,
+        days as f64 * 86_400.0,
+        &ago(days * 86_400 + 120),
+        "51",
+        &[
+            "errors:user-service:3d+2h:0.3",
+            "errors:api-gateway:9d+1h:0.5",
+        ],
+    );
+    let all = dir.path().join("all.jsonl");
+    gen_file(&args, &all);
+    let lines: Vec<String> = std::fs::read_to_string(&all)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let ts = |l: &String| {
+        let v: Value = serde_json::from_str(l).unwrap();
+        slate::model::parse_rfc3339(v["ts"].as_str().unwrap().as_bytes()).unwrap()
+    };
+    let cut = ts(&lines[0]) + 8 * 86_400_000_000;
+    let archive = dir.path().join("archive.jsonl");
+    let archived: Vec<&String> = lines.iter().filter(|l| ts(l) < cut).collect();
+    std::fs::write(
+        &archive,
+        archived
+            .iter()
+            .map(|l| format!("{l}\n"))
+            .collect::<String>(),
+    )
+    .unwrap();
+    let topic_lines: Vec<String> = lines
+        .iter()
+        .filter(|l| ts(l) >= cut - 3_600_000_000)
+        .cloned()
+        .collect();
+    let overlap = topic_lines.iter().filter(|l| ts(l) < cut).count();
+    assert!(overlap > 100, "{overlap} lines in both");
+    produce_lines(&brokers, "archived", &topic_lines);
+
+    let state = dir.path().join("bootstrap.state");
+    let slo = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/service-slos.yml");
+    let out = Command::new(slate_bin())
+        .args([
+            "replay",
+            "--no-progress",
+            "-o",
+            "json",
+            "--slo",
+            slo,
+            "--save-state",
+        ])
+        .arg(&state)
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "replay --save-state: {out:?}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("state of 10 service(s) written to"), "{said}");
+
+    let flags = ["--state-dir", state.to_str().unwrap()];
+    let slate = Slate::start_with(
+        &brokers,
+        "archived",
+        "g-archived",
+        dir.path(),
+        "live",
+        &flags,
+    );
+    wait_ready(&slate, Duration::from_secs(300));
+    assert!(
+        slate.stderr().contains("a replay's state, up to"),
+        "{}",
+        slate.stderr()
+    );
+    let want = replay_report(&[&all]);
+    let episodes = assert_holds_replay(&slate, &want);
+    assert!(
+        episodes >= 2,
+        "both incidents fire alerts: {episodes} episodes"
+    );
+    let (_, text) = get(slate.addr, "/metrics");
+    let m = common::samples(&text);
+    assert_eq!(sum(&m, "slate_events_rejected_total"), 0.0);
+    let (code, said) = slate.terminate();
+    assert_eq!(code, 0, "{said}");
+}

@@ -344,6 +344,7 @@ fn each_charts_last_point_is_the_reports_figure() {
             dead_letter: None,
             progress: false,
             charts: true,
+            save_state: None,
         })
         .unwrap();
         let charts = charts.expect("charts were asked for");

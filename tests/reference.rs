@@ -114,6 +114,7 @@ fn run(path: &Path, threads: usize) -> Report {
         dead_letter: None,
         progress: false,
         charts: false,
+        save_state: None,
     })
     .unwrap()
 }

@@ -288,6 +288,26 @@ impl Core {
         clock.watermark = None;
     }
 
+    /// Clocks that follow no input here (a replay's, in a state a replay
+    /// saved): their services follow the clock of their next event
+    /// instead, as services seen for the first time do. Returns how many
+    /// services moved.
+    pub fn release_clocks(&mut self, keep: impl Fn(usize) -> bool) -> usize {
+        let mut moved = 0;
+        for c in 0..self.clocks.len() {
+            if keep(c) {
+                continue;
+            }
+            for m in std::mem::take(&mut self.clocks[c].members) {
+                self.home[m as usize] = NO_CLOCK;
+                self.dirty[m as usize] = true;
+                moved += 1;
+            }
+            self.reset_clock(c);
+        }
+        moved
+    }
+
     /// Applies one event through clock `c`, judged against `now` (the
     /// driver's: a replay's watermark, a partition's while it reads its
     /// history, else the wall clock). Older than the horizon before now is

@@ -189,6 +189,20 @@ pub fn encode(core: &Core) -> Vec<u8> {
     core.take(true).encode().to_bytes()
 }
 
+/// Writes the core's whole state to the state dir `dir` as a new base, as
+/// `slate replay --save-state` does at the end of a replay: `slate run
+/// --state-dir DIR` continues from it. Returns the bytes written.
+pub fn save(core: &mut Core, dir: &std::path::Path) -> Result<u64, String> {
+    let mut d = crate::state::StateDir::open(dir)?;
+    d.load()?;
+    let mut taken = core.take(true);
+    taken.head.taken_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |t| t.as_micros() as Micros);
+    d.write(&taken.encode())
+        .map_err(|e| format!("writing the state to {}: {e}", dir.display()))
+}
+
 /// A core restored from one base file, moved to `spec`.
 pub fn decode(bytes: &[u8], spec: &SloSpec, settings: CoreSettings) -> Result<Core, SnapshotError> {
     let file = PassFile::from_bytes(bytes)?;
@@ -274,7 +288,12 @@ pub fn restore(
         }
         trackers.push(s.tracker);
         home.push(s.home);
-        services.push((name.clone(), s.state));
+        let mut state = s.state;
+        if !settings.engine.span_latency {
+            // A replay's whole-span histogram: live has no use for it.
+            state.span_latency = None;
+        }
+        services.push((name.clone(), state));
     }
     if head
         .clocks

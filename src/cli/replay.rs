@@ -64,6 +64,9 @@ pub struct ReplayArgs {
     /// Do not draw a progress bar
     #[arg(long)]
     no_progress: bool,
+    /// Also write the state at the end to this state dir: `slate run --state-dir DIR` continues from it
+    #[arg(long, value_name = "DIR")]
+    save_state: Option<PathBuf>,
 }
 
 fn instant(flag: &str, v: &Option<String>) -> Result<Option<Micros>> {
@@ -122,6 +125,10 @@ pub fn run(a: ReplayArgs) -> Result<ExitCode> {
     if let Some(first) = a.inputs.first() {
         super::resolve_auto(&mut config, first)?;
     }
+    if let Some(dir) = &a.save_state {
+        // Before hours of replay: a dir that cannot take the state says so now.
+        crate::state::StateDir::open(dir).map_err(|e| anyhow::anyhow!("--save-state: {e}"))?;
+    }
     let threads = a.threads.unwrap_or(config.engine.threads);
     let opts = ReplayOptions {
         inputs: a.inputs.into_iter().map(InputName).collect(),
@@ -134,6 +141,7 @@ pub fn run(a: ReplayArgs) -> Result<ExitCode> {
         dead_letter: a.dead_letter,
         progress: !a.no_progress,
         charts: a.html.is_some(),
+        save_state: a.save_state.clone(),
     };
     let (report, charts) = replay_with_charts(opts)?;
     for e in &report.events.input_errors {

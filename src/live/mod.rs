@@ -223,6 +223,9 @@ struct Applier {
     loaded_at: f64,
     /// Durable state, when on.
     state: Option<Durable>,
+    /// Per service restored from a replay's state: its last archived
+    /// event; events at or before it are in the state already.
+    skip_until: Vec<Micros>,
 }
 
 /// The apply side of the state dir.
@@ -479,6 +482,10 @@ impl Applier {
                         }
                     };
                     self.sync_services();
+                    if self.skip_until.get(id as usize).is_some_and(|&u| ts <= u) {
+                        self.summary.skipped += 1;
+                        continue;
+                    }
                     let ev = Event {
                         ts,
                         service: id,
@@ -868,6 +875,8 @@ pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSumm
     // error before anything is read or written.
     crate::source::kafka::check_properties(&config.kafka).map_err(anyhow::Error::msg)?;
     let mut restored: Option<(Core, Vec<Option<SavedPartition>>)> = None;
+    let mut skip_until: Vec<Micros> = Vec::new();
+    let mut archived_until: Option<Micros> = None;
     let gauges = Arc::new(std::sync::Mutex::new(StateGauges::default()));
     let mut dir = None;
     if config.state.enabled() {
@@ -889,6 +898,29 @@ pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSumm
                 loaded.files,
                 format_rfc3339(head.taken_at),
             );
+            let mut core = core;
+            // A replay's state (`slate replay --save-state`): its clock
+            // follows no partition here. Its services follow the clock of
+            // their next event, and events at or before what a service
+            // already holds are skipped (DESIGN §8a).
+            let mapped = |c: usize| head.partitions.get(c).is_some_and(Option::is_some);
+            for id in 0..core.engine.len() {
+                let id = id as crate::model::ServiceId;
+                if core.home(id).is_some_and(|c| !mapped(c)) {
+                    if skip_until.len() <= id as usize {
+                        skip_until.resize(id as usize + 1, Micros::MIN);
+                    }
+                    skip_until[id as usize] =
+                        core.engine.service(id).last_ts.unwrap_or(Micros::MIN);
+                }
+            }
+            if core.release_clocks(mapped) > 0 {
+                archived_until = head.now;
+                eprintln!(
+                    "slate: state: a replay's state, up to {}: each partition is read from there, and each service's events at or before its last archived one are skipped",
+                    head.now.map_or_else(|| "?".into(), format_rfc3339)
+                );
+            }
             restored = Some((core, head.partitions));
             gauges
                 .lock()
@@ -909,7 +941,12 @@ pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSumm
     };
     // With no state to resume from, history is read as far back as the
     // longest period (the topic's retention permitting).
-    let history = config.kafka.rebuild_window.unwrap_or(core.horizon());
+    let mut history = config.kafka.rebuild_window.unwrap_or(core.horizon());
+    if let Some(end) = archived_until {
+        // From the replay's end (less the disorder a source may have).
+        let since = crate::model::Span((wall_us() - end).max(0) + config.engine.max_skew.0);
+        history = history.min(since);
+    }
     let source =
         KafkaSource::new(&config.kafka, &brokers, batch_tx, history).map_err(anyhow::Error::msg)?;
     let kafka = source.shared.clone();
@@ -968,6 +1005,7 @@ pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSumm
         slo_path,
         loaded_at: wall_us() as f64 / 1e6,
         state: durable,
+        skip_until,
     };
     publish(
         &published.reload,

@@ -37,6 +37,8 @@ pub struct ReplayOptions {
     pub progress: bool,
     /// Record chart series for the HTML report.
     pub charts: bool,
+    /// Write the state at the end to this state dir (`--save-state`).
+    pub save_state: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +49,8 @@ pub enum ReplayError {
     Format(String),
     #[error("dead-letter file {path}: {err}")]
     DeadLetter { path: PathBuf, err: io::Error },
+    #[error("--save-state: {0}")]
+    State(String),
 }
 
 struct Pending {
@@ -263,7 +267,7 @@ impl Replayer {
         if let Some(d) = &mut self.rejects.dead {
             d.flush().map_err(|e| self.dead_letter_error(e))?;
         }
-        Ok(self.finish())
+        self.finish()
     }
 
     fn step(&mut self, c: &mut Cursor, input: usize) -> Result<(), ReplayError> {
@@ -457,7 +461,7 @@ impl Replayer {
             .map_err(|e| self.dead_letter_error(e))
     }
 
-    fn finish(mut self) -> (Report, Option<Charts>) {
+    fn finish(mut self) -> Result<(Report, Option<Charts>), ReplayError> {
         self.core.finish(self.tally.last);
         if let (Some(last), Some(c)) = (self.tally.last, &mut self.charts) {
             // The chart's last point is taken past the last event, where
@@ -477,7 +481,18 @@ impl Replayer {
             &self.tally,
             &self.incidents,
         );
-        (report, self.charts)
+        if let Some(dir) = &self.opts.save_state {
+            let bytes =
+                crate::apply::snapshot::save(&mut self.core, dir).map_err(ReplayError::State)?;
+            eprintln!(
+                "slate: state of {} service(s) written to {} ({:.1} MB); `slate run --state-dir {}` continues from it",
+                self.core.engine.len(),
+                dir.display(),
+                bytes as f64 / 1e6,
+                dir.display()
+            );
+        }
+        Ok((report, self.charts))
     }
 }
 
