@@ -58,7 +58,7 @@ fn core() -> (Core, Micros) {
             let ev = Event {
                 ts: ts + (x % 30_000_000) as Micros,
                 service: id,
-                error: x % 211 == 0,
+                error: x.is_multiple_of(211),
                 latency_us: Some(2_000 + (x >> 20) % 400_000),
             };
             while let Some(t) = c.due_tick(0, ev.ts) {
