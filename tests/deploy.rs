@@ -562,11 +562,21 @@ fn the_compose_stack_runs_what_exists() {
     }
     // Every mounted host path exists; container paths map back to them.
     let mut mounts = BTreeMap::new();
+    let mut named = BTreeMap::new();
     for (_, svc) in services.as_hash().unwrap() {
         for v in svc["volumes"].as_vec().into_iter().flatten() {
             let v = v.as_str().unwrap();
             let mut parts = v.split(':');
             let (host, inside) = (parts.next().unwrap(), parts.next().unwrap());
+            if !host.starts_with('.') && !host.starts_with('/') {
+                // A named volume: declared at the top level.
+                assert!(
+                    !compose["volumes"][host].is_badvalue(),
+                    "{v}: the volume {host} is not declared under volumes:"
+                );
+                named.insert(inside.to_string(), host.to_string());
+                continue;
+            }
             assert!(
                 Path::new(ROOT).join(host).exists(),
                 "{v}: {host} is missing"
@@ -600,6 +610,20 @@ fn the_compose_stack_runs_what_exists() {
         o.status.success(),
         "{check:?}: {}",
         String::from_utf8_lossy(&o.stderr)
+    );
+
+    // slate's state dir is a volume: the image declares it, and compose
+    // keeps it in a named volume, so that a restart keeps the budgets.
+    let state_dir = cfg["state"]["dir"].as_str().unwrap();
+    assert_eq!(
+        named.get(state_dir).map(String::as_str),
+        Some("slate-state"),
+        "state.dir {state_dir} is not on a named volume: {named:?}"
+    );
+    let dockerfile = std::fs::read_to_string(Path::new(ROOT).join("Dockerfile")).unwrap();
+    assert!(
+        dockerfile.contains(&format!("VOLUME {state_dir}")),
+        "the image declares no VOLUME {state_dir}"
     );
 
     // The brokers and topic slate reads are the ones kafka-init creates and
