@@ -804,18 +804,13 @@ fn a_two_hour_backlog_after_a_restart_is_read_in_event_time() {
     let first_file = dir.path().join("before.jsonl");
     gen_file(&before, &first_file);
     produced(produce(&before, &brokers, "backlog"));
-    // One state dir for both runs: the second restores the first's state
-    // and goes on from its offsets.
-    let state = dir.path().join("backlog.state");
-    let flags = ["--state-dir", state.to_str().unwrap()];
-    let first = Slate::start_with(
-        &brokers,
-        "backlog",
-        "g-backlog",
-        dir.path(),
-        "first",
-        &flags,
-    );
+    // A state dir each: this is the restart that has lost its state (a new
+    // volume, say), which reads the topic again from its history. With the
+    // state kept, the first run's wall-clock ticks would have moved past
+    // the backlog's times, which are dated before them here (a test cannot
+    // wait two hours): then the backlog is late data, not history. Restarts
+    // that keep the state are tested below (SIGKILLs during a catch-up).
+    let first = Slate::start(&brokers, "backlog", "g-backlog", dir.path(), "first");
     wait_ready(&first, Duration::from_secs(300));
     let (code, said) = first.terminate();
     assert_eq!(code, 0, "{said}");
@@ -832,22 +827,8 @@ fn a_two_hour_backlog_after_a_restart_is_read_in_event_time() {
     let n = gen_file(&backlog, &backlog_file);
     produced(produce(&backlog, &brokers, "backlog"));
 
-    let second = Slate::start_with(
-        &brokers,
-        "backlog",
-        "g-backlog",
-        dir.path(),
-        "second",
-        &flags,
-    );
+    let second = Slate::start(&brokers, "backlog", "g-backlog", dir.path(), "second");
     wait_ready(&second, Duration::from_secs(300));
-    assert!(
-        second
-            .stderr()
-            .contains("slate: state: restored 10 service(s)"),
-        "{}",
-        second.stderr()
-    );
     let want = replay_report(&[&first_file, &backlog_file]);
     assert_eq!(want["events"]["rejected"], 0);
     let episodes = assert_holds_replay(&second, &want);
