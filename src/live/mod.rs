@@ -212,6 +212,9 @@ struct Applier {
     spread: Vec<bool>,
     /// Per partition: `Some(end)` while its history is being read.
     catch_up: Vec<Option<i64>>,
+    /// Per partition: the apply side has seen its assignment (in this
+    /// process); before that its restored services wait.
+    assigned: Vec<bool>,
     summary: LiveSummary,
     rejects: Rejects,
     max_skew: i64,
@@ -412,8 +415,10 @@ impl Applier {
             let i = part as usize;
             if self.catch_up.len() <= i {
                 self.catch_up.resize(i + 1, None);
+                self.assigned.resize(i + 1, false);
             }
             self.catch_up[i] = end;
+            self.assigned[i] = true;
             // A history to read starts a new event-time schedule, unless a
             // restored state was reading it already: its clock goes on.
             let keep = self
@@ -693,8 +698,26 @@ impl Applier {
     fn tick(&mut self) {
         let now = wall_us();
         let catch_up = &self.catch_up;
-        self.core
-            .tick_wall(now, |c| matches!(catch_up.get(c), Some(Some(_))));
+        // A service moves with the wall clock only while this process holds
+        // its partition and has read the partition's history: a restored
+        // service whose partition is not assigned again yet (or whose
+        // assignment the apply side has not seen yet) waits for its
+        // records, which moving it to now would make late.
+        let held: Vec<bool> = {
+            let parts = self
+                .kafka
+                .partitions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            parts
+                .iter()
+                .enumerate()
+                .map(|(i, p)| p.assigned && self.assigned.get(i).copied().unwrap_or(false))
+                .collect()
+        };
+        self.core.tick_wall(now, |c| {
+            matches!(catch_up.get(c), Some(Some(_))) || !held.get(c).copied().unwrap_or(false)
+        });
         let snapshot = Snapshot::take(&self.core.engine, &self.core.trackers, now);
         publish(&self.published.snapshot, Arc::new(snapshot));
         self.publish_counters();
@@ -996,6 +1019,7 @@ pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSumm
         first_part: Vec::new(),
         spread: Vec::new(),
         catch_up: Vec::new(),
+        assigned: Vec::new(),
         summary: LiveSummary::default(),
         rejects: Rejects::new(dead),
         max_skew: config.engine.max_skew.0,
