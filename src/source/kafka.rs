@@ -129,6 +129,23 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Waits on `cv` until `done` holds for what `m` guards; false on timeout.
+fn wait_until<T>(m: &Mutex<T>, cv: &Condvar, timeout: Duration, done: impl Fn(&T) -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    let mut guard = lock(m);
+    while !done(&guard) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        guard = cv
+            .wait_timeout(guard, left)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+    }
+    true
+}
+
 impl KafkaShared {
     /// Called by the apply side once batch `seq` is in the state.
     pub fn mark_applied(&self, seq: u64, offsets: impl IntoIterator<Item = (u32, i64)>) {
@@ -146,20 +163,7 @@ impl KafkaShared {
 
     /// Waits until `n` batches are applied; false on timeout.
     fn wait_applied(&self, n: u64, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut done = lock(&self.done);
-        while *done < n {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            done = self
-                .done_cv
-                .wait_timeout(done, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
-        true
+        wait_until(&self.done, &self.done_cv, timeout, |done| *done >= n)
     }
 
     /// Per partition index: the next offset to apply, where one is known.
@@ -200,26 +204,12 @@ impl KafkaShared {
         if tx.send(()).is_err() {
             return false;
         }
-        let deadline = Instant::now() + timeout;
-        let mut durable = lock(&self.durable);
-        loop {
-            let done = durable.as_ref().is_none_or(|d| {
+        wait_until(&self.durable, &self.durable_cv, timeout, |durable| {
+            durable.as_ref().is_none_or(|d| {
                 want.iter()
                     .all(|(i, n)| d.get(i).is_some_and(|have| have >= n))
-            });
-            if done {
-                return true;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            durable = self
-                .durable_cv
-                .wait_timeout(durable, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
+            })
+        })
     }
 
     /// What may be committed: with durable state, what is on disk; else
