@@ -106,16 +106,28 @@ fn start(brokers: &str, topic: &str) -> Running {
 }
 
 fn start_with(brokers: &str, topic: &str, dead_letter: Option<&str>) -> Running {
-    let spec = SloSpec::parse(Path::new("slos.yml"), SLOS).unwrap();
+    start_opts(brokers, topic, dead_letter, SLOS, None)
+}
+
+/// `slate run` on `topic` with the SLO spec `slos`, its state in `state`
+/// (else a state dir of its own).
+fn start_opts(
+    brokers: &str,
+    topic: &str,
+    dead_letter: Option<&str>,
+    slos: &str,
+    state: Option<&Path>,
+) -> Running {
+    let spec = SloSpec::parse(Path::new("slos.yml"), slos).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let slo_file = dir.path().join("slos.yml");
-    std::fs::write(&slo_file, SLOS).unwrap();
+    std::fs::write(&slo_file, slos).unwrap();
     let slo_path = Some(slo_file.clone());
     let mut config = Config::default();
     config.kafka.topics = vec![topic.to_string()];
     config.kafka.group = "slate-test".into();
     config.kafka.dead_letter_topic = dead_letter.map(str::to_string);
-    config.state.dir = dir.path().join("state");
+    config.state.dir = state.map_or_else(|| dir.path().join("state"), Path::to_path_buf);
     // The mock coordinator holds a rejoin until the old member's session
     // times out, even after it left: keep that short.
     config.kafka.properties = vec![
@@ -520,4 +532,125 @@ fn a_second_instance_takes_partitions_without_counting_twice() {
         b.handle.join().unwrap().unwrap(),
     );
     assert_eq!(sa.accepted + sb.accepted, total as u64);
+}
+
+/// DESIGN §8a, retention: records that expired from the topic while slate
+/// was away are counted (`slate_state_gap_records`), and the span they
+/// covered is left out of `coverage`; what is left is read as history, and
+/// the state equals an exact count of what it saw before and after.
+///
+/// The mock broker keeps 5 MB of a partition and drops its oldest batches
+/// beyond that: a restart after 8 MB were produced finds its state's
+/// offset expired.
+#[test]
+fn records_expired_while_slate_was_away_are_counted_and_left_out_of_coverage() {
+    const SLOS_1D: &str = "services:\n  api:\n    slo_error_rate: 99%\n    period: 1d\n";
+    const MIN: i64 = 60_000_000;
+    let cluster = MockCluster::new(1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    cluster.create_topic("aged", 1, 1).unwrap();
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("linger.ms", "5")
+        .create()
+        .unwrap();
+    let t0 = now_us();
+    // (ts, error) of every record, by offset.
+    let mut sent: Vec<(i64, bool)> = Vec::new();
+    let put = |sent: &mut Vec<(i64, bool)>, ts: i64, error: bool, pad: usize| {
+        let ts = ts / 1000 * 1000; // the line carries milliseconds
+        let line = format!(
+            r#"{{"ts":"{}","service":"api","status":{},"latency_ms":12,"pad":"{}"}}"#,
+            format_rfc3339(ts),
+            if error { 503 } else { 200 },
+            "x".repeat(pad)
+        );
+        send(&producer, "aged", "api", line.as_bytes());
+        sent.push((ts, error));
+    };
+    // Before the first run: 300 events from 50 to 40 minutes ago.
+    for i in 0..300i64 {
+        put(&mut sent, t0 - 50 * MIN + i * 2_000_000, i % 23 == 0, 0);
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let slate = start_opts(&brokers, "aged", None, SLOS_1D, Some(state.path()));
+    wait_for(slate.addr, "the first 300 records", |m| {
+        m.get(INGESTED) == Some(&300.0)
+    });
+    slate.stop.send(()).unwrap();
+    let first = slate.handle.join().unwrap().unwrap();
+    assert_eq!(first.accepted, 300);
+
+    // While slate is away: 8 MB of padded events (40 to 20 minutes ago),
+    // then 200 small ones (20 to 10 minutes ago). The broker drops the
+    // oldest batches: the first run's and some of the padded ones.
+    for i in 0..128i64 {
+        put(
+            &mut sent,
+            t0 - 40 * MIN + i * 9_000_000,
+            i % 17 == 0,
+            64 << 10,
+        );
+    }
+    for i in 0..200i64 {
+        put(&mut sent, t0 - 20 * MIN + i * 3_000_000, i % 29 == 0, 0);
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    let low = {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .create()
+            .unwrap();
+        let (low, high) = c
+            .fetch_watermarks("aged", 0, Duration::from_secs(10))
+            .unwrap();
+        assert_eq!(high as usize, sent.len());
+        low
+    };
+    assert!(
+        low > 300 && (low as usize) < sent.len() - 200,
+        "the mock's retention dropped the first run's records and some padded ones (earliest offset {low})"
+    );
+    let left = &sent[low as usize..];
+
+    let slate = start_opts(&brokers, "aged", None, SLOS_1D, Some(state.path()));
+    wait_for(slate.addr, "the records left", |m| {
+        m.get(INGESTED) == Some(&(left.len() as f64))
+    });
+    thread::sleep(Duration::from_millis(1500));
+    let m = samples(&get(slate.addr, "/metrics").1);
+    assert_eq!(
+        m[r#"slate_state_gap_records{topic="aged",partition="0"}"#],
+        (low - 300) as f64,
+        "the records between the state's offset (300) and the earliest"
+    );
+    let before = now_us();
+    let (_, body) = get(slate.addr, "/api/v1/services");
+    let after = now_us();
+    let api: Value = serde_json::from_str(&body).unwrap();
+    // Exact counts over what the state saw: the first 300 and what was left.
+    let seen: Vec<&(i64, bool)> = sent[..300].iter().chain(left).collect();
+    let errors = seen.iter().filter(|e| e.1).count() as u64;
+    assert_eq!(api["api"]["requests"], seen.len() as u64);
+    assert_eq!(api["api"]["errors"], errors);
+    let slo = &api["api"]["slos"]["error_rate"];
+    assert_eq!(slo["total"], seen.len() as u64);
+    assert_eq!(slo["good"], seen.len() as u64 - errors);
+    // Coverage: from the oldest event to now, less the span from the
+    // state's newest event (the first run's last) to the first one left.
+    let lacks = left[0].0 - sent[299].0;
+    let cover = |now: i64| ((now - sent[0].0) - lacks) as f64 / (1440.0 * MIN as f64);
+    let got = slo["coverage"].as_f64().unwrap();
+    assert!(
+        got >= cover(before) - 1e-9 && got <= cover(after) + 1e-9,
+        "coverage {got}, want {}..{} (a gap of {} s left out)",
+        cover(before),
+        cover(after),
+        lacks / 1_000_000
+    );
+    slate.stop.send(()).unwrap();
+    let second = slate.handle.join().unwrap().unwrap();
+    assert_eq!(second.accepted, left.len() as u64);
 }

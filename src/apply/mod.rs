@@ -288,6 +288,35 @@ impl Core {
         clock.watermark = None;
     }
 
+    /// Clock `c`'s services lack event time `[from, to)`: records of its
+    /// partition expired before they were read (a retention gap). Their
+    /// `coverage` leaves the span out until it leaves their period.
+    /// Returns how many services it marked.
+    pub fn lacks(&mut self, c: usize, from: Micros, to: Micros) -> usize {
+        let Some(clock) = self.clocks.get(c) else {
+            return 0;
+        };
+        let members = clock.members.clone();
+        for &m in &members {
+            self.engine.service_mut(m).lacks(from, to);
+            self.dirty[m as usize] = true;
+        }
+        members.len()
+    }
+
+    /// The newest event time the state holds of clock `c`'s services: its
+    /// watermark, or (a reset clock) their newest event.
+    pub fn newest(&self, c: usize) -> Option<Micros> {
+        let clock = self.clocks.get(c)?;
+        clock.watermark.or_else(|| {
+            clock
+                .members
+                .iter()
+                .filter_map(|&m| self.engine.service(m).last_ts)
+                .max()
+        })
+    }
+
     /// Clocks that follow no input here (a replay's, in a state a replay
     /// saved): their services follow the clock of their next event
     /// instead, as services seen for the first time do. Returns how many

@@ -9,7 +9,7 @@
 //! ```text
 //! offset  size  field
 //! 0       8     magic  "SLATEST\0"
-//! 8       2     format version, little-endian (this is 1)
+//! 8       2     format version, little-endian (this is 2; 1 is read)
 //! 10      2     flags (0)
 //! 12      8     payload length in bytes, little-endian
 //! 20      4     CRC-32 (IEEE) of the payload, little-endian
@@ -18,6 +18,10 @@
 //!
 //! A truncated, corrupt or foreign file is an error that says which, never
 //! a panic: the caller falls back to the snapshot before it.
+//!
+//! Versions: 2 added each service's lacking spans (a retention gap) at the
+//! end of its unit. A version-1 file is read as version 2 with none, so a
+//! state dir written by the slate before is kept across the upgrade.
 
 use serde::{Deserialize, Serialize};
 
@@ -30,8 +34,10 @@ use crate::model::Micros;
 use crate::spec::SloSpec;
 
 pub const MAGIC: &[u8; 8] = b"SLATEST\0";
-/// The format version this build writes and reads.
-pub const VERSION: u16 = 1;
+/// The format version this build writes (it reads this one and 1).
+pub const VERSION: u16 = 2;
+/// The oldest version this build reads.
+pub const OLDEST: u16 = 1;
 const HEADER: usize = 24;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -40,7 +46,7 @@ pub enum SnapshotError {
     NotASnapshot,
     #[error("truncated: {got} bytes where the header says {want}")]
     Truncated { got: usize, want: usize },
-    #[error("snapshot format version {found}; this slate reads version {VERSION} (start with an empty state dir, or run the slate that wrote it)")]
+    #[error("snapshot format version {found}; this slate reads versions {OLDEST} to {VERSION} (start with an empty state dir, or run the slate that wrote it)")]
     Version { found: u16 },
     #[error("checksum mismatch: the snapshot is corrupt")]
     Checksum,
@@ -55,6 +61,27 @@ pub struct SavedService {
     tracker: Option<AlertTracker>,
     /// Its clock (`u32::MAX`: none yet).
     home: u32,
+    /// [`ServiceState::missing`] (version 2).
+    missing: Vec<(Micros, Micros)>,
+}
+
+/// A service as version 1 saved it.
+#[derive(Deserialize)]
+struct SavedServiceV1 {
+    state: ServiceState,
+    tracker: Option<AlertTracker>,
+    home: u32,
+}
+
+impl From<SavedServiceV1> for SavedService {
+    fn from(v: SavedServiceV1) -> SavedService {
+        SavedService {
+            state: v.state,
+            tracker: v.tracker,
+            home: v.home,
+            missing: Vec::new(),
+        }
+    }
 }
 
 /// What the driver saves beside the core, per clock: the input partition
@@ -124,6 +151,7 @@ impl Core {
                         state: s.clone(),
                         tracker: self.trackers[id].clone(),
                         home: self.home[id],
+                        missing: s.missing.clone(),
                     },
                 ));
             }
@@ -176,9 +204,22 @@ impl PassFile {
         envelope(&postcard::to_allocvec(self).expect("postcard encodes plain data"))
     }
 
-    /// A file's payload, checked (magic, version, length, checksum).
+    /// A file's payload, checked (magic, version, length, checksum); the
+    /// units of a version-1 file are brought to this version.
     pub fn from_bytes(bytes: &[u8]) -> Result<PassFile, SnapshotError> {
-        postcard::from_bytes(open(bytes)?).map_err(|e| SnapshotError::Decode(e.to_string()))
+        let (version, payload) = open(bytes)?;
+        let mut file: PassFile =
+            postcard::from_bytes(payload).map_err(|e| SnapshotError::Decode(e.to_string()))?;
+        if version == 1 {
+            for u in &mut file.units {
+                let old: SavedServiceV1 = postcard::from_bytes(&u.bytes)
+                    .map_err(|e| SnapshotError::Decode(format!("service {}: {e}", u.name)))?;
+                // UNWRAP: as in `Taken::encode`.
+                u.bytes = postcard::to_allocvec(&SavedService::from(old))
+                    .expect("postcard encodes plain data");
+            }
+        }
+        Ok(file)
     }
 }
 
@@ -203,6 +244,28 @@ pub fn save(core: &mut Core, dir: &std::path::Path) -> Result<u64, String> {
         .map_err(|e| format!("writing the state to {}: {e}", dir.display()))
 }
 
+/// The core's whole state as a version-1 file (what the slate before
+/// wrote), to test that this one reads it.
+#[cfg(test)]
+pub fn encode_v1(core: &Core) -> Vec<u8> {
+    let mut core = core.clone();
+    let taken = core.take(true);
+    let units = taken
+        .services
+        .into_iter()
+        .map(|(name, s)| Unit {
+            name,
+            bytes: postcard::to_allocvec(&(&s.state, &s.tracker, s.home)).unwrap(),
+        })
+        .collect();
+    let file = PassFile {
+        base: true,
+        head: taken.head,
+        units,
+    };
+    envelope_v(1, &postcard::to_allocvec(&file).unwrap())
+}
+
 /// A core restored from one base file, moved to `spec`.
 pub fn decode(bytes: &[u8], spec: &SloSpec, settings: CoreSettings) -> Result<Core, SnapshotError> {
     let file = PassFile::from_bytes(bytes)?;
@@ -216,9 +279,13 @@ pub fn decode(bytes: &[u8], spec: &SloSpec, settings: CoreSettings) -> Result<Co
 }
 
 fn envelope(payload: &[u8]) -> Vec<u8> {
+    envelope_v(VERSION, payload)
+}
+
+fn envelope_v(version: u16, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER + payload.len());
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&0u16.to_le_bytes());
     out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
     out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
@@ -226,8 +293,8 @@ fn envelope(payload: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The payload of an enveloped snapshot, checked.
-fn open(bytes: &[u8]) -> Result<&[u8], SnapshotError> {
+/// The version and payload of an enveloped snapshot, checked.
+fn open(bytes: &[u8]) -> Result<(u16, &[u8]), SnapshotError> {
     if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
         return Err(SnapshotError::NotASnapshot);
     }
@@ -239,7 +306,7 @@ fn open(bytes: &[u8]) -> Result<&[u8], SnapshotError> {
     }
     let u16_at = |i: usize| u16::from_le_bytes([bytes[i], bytes[i + 1]]);
     let found = u16_at(8);
-    if found != VERSION {
+    if !(OLDEST..=VERSION).contains(&found) {
         return Err(SnapshotError::Version { found });
     }
     let mut len = [0u8; 8];
@@ -258,7 +325,7 @@ fn open(bytes: &[u8]) -> Result<&[u8], SnapshotError> {
     if crc32fast::hash(payload) != u32::from_le_bytes(crc) {
         return Err(SnapshotError::Checksum);
     }
-    Ok(payload)
+    Ok((found, payload))
 }
 
 /// A core restored from a head and the latest unit of each of its
@@ -289,6 +356,7 @@ pub fn restore(
         trackers.push(s.tracker);
         home.push(s.home);
         let mut state = s.state;
+        state.missing = s.missing;
         if !settings.engine.span_latency {
             // A replay's whole-span histogram: live has no use for it.
             state.span_latency = None;
@@ -336,7 +404,7 @@ mod tests {
     #[test]
     fn the_envelope_refuses_what_it_did_not_write() {
         let good = envelope(b"payload");
-        assert_eq!(open(&good), Ok(&b"payload"[..]));
+        assert_eq!(open(&good), Ok((VERSION, &b"payload"[..])));
         assert_eq!(open(b"{\"json\": 1}"), Err(SnapshotError::NotASnapshot));
         assert!(matches!(
             open(&good[..good.len() - 1]),
@@ -349,9 +417,12 @@ mod tests {
         let mut flipped = good.clone();
         flipped[HEADER + 2] ^= 0x10;
         assert_eq!(open(&flipped), Err(SnapshotError::Checksum));
-        let mut v2 = good.clone();
-        v2[8] = 2;
-        assert_eq!(open(&v2), Err(SnapshotError::Version { found: 2 }));
+        let mut v3 = good.clone();
+        v3[8] = 3;
+        assert_eq!(open(&v3), Err(SnapshotError::Version { found: 3 }));
+        let mut v0 = good.clone();
+        v0[8] = 0;
+        assert_eq!(open(&v0), Err(SnapshotError::Version { found: 0 }));
         let mut long = good;
         long.push(0);
         assert!(matches!(open(&long), Err(SnapshotError::Truncated { .. })));

@@ -475,3 +475,67 @@ fn a_pass_writes_only_what_changed() {
     assert_eq!(pass.services.len(), 1, "{quiet} written after the tick");
     assert_eq!(&*pass.services[0].0, "b");
 }
+
+/// A retention gap (DESIGN §8a): the span between the state's newest event
+/// of a partition and its first event left is out of `coverage`, for every
+/// service of that partition, until it leaves the period; it survives a
+/// snapshot; the other partition's services are untouched.
+#[test]
+fn a_retention_gap_is_left_out_of_coverage_and_survives_a_snapshot() {
+    let mut c = core();
+    // a on clock 0 from T0 to T0 + 2 days; b on clock 1 likewise.
+    let mut last = 0;
+    for k in 0..=48 {
+        let ts = T0 + k * HOUR;
+        for (part, name) in [(0, "a"), (1, "b")] {
+            let e = ev(&mut c, name, ts, false);
+            c.apply(part, &e, ts).unwrap();
+        }
+        last = ts;
+    }
+    assert_eq!(c.newest(0), Some(last));
+    c.reset_clock(0);
+    assert_eq!(
+        c.newest(0),
+        Some(last),
+        "a reset clock: its services' newest event"
+    );
+    // Clock 0's records of the next 3 days expired; its first one left is
+    // dated 3 days after the state's newest.
+    let resumed = last + 3 * DAY;
+    assert_eq!(c.lacks(0, last, resumed), 1);
+    let e = ev(&mut c, "a", resumed, false);
+    c.apply(0, &e, resumed).unwrap();
+    let now = resumed + DAY;
+    let (a, b) = (
+        c.engine.index_of("a").unwrap(),
+        c.engine.index_of("b").unwrap(),
+    );
+    let period = 30 * DAY;
+    let want_a = ((now - T0) - 3 * DAY) as f64 / period as f64;
+    let want_b = (now - T0) as f64 / period as f64;
+    let close = |got: f64, want: f64| (got - want).abs() < 1e-12;
+    assert!(close(c.engine.service(a).coverage(now), want_a));
+    assert!(close(c.engine.service(b).coverage(now), want_b));
+    // Through a snapshot, and through a version-1 file (which has no gaps).
+    let r = snapshot::decode(&snapshot::encode(&c), &spec(), settings()).unwrap();
+    assert!(close(r.engine.service(a).coverage(now), want_a));
+    let v1 = snapshot::decode(&snapshot::encode_v1(&c), &spec(), settings()).unwrap();
+    assert!(close(v1.engine.service(a).coverage(now), want_b));
+    assert_eq!(
+        figures(&v1, now),
+        figures(&c, now),
+        "a version-1 file keeps the rest"
+    );
+    // Part of the gap has left the period: only what is inside counts.
+    let later = T0 + 2 * DAY + 31 * DAY;
+    let inside = (last + 3 * DAY) - (later - period);
+    assert!(close(
+        c.engine.service(a).coverage(later),
+        (period - inside) as f64 / period as f64
+    ));
+    // A later gap forgets the spans that left its period.
+    let s = c.engine.service_mut(a);
+    s.lacks(later + DAY, later + 2 * DAY);
+    assert_eq!(s.missing, vec![(later + DAY, later + 2 * DAY)]);
+}

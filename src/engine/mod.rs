@@ -208,6 +208,9 @@ impl Engine {
     pub fn service(&self, id: ServiceId) -> &ServiceState {
         &self.services[id as usize]
     }
+    pub fn service_mut(&mut self, id: ServiceId) -> &mut ServiceState {
+        &mut self.services[id as usize]
+    }
     pub fn services(&self) -> impl Iterator<Item = (&str, &ServiceState)> {
         self.names.iter().map(|n| &**n).zip(self.services.iter())
     }

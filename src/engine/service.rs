@@ -68,6 +68,12 @@ pub struct ServiceState {
     /// incidents; and for timeslice SLOs the first slice that counts.
     pub cumulative: Vec<(u64, u64)>,
     track_start: Vec<Option<Micros>>,
+    /// Spans of event time within reach that the state lacks: records that
+    /// expired from the topic while slate was away (DESIGN §8a), `[from,
+    /// to)`. `coverage` leaves them out. Saved beside the state (it came
+    /// after the version-1 layout), not in it.
+    #[serde(skip)]
+    pub missing: Vec<(Micros, Micros)>,
 }
 
 impl ServiceState {
@@ -103,6 +109,7 @@ impl ServiceState {
             recent_slices: VecDeque::new(),
             cumulative: vec![(0, 0); n],
             track_start: vec![None; n],
+            missing: Vec::new(),
         }
     }
 
@@ -128,6 +135,7 @@ impl ServiceState {
         new.errors = self.errors;
         new.clamped = self.clamped;
         new.first_ts = self.first_ts;
+        new.missing = self.missing;
         new.last_ts = self.last_ts;
         new.last_success = self.last_success;
         new.latency = self.latency;
@@ -337,6 +345,33 @@ impl ServiceState {
             }
         }
         self.recent_slices[k].bad = now_bad;
+    }
+
+    /// The share of the period before `now` that the state holds: from its
+    /// oldest event on, less the spans it lacks ([`Self::missing`]).
+    pub fn coverage(&self, now: Micros) -> f64 {
+        let period = self.plan.period.0.max(1);
+        let Some(first) = self.first_ts else {
+            return 0.0;
+        };
+        let from = first.max(now - period);
+        let held = (now - from).max(0);
+        let lacks: i64 = self
+            .missing
+            .iter()
+            .map(|&(a, b)| (b.min(now) - a.max(from)).max(0))
+            .sum();
+        ((held - lacks).max(0) as f64 / period as f64).min(1.0)
+    }
+
+    /// The state lacks event time `[from, to)` (records expired before they
+    /// were read); spans that left the period by `to` are forgotten.
+    pub fn lacks(&mut self, from: Micros, to: Micros) {
+        let period = self.plan.period.0;
+        self.missing.retain(|&(_, b)| b > to - period);
+        if to > from {
+            self.missing.push((from, to));
+        }
     }
 
     /// Counts of column `col` over window `w` (must be a planned window).

@@ -229,6 +229,10 @@ struct Applier {
     /// Per service restored from a replay's state: its last archived
     /// event; events at or before it are in the state already.
     skip_until: Vec<Micros>,
+    /// Per partition whose records expired while slate was away: the
+    /// newest event time the state holds of it and how many records it
+    /// lacks, until its first event after the gap dates the gap's end.
+    gap_from: Vec<Option<(Option<Micros>, i64)>>,
 }
 
 /// The apply side of the state dir.
@@ -401,6 +405,36 @@ impl Applier {
         matches!(self.catch_up.get(part as usize), Some(Some(_)))
     }
 
+    /// The first event read after partition `part`'s retention gap dates
+    /// its end: its services lack the time from the state's newest event
+    /// to `to`, which their `coverage` leaves out.
+    fn gap_ends(&mut self, part: u32, (from, records): (Option<Micros>, i64), to: Micros) {
+        let (topic, partition) = {
+            let parts = self
+                .kafka
+                .partitions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            parts
+                .get(part as usize)
+                .map_or(("?".to_string(), -1), |p| (p.topic.clone(), p.partition))
+        };
+        match from {
+            Some(from) if to > from => {
+                let n = self.core.lacks(part as usize, from, to);
+                eprintln!(
+                    "slate: state: {topic}/{partition}: its {records} expired record(s) lie between {} (the state's newest event) and {} (the first one left): {} that the coverage of its {n} service(s) leaves out",
+                    crate::model::format_rfc3339(from),
+                    crate::model::format_rfc3339(to),
+                    crate::model::Span(to - from),
+                );
+            }
+            _ => eprintln!(
+                "slate: state: {topic}/{partition}: the state held no event of it before its {records} expired record(s); coverage starts at its first event"
+            ),
+        }
+    }
+
     /// Partition `part` has read its history: its services follow the
     /// wall clock from the next tick.
     fn caught_up(&mut self, part: u32) {
@@ -411,14 +445,20 @@ impl Applier {
 
     fn apply(&mut self, seq: u64, d: Decoded) {
         let Decoded { chunk, batch } = d;
-        for &(part, end) in &batch.assigned {
-            let i = part as usize;
+        for a in &batch.assigned {
+            let i = a.part as usize;
             if self.catch_up.len() <= i {
                 self.catch_up.resize(i + 1, None);
                 self.assigned.resize(i + 1, false);
             }
-            self.catch_up[i] = end;
+            self.catch_up[i] = a.history_end;
             self.assigned[i] = true;
+            if a.expired > 0 {
+                if self.gap_from.len() <= i {
+                    self.gap_from.resize(i + 1, None);
+                }
+                self.gap_from[i] = Some((self.core.newest(i), a.expired));
+            }
             // A history to read starts a new event-time schedule, unless a
             // restored state was reading it already: its clock goes on.
             let keep = self
@@ -465,6 +505,13 @@ impl Applier {
                     if ts < meta.skip_before {
                         self.summary.skipped += 1;
                         continue;
+                    }
+                    if let Some(gap) = self
+                        .gap_from
+                        .get_mut(meta.part as usize)
+                        .and_then(Option::take)
+                    {
+                        self.gap_ends(meta.part, gap, ts);
                     }
                     if ts >= now - self.max_skew {
                         // Live data: whatever history there was is read.
@@ -1020,6 +1067,7 @@ pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSumm
         spread: Vec::new(),
         catch_up: Vec::new(),
         assigned: Vec::new(),
+        gap_from: Vec::new(),
         summary: LiveSummary::default(),
         rejects: Rejects::new(dead),
         max_skew: config.engine.max_skew.0,

@@ -265,13 +265,7 @@ pub fn live_service(
     latency_us: &[Option<f64>],
     now: Micros,
 ) -> ServiceReport {
-    let held = s.first_ts.map_or(0, |f| (now - f).max(0));
-    let coverage: Vec<f64> = s
-        .plan
-        .slos
-        .iter()
-        .map(|_| (held as f64 / s.plan.period.0 as f64).min(1.0))
-        .collect();
+    let coverage = vec![s.coverage(now); s.plan.slos.len()];
     let recent_total = s.window_sum(recent, crate::engine::plan::COL_TOTAL);
     let ms = |i: usize| {
         latency_us

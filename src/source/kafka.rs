@@ -52,12 +52,23 @@ pub struct Batch {
     pub seq: u64,
     pub data: Vec<u8>,
     pub lines: Vec<LineMeta>,
-    /// Partitions assigned before the lines of this batch, each with the
-    /// offset its history ends at (`None`: no history to read).
-    pub assigned: Vec<(u32, Option<i64>)>,
+    /// Partitions assigned before the lines of this batch.
+    pub assigned: Vec<Assigned>,
     /// Partitions that reached their end after the lines of this batch:
     /// their history is read.
     pub caught_up: Vec<u32>,
+}
+
+/// A partition assigned before a batch's lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Assigned {
+    /// Its index.
+    pub part: u32,
+    /// The offset its history ends at (`None`: no history to read).
+    pub history_end: Option<i64>,
+    /// Records between the state's offset and the partition's earliest
+    /// that expired while slate was away (0: none).
+    pub expired: i64,
 }
 
 /// A partition this consumer has held, by a stable index.
@@ -556,6 +567,7 @@ impl SlateContext {
             let known_low = watermarks.is_ok();
             let (low, high) = watermarks.unwrap_or((0, 0));
             let mut start = start;
+            let mut expired = 0;
             if let (Some(r), true) = (resume, known_low) {
                 if r < low {
                     // Expired while slate was away: said, counted, and the
@@ -566,6 +578,7 @@ impl SlateContext {
                     );
                     lock(&self.shared.gaps).push((topic.to_string(), partition, gap));
                     start = Offset::Offset(low);
+                    expired = gap;
                 }
             }
             let info = PartitionInfo {
@@ -603,7 +616,11 @@ impl SlateContext {
             // The history ends at the end offset as of now; nothing to read
             // when the partition is empty or the start is at its end.
             let history = high > low && real(start).is_none_or(|s| s < high);
-            batcher.cur.assigned.push((idx, history.then_some(high)));
+            batcher.cur.assigned.push(Assigned {
+                part: idx,
+                history_end: history.then_some(high),
+                expired,
+            });
             let _ = starts.add_partition_offset(topic, partition, start);
         }
         batcher.last = None;
