@@ -852,6 +852,93 @@ fn a_two_hour_backlog_after_a_restart_is_read_in_event_time() {
     assert_eq!(code, 0, "{said}");
 }
 
+/// A restart that keeps its state, after a backlog dated after the first
+/// run stopped (the two-hour case above, at the scale a test can wait
+/// for): the first run catches up on two days and stops; a minute of
+/// traffic with an error burst is produced, dated after the stop; the
+/// restart restores the state, goes on from its offsets, and reads the
+/// backlog in event time. Then the state holds what `slate replay` of
+/// both holds, nothing is too late, and the backlog alone moves the
+/// process counters.
+#[test]
+#[ignore = "needs tansu: run by scripts/test"]
+fn a_backlog_after_a_restart_that_keeps_its_state_is_read_in_event_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let tansu = Tansu::sqlite(port, dir.path());
+    tansu.create_topic("kept", 3);
+    let brokers = format!("127.0.0.1:{port}");
+    let before = gen_over(
+        80_000.0,
+        47.0 * 3600.0,
+        &ago(48 * 3600),
+        "31",
+        &["errors:api-gateway:20h+1h:0.3"],
+    );
+    let first_file = dir.path().join("before.jsonl");
+    gen_file(&before, &first_file);
+    produced(produce(&before, &brokers, "kept"));
+    let first = Slate::start(&brokers, "kept", "g-kept", dir.path(), "kept");
+    wait_ready(&first, Duration::from_secs(300));
+    let (code, said) = first.terminate();
+    assert_eq!(code, 0, "{said}");
+    let stopped = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64;
+
+    // A minute of traffic dated from 5 s after the stop, produced once it
+    // is all in the past (its last event 65 s after the stop).
+    while SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64
+        <= stopped + 70_000_000
+    {
+        thread::sleep(Duration::from_millis(500));
+    }
+    let backlog = gen_over(
+        6_000.0,
+        60.0,
+        &slate::model::format_rfc3339(stopped + 5_000_000),
+        "32",
+        &["errors:user-service:10s+30s:0.6"],
+    );
+    let backlog_file = dir.path().join("backlog.jsonl");
+    let n = gen_file(&backlog, &backlog_file);
+    produced(produce(&backlog, &brokers, "kept"));
+
+    let second = Slate::start(&brokers, "kept", "g-kept", dir.path(), "kept");
+    wait_ready(&second, Duration::from_secs(300));
+    let said = second.stderr();
+    assert!(
+        said.contains("slate: state: restored") && said.contains("3 go on from the state's offsets"),
+        "the restart restores its state and goes on from its offsets:\n{said}"
+    );
+    let want = replay_report(&[&first_file, &backlog_file]);
+    assert_eq!(want["events"]["rejected"], 0);
+    let errors = |r: &Value| r["services"]["user-service"]["errors"].as_u64().unwrap();
+    assert!(
+        errors(&want) > errors(&replay_report(&[&first_file])) + 100,
+        "the backlog holds an error burst"
+    );
+    assert_holds_replay(&second, &want);
+    let (_, text) = get(second.addr, "/metrics");
+    let m = common::samples(&text);
+    assert_eq!(
+        sum(&m, "slate_events_rejected_total"),
+        0.0,
+        "nothing too late"
+    );
+    assert_eq!(
+        sum(&m, "slate_requests_total"),
+        n as f64,
+        "the backlog, counted once"
+    );
+    let (code, said) = second.terminate();
+    assert_eq!(code, 0, "{said}");
+}
+
 /// `kafka.instance_id` is librdkafka's `group.instance.id`: a SIGKILLed
 /// instance restarted with the same id gets its partitions back at once,
 /// not after the session timeout (45 s by default; measured on Tansu 0.6

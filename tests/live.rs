@@ -654,3 +654,205 @@ fn records_expired_while_slate_was_away_are_counted_and_left_out_of_coverage() {
     let second = slate.handle.join().unwrap().unwrap();
     assert_eq!(second.accepted, left.len() as u64);
 }
+
+/// DESIGN §8a, a full disk mid-run: the real binary, its state dir a 4 MB
+/// tmpfs of its own mount namespace, which the test fills. Passes fail,
+/// are said and counted, slate goes on serving, and no offset is
+/// committed past what is on disk; once space is freed the next pass
+/// writes everything the failed ones held, and a new slate on a copy of
+/// that dir holds every event without reading one again.
+#[test]
+fn a_full_disk_mid_run_is_counted_retried_and_loses_nothing() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{Offset, TopicPartitionList};
+    use std::process::{Command, Stdio};
+    let cluster = MockCluster::new(1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    cluster.create_topic("full", 1, 1).unwrap();
+    let first = produce(&brokers, "full", 200, &[], 11);
+    let work = tempfile::tempdir().unwrap();
+    let slos = work.path().join("slos.yml");
+    std::fs::write(&slos, SLOS).unwrap();
+    let state = work.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    // A pass every 3 s: a failed one is tried again soon.
+    let config = work.path().join("slate.yml");
+    std::fs::write(&config, "state:\n  interval: 3s\n").unwrap();
+    let port = common::free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    // A mount namespace of its own (a user namespace too when not root),
+    // with a 4 MB tmpfs on the state dir; `unshare` execs slate in it.
+    let mut unshare = Command::new("unshare");
+    let root = String::from_utf8(Command::new("id").arg("-u").output().unwrap().stdout)
+        .unwrap()
+        .trim()
+        == "0";
+    if !root {
+        unshare.args(["--user", "--map-root-user"]);
+    }
+    let mut slate = unshare
+        .args(["--mount", "sh", "-c"])
+        .arg(r#"mount -t tmpfs -o size=4m tmpfs "$0" && exec "$@""#)
+        .arg(&state)
+        .arg(env!("CARGO_BIN_EXE_slate"))
+        .args(["run", "--brokers", &brokers, "--topic", "full", "--group", "slate-full"])
+        .arg("--config")
+        .arg(&config)
+        .arg("--slo")
+        .arg(&slos)
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["--listen", &addr.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("unshare (util-linux) runs slate in a mount namespace of its own");
+    let stderr = slate.stderr.take().unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = log.clone();
+    thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let mut l = sink.lock().unwrap();
+            l.push_str(&line);
+            l.push('\n');
+        }
+    });
+    // The tmpfs as the test sees it: through slate's root.
+    let inside = Path::new("/proc")
+        .join(slate.id().to_string())
+        .join("root")
+        .join(state.strip_prefix("/").unwrap());
+    let committed = || -> i64 {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", "slate-full")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition("full", 0);
+        match c
+            .committed_offsets(tpl, Duration::from_secs(10))
+            .unwrap()
+            .find_partition("full", 0)
+            .unwrap()
+            .offset()
+        {
+            Offset::Offset(o) => o,
+            _ => -1,
+        }
+    };
+    let wait = |what: &str, cond: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !cond() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what}; slate said:\n{}",
+                log.lock().unwrap()
+            );
+            thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let metrics = || samples(&common::try_get(addr, "/metrics").map_or(String::new(), |r| r.1));
+    wait("the first 200 records on disk and committed", &|| {
+        committed() == 200 && metrics().get(INGESTED) == Some(&200.0)
+    });
+    let mounted = std::fs::read_to_string(format!("/proc/{}/mounts", slate.id())).unwrap();
+    assert!(
+        mounted.contains(&format!("tmpfs {} tmpfs", state.display())),
+        "the state dir is slate's tmpfs:\n{mounted}"
+    );
+
+    // Fill the disk.
+    let filler = inside.join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 4096];
+        while f.write_all(&block).and_then(|()| f.sync_all()).is_ok() {}
+    }
+    let more = produce(&brokers, "full", 100, &[], 12);
+    wait("300 records applied and a failed pass counted", &|| {
+        let m = metrics();
+        m.get(INGESTED) == Some(&300.0)
+            && m.get("slate_state_snapshot_failures_total").is_some_and(|&f| f >= 2.0)
+    });
+    assert!(
+        log.lock().unwrap().contains("No space left on device"),
+        "the failure says why:\n{}",
+        log.lock().unwrap()
+    );
+    // Still serving: ready, the API holds all 300, nothing committed past
+    // the disk.
+    assert_eq!(get(addr, "/readyz").0, 200);
+    let (_, body) = get(addr, "/api/v1/services");
+    let api: Value = serde_json::from_str(&body).unwrap();
+    let all: Vec<&Sent> = first.iter().chain(&more).collect();
+    for svc in ["api", "web", "worker"] {
+        let n = all.iter().filter(|s| s.service == svc).count();
+        assert_eq!(api[svc]["requests"], n as u64, "{svc}");
+    }
+    thread::sleep(Duration::from_secs(2));
+    assert_eq!(committed(), 200, "not committed past the last pass on disk");
+
+    // Space again: the next pass holds what the failed ones did.
+    std::fs::remove_file(&filler).unwrap();
+    wait("the 300 on disk and committed", &|| committed() == 300);
+    assert!(log.lock().unwrap().contains("a snapshot pass is on disk again"));
+    let failures = metrics()["slate_state_snapshot_failures_total"];
+    thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        metrics()["slate_state_snapshot_failures_total"], failures,
+        "no failure once there is space"
+    );
+
+    // What is on disk holds every event: a copy, restored by a new slate
+    // (another group, so nothing but the state's offsets says where to go
+    // on from), reads nothing again.
+    let copy = work.path().join("copy");
+    std::fs::create_dir(&copy).unwrap();
+    for e in std::fs::read_dir(&inside).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), copy.join(e.file_name())).unwrap();
+        }
+    }
+    slate.kill().unwrap();
+    slate.wait().unwrap();
+    let port = common::free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut after = Command::new(env!("CARGO_BIN_EXE_slate"))
+        .args(["run", "--brokers", &brokers, "--topic", "full", "--group", "slate-after"])
+        .arg("--slo")
+        .arg(&slos)
+        .arg("--state-dir")
+        .arg(&copy)
+        .args(["--listen", &addr.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    common::wait_for(addr, "the restored slate", Duration::from_secs(60), |m| {
+        m.get("slate_state_restore_duration_seconds").is_some()
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while get(addr, "/readyz").0 != 200 {
+        assert!(std::time::Instant::now() < deadline, "the restored slate is not ready");
+        thread::sleep(Duration::from_millis(200));
+    }
+    let (_, body) = get(addr, "/api/v1/services");
+    let api: Value = serde_json::from_str(&body).unwrap();
+    for svc in ["api", "web", "worker"] {
+        let of: Vec<&&Sent> = all.iter().filter(|s| s.service == svc).collect();
+        let errors = of.iter().filter(|s| s.status >= 500).count();
+        assert_eq!(api[svc]["requests"], of.len() as u64, "{svc}");
+        assert_eq!(api[svc]["errors"], errors as u64, "{svc}");
+    }
+    assert_eq!(
+        samples(&get(addr, "/metrics").1).get(INGESTED).copied().unwrap_or(0.0),
+        0.0,
+        "nothing read again"
+    );
+    after.kill().unwrap();
+    after.wait().unwrap();
+}
