@@ -3,11 +3,15 @@
 //! consumer and with `slate run` (the real binary, a fresh consumer group
 //! each time, alternating). Prints both rates, their ratio, slate's CPU
 //! time and peak RSS; then the produce-to-visible latency in `/metrics` at
-//! half of slate's measured rate.
+//! half of slate's measured rate. slate keeps its state in a state dir of
+//! its own per run (snapshot passes on); with `--state-off-too` each round
+//! also runs slate with `state.interval: 0s`, alternating, and prints the
+//! on/off ratios (DESIGN §9: ingest with snapshots on ≥ 90% of off).
 //!
 //!     SLATE_TANSU=~/.cache/slate/tools/bin/tansu cargo bench --bench kafka_e2e
 //!     ... -- --events 5000000 --services 10 --rounds 3
 //!     ... -- --services 10000 --events 3000000 --rounds 1   # RSS at 10k services
+//!     ... -- --state-off-too --rounds 5 --no-latency        # snapshots on against off
 //!
 //! Run by hand; CI only compiles it.
 
@@ -167,12 +171,25 @@ struct Slate {
     addr: SocketAddr,
 }
 
-fn slate(brokers: &str, topic: &str, group: &str) -> Slate {
+fn slate(brokers: &str, topic: &str, group: &str, state_on: bool) -> Slate {
     let port = free_port();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_slate"));
     cmd.arg("run");
-    if let Ok(config) = std::env::var("SLATE_BENCH_CONFIG") {
-        cmd.args(["--config", &config]);
+    let config = std::env::var("SLATE_BENCH_CONFIG").ok();
+    if state_on {
+        if let Some(config) = &config {
+            cmd.args(["--config", config]);
+        }
+    } else {
+        // SLATE_BENCH_CONFIG's settings (it must have no `state:` section)
+        // with snapshots off.
+        let mut text = config
+            .map(|c| std::fs::read_to_string(c).unwrap())
+            .unwrap_or_default();
+        text.push_str("\nstate:\n  interval: 0s\n");
+        let off = std::env::temp_dir().join(format!("slate-bench-off-{}.yml", std::process::id()));
+        std::fs::write(&off, text).unwrap();
+        cmd.arg("--config").arg(off);
     }
     // A state dir of its own per run (kept until the process ends).
     let state =
@@ -220,10 +237,17 @@ fn cpu_secs(pid: u32) -> f64 {
 
 /// slate's rate over the whole topic (first ingested to last), its CPU
 /// seconds over that stretch, and its peak RSS in KiB.
-fn slate_rate(brokers: &str, topic: &str, n: u64, group: &str, services: usize) -> (f64, f64, u64) {
+fn slate_rate(
+    brokers: &str,
+    topic: &str,
+    n: u64,
+    group: &str,
+    services: usize,
+    state_on: bool,
+) -> (f64, f64, u64) {
     // A scrape of 10k services is ~50 MB of text: scrape seldom then.
     let every = Duration::from_millis(if services > 100 { 500 } else { 5 });
-    let s = slate(brokers, topic, group);
+    let s = slate(brokers, topic, group, state_on);
     let pid = s.child.0.id();
     let (mut first, mut cpu0) = (None, 0.0);
     let mut s = s;
@@ -255,7 +279,7 @@ fn median(v: &mut [f64]) -> f64 {
 /// Produces at `rate` for `secs` and samples, for each batch produced, how
 /// long until `/metrics` counts it.
 fn latency(brokers: &str, topic: &str, rate: f64, secs: f64) -> Vec<f64> {
-    let s = slate(brokers, topic, "latency");
+    let s = slate(brokers, topic, "latency", true);
     while get(s.addr, "/readyz").is_none_or(|r| r != "ready\n") {
         thread::sleep(Duration::from_millis(100));
     }
@@ -383,9 +407,30 @@ fn main() {
     let (mut bare_rates, mut slate_rates, mut ratios, mut per_cpu) =
         (vec![], vec![], vec![], vec![]);
     let mut rss = 0;
+    let off_too = args.iter().any(|a| a == "--state-off-too");
+    let (mut on_off_rate, mut on_off_cpu) = (vec![], vec![]);
     for r in 0..rounds {
+        // Off first in odd rounds, after in even ones.
+        let off = |when: usize| {
+            (off_too && r % 2 == when).then(|| {
+                let (s, cpu, peak) =
+                    slate_rate(&brokers, "bench", n, &format!("off-{r}"), services, false);
+                println!(
+                    "round {r}: slate, snapshots off: {s:.0} events/s, {cpu:.2} CPU-s, {:.0} events per CPU-s, peak RSS {} MiB",
+                    n as f64 / cpu,
+                    peak / 1024
+                );
+                (s, cpu)
+            })
+        };
+        let off_before = off(1);
         let b = bare(&brokers, "bench", n, &format!("bare-{r}"));
-        let (s, cpu, peak) = slate_rate(&brokers, "bench", n, &format!("slate-{r}"), services);
+        let (s, cpu, peak) =
+            slate_rate(&brokers, "bench", n, &format!("slate-{r}"), services, true);
+        if let Some((off_rate, off_cpu)) = off_before.or_else(|| off(0)) {
+            on_off_rate.push(s / off_rate);
+            on_off_cpu.push(cpu / off_cpu);
+        }
         println!(
             "round {r}: bare rdkafka {:.0} msg/s, slate {:.0} events/s ({:.0}%), slate {:.2} CPU-s, {:.0} events per CPU-s, peak RSS {} MiB",
             b,
@@ -409,6 +454,18 @@ fn main() {
         median(&mut per_cpu),
         rss / 1024
     );
+    if off_too {
+        println!(
+            "snapshots on against off: events/s ratio {:.2} (rounds {}), CPU-s ratio {:.2}",
+            median(&mut on_off_rate.clone()),
+            on_off_rate
+                .iter()
+                .map(|r| format!("{r:.2}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            median(&mut on_off_cpu)
+        );
+    }
     if !args.iter().any(|a| a == "--no-latency") {
         let rate = (median(&mut slate_rates) / 2.0).min(400_000.0);
         let mut l = latency(&brokers, "bench", rate, 15.0);

@@ -1,7 +1,8 @@
 //! Criterion benches of durable state (DESIGN §9): a snapshot pass at
 //! 10,000 services with a tenth of them changed (what the apply thread
-//! spends taking it, what the writer spends encoding it, and its bytes),
-//! and a restore of 10,000 services from a base.
+//! spends taking it, encoded; what the writer spends putting it in its
+//! envelope; its bytes), the base pass, and a restore of 10,000 services
+//! from a base.
 
 use std::path::Path;
 
@@ -107,7 +108,7 @@ fn state(c: &mut Criterion) {
                 touch_a_tenth(&mut c, end);
                 c
             },
-            |mut c| c.take(false).services.len(),
+            |mut c| c.take(false).units.len(),
             BatchSize::LargeInput,
         )
     });
@@ -116,10 +117,17 @@ fn state(c: &mut Criterion) {
         touch_a_tenth(&mut c, end);
         c.take(false)
     };
-    g.bench_function("encode_a_pass_10k_services_1k_changed", |b| {
+    g.bench_function("envelope_a_pass_10k_services_1k_changed", |b| {
         b.iter_batched(
             || taken.clone(),
             |t| t.encode().to_bytes().len(),
+            BatchSize::LargeInput,
+        )
+    });
+    g.bench_function("take_a_base_10k_services", |b| {
+        b.iter_batched(
+            || core.clone(),
+            |mut c| c.take(true).units.len(),
             BatchSize::LargeInput,
         )
     });

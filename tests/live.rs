@@ -695,7 +695,15 @@ fn a_full_disk_mid_run_is_counted_retried_and_loses_nothing() {
         .arg(r#"mount -t tmpfs -o size=4m tmpfs "$0" && exec "$@""#)
         .arg(&state)
         .arg(env!("CARGO_BIN_EXE_slate"))
-        .args(["run", "--brokers", &brokers, "--topic", "full", "--group", "slate-full"])
+        .args([
+            "run",
+            "--brokers",
+            &brokers,
+            "--topic",
+            "full",
+            "--group",
+            "slate-full",
+        ])
         .arg("--config")
         .arg(&config)
         .arg("--slo")
@@ -712,7 +720,10 @@ fn a_full_disk_mid_run_is_counted_retried_and_loses_nothing() {
     let sink = log.clone();
     thread::spawn(move || {
         use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
             let mut l = sink.lock().unwrap();
             l.push_str(&line);
             l.push('\n');
@@ -775,7 +786,8 @@ fn a_full_disk_mid_run_is_counted_retried_and_loses_nothing() {
     wait("300 records applied and a failed pass counted", &|| {
         let m = metrics();
         m.get(INGESTED) == Some(&300.0)
-            && m.get("slate_state_snapshot_failures_total").is_some_and(|&f| f >= 2.0)
+            && m.get("slate_state_snapshot_failures_total")
+                .is_some_and(|&f| f >= 2.0)
     });
     assert!(
         log.lock().unwrap().contains("No space left on device"),
@@ -798,11 +810,15 @@ fn a_full_disk_mid_run_is_counted_retried_and_loses_nothing() {
     // Space again: the next pass holds what the failed ones did.
     std::fs::remove_file(&filler).unwrap();
     wait("the 300 on disk and committed", &|| committed() == 300);
-    assert!(log.lock().unwrap().contains("a snapshot pass is on disk again"));
+    assert!(log
+        .lock()
+        .unwrap()
+        .contains("a snapshot pass is on disk again"));
     let failures = metrics()["slate_state_snapshot_failures_total"];
     thread::sleep(Duration::from_secs(2));
     assert_eq!(
-        metrics()["slate_state_snapshot_failures_total"], failures,
+        metrics()["slate_state_snapshot_failures_total"],
+        failures,
         "no failure once there is space"
     );
 
@@ -822,7 +838,15 @@ fn a_full_disk_mid_run_is_counted_retried_and_loses_nothing() {
     let port = common::free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut after = Command::new(env!("CARGO_BIN_EXE_slate"))
-        .args(["run", "--brokers", &brokers, "--topic", "full", "--group", "slate-after"])
+        .args([
+            "run",
+            "--brokers",
+            &brokers,
+            "--topic",
+            "full",
+            "--group",
+            "slate-after",
+        ])
         .arg("--slo")
         .arg(&slos)
         .arg("--state-dir")
@@ -837,7 +861,10 @@ fn a_full_disk_mid_run_is_counted_retried_and_loses_nothing() {
     });
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while get(addr, "/readyz").0 != 200 {
-        assert!(std::time::Instant::now() < deadline, "the restored slate is not ready");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restored slate is not ready"
+        );
         thread::sleep(Duration::from_millis(200));
     }
     let (_, body) = get(addr, "/api/v1/services");
@@ -849,7 +876,10 @@ fn a_full_disk_mid_run_is_counted_retried_and_loses_nothing() {
         assert_eq!(api[svc]["errors"], errors as u64, "{svc}");
     }
     assert_eq!(
-        samples(&get(addr, "/metrics").1).get(INGESTED).copied().unwrap_or(0.0),
+        samples(&get(addr, "/metrics").1)
+            .get(INGESTED)
+            .copied()
+            .unwrap_or(0.0),
         0.0,
         "nothing read again"
     );

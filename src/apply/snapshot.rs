@@ -65,6 +65,15 @@ pub struct SavedService {
     missing: Vec<(Micros, Micros)>,
 }
 
+/// [`SavedService`] by reference: what a pass encodes, without a copy.
+#[derive(Serialize)]
+struct SavedServiceRef<'a> {
+    state: &'a ServiceState,
+    tracker: &'a Option<AlertTracker>,
+    home: u32,
+    missing: &'a [(Micros, Micros)],
+}
+
 /// A service as version 1 saved it.
 #[derive(Deserialize)]
 struct SavedServiceV1 {
@@ -110,14 +119,15 @@ pub struct Head {
     pub taken_at: Micros,
 }
 
-/// A pass as taken from the core on the apply thread: clones of what
-/// changed, to be encoded and written elsewhere.
+/// A pass as taken from the core on the apply thread: what changed,
+/// encoded there (encoding a service costs about what cloning it does, and
+/// holds a fifth of its memory), to be written elsewhere.
 #[derive(Debug, Clone)]
 pub struct Taken {
     /// Every service (a base), or those changed since the last pass.
     pub base: bool,
     pub head: Head,
-    pub services: Vec<(Box<str>, SavedService)>,
+    pub units: Vec<Unit>,
 }
 
 /// One service's encoded state, by name.
@@ -138,22 +148,26 @@ pub struct PassFile {
 }
 
 impl Core {
-    /// Takes a snapshot pass: the head, and clones of every service
-    /// (`all`) or of those changed since the last pass; they count as
-    /// unchanged from here on.
+    /// Takes a snapshot pass: the head, and every service (`all`) or
+    /// those changed since the last pass, encoded; they count as unchanged
+    /// from here on.
     pub fn take(&mut self, all: bool) -> Taken {
-        let mut services = Vec::new();
+        let mut units = Vec::new();
         for (id, (name, s)) in self.engine.services().enumerate() {
             if all || self.dirty[id] {
-                services.push((
-                    Box::from(name),
-                    SavedService {
-                        state: s.clone(),
-                        tracker: self.trackers[id].clone(),
-                        home: self.home[id],
-                        missing: s.missing.clone(),
-                    },
-                ));
+                let saved = SavedServiceRef {
+                    state: s,
+                    tracker: &self.trackers[id],
+                    home: self.home[id],
+                    missing: &s.missing,
+                };
+                units.push(Unit {
+                    name: Box::from(name),
+                    // UNWRAP: postcard fails only on a writer error or a
+                    // sequence of unknown length, neither of which derived
+                    // types produce.
+                    bytes: postcard::to_allocvec(&saved).expect("postcard encodes plain data"),
+                });
             }
         }
         self.dirty.fill(false);
@@ -166,7 +180,7 @@ impl Core {
                 partitions: Vec::new(),
                 taken_at: 0,
             },
-            services,
+            units,
         }
     }
 
@@ -177,22 +191,12 @@ impl Core {
 }
 
 impl Taken {
-    /// The units of the pass (postcard, one per service).
+    /// The pass as a file's payload.
     pub fn encode(self) -> PassFile {
-        let units = self
-            .services
-            .into_iter()
-            .map(|(name, s)| Unit {
-                name,
-                // UNWRAP: postcard fails only on a writer error or a sequence
-                // of unknown length, neither of which derived types produce.
-                bytes: postcard::to_allocvec(&s).expect("postcard encodes plain data"),
-            })
-            .collect();
         PassFile {
             base: self.base,
             head: self.head,
-            units,
+            units: self.units,
         }
     }
 }
@@ -251,11 +255,14 @@ pub fn encode_v1(core: &Core) -> Vec<u8> {
     let mut core = core.clone();
     let taken = core.take(true);
     let units = taken
-        .services
+        .units
         .into_iter()
-        .map(|(name, s)| Unit {
-            name,
-            bytes: postcard::to_allocvec(&(&s.state, &s.tracker, s.home)).unwrap(),
+        .map(|u| {
+            let s: SavedService = postcard::from_bytes(&u.bytes).unwrap();
+            Unit {
+                name: u.name,
+                bytes: postcard::to_allocvec(&(&s.state, &s.tracker, s.home)).unwrap(),
+            }
         })
         .collect();
     let file = PassFile {

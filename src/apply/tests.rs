@@ -464,16 +464,16 @@ fn a_pass_writes_only_what_changed() {
     let mut c = core();
     let events = traffic(3, 200);
     feed(&mut c, &events, 0, events.len());
-    assert_eq!(c.take(true).services.len(), 2);
-    assert_eq!(c.take(false).services.len(), 0);
+    assert_eq!(c.take(true).units.len(), 2);
+    assert_eq!(c.take(false).units.len(), 0);
     let late = T0 + 100 * HOUR;
     c.tick_wall(late, |_| false);
-    let quiet = c.take(false).services.len();
+    let quiet = c.take(false).units.len();
     let e = ev(&mut c, "b", late, false);
     c.apply(1, &e, late).unwrap();
     let pass = c.take(false);
-    assert_eq!(pass.services.len(), 1, "{quiet} written after the tick");
-    assert_eq!(&*pass.services[0].0, "b");
+    assert_eq!(pass.units.len(), 1, "{quiet} written after the tick");
+    assert_eq!(&*pass.units[0].name, "b");
 }
 
 /// A retention gap (DESIGN §8a): the span between the state's newest event
