@@ -204,8 +204,27 @@ impl Taken {
 impl PassFile {
     /// The file's bytes: the payload in slate's envelope.
     pub fn to_bytes(&self) -> Vec<u8> {
-        // UNWRAP: as in `Taken::encode`.
-        envelope(&postcard::to_allocvec(self).expect("postcard encodes plain data"))
+        let mut out = Vec::new();
+        // UNWRAP: writing to a Vec does not fail, nor does postcard (as in
+        // `Core::take`).
+        self.write_to(&mut out).expect("writing to memory");
+        out
+    }
+
+    /// Writes the file to `w` without building it in memory first: the
+    /// payload is encoded twice, once to learn its length and checksum
+    /// for the header and once into `w` (a pass of 10,000 services would
+    /// otherwise be held three times over). Returns the bytes written.
+    pub fn write_to(&self, w: &mut impl std::io::Write) -> std::io::Result<u64> {
+        let sized = postcard::to_io(self, Summing::default()).map_err(std::io::Error::other)?;
+        w.write_all(&header(VERSION, sized.len, sized.crc.finalize()))?;
+        // postcard reports a failed write as "buffer full": keep the
+        // writer's own error (a full disk must say so).
+        let mut keeping = Keeping { w, error: None };
+        if let Err(e) = postcard::to_io(self, &mut keeping) {
+            return Err(keeping.error.unwrap_or_else(|| std::io::Error::other(e)));
+        }
+        Ok(HEADER as u64 + sized.len)
     }
 
     /// A file's payload, checked (magic, version, length, checksum); the
@@ -285,19 +304,76 @@ pub fn decode(bytes: &[u8], spec: &SloSpec, settings: CoreSettings) -> Result<Co
     restore(&file.head, units, spec, settings)
 }
 
+#[cfg(test)]
 fn envelope(payload: &[u8]) -> Vec<u8> {
     envelope_v(VERSION, payload)
 }
 
+#[cfg(test)]
 fn envelope_v(version: u16, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER + payload.len());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&version.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes());
-    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    out.extend_from_slice(&header(
+        version,
+        payload.len() as u64,
+        crc32fast::hash(payload),
+    ));
     out.extend_from_slice(payload);
     out
+}
+
+fn header(version: u16, len: u64, crc: u32) -> [u8; HEADER] {
+    let mut h = [0u8; HEADER];
+    h[..8].copy_from_slice(MAGIC);
+    h[8..10].copy_from_slice(&version.to_le_bytes());
+    // 10..12: flags, 0.
+    h[12..20].copy_from_slice(&len.to_le_bytes());
+    h[20..24].copy_from_slice(&crc.to_le_bytes());
+    h
+}
+
+/// A writer that keeps only the length and checksum of what it is given.
+#[derive(Default)]
+struct Summing {
+    len: u64,
+    crc: crc32fast::Hasher,
+}
+
+impl std::io::Write for Summing {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.len += buf.len() as u64;
+        self.crc.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A writer that keeps the first error of the writer it wraps.
+struct Keeping<'a, W> {
+    w: &'a mut W,
+    error: Option<std::io::Error>,
+}
+
+impl<W> Keeping<'_, W> {
+    /// Keeps `e` (the first one) and hands back a stand-in of its kind.
+    fn keep(&mut self, e: std::io::Error) -> std::io::Error {
+        let kind = e.kind();
+        self.error.get_or_insert(e);
+        kind.into()
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for Keeping<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.w.write(buf).map_err(|e| self.keep(e))
+    }
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.w.write_all(buf).map_err(|e| self.keep(e))
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.w.flush().map_err(|e| self.keep(e))
+    }
 }
 
 /// The version and payload of an enveloped snapshot, checked.
@@ -407,6 +483,64 @@ pub fn restore(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The streamed file is the payload in its envelope, byte for byte.
+    #[test]
+    fn a_file_written_as_a_stream_is_its_payload_in_the_envelope() {
+        let file = PassFile {
+            base: true,
+            head: Head {
+                names: vec!["a".into(), "b".into()],
+                taken_at: 17,
+                ..Head::default()
+            },
+            units: vec![
+                Unit {
+                    name: "a".into(),
+                    bytes: vec![1, 2, 3],
+                },
+                Unit {
+                    name: "b".into(),
+                    bytes: vec![0; 300],
+                },
+            ],
+        };
+        let streamed = file.to_bytes();
+        assert_eq!(streamed, envelope(&postcard::to_allocvec(&file).unwrap()));
+        assert_eq!(PassFile::from_bytes(&streamed), Ok(file));
+    }
+
+    /// A writer that fails says why, not postcard's "buffer full".
+    #[test]
+    fn a_failed_write_keeps_the_writers_own_error() {
+        struct Full(usize);
+        impl std::io::Write for Full {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                if self.0 < buf.len() {
+                    return Err(std::io::Error::from_raw_os_error(28));
+                }
+                self.0 -= buf.len();
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let file = PassFile {
+            base: true,
+            head: Head::default(),
+            units: vec![Unit {
+                name: "a".into(),
+                bytes: vec![7; 1000],
+            }],
+        };
+        let e = file.write_to(&mut Full(500)).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(28), "{e}");
+        assert_eq!(
+            file.write_to(&mut Full(2000)).unwrap(),
+            file.to_bytes().len() as u64
+        );
+    }
 
     #[test]
     fn the_envelope_refuses_what_it_did_not_write() {

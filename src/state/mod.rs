@@ -25,7 +25,7 @@
 //! May import `apply` (the snapshot format) and `model`.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use rustc_hash::FxHashMap;
@@ -339,34 +339,44 @@ impl StateDir {
                 ))
             }
         };
-        let bytes = pass.to_bytes();
-        self.put(&name(gen, seq), &bytes)?;
+        let bytes = self.put(&name(gen, seq), |w| pass.write_to(w))?;
         if seq == 0 {
             self.gen = gen;
-            self.base_bytes = bytes.len() as u64;
+            self.base_bytes = bytes;
             self.delta_bytes = 0;
             self.prune();
         } else {
-            self.delta_bytes += bytes.len() as u64;
+            self.delta_bytes += bytes;
         }
         self.seq = Some(seq);
-        Ok(bytes.len() as u64)
+        Ok(bytes)
     }
 
-    /// Temporary file, fsync, rename, fsync the directory.
-    fn put(&self, file: &str, bytes: &[u8]) -> io::Result<()> {
+    /// Temporary file (written by `fill`), fsync, rename, fsync the
+    /// directory. Returns the bytes `fill` wrote.
+    fn put(
+        &self,
+        file: &str,
+        fill: impl FnOnce(&mut io::BufWriter<File>) -> io::Result<u64>,
+    ) -> io::Result<u64> {
         let tmp = self.dir.join(format!(".tmp-{file}"));
         let written = (|| {
-            let mut f = File::create(&tmp)?;
-            f.write_all(bytes)?;
-            f.sync_all()
+            let mut w = io::BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
+            let n = fill(&mut w)?;
+            let f = w.into_inner().map_err(io::IntoInnerError::into_error)?;
+            f.sync_all()?;
+            Ok(n)
         })();
-        if let Err(e) = written {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
+        let n = match written {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
         fs::rename(&tmp, self.dir.join(file))?;
-        File::open(&self.dir)?.sync_all()
+        File::open(&self.dir)?.sync_all()?;
+        Ok(n)
     }
 
     /// Whether the deltas are due to be folded into a new base.
