@@ -455,6 +455,17 @@ fn against_a_live_slate_run() {
         -1.0
     ));
 
+    // Each service says when its newest event was (what several sources
+    // are told apart by).
+    let api: Value = serde_json::from_str(&common::get(addr, "/api/v1/services").1).unwrap();
+    for (service, total) in [("api", 1000), ("web", 400)] {
+        assert_eq!(
+            api[service]["last_event"],
+            slate::model::format_rfc3339(now_us - 120_000_000 + (total - 1) * 100_000),
+            "{api}"
+        );
+    }
+
     // api's budget: 1 − (5/1000)/0.01 = 0.5; web's: 1 − (4/400)/0.005 = −1.
     let o = gate(&["--policy", policy, "--source", &url, "-o", "json"]);
     let v = json(exits(&o, 0));
@@ -485,4 +496,106 @@ fn against_a_live_slate_run() {
     let o = gate(&["--policy", strict.to_str().unwrap(), "--source", &url]);
     let out = String::from_utf8_lossy(&exits(&o, 1).stdout).into_owned();
     assert!(out.contains("BLOCK") && out.contains("web"), "{out}");
+}
+
+/// Several `--source`s, the instances of one scaled-out group, here as
+/// saved `/api/v1/services` answers: each service judged where it lives,
+/// one held by two (a handover) judged on the newer state and said, one
+/// known to none an error, one instance unreachable failing closed.
+#[test]
+fn several_sources_are_the_instances_of_one_group() {
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(Path::new(ROOT).join(REPORT)).unwrap())
+            .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let services = report["services"].as_object().unwrap();
+    // Instance a holds api-gateway and batch-processor, instance b
+    // user-service; both hold batch-processor mid-handover: a's copy is
+    // older (and spent), b's is newer (and healthy).
+    let mut a = serde_json::Map::new();
+    let mut b = serde_json::Map::new();
+    let mut stale = services["batch-processor"].clone();
+    stale["slos"]["success_rate"]["budget_remaining"] = (-3.0).into();
+    stale["last_event"] = "2026-12-01T10:00:00Z".into();
+    let mut fresh = services["batch-processor"].clone();
+    fresh["last_event"] = "2026-12-01T10:00:05Z".into();
+    a.insert("api-gateway".into(), services["api-gateway"].clone());
+    a.insert("batch-processor".into(), stale);
+    b.insert("user-service".into(), services["user-service"].clone());
+    b.insert("batch-processor".into(), fresh);
+    let a = write(dir.path(), "a.json", &Value::Object(a).to_string());
+    let b = write(dir.path(), "b.json", &Value::Object(b).to_string());
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let budget = |svc: &str, slo: &str| figure(&report, svc, slo, "budget_remaining");
+
+    // One check per instance's service; batch-processor's passes only on
+    // b's (newer) copy.
+    let policy = write(
+        dir.path(),
+        "policy.yml",
+        "checks:\n  - service: api-gateway\n    slo: latency_p99\n    check: error_budget_remaining > 0.5\n    action: block_deploy\n  - service: user-service\n    slo: error_rate\n    check: error_budget_remaining > 0.5\n    action: block_deploy\n  - service: batch-processor\n    slo: success_rate\n    check: error_budget_remaining > 0.5\n    action: block_deploy\n",
+    );
+    let policy = policy.to_str().unwrap();
+    for order in [[a, b], [b, a]] {
+        let o = gate(&[
+            "--policy", policy, "--source", order[0], "--source", order[1], "-o", "json",
+        ]);
+        let v = json(exits(&o, 0));
+        let checks = v["checks"].as_array().unwrap();
+        let value = |i: usize| checks[i]["value"].as_f64().unwrap();
+        assert!(close(value(0), budget("api-gateway", "latency_p99")), "{v}");
+        assert!(close(value(1), budget("user-service", "error_rate")), "{v}");
+        assert!(
+            close(value(2), budget("batch-processor", "success_rate")),
+            "{v}"
+        );
+        let said = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            said.contains(&format!("batch-processor is held by {b} and {a}"))
+                && said.contains(&format!("judged on {b}"))
+                && said.contains("2026-12-01T10:00:05Z"),
+            "{said}"
+        );
+    }
+    // Only a, whose batch-processor copy is spent: blocked on it.
+    let o = gate(&[
+        "--policy",
+        policy,
+        "--source",
+        a,
+        "--service",
+        "batch-processor",
+    ]);
+    let out = String::from_utf8_lossy(&exits(&o, 1).stdout).into_owned();
+    assert!(
+        out.contains("BLOCK") && out.contains("batch-processor"),
+        "{out}"
+    );
+    // user-service is on b alone: with a alone it is known to none.
+    let o = gate(&["--policy", policy, "--source", a]);
+    let said = String::from_utf8_lossy(&exits(&o, 2).stderr).into_owned();
+    assert!(said.contains("user-service"), "{said}");
+    // One instance unreachable: closed, naming it; open with --fail-open.
+    let gone = format!("http://127.0.0.1:{}", free_port());
+    let o = gate(&[
+        "--policy", policy, "--source", a, "--source", &gone, "--source", b,
+    ]);
+    let said = String::from_utf8_lossy(&exits(&o, 2).stderr).into_owned();
+    assert!(
+        said.contains(&gone) && said.contains("fails closed"),
+        "{said}"
+    );
+    let o = gate(&[
+        "--policy",
+        policy,
+        "--source",
+        a,
+        "--source",
+        &gone,
+        "--fail-open",
+        "-o",
+        "json",
+    ]);
+    let v = json(exits(&o, 0));
+    assert_eq!(v["fail_open"], true, "{v}");
 }

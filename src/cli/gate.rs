@@ -22,19 +22,25 @@ use crate::spec::gate::GatePolicy;
 #[command(after_help = "Examples:\n  \
 slate gate --policy deploy-gate.yml --source http://slate:9898\n  \
 slate gate --policy deploy-gate.yml --source http://slate:9898 --service api-gateway -o json\n  \
+slate gate --policy deploy-gate.yml --source http://slate-0:9898 --source http://slate-1:9898 --source http://slate-2:9898\n  \
 slate replay --slo slos.yml --json report.json logs/*.gz && slate gate --policy deploy-gate.yml --source report.json\n\n\
 A running slate is asked for /readyz, then /api/v1/services, and the policy is judged here.\n\
 It fails closed: a source that cannot be reached, answers an error or is not ready (it is\n\
 still reading its history) is exit 2, unless --fail-open turns that into an allow with a\n\
-warning. A policy with errors, or a service or SLO the source does not know, is always exit 2.\n\
+warning. A policy with errors, or a service or SLO the source does not know, is always exit 2.\n\n\
+Several --source are the instances of one scaled-out group: each service is judged on the\n\
+instance that holds it. Every one must answer (one that cannot fails the gate closed, as a\n\
+single source does). A service held by two (mid-handover) is judged on the one whose newest\n\
+event is later, and the gate says so.\n\
 Exit codes: 0 allow (warnings included), 1 block, 2 error.")]
 pub struct GateArgs {
     /// Deploy-gate policy (the seed's deploy-gate.yml: deploy_enabled, checks)
     #[arg(long, value_name = "FILE")]
     policy: PathBuf,
-    /// A running slate (http://HOST:PORT) or a replay report (the file of `slate replay --json`)
-    #[arg(long, value_name = "URL|FILE")]
-    source: String,
+    /// A running slate (http://HOST:PORT) or a replay report (the file of `slate replay --json`);
+    /// repeat it for each instance of a scaled-out group
+    #[arg(long, value_name = "URL|FILE", required = true)]
+    source: Vec<String>,
     /// Judge only this service's checks
     #[arg(long, value_name = "NAME")]
     service: Option<String>,
@@ -63,27 +69,35 @@ pub fn run(a: GateArgs) -> Result<ExitCode> {
         .filter(|t| t.0 > 0)
         .with_context(|| format!("--timeout {}: give a duration such as 10s", a.timeout))?;
     let timeout = Duration::from_micros(timeout.0 as u64);
-    let services = match services(&a.source, timeout) {
-        Ok(s) => s,
-        Err(SourceError::Invalid(e)) => bail!("{}: {e}", a.source),
-        Err(SourceError::Unavailable(e)) if a.fail_open => {
-            eprintln!(
-                "slate: warning: {}: {e}; allowing the deploy because of --fail-open",
-                a.source
-            );
-            if a.output == Output::Json {
-                println!(
-                    "{}",
-                    serde_json::json!({"allow": true, "fail_open": true, "error": e, "checks": []})
-                );
-            }
-            return Ok(ExitCode::SUCCESS);
+    let mut held = Vec::with_capacity(a.source.len());
+    let mut unavailable = Vec::new();
+    for source in &a.source {
+        match services(source, timeout) {
+            Ok(s) => held.push((source.as_str(), s)),
+            Err(SourceError::Invalid(e)) => bail!("{source}: {e}"),
+            Err(SourceError::Unavailable(e)) => unavailable.push(format!("{source}: {e}")),
         }
-        Err(SourceError::Unavailable(e)) => bail!(
-            "{}: {e}; the gate fails closed (--fail-open allows the deploy when the source is unavailable)",
-            a.source
-        ),
-    };
+    }
+    if !unavailable.is_empty() {
+        let e = unavailable.join("; ");
+        if !a.fail_open {
+            bail!(
+                "{e}; the gate fails closed (--fail-open allows the deploy when a source is unavailable)"
+            );
+        }
+        eprintln!("slate: warning: {e}; allowing the deploy because of --fail-open");
+        if a.output == Output::Json {
+            println!(
+                "{}",
+                serde_json::json!({"allow": true, "fail_open": true, "error": e, "checks": []})
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (services, twice) = merge(held);
+    for t in &twice {
+        eprintln!("slate: gate: {t}");
+    }
     let verdict = judge(&policy, &services, a.service.as_deref()).map_err(anyhow::Error::msg)?;
     match a.output {
         // UNWRAP: a verdict is plain values.
@@ -153,6 +167,58 @@ fn table(v: &GateVerdict) -> String {
         format!("ALLOW: {} check(s) pass\n", v.checks.len())
     });
     out
+}
+
+/// The services of several sources (the instances of one group), each
+/// taken from the source that holds it; a service two hold (a handover in
+/// progress) from the one whose newest event is later (the first given on
+/// a tie). Returns them with a sentence for each service held twice.
+fn merge<'a>(
+    held: Vec<(&'a str, BTreeMap<String, ServiceReport>)>,
+) -> (BTreeMap<String, ServiceReport>, Vec<String>) {
+    let newest = |r: &ServiceReport| {
+        r.last_event
+            .as_deref()
+            .and_then(|t| crate::model::parse_rfc3339(t.as_bytes()))
+    };
+    let mut out: BTreeMap<String, (&'a str, ServiceReport)> = BTreeMap::new();
+    let mut others: BTreeMap<String, Vec<(&'a str, Option<i64>)>> = BTreeMap::new();
+    for (source, services) in held {
+        for (name, report) in services {
+            match out.get_mut(&name) {
+                None => {
+                    out.insert(name, (source, report));
+                }
+                Some(kept) => {
+                    let loser = if newest(&report) > newest(&kept.1) {
+                        std::mem::replace(kept, (source, report))
+                    } else {
+                        (source, report)
+                    };
+                    let t = newest(&loser.1);
+                    others.entry(name).or_default().push((loser.0, t));
+                }
+            }
+        }
+    }
+    let twice = others
+        .into_iter()
+        .map(|(name, losers)| {
+            let (source, report) = &out[&name];
+            let tied = losers.iter().any(|l| l.1 == newest(report));
+            let names: Vec<&str> = losers.iter().map(|l| l.0).collect();
+            format!(
+                "{name} is held by {source} and {} (a handover in progress?): judged on {source}, {}",
+                names.join(" and "),
+                match (&report.last_event, tied) {
+                    (Some(t), false) => format!("whose newest event is the latest ({t})"),
+                    (Some(t), true) => format!("the first given of those whose newest event is {t}"),
+                    (None, _) => "the first given (none says when its newest event was)".into(),
+                }
+            )
+        })
+        .collect();
+    (out.into_iter().map(|(n, (_, r))| (n, r)).collect(), twice)
 }
 
 /// The `services` object from a running slate or a report file.

@@ -129,6 +129,11 @@ pub struct ServiceReport {
     pub freshness_s: Option<f64>,
     pub slos: Ordered<SloReport>,
     pub alerts: Vec<AlertReport>,
+    /// Live only: the time of the newest event the state holds (RFC 3339),
+    /// by which `slate gate` picks the newer of two instances that both
+    /// hold a service during a handover.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_event: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -289,6 +294,7 @@ pub fn live_service(
         alerts: tracker
             .map(|tr| alert_reports(s, tr, |i| s.slo_window(i, s.plan.period).total as f64))
             .unwrap_or_default(),
+        last_event: s.last_ts.map(format_rfc3339),
     }
 }
 
@@ -352,6 +358,7 @@ pub fn build(
                 freshness_s: s.last_success.map(|ls| r((end - 1 - ls) as f64 / 1e6)),
                 slos,
                 alerts,
+                last_event: None,
             },
         );
     }
