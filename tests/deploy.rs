@@ -5,6 +5,8 @@
 //! scrape config and every dashboard query are checked by Prometheus's own
 //! parser too.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
@@ -690,6 +692,236 @@ fn the_compose_stack_runs_what_exists() {
     assert!(Path::new(ROOT).join(&dir).join(file).exists());
 }
 
+/// The one document of a Kubernetes manifest.
+fn manifest(name: &str) -> yaml_rust2::Yaml {
+    let m = yaml(&format!("deploy/kubernetes/{name}"));
+    assert!(!m["kind"].is_badvalue(), "{name}: no kind");
+    m
+}
+
+fn text(y: &yaml_rust2::Yaml) -> &str {
+    y.as_str().unwrap_or_else(|| panic!("not a string: {y:?}"))
+}
+
+/// `deploy/kubernetes/` cannot be applied here (no cluster), so what it
+/// runs is run as far as it can be: slate's arguments, with the pod's name
+/// for `$(POD_NAME)` and the ConfigMap's files where it mounts them, pass
+/// `slate check` and start `slate run` (alive, not ready without a broker,
+/// stopped cleanly by SIGTERM); and the StatefulSet, the Service, the
+/// ConfigMap, the image and slate's config name each other consistently.
+#[test]
+fn the_kubernetes_manifests_run_what_exists() {
+    let sts = manifest("statefulset.yaml");
+    let svc = manifest("service.yaml");
+    let cm = manifest("configmap.yaml");
+    assert_eq!(text(&sts["kind"]), "StatefulSet");
+    assert_eq!(text(&svc["kind"]), "Service");
+    assert_eq!(text(&cm["kind"]), "ConfigMap");
+    let pod = &sts["spec"]["template"];
+    let containers = pod["spec"]["containers"].as_vec().unwrap();
+    assert_eq!(containers.len(), 1);
+    let c = &containers[0];
+
+    // The ConfigMap's files, where the pod mounts them.
+    let mount = |name: &str| -> String {
+        c["volumeMounts"]
+            .as_vec()
+            .unwrap()
+            .iter()
+            .find(|m| text(&m["name"]) == name)
+            .map(|m| text(&m["mountPath"]).to_string())
+            .unwrap_or_else(|| panic!("no volumeMount {name}"))
+    };
+    let volumes = pod["spec"]["volumes"].as_vec().unwrap();
+    let config_volume = volumes
+        .iter()
+        .find(|v| !v["configMap"].is_badvalue())
+        .expect("a ConfigMap volume");
+    assert_eq!(
+        text(&config_volume["configMap"]["name"]),
+        text(&cm["metadata"]["name"])
+    );
+    let etc = mount(text(&config_volume["name"]));
+    let dir = tempfile::tempdir().unwrap();
+    let local = |p: &str| -> String {
+        let key = p
+            .strip_prefix(&format!("{etc}/"))
+            .unwrap_or_else(|| panic!("{p} is not in the ConfigMap's mount {etc}"));
+        assert!(
+            !cm["data"][key].is_badvalue(),
+            "{p}: the ConfigMap has no {key}"
+        );
+        dir.path().join(key).to_str().unwrap().to_string()
+    };
+    let port = common::free_port();
+    let cfg_text = text(&cm["data"]["slate.yml"]);
+    let cfg = yaml_rust2::YamlLoader::load_from_str(cfg_text)
+        .unwrap()
+        .remove(0);
+    for (key, body) in cm["data"].as_hash().unwrap() {
+        let mut body =
+            text(body).replace(&format!("{etc}/"), &format!("{}/", dir.path().display()));
+        if text(key) == "slate.yml" {
+            // Here: a loopback port, the state in the test's dir, no broker.
+            let listen = text(&cfg["http"]["listen"]);
+            body = body
+                .replace(&format!("\"{listen}\""), &format!("\"127.0.0.1:{port}\""))
+                .replace(
+                    text(&cfg["state"]["dir"]),
+                    dir.path().join("state").to_str().unwrap(),
+                )
+                .replace(
+                    text(&cfg["kafka"]["brokers"]),
+                    &format!("127.0.0.1:{}", common::free_port()),
+                );
+        }
+        std::fs::write(dir.path().join(text(key)), body).unwrap();
+    }
+
+    // The arguments, with what Kubernetes gives them: $(POD_NAME) is the
+    // pod's name, from the downward API.
+    let env = c["env"].as_vec().unwrap();
+    let pod_name = env
+        .iter()
+        .find(|e| text(&e["name"]) == "POD_NAME")
+        .expect("POD_NAME in env");
+    assert_eq!(
+        text(&pod_name["valueFrom"]["fieldRef"]["fieldPath"]),
+        "metadata.name"
+    );
+    let first_pod = format!("{}-0", text(&sts["metadata"]["name"]));
+    let args = strings(&c["args"]);
+    assert_eq!(args[0], "run");
+    assert!(
+        args.windows(2)
+            .any(|w| w[0] == "--instance-id" && w[1] == "$(POD_NAME)"),
+        "kafka.instance_id is the pod name: {args:?}"
+    );
+    let mut run = vec!["run".to_string()];
+    let mut check = vec!["check".to_string()];
+    let mut it = args[1..].iter();
+    while let Some(flag) = it.next() {
+        let value = it.next().unwrap_or_else(|| panic!("{flag} has no value"));
+        let value = match flag.as_str() {
+            "--config" | "--slo" | "--policy" => {
+                check.push(flag.clone());
+                check.push(local(value));
+                local(value)
+            }
+            _ => value.replace("$(POD_NAME)", &first_pod),
+        };
+        run.push(flag.clone());
+        run.push(value);
+    }
+    let policy = text(&cfg["gate"]["policy"]);
+    check.extend(["--policy".to_string(), local(policy)]);
+    let o = slate_bin(&check);
+    assert!(
+        o.status.success(),
+        "{check:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_slate"))
+        .args(&run)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while common::try_get(addr, "/healthz").map(|r| r.0) != Some(200) {
+        if std::time::Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{run:?} did not serve /healthz: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // The probes' paths: alive at once, not ready without a broker.
+    assert_eq!(text(&c["livenessProbe"]["httpGet"]["path"]), "/healthz");
+    assert_eq!(text(&c["readinessProbe"]["httpGet"]["path"]), "/readyz");
+    assert_eq!(common::try_get(addr, "/readyz").unwrap().0, 503);
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The names: the Service selects the pods and is the StatefulSet's;
+    // its port is the container's, which is where slate listens and
+    // where Prometheus is told to scrape.
+    let labels = pod["metadata"]["labels"].as_hash().unwrap();
+    for (k, v) in svc["spec"]["selector"].as_hash().unwrap() {
+        assert_eq!(labels.get(k), Some(v), "the Service's selector {k:?}");
+    }
+    assert_eq!(
+        sts["spec"]["selector"]["matchLabels"].as_hash().unwrap(),
+        svc["spec"]["selector"].as_hash().unwrap()
+    );
+    assert_eq!(
+        text(&sts["spec"]["serviceName"]),
+        text(&svc["metadata"]["name"])
+    );
+    let listen_port: i64 = text(&cfg["http"]["listen"])
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let container_port = &c["ports"][0];
+    assert_eq!(container_port["containerPort"].as_i64(), Some(listen_port));
+    let svc_port = &svc["spec"]["ports"][0];
+    assert_eq!(text(&svc_port["targetPort"]), text(&container_port["name"]));
+    assert_eq!(svc_port["port"].as_i64(), Some(listen_port));
+    let annotations = &pod["metadata"]["annotations"];
+    assert_eq!(text(&annotations["prometheus.io/scrape"]), "true");
+    assert_eq!(
+        text(&annotations["prometheus.io/port"]),
+        listen_port.to_string()
+    );
+    assert_eq!(text(&annotations["prometheus.io/path"]), "/metrics");
+    for p in [&c["livenessProbe"], &c["readinessProbe"]] {
+        assert_eq!(text(&p["httpGet"]["port"]), text(&container_port["name"]));
+    }
+
+    // The state: on the pod's own volume, the image's VOLUME, owned by the
+    // image's user.
+    let claims = sts["spec"]["volumeClaimTemplates"].as_vec().unwrap();
+    let claim = text(&claims[0]["metadata"]["name"]);
+    let state_mount = mount(claim);
+    let state_dir = text(&cfg["state"]["dir"]);
+    assert!(
+        Path::new(state_dir).starts_with(&state_mount),
+        "state.dir {state_dir} is not on the volume {claim} ({state_mount})"
+    );
+    let dockerfile = std::fs::read_to_string(Path::new(ROOT).join("Dockerfile")).unwrap();
+    assert!(
+        dockerfile.contains(&format!("VOLUME {state_mount}")),
+        "the image declares no VOLUME {state_mount}"
+    );
+    let uid = pod["spec"]["securityContext"]["runAsUser"]
+        .as_i64()
+        .unwrap();
+    assert!(
+        dockerfile.contains(&format!("USER {uid}:")),
+        "the image's user is not {uid}"
+    );
+    assert_eq!(
+        pod["spec"]["securityContext"]["fsGroup"].as_i64(),
+        Some(uid),
+        "the volume is not writable by {uid}"
+    );
+}
+
 /// The Python tools the test script installs (`SLATE_PYTOOLS/bin`).
 fn pytool(name: &str) -> String {
     match std::env::var("SLATE_PYTOOLS") {
@@ -730,6 +962,17 @@ fn dockerfile_lint_and_compose_and_workflow_schemas() {
             "--builtin-schema",
             "vendor.github-workflows",
             "deploy/ci/github-actions.yml",
+        ],
+    );
+    // Kubernetes' own schemas (bundled by kubernetes-validate), strict: an
+    // unknown or misspelt field is an error.
+    tool_ok(
+        &pytool("kubernetes-validate"),
+        &[
+            "--strict",
+            "deploy/kubernetes/configmap.yaml",
+            "deploy/kubernetes/service.yaml",
+            "deploy/kubernetes/statefulset.yaml",
         ],
     );
 }

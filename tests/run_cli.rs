@@ -51,6 +51,17 @@ fn bad_flags_and_config_say_what_to_fix() {
             "localhost:9092",
             "--topic",
             "t",
+            "--instance-id",
+            "slate 0",
+        ],
+        "--instance-id \"slate 0\": an instance id is 1–249 characters",
+    );
+    fails_with(
+        &[
+            "--brokers",
+            "localhost:9092",
+            "--topic",
+            "t",
             "--listen",
             "nowhere",
         ],

@@ -8,12 +8,13 @@ use clap::Args;
 
 use super::{load_config, load_spec};
 use crate::live::{run as run_live, LiveOptions};
-use crate::spec::config::{check_topic, parse_brokers, parse_listen};
+use crate::spec::config::{check_instance_id, check_topic, parse_brokers, parse_listen};
 
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  \
 slate run --brokers localhost:9092 --topic access-logs --slo slos.yml\n  \
-slate run --config slate.yml --slo slos.yml --listen 0.0.0.0:9898\n\n\
+slate run --config slate.yml --slo slos.yml --listen 0.0.0.0:9898\n  \
+slate run --config slate.yml --slo slos.yml --instance-id \"$POD_NAME\" --state-dir /var/lib/slate/state\n\n\
 Serves /metrics (Prometheus; with export.compat, Sloth's and Pyrra's series too), /healthz,\n\
 /readyz, /api/v1/services and, with a deploy-gate policy, /api/v1/gate?service=NAME.\n\
 On start (and on each partition assignment) each partition's history is read from\n\
@@ -50,6 +51,10 @@ pub struct RunArgs {
     /// Consumer group (kafka.group) [default: slate]
     #[arg(long, value_name = "G")]
     group: Option<String>,
+    /// This instance's static group membership (kafka.instance_id): a restart
+    /// with the same id gets its partitions back at once; in Kubernetes, the pod name
+    #[arg(long, value_name = "ID")]
+    instance_id: Option<String>,
     /// Address to serve HTTP on (http.listen) [default: 127.0.0.1:9898]
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
@@ -76,6 +81,10 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
             bail!("--group: the consumer group cannot be empty");
         }
         config.kafka.group = g.clone();
+    }
+    if let Some(id) = &a.instance_id {
+        check_instance_id(id).map_err(|e| anyhow::anyhow!("--instance-id {id:?}: {e}"))?;
+        config.kafka.instance_id = Some(id.clone());
     }
     if let Some(l) = &a.listen {
         config.http.listen = parse_listen(l).map_err(|e| anyhow::anyhow!("--listen: {e}"))?;

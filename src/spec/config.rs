@@ -730,19 +730,9 @@ fn kafka(entries: &[(Located, Located)], cfg: &mut KafkaConfig, errors: &mut Err
             }
             "instance_id" => {
                 if let Some(s) = scalar(v, &path, errors) {
-                    // Kafka's rule for group.instance.id: 1–249 of these.
-                    let ok = !s.is_empty()
-                        && s.len() <= 249
-                        && s.bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-                    if ok {
-                        cfg.instance_id = Some(s.to_string());
-                    } else {
-                        errors.add(
-                            v.line,
-                            &path,
-                            "an instance id is 1–249 characters of a-z, A-Z, 0-9, `.`, `_` and `-` (a pod name, say)",
-                        );
+                    match check_instance_id(s) {
+                        Ok(()) => cfg.instance_id = Some(s.to_string()),
+                        Err(e) => errors.add(v.line, &path, e),
                     }
                 }
             }
@@ -812,6 +802,20 @@ pub fn parse_brokers(s: &str) -> Result<String, String> {
 }
 
 /// Kafka's topic name rule: 1–249 of `[a-zA-Z0-9._-]`.
+/// Kafka's rule for `group.instance.id` (`kafka.instance_id`,
+/// `--instance-id`): 1–249 of `[A-Za-z0-9._-]`.
+pub fn check_instance_id(s: &str) -> Result<(), &'static str> {
+    let ok = !s.is_empty()
+        && s.len() <= 249
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err("an instance id is 1–249 characters of a-z, A-Z, 0-9, `.`, `_` and `-` (a pod name, say)")
+    }
+}
+
 pub fn check_topic(t: &str) -> Result<(), String> {
     if t.is_empty()
         || t.len() > 249
