@@ -29,6 +29,7 @@ pub mod evaluate;
 pub mod export;
 pub mod gen;
 pub mod live;
+pub mod logs;
 pub mod model;
 pub mod replay;
 pub mod report;

@@ -234,3 +234,67 @@ fn no_broker_keeps_it_alive_and_not_ready_until_sigterm() {
         "{err}"
     );
 }
+
+/// `--log-output json`: every line slate logs is one JSON object with its
+/// level, target and message (for Kubernetes); `--log-level` filters them;
+/// a bad filter is an error that says what to give.
+#[test]
+fn logs_are_json_lines_with_levels_and_targets() {
+    let dir = tempfile::tempdir().unwrap();
+    let started = |extra: &[&str]| -> String {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_slate"))
+            .args(["run", "--brokers"])
+            .arg(format!("127.0.0.1:{}", free_port()))
+            .args(["--topic", "t", "--listen", "127.0.0.1:0", "--state-dir"])
+            .arg(dir.path().join(extra.join("-")))
+            .args(extra)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        thread::sleep(Duration::from_millis(1500));
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = child.wait().unwrap();
+        let mut said = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut said).unwrap();
+        assert_eq!(status.code(), Some(0), "{said}");
+        said
+    };
+    let said = started(&["--log-output", "json"]);
+    let lines: Vec<serde_json::Value> = said
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: not JSON: {l}")))
+        .collect();
+    let find = |level: &str, target: &str, text: &str| {
+        lines.iter().any(|l| {
+            l["level"] == level
+                && l["target"] == target
+                && l["message"].as_str().is_some_and(|m| m.contains(text))
+                && l["timestamp"].is_string()
+        })
+    };
+    assert!(find("INFO", "slate", "serving http://"), "{said}");
+    assert!(find("WARN", "kafka", "retrying"), "{said}");
+    assert!(find("INFO", "slate", "stopped:"), "{said}");
+    // Warnings only: no info line, the broker's trouble still said.
+    let said = started(&["--log-level", "warn"]);
+    assert!(!said.contains("serving http://"), "{said}");
+    assert!(said.contains("slate: warning: kafka: "), "{said}");
+    // One target up, the rest at warn.
+    let said = started(&["--log-level", "warn,slate=info"]);
+    assert!(said.contains("slate: serving http://"), "{said}");
+    assert!(!said.contains("slate: state: no state"), "{said}");
+    fails_with(
+        &[
+            "--log-level",
+            "kafka=loud",
+            "--brokers",
+            "x:1",
+            "--topic",
+            "t",
+        ],
+        "--log-level \"kafka=loud\"",
+    );
+}

@@ -30,6 +30,20 @@ slate replay --slo fixtures/service-slos.yml fixtures/incidents.jsonl.gz",
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// What slate logs on stderr: a level (error, warn, info, debug) or targets (kafka, state,
+    /// http, spec, slate), e.g. kafka=debug,info [default: RUST_LOG, else info]
+    #[arg(long, global = true, value_name = "FILTER")]
+    log_level: Option<String>,
+    /// How slate logs: text lines, or JSON lines (one object each, for Kubernetes and log
+    /// shippers). Not --log-format, which names the access-log layout slate reads
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        value_name = "text|json"
+    )]
+    log_output: crate::logs::LogFormat,
 }
 
 #[derive(Subcommand, Debug)]
@@ -55,12 +69,21 @@ pub enum Output {
 
 pub fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
-    match cli.command {
+    crate::logs::init(cli.log_level.as_deref(), cli.log_output)?;
+    let done = match cli.command {
         Command::Replay(a) => replay::run(a),
         Command::Run(a) => run::run(a),
         Command::Gate(a) => gate::run(a),
         Command::Check(a) => check::run(a),
         Command::Gen(a) => gen::run(a),
+    };
+    match done {
+        // In JSON, the error that ends slate is a log line like the rest.
+        Err(e) if cli.log_output == crate::logs::LogFormat::Json => {
+            tracing::error!(target: "slate", "{e:#}");
+            Ok(ExitCode::from(2))
+        }
+        done => done,
     }
 }
 

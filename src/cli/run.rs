@@ -109,7 +109,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         bail!("no topic to read: give --topic T or kafka.topics in slate.yml");
     }
     for w in &spec.warnings {
-        eprintln!("slate: warning: {w}");
+        tracing::warn!(target: "spec", "{w}");
     }
     let listener = std::net::TcpListener::bind(&config.http.listen)
         .with_context(|| format!("cannot listen on {}", config.http.listen))?;
@@ -124,8 +124,9 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         },
         shutdown_signal(),
     )?;
-    eprintln!(
-        "slate: stopped: {} events applied, {} rejected, {} re-read to rebuild the windows; offsets committed",
+    tracing::info!(
+        target: "slate",
+        "stopped: {} events applied, {} rejected, {} re-read to rebuild the windows; offsets committed",
         summary.accepted, summary.rejected, summary.rebuilt
     );
     Ok(ExitCode::SUCCESS)
@@ -152,5 +153,5 @@ async fn shutdown_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
-    eprintln!("slate: stopping: applying what was fetched, committing offsets");
+    tracing::info!(target: "slate", "stopping: applying what was fetched, committing offsets");
 }

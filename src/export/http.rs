@@ -352,7 +352,9 @@ pub async fn serve(
             Ok(a) => a,
             Err(e) => {
                 // Out of file descriptors, say: wait a little, keep serving.
-                eprintln!("slate: http: accept: {e}");
+                static ACCEPT: std::sync::LazyLock<crate::logs::Limiter> =
+                    std::sync::LazyLock::new(Default::default);
+                crate::warn_every!(ACCEPT, "accept", std::time::Duration::from_secs(10), target: "http", "accept: {e}");
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 continue;
             }

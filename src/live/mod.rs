@@ -181,11 +181,12 @@ impl DeadLetters for DeadLetter {
 
     fn flush(&mut self) -> Result<(), String> {
         if let Err(e) = self.producer.flush(Duration::from_secs(10)) {
-            eprintln!("slate: dead-letter topic {}: {e}", self.topic);
+            tracing::warn!(target: "kafka", "dead-letter topic {}: {e}", self.topic);
         }
         if self.failed > 0 {
-            eprintln!(
-                "slate: dead-letter topic {}: {} rejected record(s) could not be written (they are counted in slate_events_rejected_total)",
+            tracing::warn!(
+                target: "kafka",
+                "dead-letter topic {}: {} rejected record(s) could not be written (they are counted in slate_events_rejected_total)",
                 self.topic, self.failed
             );
         }
@@ -297,7 +298,7 @@ impl Applier {
         taken.head.taken_at = wall_us();
         let job = state::Job { taken, started };
         if st.writer.send(job).is_err() {
-            eprintln!("slate: state: the state writer stopped; no more snapshot passes");
+            tracing::error!(target: "state", "the state writer stopped; no more snapshot passes");
             self.state = None;
         }
     }
@@ -351,7 +352,7 @@ impl Applier {
             }
         };
         for w in &spec.warnings {
-            eprintln!("slate: warning: {w}");
+            tracing::warn!(target: "spec", "{w}");
         }
         let done = self.core.reload(&spec);
         self.sync_services();
@@ -422,15 +423,17 @@ impl Applier {
         match from {
             Some(from) if to > from => {
                 let n = self.core.lacks(part as usize, from, to);
-                eprintln!(
-                    "slate: state: {topic}/{partition}: its {records} expired record(s) lie between {} (the state's newest event) and {} (the first one left): {} that the coverage of its {n} service(s) leaves out",
+                tracing::warn!(
+                    target: "state",
+                    "{topic}/{partition}: its {records} expired record(s) lie between {} (the state's newest event) and {} (the first one left): {} that the coverage of its {n} service(s) leaves out",
                     crate::model::format_rfc3339(from),
                     crate::model::format_rfc3339(to),
                     crate::model::Span(to - from),
                 );
             }
-            _ => eprintln!(
-                "slate: state: {topic}/{partition}: the state held no event of it before its {records} expired record(s); coverage starts at its first event"
+            _ => tracing::warn!(
+                target: "state",
+                "{topic}/{partition}: the state held no event of it before its {records} expired record(s); coverage starts at its first event"
             ),
         }
     }
@@ -633,8 +636,9 @@ impl Applier {
             .copied()
             .unwrap_or(held);
         if held < total {
-            eprintln!(
-                "slate: warning: service {} arrives on several partitions of {topic} while this instance holds {held} of its {total}: \
+            tracing::warn!(
+                target: "kafka",
+                "service {} arrives on several partitions of {topic} while this instance holds {held} of its {total}: \
                  the other instances see part of it; key messages by service",
                 self.core.engine.name(id)
             );
@@ -848,8 +852,8 @@ fn apply_loop(
                 if let Ok(reply) = r {
                     let result = a.reload();
                     match &result {
-                        Ok(done) => eprintln!("slate: {done}"),
-                        Err(e) => eprintln!("slate: reload refused, the previous SLO spec is kept: {e}"),
+                        Ok(done) => tracing::info!(target: "spec", "{done}"),
+                        Err(e) => tracing::error!(target: "spec", "reload refused, the previous SLO spec is kept: {e}"),
                     }
                     let _ = reply.send(result);
                 }
@@ -962,8 +966,9 @@ pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSumm
                 )
             })?;
             let secs = started.elapsed().as_secs_f64();
-            eprintln!(
-                "slate: state: restored {n} service(s) from {} ({} file(s), the last pass taken at {}) in {secs:.2} s",
+            tracing::info!(
+                target: "state",
+                "restored {n} service(s) from {} ({} file(s), the last pass taken at {}) in {secs:.2} s",
                 config.state.dir.display(),
                 loaded.files,
                 format_rfc3339(head.taken_at),
@@ -986,8 +991,9 @@ pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSumm
             }
             if core.release_clocks(mapped) > 0 {
                 archived_until = head.now;
-                eprintln!(
-                    "slate: state: a replay's state, up to {}: each partition is read from there, and each service's events at or before its last archived one are skipped",
+                tracing::info!(
+                    target: "state",
+                    "a replay's state, up to {}: each partition is read from there, and each service's events at or before its last archived one are skipped",
                     head.now.map_or_else(|| "?".into(), format_rfc3339)
                 );
             }
@@ -997,8 +1003,9 @@ pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSumm
                 .unwrap_or_else(|p| p.into_inner())
                 .restore_seconds = secs;
         } else {
-            eprintln!(
-                "slate: state: no state in {} yet; the first pass writes it",
+            tracing::info!(
+                target: "state",
+                "no state in {} yet; the first pass writes it",
                 config.state.dir.display()
             );
         }
@@ -1134,8 +1141,9 @@ pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSumm
     let addr = listener.local_addr()?;
     let died = rt.block_on(async {
         let listener = tokio::net::TcpListener::from_std(listener)?;
-        eprintln!(
-            "slate: serving http://{addr}/metrics; reading {} from {brokers} as group {}",
+        tracing::info!(
+            target: "slate",
+            "serving http://{addr}/metrics; reading {} from {brokers} as group {}",
             config.kafka.topics.join(", "),
             config.kafka.group
         );
@@ -1154,7 +1162,7 @@ pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSumm
                 tokio::spawn(reload_on_sighup(hup, published.clone()));
             }
             Err(e) => {
-                eprintln!("slate: warning: cannot handle SIGHUP ({e}); POST /-/reload still works")
+                tracing::warn!(target: "slate", "cannot handle SIGHUP ({e}); POST /-/reload still works")
             }
         }
         serve(listener, published, watch).await;

@@ -48,8 +48,9 @@ pub fn spawn(
                 match dir.write(&file) {
                     Ok(bytes) => {
                         if failed_in_a_row > 0 {
-                            eprintln!(
-                                "slate: state: a snapshot pass is on disk again in {} after {failed_in_a_row} failed",
+                            tracing::info!(
+                                target: "state",
+                                "a snapshot pass is on disk again in {} after {failed_in_a_row} failed",
                                 dir.path().display()
                             );
                         }
@@ -64,8 +65,9 @@ pub fn spawn(
                         drop(g);
                         if dir.compaction_due() {
                             if let Err(e) = dir.compact() {
-                                eprintln!(
-                                    "slate: state: folding the deltas in {} into a new base failed: {e}; the deltas stay, and it is tried again after the next pass",
+                                tracing::warn!(
+                                    target: "state",
+                                    "folding the deltas in {} into a new base failed: {e}; the deltas stay, and it is tried again after the next pass",
                                     dir.path().display()
                                 );
                             }
@@ -77,8 +79,9 @@ pub fn spawn(
                         // Said the first time, then every tenth: a full disk
                         // fails every pass until someone frees it.
                         if failed_in_a_row == 1 || failed_in_a_row.is_multiple_of(10) {
-                            eprintln!(
-                                "slate: state: writing a snapshot pass to {} failed ({failed_in_a_row} in a row): {e}; nothing is lost, the next pass writes it too, and offsets are not committed past the last pass on disk",
+                            tracing::warn!(
+                                target: "state",
+                                "writing a snapshot pass to {} failed ({failed_in_a_row} in a row): {e}; nothing is lost, the next pass writes it too, and offsets are not committed past the last pass on disk",
                                 dir.path().display()
                             );
                         }

@@ -260,35 +260,6 @@ fn wall_us() -> Micros {
         .map_or(0, |d| d.as_micros() as Micros)
 }
 
-/// Says a thing at most once per `every`, with how often it happened.
-#[derive(Debug, Default)]
-struct Quiet {
-    last: Mutex<FxHashMap<String, (Instant, u64)>>,
-}
-
-impl Quiet {
-    fn say(&self, key: &str, every: Duration, msg: impl FnOnce() -> String) {
-        let mut last = lock(&self.last);
-        let now = Instant::now();
-        match last.get_mut(key) {
-            Some((at, n)) if now.duration_since(*at) < every => *n += 1,
-            Some((at, n)) => {
-                let more = std::mem::take(n);
-                *at = now;
-                if more > 0 {
-                    eprintln!("slate: kafka: {} ({more} more like it)", msg());
-                } else {
-                    eprintln!("slate: kafka: {}", msg());
-                }
-            }
-            None => {
-                last.insert(key.to_string(), (now, 0));
-                eprintln!("slate: kafka: {}", msg());
-            }
-        }
-    }
-}
-
 /// Accumulates fetched messages into batches for the decode workers.
 struct Batcher {
     seq: u64,
@@ -376,7 +347,7 @@ pub struct SlateContext {
     shared: Arc<KafkaShared>,
     batcher: Mutex<Batcher>,
     rebuild_window: Micros,
-    quiet: Quiet,
+    quiet: crate::logs::Limiter,
     /// The user set librdkafka's `debug` property: pass its log through.
     debug: bool,
     /// The last asynchronous commit (partition index, next offset): an
@@ -389,13 +360,11 @@ impl ClientContext for SlateContext {
     /// everything when the `debug` property asks for it.
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
         if self.debug {
-            eprintln!("slate: kafka: librdkafka {fac}: {message}");
+            tracing::info!(target: "kafka", "librdkafka {fac}: {message}");
         } else if (level as i32) <= (RDKafkaLogLevel::Error as i32) {
             // Warnings (a broker connection failing, say) come again through
             // the error callback, with their code.
-            self.quiet.say(fac, Duration::from_secs(30), || {
-                format!("librdkafka {fac}: {message}")
-            });
+            crate::warn_every!(self.quiet, fac, Duration::from_secs(30), target: "kafka", "librdkafka {fac}: {message}");
         }
     }
 
@@ -432,10 +401,13 @@ impl ClientContext for SlateContext {
             }
             st.last_error = Some(reason.to_string());
         }
-        self.quiet
-            .say(&format!("{code:?}"), Duration::from_secs(30), || {
-                format!("{error}: {reason}; retrying")
-            });
+        crate::warn_every!(
+            self.quiet,
+            &format!("{code:?}"),
+            Duration::from_secs(30),
+            target: "kafka",
+            "{error}: {reason}; retrying"
+        );
     }
 }
 
@@ -459,7 +431,7 @@ impl ConsumerContext for SlateContext {
                     consumer.assign(&starts)
                 };
                 if let Err(e) = r {
-                    eprintln!("slate: kafka: assigning partitions failed: {e}");
+                    tracing::error!(target: "kafka", "assigning partitions failed: {e}");
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
@@ -475,11 +447,11 @@ impl ConsumerContext for SlateContext {
                     consumer.unassign()
                 };
                 if let Err(e) = r {
-                    eprintln!("slate: kafka: giving partitions back failed: {e}");
+                    tracing::error!(target: "kafka", "giving partitions back failed: {e}");
                 }
             }
             other => {
-                eprintln!("slate: kafka: rebalance failed: {other:?}; partitions unassigned");
+                tracing::error!(target: "kafka", "rebalance failed: {other:?}; partitions unassigned");
                 let _ = consumer.unassign();
             }
         }
@@ -573,8 +545,9 @@ impl SlateContext {
                     // Expired while slate was away: said, counted, and the
                     // partition read from its earliest record.
                     let gap = low - r;
-                    eprintln!(
-                        "slate: state: {topic}/{partition}: {gap} record(s) between the state's offset {r} and the partition's earliest {low} expired from the topic while slate was away; the state lacks them"
+                    tracing::warn!(
+                        target: "state",
+                        "{topic}/{partition}: {gap} record(s) between the state's offset {r} and the partition's earliest {low} expired from the topic while slate was away; the state lacks them"
                     );
                     lock(&self.shared.gaps).push((topic.to_string(), partition, gap));
                     start = Offset::Offset(low);
@@ -628,8 +601,9 @@ impl SlateContext {
         drop(batcher);
         drop(parts);
         lock(&self.shared.status).assigned = assigned;
-        eprintln!(
-            "slate: kafka: assigned {} partition(s): {resumed} go on from the state's offsets; the last {} read again for {rebuilding}",
+        tracing::info!(
+            target: "kafka",
+            "assigned {} partition(s): {resumed} go on from the state's offsets; the last {} read again for {rebuilding}",
             tpl.count(),
             crate::model::Span(self.rebuild_window),
         );
@@ -641,8 +615,9 @@ impl SlateContext {
     fn drain_and_commit(&self, consumer: &BaseConsumer<Self>, only: Option<&[(String, i32)]>) {
         let sent = lock(&self.batcher).flush();
         if !self.shared.wait_applied(sent, Duration::from_secs(60)) {
-            eprintln!(
-                "slate: kafka: events still being applied after 60 s; committing what is applied"
+            tracing::warn!(
+                target: "kafka",
+                "events still being applied after 60 s; committing what is applied"
             );
         }
         // The state of these partitions goes to disk before their offsets
@@ -660,8 +635,9 @@ impl SlateContext {
             .shared
             .wait_durable(idx.as_deref(), Duration::from_secs(60))
         {
-            eprintln!(
-                "slate: state: the snapshot pass is not on disk after 60 s; committing what is"
+            tracing::warn!(
+                target: "state",
+                "the snapshot pass is not on disk after 60 s; committing what is"
             );
         }
         self.commit(consumer, CommitMode::Sync, only);
@@ -725,9 +701,13 @@ impl SlateContext {
                 e.rdkafka_error_code(),
                 Some(RDKafkaErrorCode::NoOffset) | Some(RDKafkaErrorCode::RebalanceInProgress)
             ) {
-                self.quiet.say("commit", Duration::from_secs(30), || {
-                    format!("committing offsets failed: {e}")
-                });
+                crate::warn_every!(
+                    self.quiet,
+                    "commit",
+                    Duration::from_secs(30),
+                    target: "kafka",
+                    "committing offsets failed: {e}"
+                );
             }
         }
     }
@@ -828,7 +808,7 @@ impl KafkaSource {
                 rules: Vec::new(),
             }),
             rebuild_window: history.0,
-            quiet: Quiet::default(),
+            quiet: crate::logs::Limiter::default(),
             debug,
             last_committed: Mutex::default(),
         };
@@ -925,10 +905,12 @@ impl KafkaSource {
                 }
                 // The same trouble reaches the error callback: one line per
                 // kind of error per 30 s between them.
-                Some(Err(e)) => ctx.quiet.say(
+                Some(Err(e)) => crate::warn_every!(
+                    ctx.quiet,
                     &format!("{:?}", e.rdkafka_error_code()),
                     Duration::from_secs(30),
-                    || format!("fetching: {e}; retrying"),
+                    target: "kafka",
+                    "fetching: {e}; retrying"
                 ),
                 None => {
                     lock(&ctx.batcher).flush();

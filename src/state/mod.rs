@@ -163,7 +163,7 @@ impl StateDir {
                 Ok(()) => format!(" (moved aside as {})", aside.display()),
                 Err(_) => String::new(),
             };
-            eprintln!("slate: state: {msg}; {then}{moved}");
+            tracing::warn!(target: "state", "{msg}; {then}{moved}");
             loaded.failures.push(msg);
         };
         for &gen in gens.iter().rev() {
@@ -268,7 +268,7 @@ impl StateDir {
                             .collect(),
                     };
                     if let Err(e) = self.write(&base) {
-                        eprintln!("slate: state: writing a new base after the fallback: {e}; the next pass tries again");
+                        tracing::warn!(target: "state", "writing a new base after the fallback: {e}; the next pass tries again");
                     }
                 }
             } else {
