@@ -1,8 +1,8 @@
 //! The logs of `slate run`, through `tracing`: levels (`--log-level`,
 //! `RUST_LOG`), text for a terminal or JSON lines for Kubernetes
-//! (`--log-output`; `--log-format` names the access-log layout). Each part of slate logs under a target of its own
-//! (`kafka`, `state`, `http`, `spec`, `slate`), so `--log-level
-//! kafka=debug,info` turns one up. A warning that repeats is said at most
+//! (`--log-output`; `--log-format` names the access-log layout). Each part
+//! of slate logs under a target of its own (`kafka`, `state`, `http`,
+//! `spec`, `slate`), so `--log-level kafka=debug,info` turns one up. A warning that repeats is said at most
 //! once per interval, with how many like it were held back meanwhile, as
 //! Vector's internal logs are.
 
@@ -49,7 +49,8 @@ pub fn init(level: Option<&str>, format: LogFormat) -> anyhow::Result<()> {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(false);
-    let set = match format {
+    // A second init in one process (the unit tests) keeps the first.
+    let _ = match format {
         LogFormat::Text => builder.event_format(Text).try_init(),
         LogFormat::Json => builder
             .json()
@@ -57,8 +58,6 @@ pub fn init(level: Option<&str>, format: LogFormat) -> anyhow::Result<()> {
             .with_current_span(false)
             .try_init(),
     };
-    // A second init in one process (the tests) keeps the first.
-    let _ = set;
     Ok(())
 }
 

@@ -798,26 +798,29 @@ fn gen_file(args: &[String], file: &Path) -> u64 {
         .unwrap();
     assert!(out.status.success(), "gen --out: {out:?}");
     let text = std::fs::read_to_string(file).unwrap();
-    let ts = |l: &str| {
-        let v: Value = serde_json::from_str(l).unwrap();
-        slate::model::parse_rfc3339(v["ts"].as_str().unwrap().as_bytes()).unwrap()
-    };
-    let end = text.lines().map(ts).max().unwrap_or(0);
+    // Each line's time and status, read once.
+    let lines: Vec<(&str, i64, Option<u64>)> = text
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            let ts = slate::model::parse_rfc3339(v["ts"].as_str().unwrap().as_bytes()).unwrap();
+            (l, ts, v["status"].as_u64())
+        })
+        .collect();
+    let end = lines.iter().map(|&(_, ts, _)| ts).max().unwrap_or(0);
+    let last_slice = end.div_euclid(60_000_000) * 60_000_000;
     let mut quiet = String::with_capacity(text.len());
-    for l in text.lines() {
-        let v: Value = serde_json::from_str(l).unwrap();
-        if ts(l) >= end.div_euclid(60_000_000) * 60_000_000
-            && v["status"].as_u64().is_some_and(|s| s >= 500)
-        {
-            let status = format!("\"status\":{}", v["status"]);
-            quiet.push_str(&l.replacen(&status, "\"status\":200", 1));
-        } else {
-            quiet.push_str(l);
+    for &(l, ts, status) in &lines {
+        match status {
+            Some(s) if s >= 500 && ts >= last_slice => {
+                quiet.push_str(&l.replacen(&format!("\"status\":{s}"), "\"status\":200", 1));
+            }
+            _ => quiet.push_str(l),
         }
         quiet.push('\n');
     }
     std::fs::write(file, quiet).unwrap();
-    text.lines().count() as u64
+    lines.len() as u64
 }
 
 /// Produces the lines of `file`, keyed by service.

@@ -843,12 +843,7 @@ fn the_kubernetes_manifests_run_what_exists() {
     assert_eq!(text(&c["livenessProbe"]["httpGet"]["path"]), "/healthz");
     assert_eq!(text(&c["readinessProbe"]["httpGet"]["path"]), "/readyz");
     assert_eq!(common::try_get(addr, "/readyz").unwrap().0, 503);
-    assert!(Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
-    let out = child.wait_with_output().unwrap();
+    let out = common::sigterm(child);
     assert_eq!(
         out.status.code(),
         Some(0),

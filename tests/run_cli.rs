@@ -215,12 +215,7 @@ fn no_broker_keeps_it_alive_and_not_ready_until_sigterm() {
     let m = scrape_until("slate_config_last_reload_successful 0");
     assert!(m.contains(objective), "the previous spec is kept");
 
-    assert!(Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
-    let out = child.wait_with_output().unwrap();
+    let out = common::sigterm(child);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.contains("stopped: 0 events applied"), "{err}");
@@ -242,7 +237,7 @@ fn no_broker_keeps_it_alive_and_not_ready_until_sigterm() {
 fn logs_are_json_lines_with_levels_and_targets() {
     let dir = tempfile::tempdir().unwrap();
     let started = |extra: &[&str]| -> String {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_slate"))
+        let child = Command::new(env!("CARGO_BIN_EXE_slate"))
             .args(["run", "--brokers"])
             .arg(format!("127.0.0.1:{}", free_port()))
             .args(["--topic", "t", "--listen", "127.0.0.1:0", "--state-dir"])
@@ -252,14 +247,9 @@ fn logs_are_json_lines_with_levels_and_targets() {
             .spawn()
             .unwrap();
         thread::sleep(Duration::from_millis(1500));
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        let status = child.wait().unwrap();
-        let mut said = String::new();
-        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut said).unwrap();
-        assert_eq!(status.code(), Some(0), "{said}");
+        let out = common::sigterm(child);
+        let said = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{said}");
         said
     };
     let said = started(&["--log-output", "json"]);

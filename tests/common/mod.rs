@@ -26,6 +26,17 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Sends SIGTERM to `child` and waits for it to exit: its status and
+/// what it wrote (stdout and stderr, read while it stops).
+pub fn sigterm(child: std::process::Child) -> std::process::Output {
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    child.wait_with_output().unwrap()
+}
+
 /// Produces one keyed message, waiting while the producer's queue is full.
 pub fn send(p: &rdkafka::producer::BaseProducer, topic: &str, key: &str, payload: &[u8]) {
     let mut rec = rdkafka::producer::BaseRecord::to(topic)
