@@ -147,7 +147,7 @@ fn render_metrics(c: &mut Criterion) {
         let trackers: Vec<_> = (0..services)
             .map(|s| Some(AlertTracker::new(engine.service(s))))
             .collect();
-        let snapshot = Snapshot::take(&engine, &trackers, now);
+        let snapshot = Snapshot::take(&engine, &trackers, now, |_| true);
         let counters = Counters::from_engine(&engine, vec![("kafka", 1)], RejectCounts::default());
         let kafka = KafkaGauges {
             lag: vec![("logs".into(), 0, 12)],
@@ -191,7 +191,11 @@ fn render_metrics(c: &mut Criterion) {
             })
         });
         g.bench_function(format!("snapshot_{k}k_services"), |b| {
-            b.iter(|| Snapshot::take(&engine, &trackers, now).services.len())
+            b.iter(|| {
+                Snapshot::take(&engine, &trackers, now, |_| true)
+                    .services
+                    .len()
+            })
         });
     }
     g.finish();

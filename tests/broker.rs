@@ -599,11 +599,17 @@ fn assert_holds_replay(slate: &Slate, want: &Value) -> usize {
 /// windows that moved past them are unaffected).
 fn assert_holds(slate: &Slate, want: &Value, judged: &Value) -> usize {
     let (_, body) = get(slate.addr, "/api/v1/services");
+    let got: Value = serde_json::from_str(&body).unwrap();
+    assert_services_hold(&got, want, judged)
+}
+
+/// As [`assert_holds`], of a `services` object (one instance's, or the
+/// union of several).
+fn assert_services_hold(got: &Value, want: &Value, judged: &Value) -> usize {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_micros() as i64;
-    let got: Value = serde_json::from_str(&body).unwrap();
     let parse = |v: &Value| slate::model::parse_rfc3339(v.as_str().unwrap().as_bytes()).unwrap();
     let last = parse(&judged["span"]["end"]);
     let first = parse(&want["span"]["start"]);
@@ -1400,4 +1406,261 @@ fn a_replay_of_the_archives_is_where_the_live_state_starts() {
     assert_eq!(sum(&m, "slate_events_rejected_total"), 0.0);
     let (code, said) = slate.terminate();
     assert_eq!(code, 0, "{said}");
+}
+
+/// The union of the instances' `/api/v1/services` once it holds `total`
+/// requests with each service on exactly one instance (a rebalance
+/// settles meanwhile); panics with what it saw after `timeout`.
+fn settled_union(slates: &[&Slate], total: u64, timeout: Duration) -> Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut union = serde_json::Map::new();
+        let mut twice = Vec::new();
+        let mut answered = true;
+        for s in slates {
+            match try_get(s.addr, "/api/v1/services") {
+                Some((200, body)) => {
+                    let v: Value = serde_json::from_str(&body).unwrap();
+                    for (k, svc) in v.as_object().unwrap() {
+                        if union.insert(k.clone(), svc.clone()).is_some() {
+                            twice.push(k.clone());
+                        }
+                    }
+                }
+                _ => answered = false,
+            }
+        }
+        let sum: u64 = union
+            .values()
+            .map(|s| s["requests"].as_u64().unwrap())
+            .sum();
+        if answered && twice.is_empty() && sum == total {
+            return Value::Object(union);
+        }
+        if Instant::now() >= deadline {
+            let logs: Vec<String> = slates.iter().map(|s| s.stderr()).collect();
+            panic!(
+                "after {timeout:?}: {sum} requests of {total}, held twice: {twice:?}, all answered: {answered}\n{}",
+                logs.join("\n----\n")
+            );
+        }
+        thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// `slate gen` flags for `services` services at about `events` events
+/// over `secs` seconds from `start`.
+fn gen_services(services: u32, events: f64, secs: u64, start: &str, seed: &str) -> Vec<String> {
+    // batch-processor sends a tenth of the others' rate.
+    let shares = services as f64 - 0.9;
+    [
+        "gen",
+        "--services",
+        &services.to_string(),
+        "--rate",
+        &format!("{}", events / secs as f64 / shares),
+        "--duration",
+        &format!("{secs}s"),
+        "--start",
+        start,
+        "--seed",
+        seed,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// Produces the lines of `file` keyed by service, spread over `over`
+/// (traffic while instances come and go), on a thread of its own.
+fn produce_paced(
+    brokers: &str,
+    topic: &str,
+    file: &Path,
+    over: Duration,
+) -> thread::JoinHandle<()> {
+    let lines: Vec<String> = std::fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let (brokers, topic) = (brokers.to_string(), topic.to_string());
+    thread::spawn(move || {
+        let chunks = 20;
+        let per = lines.len().div_ceil(chunks).max(1);
+        for chunk in lines.chunks(per) {
+            produce_lines(&brokers, &topic, chunk);
+            thread::sleep(over / chunks as u32);
+        }
+    })
+}
+
+/// What an instance said of its partitions, in order: (partition, the
+/// offset it went on from after restoring it from the state topic) as
+/// `true`, (partition, the offset it handed it over at) as `false`.
+fn handovers(stderr: &str) -> Vec<(bool, i32, i64)> {
+    let mut out = Vec::new();
+    for l in stderr.lines() {
+        let Some(rest) = l.strip_prefix("slate: state: scale/") else {
+            continue;
+        };
+        let Some((p, what)) = rest.split_once(": ") else {
+            continue;
+        };
+        let p: i32 = p.parse().unwrap();
+        let offset_after = |marker: &str| -> Option<i64> {
+            let (_, tail) = what.split_once(marker)?;
+            tail.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        };
+        if what.starts_with("restored") {
+            if let Some(o) = offset_after("going on from offset ") {
+                out.push((true, p, o));
+            }
+        } else if let Some(o) = offset_after("handed over at offset ") {
+            out.push((false, p, o));
+        }
+    }
+    out
+}
+
+/// DESIGN §8a, scale-out: three instances in one group on a 6-partition
+/// topic with a state topic (Tansu's sqlite engine, which compacts), the
+/// events of 30 services keyed by service. An instance is added, another
+/// added, one SIGKILLed and one removed, each under load. After each
+/// change the union of the instances' `/api/v1/services` is what `slate
+/// replay` of the same lines holds (requests, errors, occurrence SLOs'
+/// good and total exactly, timeslice SLOs' bad slices, the alert
+/// episodes), each service on exactly one instance; a partition handed
+/// over by a revoke is read on from the offset it was handed over at.
+#[test]
+#[ignore = "needs tansu: run by scripts/test"]
+fn instances_hand_partitions_over_through_the_state_topic() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let tansu = Tansu::sqlite(port, dir.path());
+    tansu.create_topic("scale", 6);
+    let brokers = format!("127.0.0.1:{port}");
+    let config = dir.path().join("slate.yml");
+    // Tansu tells the others of a member that died only at the next join
+    // or leave: a short session lets that member expire first.
+    std::fs::write(
+        &config,
+        "kafka:\n  state_topic: scale-state\n  properties:\n    session.timeout.ms: \"10000\"\nstate:\n  interval: 2s\n",
+    )
+    .unwrap();
+    let flags = ["--config", config.to_str().unwrap()];
+    let start =
+        |name: &str| Slate::start_with(&brokers, "scale", "g-scale", dir.path(), name, &flags);
+
+    // Six hours of history with an incident, read by the first instance.
+    let history = dir.path().join("history.jsonl");
+    let mut args = gen_services(30, 60_000.0, 6 * 3600, &ago(6 * 3600 + 900), "41");
+    args.extend(["--incident".into(), "errors:user-service:2h+20m:0.3".into()]);
+    let mut total = gen_file(&args, &history);
+    produce_file(&brokers, "scale", &history);
+    let a = start("a");
+    wait_ready(&a, Duration::from_secs(120));
+    let mut files = vec![history.clone()];
+    let check = |slates: &[&Slate], files: &[PathBuf], total: u64| {
+        let got = settled_union(slates, total, Duration::from_secs(120));
+        let paths: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+        let want = replay_report(&paths);
+        assert_eq!(got.as_object().unwrap().len(), 30, "{got}");
+        assert_services_hold(&got, &want, &want)
+    };
+    let episodes = check(&[&a], &files, total);
+    assert!(episodes > 0, "the incident's alert episodes are compared");
+
+    // Traffic dated up to now, produced while the group changes.
+    let mut phase = 0;
+    let mut load = |files: &mut Vec<PathBuf>, total: &mut u64| {
+        phase += 1;
+        let f = dir.path().join(format!("load-{phase}.jsonl"));
+        let args = gen_services(30, 6_000.0, 60, &ago(75), &format!("5{phase}"));
+        *total += gen_file(&args, &f);
+        files.push(f.clone());
+        produce_paced(&brokers, "scale", &f, Duration::from_secs(15))
+    };
+
+    // Add an instance.
+    let traffic = load(&mut files, &mut total);
+    let b = start("b");
+    traffic.join().unwrap();
+    check(&[&a, &b], &files, total);
+
+    // Add another.
+    let traffic = load(&mut files, &mut total);
+    let c = start("c");
+    traffic.join().unwrap();
+    check(&[&a, &b, &c], &files, total);
+    for s in [&a, &b, &c] {
+        assert!(
+            s.stderr().contains("restored"),
+            "each instance restored partitions from the state topic:\n{}",
+            s.stderr()
+        );
+    }
+
+    // SIGKILL one under load; then remove another (SIGTERM) once the
+    // killed one's session has expired: the one left holds everything,
+    // the killed one's partitions from its last pass.
+    let traffic = load(&mut files, &mut total);
+    thread::sleep(Duration::from_secs(3));
+    let killed = Instant::now();
+    let b_said = sigkill(b);
+    traffic.join().unwrap();
+    thread::sleep(Duration::from_secs(12).saturating_sub(killed.elapsed()));
+    let (code, c_said) = c.terminate();
+    assert_eq!(code, 0, "{c_said}");
+    check(&[&a], &files, total);
+    eprintln!(
+        "after the SIGKILL, a held every service again {:?} later (Tansu moves a dead member's partitions at the next leave or join)",
+        killed.elapsed()
+    );
+
+    // Every partition handed over by a revoke is read on from the offset
+    // it was handed over at: nothing older than the last pass is read
+    // again.
+    let said = [a.stderr(), b_said, c_said];
+    let told: Vec<Vec<(bool, i32, i64)>> = said.iter().map(|t| handovers(t)).collect();
+    let restores = told.iter().flatten().filter(|e| e.0).count();
+    assert!(
+        restores >= 6,
+        "partitions restored from the state topic: {restores}"
+    );
+    // Offsets only move forward: each restore goes on from at least the
+    // offset the same instance handed that partition over at before.
+    for (who, t) in told.iter().enumerate() {
+        for (k, &(restore, p, o)) in t.iter().enumerate() {
+            let before = t[..k].iter().rev().find(|e| !e.0 && e.1 == p);
+            if let (true, Some(&(_, _, last))) = (restore, before) {
+                assert!(
+                    o >= last,
+                    "instance {who}: {p} restored at {o}, handed over at {last} before"
+                );
+            }
+        }
+    }
+    // The one left went on from exactly the offsets c handed its
+    // partitions over at when it left: the handovers after c's last
+    // restore, and a's last restore of each.
+    let c_last = told[2].iter().rposition(|e| e.0).unwrap();
+    let mut compared = 0;
+    for &(_, p, at) in told[2][c_last + 1..].iter().filter(|e| !e.0) {
+        let &(_, _, from) = told[0]
+            .iter()
+            .rev()
+            .find(|e| e.0 && e.1 == p)
+            .unwrap_or_else(|| panic!("a never restored partition {p}"));
+        assert_eq!(
+            from, at,
+            "partition {p}: a went on from {from}, c handed it over at {at}"
+        );
+        compared += 1;
+    }
+    assert!(compared > 0, "c handed partitions over: {:?}", told[2]);
+    drop(tansu);
 }

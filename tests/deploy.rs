@@ -61,7 +61,7 @@ fn exposition_text(compat: slate::spec::config::Compat) -> String {
     }
     let mut rejected = RejectCounts::default();
     rejected.add(Reason::InvalidJson);
-    let snapshot = Snapshot::take(&engine, &trackers, now);
+    let snapshot = Snapshot::take(&engine, &trackers, now, |_| true);
     let counters = Counters::from_engine(&engine, vec![("kafka", 7201)], rejected);
     let kafka = KafkaGauges {
         lag: vec![("logs".into(), 0, 5)],

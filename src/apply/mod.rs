@@ -172,6 +172,12 @@ pub struct Core {
     /// service's windows moving with time alone do not count: a restore
     /// moves them as far itself (`snapshot`).
     dirty: Vec<bool>,
+    /// Per service: its partition moved to another instance, which holds
+    /// it now ([`park`](Self::park)); not shown until it is back.
+    parked: Vec<bool>,
+    /// Show only services with a clock here: with several instances, a
+    /// service is shown by the one that holds its partition.
+    pub only_homed: bool,
 }
 
 /// Services with no clock yet.
@@ -188,6 +194,8 @@ impl Core {
             clocks: Vec::new(),
             home: Vec::new(),
             dirty: Vec::new(),
+            parked: Vec::new(),
+            only_homed: false,
         };
         core.sync();
         core.horizon = core.longest_period();
@@ -220,6 +228,7 @@ impl Core {
                 .push((!s.plan.slos.is_empty()).then(|| AlertTracker::new(s)));
         }
         self.home.resize(n, NO_CLOCK);
+        self.parked.resize(n, false);
         // A new service is written by the next pass.
         self.dirty.resize(n, true);
     }
@@ -354,8 +363,63 @@ impl Core {
         if self.home[id] == NO_CLOCK {
             self.home[id] = c as u32;
             self.clocks[c].members.push(ev.service);
+            self.parked[id] = false;
         }
         Ok(())
+    }
+
+    /// Whether service `id` is shown (exported, served, judged) here.
+    pub fn shown(&self, id: ServiceId) -> bool {
+        let id = id as usize;
+        if self.home.get(id).is_some_and(|&h| h != NO_CLOCK) {
+            return true;
+        }
+        !self.only_homed && !self.parked.get(id).copied().unwrap_or(false)
+    }
+
+    /// Whether any service is hidden ([`shown`](Self::shown) is false).
+    pub fn hides(&self) -> bool {
+        self.only_homed || self.parked.iter().any(|&p| p)
+    }
+
+    /// Clock `c`'s partition moved to another instance: its services
+    /// start again with no state, follow no clock and are not shown
+    /// until they are handed back ([`adopt`](Self::adopt)) or have an
+    /// event here. Returns how many services it let go.
+    pub fn park(&mut self, c: usize) -> usize {
+        let Some(clock) = self.clocks.get_mut(c) else {
+            return 0;
+        };
+        let members = std::mem::take(&mut clock.members);
+        for &m in &members {
+            self.engine.forget(m);
+            let s = self.engine.service(m);
+            self.trackers[m as usize] = (!s.plan.slos.is_empty()).then(|| AlertTracker::new(s));
+            self.home[m as usize] = NO_CLOCK;
+            self.parked[m as usize] = true;
+            self.dirty[m as usize] = false;
+        }
+        self.reset_clock(c);
+        members.len()
+    }
+
+    /// Clock `c`'s tick schedule: its watermark and next tick.
+    pub fn schedule(&self, c: usize) -> (Option<Micros>, Option<Micros>) {
+        self.clocks
+            .get(c)
+            .map_or((None, None), |k| (k.watermark, k.next_tick))
+    }
+
+    /// Sets clock `c`'s tick schedule (a partition handed over, whose
+    /// catch-up goes on where its last owner was).
+    pub fn set_schedule(
+        &mut self,
+        c: usize,
+        (watermark, next_tick): (Option<Micros>, Option<Micros>),
+    ) {
+        let clock = self.clock_mut(c);
+        clock.watermark = watermark;
+        clock.next_tick = next_tick;
     }
 
     /// Evaluates one service at `t`: its windows move to `t`, then its

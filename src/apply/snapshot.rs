@@ -30,7 +30,7 @@ use rustc_hash::FxHashMap;
 use super::{Core, CoreSettings, EventClock, NO_CLOCK};
 use crate::engine::{Engine, ServiceState};
 use crate::evaluate::AlertTracker;
-use crate::model::Micros;
+use crate::model::{Micros, ServiceId};
 use crate::spec::SloSpec;
 
 pub const MAGIC: &[u8; 8] = b"SLATEST\0";
@@ -128,6 +128,9 @@ pub struct Taken {
     pub base: bool,
     pub head: Head,
     pub units: Vec<Unit>,
+    /// Per unit: the clock its service follows (`u32::MAX`: none), which
+    /// is the partition whose state-topic partition holds it.
+    pub homes: Vec<u32>,
 }
 
 /// One service's encoded state, by name.
@@ -136,6 +139,64 @@ pub struct Unit {
     pub name: Box<str>,
     #[serde(with = "serde_bytes")]
     pub bytes: Vec<u8>,
+}
+
+/// A record of the state topic (DESIGN §8a). Input partition p's state
+/// is in the state topic's partition p: a record per service, keyed
+/// [`service_key`], and the partition's head, keyed [`HEAD_KEY`], written
+/// after its services' records by every pass that changed them. The
+/// value is the payload in the snapshot files' envelope.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum TopicRecord {
+    /// A service's whole state, as of input offset `next_offset` (every
+    /// record of its partition below it is in it).
+    Service {
+        next_offset: i64,
+        #[serde(with = "serde_bytes")]
+        unit: Vec<u8>,
+    },
+    /// The partition's head: every service's record holds at least the
+    /// records below `next_offset`; the clock's tick schedule; whether it
+    /// was reading its history.
+    Head {
+        next_offset: i64,
+        watermark: Option<Micros>,
+        next_tick: Option<Micros>,
+        reading: bool,
+        /// When the pass was taken (wall clock).
+        taken_at: Micros,
+    },
+}
+
+/// The key of the head record of a state-topic partition.
+pub const HEAD_KEY: &[u8] = b"h";
+
+/// The key of a service's record: `s:` and its name.
+pub fn service_key(name: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(name.len() + 2);
+    k.extend_from_slice(b"s:");
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+impl TopicRecord {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // UNWRAP: as in `Core::take`.
+        let payload = postcard::to_allocvec(self).expect("postcard encodes plain data");
+        let mut out = Vec::with_capacity(HEADER + payload.len());
+        out.extend_from_slice(&header(
+            VERSION,
+            payload.len() as u64,
+            crc32fast::hash(&payload),
+        ));
+        out.extend_from_slice(&payload);
+        out
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<TopicRecord, SnapshotError> {
+        let (_, payload) = open(bytes)?;
+        postcard::from_bytes(payload).map_err(|e| SnapshotError::Decode(e.to_string()))
+    }
 }
 
 /// A snapshot file's payload: a base (every service) or a delta (the
@@ -153,6 +214,7 @@ impl Core {
     /// from here on.
     pub fn take(&mut self, all: bool) -> Taken {
         let mut units = Vec::new();
+        let mut homes = Vec::new();
         for (id, (name, s)) in self.engine.services().enumerate() {
             if all || self.dirty[id] {
                 let saved = SavedServiceRef {
@@ -168,6 +230,7 @@ impl Core {
                     // types produce.
                     bytes: postcard::to_allocvec(&saved).expect("postcard encodes plain data"),
                 });
+                homes.push(self.home[id]);
             }
         }
         self.dirty.fill(false);
@@ -181,7 +244,48 @@ impl Core {
                 taken_at: 0,
             },
             units,
+            homes,
         }
+    }
+
+    /// Service `name` takes the state its last owner saved of it (a
+    /// partition handed over through the state topic) and follows clock
+    /// `c`, moved to the spec in force. `None` when this instance holds
+    /// the service already through another partition (unkeyed traffic):
+    /// its state here is kept.
+    pub fn adopt(
+        &mut self,
+        c: usize,
+        name: &str,
+        unit: &[u8],
+    ) -> Result<Option<ServiceId>, String> {
+        let saved: SavedService =
+            postcard::from_bytes(unit).map_err(|e| format!("service {name}: {e}"))?;
+        let id = self
+            .resolve(name)
+            .map_err(|r| format!("service {name}: {}", r.as_str()))?;
+        let i = id as usize;
+        if self.home[i] != NO_CLOCK && self.home[i] != c as u32 {
+            return Ok(None);
+        }
+        let mut state = saved.state;
+        state.missing = saved.missing;
+        let map = self.engine.adopt(id, state);
+        let s = self.engine.service(id);
+        self.trackers[i] = match (saved.tracker, s.plan.slos.is_empty()) {
+            (_, true) => None,
+            (Some(t), false) => Some(t.replanned(s, &map)),
+            (None, false) => Some(AlertTracker::new(s)),
+        };
+        if self.home[i] == NO_CLOCK {
+            self.home[i] = c as u32;
+            self.clock_mut(c).members.push(id);
+        }
+        self.parked[i] = false;
+        // As saved, it is on the topic already; moved to another spec, the
+        // next pass writes it.
+        self.dirty[i] = map.iter().enumerate().any(|(j, o)| *o != Some(j));
+        Ok(Some(id))
     }
 
     /// Services changed since the last pass.
@@ -465,6 +569,8 @@ pub fn restore(
         clocks: head.clocks.clone(),
         home,
         dirty: vec![false; n],
+        parked: vec![false; n],
+        only_homed: false,
     };
     let saved_plans: Vec<_> = core
         .engine

@@ -151,6 +151,39 @@ impl Engine {
         maps
     }
 
+    /// Service `id` takes `state`, saved elsewhere (a partition handed
+    /// over), moved to the spec in force as a reload moves it. Returns
+    /// the old index of each of its SLOs (`None`: new or changed), as
+    /// [`reload`](Self::reload) does per service.
+    pub fn adopt(&mut self, id: ServiceId, state: ServiceState) -> Vec<Option<usize>> {
+        let re = state
+            .plan
+            .replan(self.spec.service(&self.names[id as usize]));
+        let unchanged =
+            re.plan == state.plan && re.slos.iter().enumerate().all(|(j, o)| *o == Some(j));
+        let map = re.slos.clone();
+        self.services[id as usize] = if unchanged {
+            state
+        } else {
+            state.replanned(re)
+        };
+        if let Some(t) = self.services[id as usize].last_ts {
+            self.now = Some(self.now.map_or(t, |n| n.max(t)));
+        }
+        map
+    }
+
+    /// Service `id` starts again with no state (its partition moved to
+    /// another instance): its name and id stay.
+    pub fn forget(&mut self, id: ServiceId) {
+        let plan = ServicePlan::new(self.spec.service(&self.names[id as usize]));
+        self.services[id as usize] = ServiceState::new(
+            plan,
+            keeps_for(&self.settings.quantile_windows),
+            self.settings.span_latency,
+        );
+    }
+
     /// The id of a service, created on first sight up to `max_services`.
     pub fn resolve(&mut self, name: &str) -> Result<ServiceId, Reason> {
         if let Some(&id) = self.index.get(name) {

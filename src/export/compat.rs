@@ -263,7 +263,7 @@ mod tests {
         engine.advance_all(now);
         let mut tracker = AlertTracker::new(engine.service(api));
         tracker.tick(engine.service(api), now, 0);
-        let snapshot = Snapshot::take(&engine, &[Some(tracker)], now);
+        let snapshot = Snapshot::take(&engine, &[Some(tracker)], now, |_| true);
         let counters = Counters::from_engine(&engine, vec![], RejectCounts::default());
         let text = |compat| {
             render(&Exposition {

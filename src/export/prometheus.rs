@@ -658,7 +658,7 @@ mod tests {
         tracker.tick(engine.service(api), now, 0);
         let mut rejected = RejectCounts::default();
         rejected.add(Reason::InvalidJson);
-        let snapshot = Snapshot::take(&engine, &[Some(tracker)], now);
+        let snapshot = Snapshot::take(&engine, &[Some(tracker)], now, |_| true);
         let counters = Counters::from_engine(&engine, vec![("file", 601)], rejected);
         let text = render(&Exposition {
             snapshot: &snapshot,

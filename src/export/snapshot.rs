@@ -65,9 +65,15 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Evaluates every service at `now`. The caller has advanced the
-    /// services' clocks and ticked their alert trackers.
-    pub fn take(engine: &Engine, trackers: &[Option<AlertTracker>], now: Micros) -> Snapshot {
+    /// Evaluates every service at `now` for which `shown` holds (by id).
+    /// The caller has advanced the services' clocks and ticked their
+    /// alert trackers.
+    pub fn take(
+        engine: &Engine,
+        trackers: &[Option<AlertTracker>],
+        now: Micros,
+        shown: impl Fn(usize) -> bool,
+    ) -> Snapshot {
         let mut scratch = DenseHist::default();
         let windows = engine.quantile_windows().to_vec();
         let secs = |us: i64| (us as f64 / MICROS_PER_SEC as f64).max(0.0);
@@ -82,6 +88,7 @@ impl Snapshot {
         let services = engine
             .services()
             .enumerate()
+            .filter(|&(id, _)| shown(id))
             .map(|(id, (name, s))| {
                 let latency_us: Vec<Vec<Option<f64>>> = windows
                     .iter()
@@ -146,6 +153,7 @@ pub fn live_services(
     engine: &Engine,
     trackers: &[Option<AlertTracker>],
     now: Micros,
+    shown: impl Fn(usize) -> bool,
 ) -> BTreeMap<String, ServiceReport> {
     let mut scratch = DenseHist::default();
     let windows = engine.quantile_windows();
@@ -158,6 +166,7 @@ pub fn live_services(
     engine
         .services()
         .enumerate()
+        .filter(|&(id, _)| shown(id))
         .map(|(id, (name, s))| {
             let latency_us = s.window_quantiles(api_window, now, &mut scratch, &QUANTILES);
             let report = report::live_service(

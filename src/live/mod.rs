@@ -34,7 +34,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 mod state;
 
-use crate::apply::snapshot::{self, SavedPartition};
+use crate::apply::snapshot::{self, SavedPartition, TopicRecord};
 use crate::apply::{ChunkIds, Core, CoreSettings, DeadLetters, Origin, Rejects};
 use crate::decode::batch::{decode_records, DecodedChunk, Rec};
 use crate::decode::{Decoder, Reason};
@@ -44,7 +44,9 @@ use crate::export::snapshot::{
     live_services, Counters, KafkaGauges, ReloadState, ServiceCounts, Snapshot, StateGauges,
 };
 use crate::model::{format_rfc3339, Event, Micros, ServiceId};
-use crate::source::kafka::{Batch, KafkaShared, KafkaSource, LineMeta};
+use crate::source::kafka::{
+    Batch, KafkaShared, KafkaSource, LineMeta, PassRequest, Restored, StateTopic,
+};
 use crate::spec::{Config, SloSpec};
 
 pub struct LiveOptions {
@@ -234,6 +236,12 @@ struct Applier {
     /// newest event time the state holds of it and how many records it
     /// lacks, until its first event after the gap dates the gap's end.
     gap_from: Vec<Option<(Option<Micros>, i64)>>,
+    /// Per service handed over through the state topic: its record holds
+    /// the records of its partition below this offset, which may be past
+    /// the partition's head (a pass cut short); those are not applied
+    /// again.
+    skip_offset: Vec<i64>,
+    quiet: crate::logs::Limiter,
 }
 
 /// The apply side of the state dir.
@@ -256,6 +264,9 @@ struct Durable {
     /// history at the last pass) instead of starting a new schedule.
     keep_clock: Vec<bool>,
     gauges: Arc<std::sync::Mutex<StateGauges>>,
+    /// The state is kept in `kafka.state_topic` (not in the dir):
+    /// revoked partitions' services are let go, assigned ones' restored.
+    topic: bool,
 }
 
 impl Applier {
@@ -296,7 +307,36 @@ impl Applier {
         }
         taken.head.partitions = st.saved.clone();
         taken.head.taken_at = wall_us();
-        let job = state::Job { taken, started };
+        let mut heads = Vec::new();
+        if st.topic {
+            // The partitions this instance holds: only their state-topic
+            // partitions are written.
+            for (i, p) in parts.iter().enumerate() {
+                if !self.assigned.get(i).copied().unwrap_or(false) {
+                    continue;
+                }
+                let Some(&next) = applied.get(&(i as u32)) else {
+                    continue;
+                };
+                let (watermark, next_tick) = self.core.schedule(i);
+                heads.push(state::TopicHead {
+                    part: i as u32,
+                    partition: p.partition,
+                    record: TopicRecord::Head {
+                        next_offset: next,
+                        watermark,
+                        next_tick,
+                        reading: matches!(self.catch_up.get(i), Some(Some(_))),
+                        taken_at: taken.head.taken_at,
+                    },
+                });
+            }
+        }
+        let job = state::Job {
+            taken,
+            started,
+            heads,
+        };
         if st.writer.send(job).is_err() {
             tracing::error!(target: "state", "the state writer stopped; no more snapshot passes");
             self.state = None;
@@ -319,13 +359,174 @@ impl Applier {
             self.last_part.resize(n, u32::MAX);
             self.first_part.resize(n, u32::MAX);
             self.spread.resize(n, false);
+            self.skip_offset.resize(n, i64::MIN);
         }
+    }
+
+    /// Partition `part`'s state from the state topic: each service's
+    /// record is adopted (it follows the partition's clock), and the
+    /// head's clock goes on when the partition was reading its history.
+    /// Returns whether it does.
+    fn adopt_partition(&mut self, part: u32, r: &Restored) -> bool {
+        let started = Instant::now();
+        let i = part as usize;
+        let name = {
+            let parts = self
+                .kafka
+                .partitions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            parts.get(i).map_or_else(
+                || "?".to_string(),
+                |p| format!("{}/{}", p.topic, p.partition),
+            )
+        };
+        let head = r
+            .records
+            .get(snapshot::HEAD_KEY)
+            .and_then(|v| TopicRecord::from_bytes(v).ok());
+        let (head_offset, reading) = match &head {
+            Some(TopicRecord::Head {
+                next_offset,
+                watermark,
+                next_tick,
+                reading,
+                ..
+            }) => {
+                if *reading {
+                    self.core.set_schedule(i, (*watermark, *next_tick));
+                }
+                (*next_offset, *reading)
+            }
+            _ => (i64::MIN, false),
+        };
+        let (mut adopted, mut ahead, mut failed) = (0usize, 0usize, 0u64);
+        for (k, v) in &r.records {
+            if k.as_slice() == snapshot::HEAD_KEY {
+                continue;
+            }
+            let service = k
+                .strip_prefix(b"s:")
+                .and_then(|n| std::str::from_utf8(n).ok());
+            let record = TopicRecord::from_bytes(v);
+            let (Some(service), Ok(TopicRecord::Service { next_offset, unit })) =
+                (service, record.as_ref())
+            else {
+                failed += 1;
+                crate::warn_every!(
+                    self.quiet,
+                    "state-record",
+                    Duration::from_secs(30),
+                    target: "state",
+                    "{name}: a state-topic record (key {:?}) does not read ({}); it is left out",
+                    String::from_utf8_lossy(k),
+                    match &record {
+                        Err(e) => e.to_string(),
+                        Ok(_) => "not a service's state".into(),
+                    }
+                );
+                continue;
+            };
+            match self.core.adopt(i, service, unit) {
+                Ok(Some(id)) => {
+                    self.sync_services();
+                    adopted += 1;
+                    self.skip_offset[id as usize] = if *next_offset > head_offset {
+                        ahead += 1;
+                        *next_offset
+                    } else {
+                        i64::MIN
+                    };
+                }
+                Ok(None) => tracing::warn!(
+                    target: "state",
+                    "{name}: service {service} is held here through another partition (its messages are not keyed by service): its state here is kept, the one handed over dropped"
+                ),
+                Err(e) => {
+                    failed += 1;
+                    tracing::warn!(target: "state", "{name}: {e}; its handed-over state is left out");
+                }
+            }
+        }
+        let secs = r.seconds + started.elapsed().as_secs_f64();
+        if let Some(st) = &self.state {
+            let mut g = st.gauges.lock().unwrap_or_else(|p| p.into_inner());
+            g.restore_seconds = secs;
+            g.failures += failed;
+        }
+        tracing::info!(
+            target: "state",
+            "{name}: restored {adopted} service(s) from the state topic in {secs:.2} s, going on from offset {}{}",
+            if head.is_some() { head_offset.to_string() } else { "?".into() },
+            if ahead > 0 {
+                format!(" ({ahead} of them hold later records, which are not applied again)")
+            } else {
+                String::new()
+            }
+        );
+        reading
+    }
+
+    /// Partitions revoked (or lost): their services are let go, since
+    /// the instance that takes them restores them from the state topic.
+    fn let_go(&mut self, parts: &[u32]) {
+        let applied = self.kafka.applied();
+        for &part in parts {
+            let i = part as usize;
+            let n = self.core.park(i);
+            if let Some(c) = self.catch_up.get_mut(i) {
+                *c = None;
+            }
+            if let Some(a) = self.assigned.get_mut(i) {
+                *a = false;
+            }
+            if let Some(g) = self.gap_from.get_mut(i) {
+                *g = None;
+            }
+            if let Some(st) = &mut self.state {
+                if let Some(s) = st.saved.get_mut(i) {
+                    *s = None;
+                }
+            }
+            let name = {
+                let parts = self
+                    .kafka
+                    .partitions
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                parts.get(i).map_or_else(
+                    || "?".to_string(),
+                    |p| format!("{}/{}", p.topic, p.partition),
+                )
+            };
+            let at = applied.get(&part).map_or_else(
+                || "before its first record".to_string(),
+                |o| format!("at offset {o}"),
+            );
+            tracing::info!(target: "state", "{name}: handed over {at}; its {n} service(s) are no longer held here");
+        }
+        // Hidden services leave the counters at once.
+        self.names = Arc::from(Vec::new());
+        self.publish_counters();
     }
 
     /// Service names for the counters, rebuilt when services appeared
     /// (at most once per publication, not once per new service).
     fn names(&mut self) -> Arc<[Box<str>]> {
-        if self.names.len() < self.core.engine.len() {
+        if self.core.hides() {
+            // With several instances: only the services held here.
+            let shown: Vec<Box<str>> = self
+                .core
+                .engine
+                .services()
+                .enumerate()
+                .filter(|&(id, _)| self.core.shown(id as ServiceId))
+                .map(|(_, (n, _))| n.into())
+                .collect();
+            if *self.names != *shown {
+                self.names = shown.into();
+            }
+        } else if self.names.len() < self.core.engine.len() {
             self.names = self.core.engine.services().map(|(n, _)| n.into()).collect();
         }
         self.names.clone()
@@ -454,6 +655,15 @@ impl Applier {
                 self.catch_up.resize(i + 1, None);
                 self.assigned.resize(i + 1, false);
             }
+            let mut keep_clock = false;
+            if self.state.as_ref().is_some_and(|st| st.topic) {
+                // Whatever an earlier assignment of it left here is not its
+                // state: the state topic's is.
+                self.core.park(i);
+                if let Some(r) = &a.restored {
+                    keep_clock = self.adopt_partition(a.part, r);
+                }
+            }
             self.catch_up[i] = a.history_end;
             self.assigned[i] = true;
             if a.expired > 0 {
@@ -464,11 +674,12 @@ impl Applier {
             }
             // A history to read starts a new event-time schedule, unless a
             // restored state was reading it already: its clock goes on.
-            let keep = self
-                .state
-                .as_mut()
-                .and_then(|st| st.keep_clock.get_mut(i))
-                .is_some_and(std::mem::take);
+            let keep = keep_clock
+                || self
+                    .state
+                    .as_mut()
+                    .and_then(|st| st.keep_clock.get_mut(i))
+                    .is_some_and(std::mem::take);
             if !keep {
                 self.core.reset_clock(i);
             }
@@ -538,6 +749,17 @@ impl Applier {
                     };
                     self.sync_services();
                     if self.skip_until.get(id as usize).is_some_and(|&u| ts <= u) {
+                        self.summary.skipped += 1;
+                        continue;
+                    }
+                    if self
+                        .skip_offset
+                        .get(id as usize)
+                        .is_some_and(|&o| meta.offset < o)
+                        && self.core.home(id) == Some(meta.part as usize)
+                    {
+                        // In the service's record already (a pass that
+                        // was cut short after writing it).
                         self.summary.skipped += 1;
                         continue;
                     }
@@ -732,11 +954,19 @@ impl Applier {
     fn publish_counters(&mut self) {
         self.last_counters = Instant::now();
         let names = self.names();
+        let services = if self.core.hides() {
+            (0..self.counts.len())
+                .filter(|&id| self.core.shown(id as ServiceId))
+                .map(|id| self.counts[id])
+                .collect()
+        } else {
+            self.counts.clone()
+        };
         publish(
             &self.published.counters,
             Arc::new(Counters {
                 names,
-                services: self.counts.clone(),
+                services,
                 ingested: vec![("kafka", self.summary.accepted + self.summary.rejected)],
                 rejected: self.rejects.counts,
             }),
@@ -769,7 +999,10 @@ impl Applier {
         self.core.tick_wall(now, |c| {
             matches!(catch_up.get(c), Some(Some(_))) || !held.get(c).copied().unwrap_or(false)
         });
-        let snapshot = Snapshot::take(&self.core.engine, &self.core.trackers, now);
+        let core = &self.core;
+        let snapshot = Snapshot::take(&core.engine, &core.trackers, now, |id| {
+            core.shown(id as ServiceId)
+        });
         publish(&self.published.snapshot, Arc::new(snapshot));
         self.publish_counters();
         publish(
@@ -819,7 +1052,7 @@ fn apply_loop(
     rx: Receiver<(u64, Decoded)>,
     requests: Receiver<ServicesRequest>,
     reloads: Receiver<ReloadRequest>,
-    passes: Receiver<()>,
+    passes: Receiver<PassRequest>,
     tick: Duration,
 ) -> Applier {
     let mut waiting: BTreeMap<u64, Decoded> = BTreeMap::new();
@@ -845,7 +1078,8 @@ fn apply_loop(
             },
             recv(requests) -> r => {
                 if let Ok(reply) = r {
-                    let _ = reply.send(live_services(&a.core.engine, &a.core.trackers, wall_us()));
+                    let core = &a.core;
+                    let _ = reply.send(live_services(&core.engine, &core.trackers, wall_us(), |id| core.shown(id as ServiceId)));
                 }
             },
             recv(reloads) -> r => {
@@ -859,8 +1093,13 @@ fn apply_loop(
                 }
             },
             recv(passes) -> r => {
-                if r.is_ok() {
-                    a.pass(true);
+                if let Ok(req) = r {
+                    if !req.lost {
+                        a.pass(true);
+                    }
+                    if a.state.as_ref().is_some_and(|st| st.topic) && !req.revoke.is_empty() {
+                        a.let_go(&req.revoke);
+                    }
                 }
             },
             default(wait) => {},
@@ -884,6 +1123,14 @@ fn apply_loop(
         let _ = d.flush();
     }
     a
+}
+
+/// The offset a state-topic head record says its partition goes on from.
+fn head_offset(value: &[u8]) -> Option<i64> {
+    match TopicRecord::from_bytes(value).ok()? {
+        TopicRecord::Head { next_offset, .. } => Some(next_offset),
+        TopicRecord::Service { .. } => None,
+    }
 }
 
 /// SIGHUP re-reads the SLO spec, as Prometheus does (the apply thread
@@ -948,12 +1195,19 @@ pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSumm
     // The Kafka properties, then the state dir: either one wrong is an
     // error before anything is read or written.
     crate::source::kafka::check_properties(&config.kafka).map_err(anyhow::Error::msg)?;
+    config
+        .kafka
+        .check_state_topic()
+        .map_err(anyhow::Error::msg)?;
+    // With a state topic the state lives there, and the dir is not used
+    // (DESIGN §8a: the single-instance default).
+    let topic_mode = config.kafka.state_topic.is_some() && config.state.enabled();
     let mut restored: Option<(Core, Vec<Option<SavedPartition>>)> = None;
     let mut skip_until: Vec<Micros> = Vec::new();
     let mut archived_until: Option<Micros> = None;
     let gauges = Arc::new(std::sync::Mutex::new(StateGauges::default()));
     let mut dir = None;
-    if config.state.enabled() {
+    if config.state.enabled() && !topic_mode {
         let mut d = crate::state::StateDir::open(&config.state.dir).map_err(anyhow::Error::msg)?;
         let started = Instant::now();
         let loaded = d.load().map_err(anyhow::Error::msg)?;
@@ -1012,10 +1266,13 @@ pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSumm
         gauges.lock().unwrap_or_else(|p| p.into_inner()).failures = loaded.failures.len() as u64;
         dir = Some(d);
     }
-    let (core, saved) = match restored {
+    let (mut core, saved) = match restored {
         Some((core, saved)) => (core, saved),
         None => (Core::new(&spec, settings), Vec::new()),
     };
+    // With several instances, each service is shown by the one holding
+    // its partition (a service of the spec with no event yet by none).
+    core.only_homed = topic_mode;
     // With no state to resume from, history is read as far back as the
     // longest period (the topic's retention permitting).
     let mut history = config.kafka.rebuild_window.unwrap_or(core.horizon());
@@ -1024,10 +1281,16 @@ pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSumm
         let since = crate::model::Span((wall_us() - end).max(0) + config.engine.max_skew.0);
         history = history.min(since);
     }
-    let source =
-        KafkaSource::new(&config.kafka, &brokers, batch_tx, history).map_err(anyhow::Error::msg)?;
+    let state_topic = topic_mode.then(|| StateTopic {
+        cfg: config.kafka.clone(),
+        brokers: brokers.clone(),
+        head_offset,
+        head_key: snapshot::HEAD_KEY,
+    });
+    let source = KafkaSource::new(&config.kafka, &brokers, batch_tx, history, state_topic)
+        .map_err(anyhow::Error::msg)?;
     let kafka = source.shared.clone();
-    let (pass_tx, mut pass_rx) = bounded::<()>(4);
+    let (pass_tx, mut pass_rx) = bounded::<PassRequest>(4);
     let mut writer = None;
     let durable = match dir {
         Some(d) => {
@@ -1058,6 +1321,32 @@ pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSumm
                     .collect(),
                 saved,
                 gauges,
+                topic: false,
+            })
+        }
+        None if topic_mode => {
+            kafka.use_durable_state(pass_tx);
+            let producer = crate::source::statetopic::StateProducer::new(&config.kafka, &brokers)
+                .map_err(anyhow::Error::msg)?;
+            let (tx, handle) = state::spawn_topic(producer, kafka.clone(), gauges.clone())?;
+            writer = Some(handle);
+            tracing::info!(
+                target: "state",
+                "the state is kept in the state topic {} (state.dir is not used)",
+                config.kafka.state_topic.as_deref().unwrap_or("?")
+            );
+            Some(Durable {
+                writer: tx,
+                interval: Duration::from_micros(config.state.interval.0 as u64),
+                last: Instant::now(),
+                applied: 0,
+                at_pass: 0,
+                last_batch: Instant::now(),
+                base_next: false,
+                keep_clock: Vec::new(),
+                saved: Vec::new(),
+                gauges,
+                topic: true,
             })
         }
         None => {
@@ -1085,6 +1374,8 @@ pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSumm
         loaded_at: wall_us() as f64 / 1e6,
         state: durable,
         skip_until,
+        skip_offset: Vec::new(),
+        quiet: crate::logs::Limiter::default(),
     };
     publish(
         &published.reload,

@@ -60,7 +60,7 @@ pub struct Batch {
 }
 
 /// A partition assigned before a batch's lines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Assigned {
     /// Its index.
     pub part: u32,
@@ -69,6 +69,39 @@ pub struct Assigned {
     /// Records between the state's offset and the partition's earliest
     /// that expired while slate was away (0: none).
     pub expired: i64,
+    /// With a state topic: the partition's state as its last owner left
+    /// it (the latest record of each key), to restore before its lines.
+    pub restored: Option<Arc<Restored>>,
+}
+
+/// A partition's state read from the state topic on assignment.
+#[derive(Debug, PartialEq)]
+pub struct Restored {
+    pub records: crate::source::statetopic::Latest,
+    /// How long reading it took.
+    pub seconds: f64,
+}
+
+/// What the apply side is asked for besides an interval pass.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PassRequest {
+    /// Partitions (by index) being revoked: with a state topic, their
+    /// services are let go once the pass holds them.
+    pub revoke: Vec<u32>,
+    /// They were lost (another member may hold them already): let go
+    /// without writing them.
+    pub lost: bool,
+}
+
+/// The state topic, as the consumer thread uses it.
+#[derive(Clone)]
+pub struct StateTopic {
+    pub cfg: KafkaConfig,
+    pub brokers: String,
+    /// The offset a head record's value says its partition goes on from
+    /// (the format is the apply side's).
+    pub head_offset: fn(&[u8]) -> Option<i64>,
+    pub head_key: &'static [u8],
 }
 
 /// A partition this consumer has held, by a stable index.
@@ -118,7 +151,7 @@ pub struct KafkaShared {
     durable: Mutex<Option<FxHashMap<u32, i64>>>,
     durable_cv: Condvar,
     /// Asks the apply side for a snapshot pass now (a revoke, a stop).
-    pass_now: OnceLock<Sender<()>>,
+    pass_now: OnceLock<Sender<PassRequest>>,
     /// Per partition: records that expired from the topic while slate was
     /// away (its state's offset was below the partition's earliest).
     pub gaps: Mutex<Vec<(String, i32, i64)>>,
@@ -184,7 +217,7 @@ impl KafkaShared {
 
     /// Durable state on: offsets are committed only once on disk, and the
     /// apply side is asked for a pass through `pass_now`.
-    pub fn use_durable_state(&self, pass_now: Sender<()>) {
+    pub fn use_durable_state(&self, pass_now: Sender<PassRequest>) {
         *lock(&self.durable) = Some(FxHashMap::default());
         let _ = self.pass_now.set(pass_now);
     }
@@ -203,16 +236,24 @@ impl KafkaShared {
     /// With durable state: asks for a pass and waits until every applied
     /// offset of `parts` (or of every partition) is on disk; false on
     /// timeout. Without: true at once.
-    fn wait_durable(&self, parts: Option<&[u32]>, timeout: Duration) -> bool {
+    fn wait_durable(&self, parts: Option<&[u32]>, lost: bool, timeout: Duration) -> bool {
         let Some(tx) = self.pass_now.get() else {
             return true;
         };
-        let want: Vec<(u32, i64)> = lock(&self.applied)
-            .iter()
-            .filter(|(i, _)| parts.is_none_or(|p| p.contains(i)))
-            .map(|(&i, &n)| (i, n))
-            .collect();
-        if tx.send(()).is_err() {
+        let want: Vec<(u32, i64)> = if lost {
+            Vec::new()
+        } else {
+            lock(&self.applied)
+                .iter()
+                .filter(|(i, _)| parts.is_none_or(|p| p.contains(i)))
+                .map(|(&i, &n)| (i, n))
+                .collect()
+        };
+        let req = PassRequest {
+            revoke: parts.map(<[u32]>::to_vec).unwrap_or_default(),
+            lost,
+        };
+        if tx.send(req).is_err() {
             return false;
         }
         wait_until(&self.durable, &self.durable_cv, timeout, |durable| {
@@ -353,6 +394,8 @@ pub struct SlateContext {
     /// The last asynchronous commit (partition index, next offset): an
     /// idle consumer commits only what changed.
     last_committed: Mutex<LastCommit>,
+    /// With `kafka.state_topic`: where assigned partitions' state is read.
+    state_topic: Option<StateTopic>,
 }
 
 impl ClientContext for SlateContext {
@@ -440,7 +483,15 @@ impl ConsumerContext for SlateContext {
                     .iter()
                     .map(|e| (e.topic().to_string(), e.partition()))
                     .collect();
-                self.drain_and_commit(consumer, Some(&revoked));
+                let lost = consumer.assignment_lost();
+                if lost {
+                    tracing::warn!(
+                        target: "kafka",
+                        "{} partition(s) lost (this member's session expired): let go without writing their state, which another member may hold by now",
+                        revoked.len()
+                    );
+                }
+                self.drain_and_commit(consumer, Some((&revoked, lost)));
                 let r = if cooperative {
                     consumer.incremental_unassign(tpl)
                 } else {
@@ -501,6 +552,39 @@ impl SlateContext {
                 }
             }
         }
+        // With a state topic, each partition's state as its last owner
+        // left it, read before the partition is (DESIGN §8a).
+        let mut from_topic: Option<FxHashMap<i32, Arc<Restored>>> = None;
+        if let Some(st) = self.state_topic.as_ref().filter(|_| tpl.count() > 0) {
+            let started = Instant::now();
+            let wanted: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+            match crate::source::statetopic::read(
+                &st.cfg,
+                &st.brokers,
+                &wanted,
+                Duration::from_secs(120),
+            ) {
+                Ok(read) => {
+                    let seconds = started.elapsed().as_secs_f64();
+                    let records: usize = read.iter().map(|(_, l)| l.len()).sum();
+                    tracing::info!(
+                        target: "state",
+                        "read the state of {} partition(s) from {} in {seconds:.2} s: {records} record(s)",
+                        wanted.len(),
+                        st.cfg.state_topic.as_deref().unwrap_or("?"),
+                    );
+                    from_topic = Some(
+                        read.into_iter()
+                            .map(|(p, records)| (p, Arc::new(Restored { records, seconds })))
+                            .collect(),
+                    );
+                }
+                Err(e) => tracing::error!(
+                    target: "state",
+                    "cannot read the state topic: {e}; these partitions are read from their history instead"
+                ),
+            }
+        }
         let mut starts = TopicPartitionList::new();
         let mut parts = lock(&self.shared.partitions);
         let mut batcher = lock(&self.batcher);
@@ -512,10 +596,27 @@ impl SlateContext {
                 .and_then(|c| c.find_partition(topic, partition))
                 .and_then(|p| real(p.offset()));
             let known = batcher.index.get(&(topic.to_string(), partition)).copied();
+            // With a state topic: the partition's state and the offset its
+            // head says it holds.
+            let restored = from_topic
+                .as_ref()
+                .and_then(|m| m.get(&partition))
+                .filter(|r| !r.records.is_empty())
+                .cloned();
+            let head = self.state_topic.as_ref().and_then(|st| {
+                restored
+                    .as_ref()
+                    .and_then(|r| r.records.get(st.head_key))
+                    .and_then(|v| (st.head_offset)(v))
+            });
             // The state already holds this partition up to an offset (a
-            // restored snapshot, or an earlier assignment in this process):
-            // go on from there, skipping nothing.
-            let resume = known.and_then(|i| lock(&self.shared.applied).get(&i).copied());
+            // restored snapshot, an earlier assignment in this process, or
+            // the state topic): go on from there, skipping nothing.
+            let resume = if self.state_topic.is_some() {
+                head
+            } else {
+                known.and_then(|i| lock(&self.shared.applied).get(&i).copied())
+            };
             // MockCluster answers -1 (the end) and Tansu the earliest
             // offset whatever the time: where the answer is not an offset,
             // read from the earliest and skip by timestamp.
@@ -582,6 +683,26 @@ impl SlateContext {
                 }
             };
             batcher.index.insert((topic.to_string(), partition), idx);
+            if self.state_topic.is_some() {
+                // What an earlier assignment of it here applied is not what
+                // its state holds now: the state topic's head is.
+                let mut applied = lock(&self.shared.applied);
+                let mut durable = lock(&self.shared.durable);
+                match head {
+                    Some(h) => {
+                        applied.insert(idx, h);
+                        if let Some(d) = durable.as_mut() {
+                            d.insert(idx, h);
+                        }
+                    }
+                    None => {
+                        applied.remove(&idx);
+                        if let Some(d) = durable.as_mut() {
+                            d.remove(&idx);
+                        }
+                    }
+                }
+            }
             if batcher.rules.len() <= idx as usize {
                 batcher.rules.resize(idx as usize + 1, (0, 0, Micros::MIN));
             }
@@ -593,6 +714,7 @@ impl SlateContext {
                 part: idx,
                 history_end: history.then_some(high),
                 expired,
+                restored,
             });
             let _ = starts.add_partition_offset(topic, partition, start);
         }
@@ -612,7 +734,13 @@ impl SlateContext {
 
     /// Sends the batch in hand, waits until the apply side has it in the
     /// state, and commits what is applied (for `only`, or every partition).
-    fn drain_and_commit(&self, consumer: &BaseConsumer<Self>, only: Option<&[(String, i32)]>) {
+    fn drain_and_commit(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        revoked: Option<(&[(String, i32)], bool)>,
+    ) {
+        let only = revoked.map(|r| r.0);
+        let lost = revoked.is_some_and(|r| r.1);
         let sent = lock(&self.batcher).flush();
         if !self.shared.wait_applied(sent, Duration::from_secs(60)) {
             tracing::warn!(
@@ -633,14 +761,16 @@ impl SlateContext {
         });
         if !self
             .shared
-            .wait_durable(idx.as_deref(), Duration::from_secs(60))
+            .wait_durable(idx.as_deref(), lost, Duration::from_secs(60))
         {
             tracing::warn!(
                 target: "state",
                 "the snapshot pass is not on disk after 60 s; committing what is"
             );
         }
-        self.commit(consumer, CommitMode::Sync, only);
+        if !lost {
+            self.commit(consumer, CommitMode::Sync, only);
+        }
         if let Some(only) = only {
             let mut parts = lock(&self.shared.partitions);
             for p in parts.iter_mut() {
@@ -776,6 +906,7 @@ impl KafkaSource {
         brokers: &str,
         tx: Sender<Batch>,
         history: crate::model::Span,
+        state_topic: Option<StateTopic>,
     ) -> Result<KafkaSource, String> {
         check_properties(cfg)?;
         let mut client = ClientConfig::new();
@@ -811,6 +942,7 @@ impl KafkaSource {
             quiet: crate::logs::Limiter::default(),
             debug,
             last_committed: Mutex::default(),
+            state_topic,
         };
         let consumer: BaseConsumer<SlateContext> = client
             .create_with_context(ctx)
@@ -820,6 +952,30 @@ impl KafkaSource {
             topics: cfg.topics.clone(),
             shared,
         })
+    }
+
+    /// With a state topic: makes sure it is there (created, or checked),
+    /// retrying while the brokers cannot say; an error when it exists
+    /// with another layout.
+    fn ensure_state_topic(&self, stop: &AtomicBool) -> Result<(), String> {
+        let Some(st) = &self.consumer.context().state_topic else {
+            return Ok(());
+        };
+        let mut said = false;
+        while !stop.load(Ordering::Relaxed) {
+            match crate::source::statetopic::ensure(&st.cfg, &st.brokers) {
+                Ok(_) => return Ok(()),
+                Err(crate::source::statetopic::Unready::Fatal(e)) => return Err(e),
+                Err(crate::source::statetopic::Unready::Retry(e)) => {
+                    if !said {
+                        tracing::warn!(target: "state", "the state topic is not ready: {e}; retrying every 2 s");
+                        said = true;
+                    }
+                    std::thread::sleep(Duration::from_secs(2));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The partitions of a restored state, by the index their clocks have
@@ -850,6 +1006,7 @@ impl KafkaSource {
     /// Fetches until `stop` is set, then sends what is in hand, waits for
     /// it to be applied, commits, and leaves the group.
     pub fn run(self, stop: Arc<AtomicBool>) -> Result<(), String> {
+        self.ensure_state_topic(&stop)?;
         let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
         self.consumer
             .subscribe(&topics)

@@ -282,6 +282,10 @@ pub struct KafkaConfig {
     /// instance with the same id gets its partitions back at once, without
     /// waiting for the session timeout or moving them to another member.
     pub instance_id: Option<String>,
+    /// A compacted topic that holds the live state, input partition p's
+    /// in its partition p, keyed by service (DESIGN §8a): what several
+    /// instances in one group hand partitions over through.
+    pub state_topic: Option<String>,
     /// librdkafka properties passed through (SASL, TLS, tuning).
     pub properties: Vec<(String, String)>,
 }
@@ -295,6 +299,7 @@ impl Default for KafkaConfig {
             rebuild_window: None,
             dead_letter_topic: None,
             instance_id: None,
+            state_topic: None,
             properties: Vec::new(),
         }
     }
@@ -404,6 +409,7 @@ const KAFKA_KEYS: &[&str] = &[
     "rebuild_window",
     "dead_letter_topic",
     "instance_id",
+    "state_topic",
     "properties",
 ];
 const HTTP_KEYS: &[&str] = &["listen"];
@@ -755,6 +761,14 @@ fn kafka(entries: &[(Located, Located)], cfg: &mut KafkaConfig, errors: &mut Err
                     }
                 }
             }
+            "state_topic" => {
+                if let Some(t) = scalar(v, &path, errors) {
+                    match check_topic(t) {
+                        Ok(()) => cfg.state_topic = Some(t.to_string()),
+                        Err(m) => errors.add(v.line, &path, m),
+                    }
+                }
+            }
             "properties" => {
                 let Node::Map(props) = &v.node else {
                     errors.add(
@@ -778,6 +792,29 @@ fn kafka(entries: &[(Located, Located)], cfg: &mut KafkaConfig, errors: &mut Err
             }
             _ => errors.unknown_key(k.line, key, KAFKA_KEYS, "kafka"),
         }
+    }
+}
+
+impl KafkaConfig {
+    /// What `kafka.state_topic` needs of the rest: one input topic (its
+    /// partition p's state is in the state topic's partition p), and a
+    /// topic of its own.
+    pub fn check_state_topic(&self) -> Result<(), String> {
+        let Some(st) = &self.state_topic else {
+            return Ok(());
+        };
+        if self.topics.len() != 1 {
+            return Err(format!(
+                "kafka.state_topic {st}: needs exactly one input topic (the state of its partition p is kept in {st}'s partition p); {} given",
+                self.topics.len()
+            ));
+        }
+        if self.topics.contains(st) || self.dead_letter_topic.as_ref() == Some(st) {
+            return Err(format!(
+                "kafka.state_topic {st}: give the state a topic of its own, not an input or the dead-letter topic"
+            ));
+        }
+        Ok(())
     }
 }
 
