@@ -178,6 +178,9 @@ pub struct Core {
     /// Show only services with a clock here: with several instances, a
     /// service is shown by the one that holds its partition.
     pub only_homed: bool,
+    /// Moves whenever a service gains or loses its clock: what is shown
+    /// may have changed.
+    homes_moved: u64,
 }
 
 /// Services with no clock yet.
@@ -196,6 +199,7 @@ impl Core {
             dirty: Vec::new(),
             parked: Vec::new(),
             only_homed: false,
+            homes_moved: 0,
         };
         core.sync();
         core.horizon = core.longest_period();
@@ -364,6 +368,7 @@ impl Core {
             self.home[id] = c as u32;
             self.clocks[c].members.push(ev.service);
             self.parked[id] = false;
+            self.homes_moved += 1;
         }
         Ok(())
     }
@@ -375,6 +380,12 @@ impl Core {
             return true;
         }
         !self.only_homed && !self.parked.get(id).copied().unwrap_or(false)
+    }
+
+    /// A count that moves whenever a service gains or loses its clock
+    /// (what [`shown`](Self::shown) says may have changed).
+    pub fn homes_moved(&self) -> u64 {
+        self.homes_moved
     }
 
     /// Whether any service is hidden ([`shown`](Self::shown) is false).
@@ -399,6 +410,7 @@ impl Core {
             self.parked[m as usize] = true;
             self.dirty[m as usize] = false;
         }
+        self.homes_moved += 1;
         self.reset_clock(c);
         members.len()
     }

@@ -282,6 +282,7 @@ impl Core {
             self.clock_mut(c).members.push(id);
         }
         self.parked[i] = false;
+        self.homes_moved += 1;
         // As saved, it is on the topic already; moved to another spec, the
         // next pass writes it.
         self.dirty[i] = map.iter().enumerate().any(|(j, o)| *o != Some(j));
@@ -571,6 +572,7 @@ pub fn restore(
         dirty: vec![false; n],
         parked: vec![false; n],
         only_homed: false,
+        homes_moved: 0,
     };
     let saved_plans: Vec<_> = core
         .engine
@@ -646,6 +648,45 @@ mod tests {
             file.write_to(&mut Full(2000)).unwrap(),
             file.to_bytes().len() as u64
         );
+    }
+
+    /// A state-topic record reads back as written; a damaged one is an
+    /// error that says why.
+    #[test]
+    fn a_state_topic_record_reads_back_and_refuses_damage() {
+        for r in [
+            TopicRecord::Service {
+                next_offset: 42,
+                unit: vec![1, 2, 3, 250],
+            },
+            TopicRecord::Head {
+                next_offset: 7,
+                watermark: Some(1_000),
+                next_tick: None,
+                reading: true,
+                taken_at: 99,
+            },
+        ] {
+            let bytes = r.to_bytes();
+            assert_eq!(TopicRecord::from_bytes(&bytes), Ok(r));
+            let mut flipped = bytes.clone();
+            let last = flipped.len() - 1;
+            flipped[last] ^= 1;
+            assert_eq!(
+                TopicRecord::from_bytes(&flipped),
+                Err(SnapshotError::Checksum)
+            );
+            assert!(matches!(
+                TopicRecord::from_bytes(&bytes[..bytes.len() - 1]),
+                Err(SnapshotError::Truncated { .. })
+            ));
+        }
+        assert_eq!(
+            TopicRecord::from_bytes(b"{}"),
+            Err(SnapshotError::NotASnapshot)
+        );
+        assert_eq!(service_key("api"), b"s:api");
+        assert_ne!(service_key("h"), HEAD_KEY);
     }
 
     #[test]

@@ -539,3 +539,88 @@ fn a_retention_gap_is_left_out_of_coverage_and_survives_a_snapshot() {
     s.lacks(later + DAY, later + 2 * DAY);
     assert_eq!(s.missing, vec![(later + DAY, later + 2 * DAY)]);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+    /// A partition handed over mid-stream (DESIGN §8a): its services'
+    /// units and its clock's schedule taken from one core, that core lets
+    /// them go, another adopts them and reads the rest of the partition.
+    /// Each service ends where a run that never moved it ends, and the
+    /// core that let it go no longer shows it.
+    #[test]
+    fn a_partition_handed_to_another_core_continues_as_if_it_never_moved(seed in 1u64.., n in 100usize..500, cut in 0.0f64..1.0) {
+        let mut events = traffic(seed, n);
+        events.sort_by_key(|e| e.1);
+        let at = (events.len() as f64 * cut) as usize;
+        let mut whole = core();
+        feed(&mut whole, &events, 0, events.len());
+        let mut x = core();
+        x.only_homed = true;
+        feed(&mut x, &events, 0, at);
+        // Partition 1 (service b) moves from x to y.
+        let taken = x.take(true);
+        let schedule = x.schedule(1);
+        let moved: Vec<_> = taken
+            .units
+            .iter()
+            .zip(&taken.homes)
+            .filter(|(_, &h)| h == 1)
+            .map(|(u, _)| u.clone())
+            .collect();
+        let b_seen = events[..at].iter().any(|e| e.0 == "b");
+        prop_assert_eq!(moved.len(), b_seen as usize);
+        let before = x.homes_moved();
+        prop_assert_eq!(x.park(1), b_seen as usize);
+        prop_assert!(x.homes_moved() > before);
+        let b = x.engine.index_of("b").unwrap();
+        prop_assert!(!x.shown(b));
+        prop_assert_eq!(x.engine.service(b).requests, 0);
+        let mut y = core();
+        y.only_homed = true;
+        for u in &moved {
+            let id = y.adopt(1, &u.name, &u.bytes).unwrap().unwrap();
+            prop_assert!(y.shown(id));
+        }
+        y.set_schedule(1, schedule);
+        // The rest: a's events to x, b's to y.
+        let rest = &events[at..];
+        let a_rest: Vec<_> = rest.iter().copied().filter(|e| e.0 == "a").collect();
+        let b_rest: Vec<_> = rest.iter().copied().filter(|e| e.0 == "b").collect();
+        feed(&mut x, &a_rest, 0, a_rest.len());
+        feed(&mut y, &b_rest, 0, b_rest.len());
+        let end = events.iter().map(|e| e.1).max().unwrap() + 1;
+        for c in [&mut whole, &mut x, &mut y] {
+            c.engine.advance_all(end);
+            c.finish(None);
+        }
+        let of = |c: &Core, name: &str| {
+            let id = c.engine.index_of(name).unwrap() as usize;
+            figures(c, end).swap_remove(id)
+        };
+        prop_assert_eq!(of(&x, "a"), of(&whole, "a"));
+        prop_assert_eq!(of(&y, "b"), of(&whole, "b"));
+        prop_assert!(!x.shown(b));
+    }
+}
+
+/// A service held through another partition (unkeyed traffic) keeps its
+/// state here: the unit handed over for it is not adopted.
+#[test]
+fn a_unit_for_a_service_held_through_another_partition_is_not_adopted() {
+    let mut x = core();
+    let e = ev(&mut x, "a", T0, false);
+    x.apply(0, &e, T0).unwrap();
+    let unit = x
+        .take(true)
+        .units
+        .into_iter()
+        .find(|u| &*u.name == "a")
+        .unwrap();
+    let mut y = core();
+    let e = ev(&mut y, "a", T0, true);
+    y.apply(2, &e, T0).unwrap();
+    assert_eq!(y.adopt(1, "a", &unit.bytes), Ok(None));
+    let a = y.engine.index_of("a").unwrap();
+    assert_eq!(y.engine.service(a).errors, 1);
+    assert!(y.adopt(1, "a", b"not a unit").is_err());
+}

@@ -72,7 +72,14 @@ pub fn run(a: CheckArgs) -> Result<ExitCode> {
     };
     let mut config = match &a.config {
         Some(p) => match Config::load(p) {
-            Ok(c) => match crate::source::kafka::check_properties(&c.kafka) {
+            Ok(c) => match crate::source::kafka::check_properties(&c.kafka).and_then(|()| {
+                // Topics may come from `slate run --topic`: checked there.
+                if c.kafka.topics.is_empty() {
+                    Ok(())
+                } else {
+                    c.kafka.check_state_topic()
+                }
+            }) {
                 Ok(()) => {
                     lines.push(format!("{}: valid", p.display()));
                     c

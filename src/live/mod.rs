@@ -208,6 +208,8 @@ struct Applier {
     core: Core,
     counts: Vec<ServiceCounts>,
     names: Arc<[Box<str>]>,
+    /// With hidden services: [`Core::homes_moved`] when `names` was built.
+    names_at: Option<u64>,
     /// Per service: the partition its last event came from, the first one,
     /// and whether it came on another partition of the same topic.
     last_part: Vec<u32>,
@@ -506,7 +508,6 @@ impl Applier {
             tracing::info!(target: "state", "{name}: handed over {at}; its {n} service(s) are no longer held here");
         }
         // Hidden services leave the counters at once.
-        self.names = Arc::from(Vec::new());
         self.publish_counters();
     }
 
@@ -514,17 +515,19 @@ impl Applier {
     /// (at most once per publication, not once per new service).
     fn names(&mut self) -> Arc<[Box<str>]> {
         if self.core.hides() {
-            // With several instances: only the services held here.
-            let shown: Vec<Box<str>> = self
-                .core
-                .engine
-                .services()
-                .enumerate()
-                .filter(|&(id, _)| self.core.shown(id as ServiceId))
-                .map(|(_, (n, _))| n.into())
-                .collect();
-            if *self.names != *shown {
-                self.names = shown.into();
+            // With several instances: only the services held here, named
+            // again when one came or went.
+            let moved = self.core.homes_moved();
+            if self.names_at != Some(moved) {
+                self.names_at = Some(moved);
+                self.names = self
+                    .core
+                    .engine
+                    .services()
+                    .enumerate()
+                    .filter(|&(id, _)| self.core.shown(id as ServiceId))
+                    .map(|(_, (n, _))| n.into())
+                    .collect();
             }
         } else if self.names.len() < self.core.engine.len() {
             self.names = self.core.engine.services().map(|(n, _)| n.into()).collect();
@@ -1358,6 +1361,7 @@ pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSumm
         core,
         counts: Vec::new(),
         names: Arc::from(Vec::new()),
+        names_at: None,
         last_part: Vec::new(),
         first_part: Vec::new(),
         spread: Vec::new(),

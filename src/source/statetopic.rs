@@ -89,11 +89,13 @@ pub fn ensure(cfg: &KafkaConfig, brokers: &str) -> Result<usize, Unready> {
         .map_err(|e| Unready::Fatal(format!("state topic admin: {e}")))?;
     let opts = AdminOptions::new().request_timeout(Some(timeout));
     match partitions(state)? {
-        Some(have) if have != want => return Err(Unready::Fatal(format!(
+        Some(have) if have != want => {
+            return Err(Unready::Fatal(format!(
             "the state topic {state} has {have} partition(s) and the input topic {input} {want}: \
                  input partition p's state is kept in {state}'s partition p, so they must be equal \
                  (delete {state} to have slate create it, or name another kafka.state_topic)"
-        ))),
+        )))
+        }
         Some(_) => {
             let described = rt
                 .block_on(admin.describe_configs(&[ResourceSpecifier::Topic(state)], &opts))

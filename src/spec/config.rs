@@ -1151,6 +1151,31 @@ mod tests {
     }
 
     #[test]
+    fn kafka_state_topic_needs_one_input_topic_and_a_topic_of_its_own() {
+        let ok = Config::parse(
+            Path::new("slate.yml"),
+            "kafka:\n  topics: [logs]\n  state_topic: slate-state\n",
+        )
+        .unwrap();
+        assert_eq!(ok.kafka.state_topic.as_deref(), Some("slate-state"));
+        assert_eq!(ok.kafka.check_state_topic(), Ok(()));
+        let mut two = ok.kafka.clone();
+        two.topics.push("more".into());
+        let e = two.check_state_topic().unwrap_err();
+        assert!(e.contains("exactly one input topic"), "{e}");
+        let mut same = ok.kafka.clone();
+        same.state_topic = Some("logs".into());
+        let e = same.check_state_topic().unwrap_err();
+        assert!(e.contains("a topic of its own"), "{e}");
+        let errs = Config::parse(Path::new("slate.yml"), "kafka:\n  state_topic: \"a b\"\n")
+            .unwrap_err()
+            .0;
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].line, 2);
+        assert_eq!(Config::default().kafka.check_state_topic(), Ok(()));
+    }
+
+    #[test]
     fn kafka_instance_id_and_history() {
         let ok = Config::parse(
             Path::new("slate.yml"),
