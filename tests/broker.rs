@@ -1596,6 +1596,57 @@ fn instances_hand_partitions_over_through_the_state_topic() {
     let c = start("c");
     traffic.join().unwrap();
     check(&[&a, &b, &c], &files, total);
+
+    // `slate gate` across the three: each service judged where it lives,
+    // against the replay's figures (read here, not by the gate).
+    let paths: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    let want = replay_report(&paths);
+    let budget = |svc: &str| {
+        want["services"][svc]["slos"]["error_rate"]["budget_remaining"]
+            .as_f64()
+            .unwrap()
+    };
+    let policy = dir.path().join("gate.yml");
+    std::fs::write(
+        &policy,
+        format!(
+            "checks:\n  - service: api-gateway\n    slo: error_rate\n    check: error_budget_remaining > {}\n    action: block_deploy\n  - service: user-service\n    slo: error_rate\n    check: error_budget_remaining > {}\n    action: block_deploy\n",
+            budget("api-gateway") - 0.05,
+            budget("user-service") + 0.05,
+        ),
+    )
+    .unwrap();
+    let urls: Vec<String> = [&a, &b, &c]
+        .iter()
+        .map(|s| format!("http://{}", s.addr))
+        .collect();
+    let gate = |service: &str, urls: &[String]| {
+        let mut cmd = Command::new(slate_bin());
+        cmd.args(["gate", "--policy", policy.to_str().unwrap(), "-o", "json"]);
+        for u in urls {
+            cmd.args(["--source", u]);
+        }
+        let out = cmd.args(["--service", service]).output().unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        (
+            out.status.code(),
+            v,
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    for (svc, code) in [("api-gateway", 0), ("user-service", 1)] {
+        let (got, v, said) = gate(svc, &urls);
+        assert_eq!(got, Some(code), "{svc}: {v} {said}");
+        let value = v["checks"][0]["value"].as_f64().unwrap();
+        assert!(
+            (value - budget(svc)).abs() < 1e-6,
+            "{svc}: {value} against {}",
+            budget(svc)
+        );
+    }
+    let (got, _, said) = gate("svc-nobody", &urls);
+    assert_eq!(got, Some(2), "a service known to none: {said}");
+
     for s in [&a, &b, &c] {
         assert!(
             s.stderr().contains("restored"),
@@ -1611,6 +1662,10 @@ fn instances_hand_partitions_over_through_the_state_topic() {
     thread::sleep(Duration::from_secs(3));
     let killed = Instant::now();
     let b_said = sigkill(b);
+    // One instance unreachable: the gate fails closed.
+    let (got, _, said) = gate("api-gateway", &urls);
+    assert_eq!(got, Some(2), "{said}");
+    assert!(said.contains(&urls[1]), "{said}");
     traffic.join().unwrap();
     thread::sleep(Duration::from_secs(12).saturating_sub(killed.elapsed()));
     let (code, c_said) = c.terminate();
