@@ -767,10 +767,6 @@ fn the_kubernetes_manifests_run_what_exists() {
             body = body
                 .replace(&format!("\"{listen}\""), &format!("\"127.0.0.1:{port}\""))
                 .replace(
-                    text(&cfg["state"]["dir"]),
-                    dir.path().join("state").to_str().unwrap(),
-                )
-                .replace(
                     text(&cfg["kafka"]["brokers"]),
                     &format!("127.0.0.1:{}", common::free_port()),
                 );
@@ -888,32 +884,25 @@ fn the_kubernetes_manifests_run_what_exists() {
         assert_eq!(text(&p["httpGet"]["port"]), text(&container_port["name"]));
     }
 
-    // The state: on the pod's own volume, the image's VOLUME, owned by the
-    // image's user.
-    let claims = sts["spec"]["volumeClaimTemplates"].as_vec().unwrap();
-    let claim = text(&claims[0]["metadata"]["name"]);
-    let state_mount = mount(claim);
-    let state_dir = text(&cfg["state"]["dir"]);
+    // The state: in the state topic, so that a pod needs no volume of its
+    // own and writes no file (its root filesystem is read-only); the pods
+    // run as the image's user.
     assert!(
-        Path::new(state_dir).starts_with(&state_mount),
-        "state.dir {state_dir} is not on the volume {claim} ({state_mount})"
+        cfg["kafka"]["state_topic"].as_str().is_some(),
+        "the instances hand partitions over through kafka.state_topic"
+    );
+    assert!(sts["spec"]["volumeClaimTemplates"].is_badvalue());
+    assert_eq!(
+        c["securityContext"]["readOnlyRootFilesystem"].as_bool(),
+        Some(true)
     );
     let dockerfile = std::fs::read_to_string(Path::new(ROOT).join("Dockerfile")).unwrap();
-    assert!(
-        dockerfile.contains(&format!("VOLUME {state_mount}")),
-        "the image declares no VOLUME {state_mount}"
-    );
     let uid = pod["spec"]["securityContext"]["runAsUser"]
         .as_i64()
         .unwrap();
     assert!(
         dockerfile.contains(&format!("USER {uid}:")),
         "the image's user is not {uid}"
-    );
-    assert_eq!(
-        pod["spec"]["securityContext"]["fsGroup"].as_i64(),
-        Some(uid),
-        "the volume is not writable by {uid}"
     );
 }
 
