@@ -2,13 +2,15 @@
 //! 10,000 services with a tenth of them changed (what the apply thread
 //! spends taking it, encoded; what the writer spends putting it in its
 //! envelope; its bytes), the base pass, and a restore of 10,000 services
-//! from a base.
+//! from a base; and the same passes as state-topic records (their bytes,
+//! keys included) with a new owner's adoption of 10,000 services from
+//! them (what an assignment costs beside reading the topic).
 
 use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 
-use slate::apply::snapshot::{self, PassFile};
+use slate::apply::snapshot::{self, service_key, PassFile, TopicRecord};
 use slate::apply::{Core, CoreSettings};
 use slate::engine::EngineSettings;
 use slate::model::{Event, Micros, Span, MICROS_PER_SEC};
@@ -99,6 +101,36 @@ fn state(c: &mut Criterion) {
         delta.len() as f64 / 1e6,
         delta.len() / (SERVICES / 10)
     );
+    // The same as state-topic records: key and value of each service.
+    let records = |t: &snapshot::Taken| -> Vec<(Box<str>, Vec<u8>)> {
+        t.units
+            .iter()
+            .map(|u| {
+                let v = TopicRecord::Service {
+                    next_offset: 1 << 40,
+                    unit: u.bytes.clone(),
+                }
+                .to_bytes();
+                (u.name.clone(), v)
+            })
+            .collect()
+    };
+    let topic_bytes = |r: &[(Box<str>, Vec<u8>)]| -> usize {
+        r.iter().map(|(n, v)| service_key(n).len() + v.len()).sum()
+    };
+    let base_records = records(&core.clone().take(true));
+    let tenth_records = {
+        let mut c = core.clone();
+        touch_a_tenth(&mut c, end);
+        records(&c.take(false))
+    };
+    eprintln!(
+        "state topic at {SERVICES} services: a base {:.1} MB in {} records, a pass with a tenth changed {:.1} MB in {} records (keys and values; a head record a partition besides)",
+        topic_bytes(&base_records) as f64 / 1e6,
+        base_records.len(),
+        topic_bytes(&tenth_records) as f64 / 1e6,
+        tenth_records.len(),
+    );
     let mut g = c.benchmark_group("state");
     g.sample_size(10);
     g.bench_function("take_a_pass_10k_services_1k_changed", |b| {
@@ -140,6 +172,18 @@ fn state(c: &mut Criterion) {
                 .unwrap()
                 .engine
                 .len()
+        })
+    });
+    g.bench_function("adopt_10k_services_from_state_topic_records", |b| {
+        b.iter(|| {
+            let mut c = Core::new(&sp, settings());
+            for (name, v) in &base_records {
+                let TopicRecord::Service { unit, .. } = TopicRecord::from_bytes(v).unwrap() else {
+                    unreachable!()
+                };
+                c.adopt(0, name, &unit).unwrap();
+            }
+            c.engine.len()
         })
     });
     g.finish();

@@ -28,6 +28,10 @@ and checksummed); a restart restores it and each partition goes on from the offs
 state reflects, then reads the rest in event time. Offsets are committed only once the\n\
 state that holds their events is on disk. A snapshot that does not read falls back to\n\
 the one before it (logged, slate_state_snapshot_failures_total).\n\
+Several instances: with kafka.state_topic the state is kept in that compacted topic instead\n\
+(input partition p's in its partition p, keyed by service); a revoked partition's last\n\
+pass is written there before it is let go, and its new owner restores it and reads on from\n\
+the offset it reflects. Each service is exported by the instance that holds it.\n\
 SIGINT/SIGTERM: stop fetching, apply what was fetched, write the state, commit, exit 0.\n\
 SIGHUP or POST /-/reload: re-read the SLO spec; SLOs whose definition did not change\n\
 keep their state, an invalid spec is refused and the old one kept.\n\
