@@ -6,6 +6,15 @@
 //!     cargo bench --bench replay_e2e                 # replay, 1.2M events
 //!     cargo bench --bench replay_e2e -- --events 5000000
 //!     cargo bench --bench replay_e2e -- --memory 10000   # services, in process
+//!     cargo bench --bench replay_e2e -- --baseline --rounds 5
+//!
+//! `--baseline` (DESIGN §9) times, alternating, `slate replay` on one
+//! decode thread and a bare serde_json reader of the same file (split
+//! lines with memchr, borrow-decode `ts`/`service`/`status`/`latency_ms`,
+//! parse the time with jiff, count per service in an Fx map: about what
+//! any straightforward Rust reader costs), each in a fresh child process, and
+//! prints the medians of their CPU seconds and slate's ratio to the bare
+//! reader's.
 //!
 //! Run by hand; CI only compiles it.
 
@@ -60,6 +69,10 @@ fn main() {
         );
         return;
     }
+    if let Some(input) = arg(&args, "--child-bare") {
+        bare(&input);
+        return;
+    }
     if let Some(n) = arg(&args, "--memory") {
         memory(
             n.parse().unwrap(),
@@ -95,6 +108,11 @@ fn main() {
     }
     let size = std::fs::metadata(&input).unwrap().len();
     println!("input: {} ({:.0} MB)", input.display(), size as f64 / 1e6);
+    if args.iter().any(|a| a == "--baseline") {
+        let rounds: usize = arg(&args, "--rounds").map_or(5, |r| r.parse().unwrap());
+        baseline(&input, rounds);
+        return;
+    }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut threads = vec![1];
     if cores > 1 {
@@ -224,4 +242,90 @@ fn memory(services: usize, minutes: i64) {
         (after - before) as f64 / services as f64,
         engine.heap_bytes() as f64 / 1024.0 / services as f64,
     );
+}
+
+/// One child's figures: events, wall seconds, peak RSS (KiB), CPU seconds.
+fn run_child(flags: &[&str]) -> (f64, f64, u64, f64) {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(flags)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{flags:?}: {out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut f = text.split_whitespace();
+    (
+        f.next().unwrap().parse().unwrap(),
+        f.next().unwrap().parse().unwrap(),
+        f.next().unwrap().parse().unwrap(),
+        f.next().unwrap().parse().unwrap(),
+    )
+}
+
+/// `slate replay` (one decode thread) against the bare reader, alternating.
+fn baseline(input: &Path, rounds: usize) {
+    let input = input.to_str().unwrap();
+    let (mut slate, mut bare) = (Vec::new(), Vec::new());
+    let mut events = (0.0, 0.0);
+    for _ in 0..rounds {
+        let s = run_child(&["--child-threads", "1", "--child-input", input]);
+        let b = run_child(&["--child-bare", input]);
+        events = (s.0, b.0);
+        slate.push(s.3);
+        bare.push(b.3);
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (s, b) = (median(slate), median(bare));
+    println!(
+        "CPU seconds, medians of {rounds} alternating runs: slate replay {s:.3} s ({:.0} events), bare serde_json reader {b:.3} s ({:.0} lines); ratio {:.2}",
+        events.0,
+        events.1,
+        s / b
+    );
+}
+
+/// The bare reader DESIGN §9 measures slate against.
+fn bare(input: &str) {
+    #[derive(serde::Deserialize)]
+    struct Line<'a> {
+        #[serde(borrow)]
+        ts: std::borrow::Cow<'a, str>,
+        #[serde(borrow)]
+        service: std::borrow::Cow<'a, str>,
+        status: Option<u16>,
+        latency_ms: Option<f64>,
+    }
+    let start = Instant::now();
+    let data = std::fs::read(input).unwrap();
+    let mut per: rustc_hash::FxHashMap<String, (u64, u64, f64)> = rustc_hash::FxHashMap::default();
+    let mut n = 0u64;
+    let mut newest = i64::MIN;
+    let mut at = 0;
+    for end in memchr::memchr_iter(b'\n', &data) {
+        let line = &data[at..end];
+        at = end + 1;
+        if line.is_empty() {
+            continue;
+        }
+        n += 1;
+        let Ok(l) = serde_json::from_slice::<Line>(line) else {
+            continue;
+        };
+        let Ok(ts) = l.ts.parse::<jiff::Timestamp>() else {
+            continue;
+        };
+        newest = newest.max(ts.as_microsecond());
+        let e = match per.get_mut(l.service.as_ref()) {
+            Some(e) => e,
+            None => per.entry(l.service.into_owned()).or_default(),
+        };
+        e.0 += 1;
+        e.1 += l.status.is_some_and(|s| s >= 500) as u64;
+        e.2 += l.latency_ms.unwrap_or(0.0);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    assert!(!per.is_empty() && newest > i64::MIN);
+    println!("{n} {secs} {} {}", peak_rss_kib(), cpu_secs());
 }
