@@ -372,6 +372,46 @@ fn one_line_from_2099_neither_counts_nor_blocks_the_rest() {
     assert_eq!(r["span"]["end"], "2026-11-03T00:00:01.000Z");
 }
 
+/// DESIGN §5: a jump that nothing follows (the last line after a quiet
+/// spell) is accepted unless it lies after this machine's clock; a file
+/// sorted by time whose lines are years apart is read whole, and a line
+/// dated 2099 among them is still `future`, wherever it is.
+#[test]
+fn a_final_jump_and_lines_years_apart_are_read_and_2099_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    // Half an hour of lines, then one after a 45-minute quiet spell (an
+    // IIS log's last line), then one from 2099.
+    let mut lines: Vec<String> = (0..30).map(|i| line(&at(i * 60), "a", 200, 1.0)).collect();
+    lines.push(line(&at(30 * 60 + 45 * 60), "a", 500, 1.0));
+    let quiet = write(dir.path(), "quiet.jsonl", &lines.join("\n"));
+    let r = report(&[quiet.to_str().unwrap()]);
+    assert_eq!(r["events"]["accepted"], 31, "{}", r["events"]);
+    assert_eq!(r["services"]["a"]["errors"], 1);
+    assert_eq!(r["span"]["end"], at(75 * 60).replace('Z', ".000Z"));
+    lines.push(line("2099-01-01T00:00:00Z", "a", 200, 1.0));
+    let stray = write(dir.path(), "stray.jsonl", &lines.join("\n"));
+    let r = report(&[stray.to_str().unwrap()]);
+    assert_eq!(r["events"]["accepted"], 31, "{}", r["events"]);
+    assert_eq!(reason(&r, "future"), 1);
+    // A test suite's samples: seven lines, sorted, years apart; a 2099 line
+    // first, and again in the middle.
+    let years = ["2009", "2012", "2015", "2018", "2020", "2023", "2025"];
+    let mut sorted = vec![line("2099-03-01T00:00:00Z", "b", 200, 1.0)];
+    for (k, y) in years.iter().enumerate() {
+        sorted.push(line(&format!("{y}-05-01T12:00:00Z"), "b", 200, 1.0));
+        if k == 3 {
+            sorted.push(line("2099-04-01T00:00:00Z", "b", 200, 1.0));
+        }
+    }
+    let apart = write(dir.path(), "apart.jsonl", &sorted.join("\n"));
+    let r = report(&[apart.to_str().unwrap()]);
+    assert_eq!(r["events"]["accepted"], 7, "{}", r["events"]);
+    assert_eq!(reason(&r, "future"), 2);
+    assert_eq!(reason(&r, "too_late"), 0);
+    assert_eq!(r["span"]["start"], "2009-05-01T12:00:00.000Z");
+    assert_eq!(r["span"]["end"], "2025-05-01T12:00:00.000Z");
+}
+
 /// DESIGN §5: a late event counts while its period still holds it, in
 /// every window that covers it; only beyond the longest period is it
 /// `too_late`. Worked out by hand: `a` has a 30-day error-rate SLO at 99%;

@@ -25,6 +25,9 @@ const CANDIDATES: &[(Format, Option<&str>)] = &[
     (Format::Apache, Some("common")),
 ];
 
+/// The service a candidate without one reads lines with while sniffing.
+const STAND_IN: &str = "-";
+
 /// Lines of the sample that are looked at.
 pub const SAMPLE_LINES: usize = 50;
 
@@ -60,7 +63,11 @@ pub fn sniff(sample: &[u8], cfg: &InputConfig) -> Result<Sniffed, String> {
     if lines.is_empty() {
         return Err("--format auto: the input has no lines to look at; give --format".into());
     }
-    let mut best: Option<(usize, usize, Format, Option<&str>)> = None;
+    // (lines read, of them with a service of their own, records, format,
+    // layout): a shape that finds the service in the lines beats one that
+    // reads them only with the stand-in (Caddy's lines are also generic
+    // JSON, with no `service`).
+    let mut best: Option<(usize, usize, usize, Format, Option<&str>)> = None;
     for &(format, layout) in CANDIDATES {
         let mut try_cfg = InputConfig {
             format,
@@ -70,27 +77,31 @@ pub fn sniff(sample: &[u8], cfg: &InputConfig) -> Result<Sniffed, String> {
             ..cfg.clone()
         };
         // A layout without a service still shows whether lines fit it.
-        if try_cfg.constant_service.is_none() && try_cfg.default_service.is_none() {
-            try_cfg.default_service = Some("-".into());
+        let stand_in = try_cfg.constant_service.is_none() && try_cfg.default_service.is_none();
+        if stand_in {
+            try_cfg.default_service = Some(STAND_IN.into());
         }
         let Ok(decoder) = Decoder::new(&try_cfg) else {
             continue;
         };
         let mut ctx = LineContext::default();
-        let (mut records, mut ok) = (0, 0);
+        let (mut records, mut ok, mut own) = (0, 0, 0);
         for line in &lines {
             if decoder.header(line, &mut ctx) {
                 continue;
             }
             records += 1;
-            ok += decoder.decode_with(line, &mut ctx).is_ok() as usize;
+            if let Ok(d) = decoder.decode_with(line, &mut ctx) {
+                ok += 1;
+                own += (!stand_in || d.service != STAND_IN) as usize;
+            }
         }
-        if best.is_none_or(|(b, _, _, _)| ok > b) {
-            best = Some((ok, records, format, layout));
+        if best.is_none_or(|(b, bo, _, _, _)| (ok, own) > (b, bo)) {
+            best = Some((ok, own, records, format, layout));
         }
     }
     match best {
-        Some((ok, records, format, layout)) if ok > 0 && ok * 2 >= records => {
+        Some((ok, _, records, format, layout)) if ok > 0 && ok * 2 >= records => {
             let input = InputConfig {
                 format,
                 log_format: layout.map(str::to_string).or_else(|| cfg.log_format.clone()),
@@ -104,7 +115,7 @@ pub fn sniff(sample: &[u8], cfg: &InputConfig) -> Result<Sniffed, String> {
                 input,
             })
         }
-        Some((ok, records, format, layout)) => Err(format!(
+        Some((ok, _, records, format, layout)) => Err(format!(
             "--format auto: no format reads these lines (at best {} read {ok} of {records}); give --format (and --log-format for nginx, apache or envoy)",
             name(format, layout)
         )),
@@ -119,6 +130,17 @@ mod tests {
     fn picked(sample: &str) -> (Format, Option<String>) {
         let s = sniff(sample.as_bytes(), &InputConfig::default()).unwrap();
         (s.input.format, s.input.log_format)
+    }
+
+    /// Every candidate is named by its `--format` name, never `?`.
+    #[test]
+    fn every_candidate_has_its_name() {
+        for &(format, layout) in CANDIDATES {
+            let n = name(format, layout);
+            assert!(!n.starts_with('?'), "{format:?}");
+            let base = n.split(' ').next().unwrap();
+            assert_eq!(Format::parse(base), Ok(format));
+        }
     }
 
     #[test]

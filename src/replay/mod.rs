@@ -253,13 +253,20 @@ impl Replayer {
             self.settle_start(None)?;
         }
         if let Some(p) = self.pending.take() {
-            self.reject(
-                Reason::Future,
-                p.input,
-                p.line,
-                &p.raw,
-                "a jump ahead that no later line confirmed",
-            )?;
+            // A jump that nothing follows (the last line after a quiet
+            // spell) is accepted, unless it lies in the future of the
+            // machine that reads it (DESIGN §5).
+            if p.ev.ts > wall_us() + self.opts.config.engine.max_skew.0 {
+                self.reject(
+                    Reason::Future,
+                    p.input,
+                    p.line,
+                    &p.raw,
+                    "a jump ahead that no later line confirmed, after this machine's clock",
+                )?;
+            } else {
+                self.accept(p)?;
+            }
         }
         if let Some(b) = bar {
             b.finish_and_clear();
@@ -343,6 +350,12 @@ impl Replayer {
             }
             return Ok(());
         }
+        self.offer_running(p)
+    }
+
+    /// The watermark rule once the clock is set.
+    fn offer_running(&mut self, p: Pending) -> Result<(), ReplayError> {
+        let skew = self.opts.config.engine.max_skew.0;
         if let Some(held) = self.pending.take() {
             if p.ev.ts >= held.ev.ts - skew {
                 self.accept(held)?;
@@ -364,16 +377,36 @@ impl Replayer {
     }
 
     /// Sets the clock from the first lines: at `anchor`, the time two
-    /// consecutive lines agreed on, or else the median of the lines held.
-    /// Each held line is then judged against it, in input order.
+    /// consecutive lines agreed on; each held line is then judged against
+    /// it, in input order. When no two agreed (a short file, or one sorted
+    /// by time whose lines are far apart), the clock starts at the first
+    /// line not in the future of this machine, and the lines are read in
+    /// order by the watermark rule: a gap is crossed when the next line
+    /// confirms it, and a stray line far ahead is still `future`.
     fn settle_start(&mut self, anchor: Option<Micros>) -> Result<(), ReplayError> {
         let held = std::mem::take(&mut self.startup);
-        let anchor = anchor.unwrap_or_else(|| {
-            let mut ts: Vec<Micros> = held.iter().map(|p| p.ev.ts).collect();
-            ts.sort_unstable();
-            ts[ts.len() / 2]
-        });
         let skew = self.opts.config.engine.max_skew.0;
+        let Some(anchor) = anchor else {
+            let limit = wall_us() + skew;
+            let mut started = false;
+            for p in held {
+                if started {
+                    self.offer_running(p)?;
+                } else if p.ev.ts > limit {
+                    self.reject(
+                        Reason::Future,
+                        p.input,
+                        p.line,
+                        &p.raw,
+                        "after this machine's clock",
+                    )?;
+                } else {
+                    started = true;
+                    self.accept(p)?;
+                }
+            }
+            return Ok(());
+        };
         for p in held {
             if p.ev.ts > anchor + skew {
                 self.reject(
@@ -525,4 +558,10 @@ pub fn replay(opts: ReplayOptions) -> Result<Report, ReplayError> {
 /// The report, and the chart series when `opts.charts` asks for them.
 pub fn replay_with_charts(opts: ReplayOptions) -> Result<(Report, Option<Charts>), ReplayError> {
     Replayer::new(opts)?.run()
+}
+
+fn wall_us() -> Micros {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as Micros)
 }

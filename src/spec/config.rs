@@ -47,6 +47,12 @@ impl Format {
         "caddy",
         "nginx",
         "apache",
+        "haproxy",
+        "envoy",
+        "w3c",
+        "alb",
+        "elb",
+        "auto",
     ];
 
     /// Whether lines are laid out by a `log_format` string.
