@@ -237,3 +237,196 @@ fn cloudfront_lines_out_of_order_by_hours_all_count() {
         assert!(near(got, exact), "{h} p50: {got} ms, exactly {exact} ms");
     }
 }
+
+/// `02/Feb/2012:04:05:24.385` (no zone: read as UTC) in the report's form.
+fn clf_time(t: &str) -> String {
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (day, rest) = t.split_once('/').unwrap();
+    let (mon, rest) = rest.split_once('/').unwrap();
+    let (year, clock) = rest.split_once(':').unwrap();
+    let m = months.iter().position(|x| *x == mon).unwrap() + 1;
+    let clock = if clock.contains('.') {
+        clock.to_string()
+    } else {
+        format!("{clock}.000")
+    };
+    format!("{year}-{m:02}-{day}T{clock}Z")
+}
+
+/// HAProxy `option httplog` through syslog, read independently: after
+/// the syslog tag, `client [accept_date] frontend backend/server
+/// Tq/Tw/Tc/Tr/Tt status …`; other lines (a server going down, a blank)
+/// are not requests. Service: the backend; latency: `Tt` (ms).
+fn check_haproxy(file: &PathBuf, requests: usize, not_requests: usize) {
+    let text = std::fs::read_to_string(file).unwrap();
+    let mut per: std::collections::BTreeMap<String, (u64, u64, Vec<f64>)> = Default::default();
+    let (mut first, mut last) = (String::from("~"), String::new());
+    let mut other = 0;
+    for l in text.split('\n').filter(|l| !l.trim().is_empty()) {
+        let rest = l.split_once("]: ").map_or("", |(_, r)| r);
+        let f: Vec<&str> = rest.split(' ').collect();
+        let is_request = f.len() > 6
+            && f[1].starts_with('[')
+            && f[4].matches('/').count() == 4
+            && f[5].parse::<u16>().is_ok();
+        if !is_request {
+            other += 1;
+            continue;
+        }
+        let backend = f[3].split('/').next().unwrap();
+        let tt: f64 = f[4].rsplit('/').next().unwrap().parse().unwrap();
+        let status: u16 = f[5].parse().unwrap();
+        let e = per.entry(backend.to_string()).or_default();
+        e.0 += 1;
+        e.1 += (status >= 500) as u64;
+        e.2.push(tt);
+        let t = clf_time(f[1].trim_matches(|c| c == '[' || c == ']'));
+        first = first.min(t.clone());
+        last = last.max(t);
+    }
+    assert_eq!(per.values().map(|e| e.0 as usize).sum::<usize>(), requests);
+    assert_eq!(other, not_requests);
+    let r = replay(&["--format", "haproxy"], file);
+    assert_eq!(r["events"]["accepted"], requests, "{}", r["events"]);
+    assert_eq!(
+        r["events"]["rejected_by_reason"]["format_mismatch"],
+        not_requests
+    );
+    assert_eq!(r["services"].as_object().unwrap().len(), per.len());
+    for (b, (n, errors, ms)) in &per {
+        let s = &r["services"][b];
+        assert_eq!(s["requests"], *n, "{b}");
+        assert_eq!(s["errors"], *errors, "{b}");
+        for (q, key) in [(0.5, "p50"), (0.95, "p95"), (0.99, "p99")] {
+            let exact = common::nearest_rank(ms.clone(), q);
+            let got = s["latency_ms"][key].as_f64().unwrap();
+            assert!(near(got, exact), "{b} {key}: {got} ms, exactly {exact} ms");
+        }
+    }
+    assert_eq!(r["span"]["start"], first);
+    assert_eq!(r["span"]["end"], last);
+}
+
+/// HAProxy 1.4-era httplog, 17,211 requests over 15 days; `-1` timers
+/// where a phase was never reached (PROVENANCE.md).
+#[test]
+fn haproxy_httplog_through_syslog_is_read() {
+    check_haproxy(
+        &real("access/haproxy-httplog-Tq-Tw-Tc-Tr-Tt.haproxylogparser.log"),
+        17_211,
+        0,
+    );
+}
+
+/// The same layout with 91 lines that are not requests mixed in (blank,
+/// `Connect from`, `Server … is DOWN`): each a counted `format_mismatch`.
+#[test]
+fn haproxy_noise_lines_are_counted_not_read() {
+    check_haproxy(
+        &real("access/haproxy-httplog-Tq-Tw-Tc-Tr-Tt.no7dw-analysis-script.log"),
+        10_102,
+        91,
+    );
+}
+
+/// IIS 8.5 W3C with its header block repeated mid-file: 210 records,
+/// latency `time-taken` (ms). IIS names no service: `--format auto` says
+/// to give one, and with `--service` every line is read, the last one
+/// (after a quiet spell) too.
+#[test]
+fn iis_with_repeated_headers_is_read_with_a_service() {
+    let file = real("access/iis-w3c-time-taken.lnav.log");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let mut fields: Vec<&str> = Vec::new();
+    let (mut ms, mut statuses, mut times) =
+        (Vec::new(), std::collections::BTreeMap::new(), Vec::new());
+    let mut headers = 0;
+    for l in text.lines().filter(|l| !l.is_empty()) {
+        if let Some(f) = l.strip_prefix("#Fields: ") {
+            fields = f.split(' ').collect();
+            headers += 1;
+            continue;
+        }
+        if l.starts_with('#') {
+            continue;
+        }
+        let v: Vec<&str> = l.split(' ').collect();
+        let col = |n: &str| v[fields.iter().position(|f| *f == n).unwrap()];
+        ms.push(col("time-taken").parse::<f64>().unwrap());
+        *statuses.entry(col("sc-status").to_string()).or_insert(0) += 1;
+        times.push(format!("{}T{}.000Z", col("date"), col("time")));
+    }
+    assert!(headers > 1, "the header block repeats");
+    assert_eq!(ms.len(), 210, "PROVENANCE.md: 210 records");
+    assert_eq!(
+        statuses.into_iter().collect::<Vec<_>>(),
+        vec![("200".to_string(), 8), ("404".to_string(), 202)]
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_slate"))
+        .args(["replay", "--no-progress", "--format", "auto"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("they name no service: give --service"),
+        "{out:?}"
+    );
+    let r = replay(&["--format", "w3c", "--service", "site"], &file);
+    assert_eq!(r["events"]["accepted"], 210, "{}", r["events"]);
+    let s = &r["services"]["site"];
+    assert_eq!(s["errors"], 0);
+    for (q, key) in [(0.5, "p50"), (0.95, "p95"), (0.99, "p99")] {
+        let exact = common::nearest_rank(ms.clone(), q);
+        let got = s["latency_ms"][key].as_f64().unwrap();
+        assert!(near(got, exact), "{key}: {got} ms, exactly {exact} ms");
+    }
+    assert_eq!(r["span"]["start"], *times.iter().min().unwrap());
+    assert_eq!(r["span"]["end"], *times.iter().max().unwrap());
+}
+
+/// nginx with its own `log_format` (PROVENANCE.md's, with the double space
+/// of an empty `$http_x_real_ip`): 200 records, latency `$request_time`
+/// (s, the last field), times in +0300.
+#[test]
+fn nginx_with_its_own_log_format_is_read() {
+    let file = real("access/nginx-combined-request_time.otus-nginx-access-ui.log");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let (mut ms, mut statuses) = (Vec::new(), std::collections::BTreeMap::new());
+    for l in text.split('\n').filter(|l| !l.is_empty()) {
+        ms.push(l.rsplit(' ').next().unwrap().parse::<f64>().unwrap() * 1000.0);
+        // The status follows the quoted request.
+        let after = l.split('"').nth(2).unwrap();
+        let status: u16 = after.split_whitespace().next().unwrap().parse().unwrap();
+        *statuses.entry(status).or_insert(0u64) += 1;
+    }
+    assert_eq!(ms.len(), 200, "PROVENANCE.md: 200 records");
+    assert_eq!(
+        statuses.into_iter().collect::<Vec<_>>(),
+        vec![(200, 183), (302, 1), (401, 1), (403, 2), (404, 13)]
+    );
+    let format = r#"$remote_addr $remote_user $http_x_real_ip [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" "$http_x_forwarded_for" "$http_X_REQUEST_ID" "$http_X_RB_USER" $request_time"#;
+    let r = replay(
+        &[
+            "--format",
+            "nginx",
+            "--log-format",
+            format,
+            "--service",
+            "ui",
+        ],
+        &file,
+    );
+    assert_eq!(r["events"]["accepted"], 200, "{}", r["events"]);
+    let s = &r["services"]["ui"];
+    assert_eq!(s["errors"], 0);
+    for (q, key) in [(0.5, "p50"), (0.95, "p95"), (0.99, "p99")] {
+        let exact = common::nearest_rank(ms.clone(), q);
+        let got = s["latency_ms"][key].as_f64().unwrap();
+        assert!(near(got, exact), "{key}: {got} ms, exactly {exact} ms");
+    }
+    // 03:50:22 → 03:50:29 at +0300.
+    assert_eq!(r["span"]["start"], "2017-06-29T00:50:22.000Z");
+    assert_eq!(r["span"]["end"], "2017-06-29T00:50:29.000Z");
+}

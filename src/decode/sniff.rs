@@ -101,7 +101,7 @@ pub fn sniff(sample: &[u8], cfg: &InputConfig) -> Result<Sniffed, String> {
         }
     }
     match best {
-        Some((ok, _, records, format, layout)) if ok > 0 && ok * 2 >= records => {
+        Some((ok, own, records, format, layout)) if ok > 0 && ok * 2 >= records => {
             let input = InputConfig {
                 format,
                 log_format: layout.map(str::to_string).or_else(|| cfg.log_format.clone()),
@@ -109,8 +109,13 @@ pub fn sniff(sample: &[u8], cfg: &InputConfig) -> Result<Sniffed, String> {
             };
             Ok(Sniffed {
                 why: format!(
-                    "--format auto: picked {}: {ok} of the first {records} lines read as it",
-                    name(format, layout)
+                    "--format auto: picked {}: {ok} of the first {records} lines read as it{}",
+                    name(format, layout),
+                    if own == 0 && cfg.constant_service.is_none() && cfg.default_service.is_none() {
+                        "; they name no service: give --service NAME (or --service-field)"
+                    } else {
+                        ""
+                    }
                 ),
                 input,
             })
