@@ -310,10 +310,11 @@ pub enum Reason {
     Future,
     LineTooLong,
     FormatMismatch,
+    InvalidEnvelope,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 13] = [
+    pub const ALL: [Reason; 14] = [
         Reason::InvalidJson,
         Reason::NotAnObject,
         Reason::MissingField,
@@ -327,6 +328,7 @@ impl Reason {
         Reason::Future,
         Reason::LineTooLong,
         Reason::FormatMismatch,
+        Reason::InvalidEnvelope,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -344,6 +346,7 @@ impl Reason {
             Reason::Future => "future",
             Reason::LineTooLong => "line_too_long",
             Reason::FormatMismatch => "format_mismatch",
+            Reason::InvalidEnvelope => "invalid_envelope",
         }
     }
 

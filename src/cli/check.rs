@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::Output;
 use crate::decode::batch::trim;
-use crate::decode::Decoder;
+use crate::decode::{Decoder, Reason};
 use crate::source::file::{self, InputName};
 use crate::spec::{Config, SloKind, SloSpec};
 
@@ -215,10 +215,7 @@ fn sample_input(
         if text.is_empty() {
             continue;
         }
-        if decoder.header(text, &mut ctx) {
-            continue;
-        }
-        match decoder.decode_with(text, &mut ctx) {
+        decoder.decode_record(text, &mut ctx, (i as u64 + 1, (0, 0)), &mut |d| match d {
             Ok(d) => {
                 ok += 1;
                 with_latency += d.latency_us.is_some() as u64;
@@ -228,13 +225,27 @@ fn sample_input(
                 *rejected.entry(r.reason.as_str()).or_default() += 1;
                 first_error.get_or_insert(format!("line {}: {}: {}", i + 1, r.reason, r.detail));
             }
-        }
+        });
     }
+    for (line, _) in ctx.partials.drain() {
+        *rejected
+            .entry(Reason::InvalidEnvelope.as_str())
+            .or_default() += 1;
+        first_error.get_or_insert(format!(
+            "line {line}: invalid_envelope: a partial line (CRI `P`) not finished within the sample"
+        ));
+    }
+    let format =
+        crate::decode::sniff::name(config.input.format, config.input.log_format.as_deref());
+    let envelope = config.input.envelope().name();
     let total = ok + rejected.values().sum::<u64>();
     let mut out = vec![format!(
-        "{}: {ok} of the first {total} lines decode as {:?}; {with_latency} carry a latency",
+        "{}: {ok} of the first {total} lines decode as {format}{}; {with_latency} carry a latency",
         name.display(),
-        config.input.format
+        match config.input.envelope() {
+            crate::spec::config::Envelope::None => String::new(),
+            e => format!(" inside {} envelopes", e.name()),
+        }
     )];
     if let Some(e) = &first_error {
         out.push(format!("  first rejection: {e}"));
@@ -275,6 +286,8 @@ fn sample_input(
         }
     }
     let js = json!({
+        "format": format,
+        "envelope": envelope,
         "lines": total,
         "decoded": ok,
         "with_latency": with_latency,

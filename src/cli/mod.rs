@@ -112,6 +112,11 @@ pub(crate) struct InputArgs {
     /// envoy, haproxy, alb, elb, w3c, or auto (sniffed from the first lines) [default: json]
     #[arg(long, value_name = "F")]
     format: Option<String>,
+    /// What wraps each line: none, docker (json-file), cri, filebeat, vector,
+    /// fluent-bit, otlp-json, syslog, or auto (sniffed) [default: auto with
+    /// --format auto, else none]
+    #[arg(long, value_name = "E")]
+    envelope: Option<String>,
     /// For nginx/apache/envoy: the log_format/LogFormat/format string from
     /// your server's config, or combined, main (nginx), common (apache),
     /// default, istio (envoy)
@@ -124,8 +129,9 @@ pub(crate) struct InputArgs {
     /// Every event belongs to this service (for logs of one service)
     #[arg(long, value_name = "NAME", conflicts_with = "service_field")]
     service: Option<String>,
-    /// Read the service from this field: a dotted JSON path, or a layout
-    /// field of a text format ($http_x_service, %{X-Service}i)
+    /// Read the service from this field: a dotted JSON path, a layout
+    /// field of a text format ($http_x_service, %{X-Service}i), or a field
+    /// of the envelope (envelope.kubernetes.container_name)
     #[arg(long, value_name = "FIELD")]
     service_field: Option<String>,
 }
@@ -137,6 +143,12 @@ impl InputArgs {
         if let Some(f) = &self.format {
             input.format = crate::spec::config::Format::parse(f)
                 .map_err(|e| anyhow::anyhow!("--format: {e}"))?;
+        }
+        if let Some(e) = &self.envelope {
+            input.envelope = Some(
+                crate::spec::config::Envelope::parse(e)
+                    .map_err(|e| anyhow::anyhow!("--envelope: {e}"))?,
+            );
         }
         if let Some(lf) = &self.log_format {
             if !input.format.is_text() {
@@ -163,15 +175,21 @@ impl InputArgs {
     }
 }
 
-/// `--format auto`: reads the first 64 KiB of `input` (decompressed),
-/// picks a format, and says which on stderr.
+/// `--format auto`, `--envelope auto` (or `--format envoy` without a
+/// layout): reads the first 64 KiB of `input` (decompressed), picks what
+/// reads it, and says which on stderr.
 pub(crate) fn resolve_auto(config: &mut Config, input: &Path) -> Result<()> {
     use std::io::Read;
-    if config.input.format != crate::spec::config::Format::Auto {
+    if !crate::decode::sniff::wanted(&config.input) {
         return Ok(());
     }
     if input.as_os_str() == "-" {
-        anyhow::bail!("--format auto cannot look ahead in stdin: give --format");
+        if config.input.format == crate::spec::config::Format::Envoy {
+            return Ok(());
+        }
+        anyhow::bail!(
+            "--format auto and --envelope auto cannot look ahead in stdin: give --format and --envelope"
+        );
     }
     let name = crate::source::file::InputName(input.to_path_buf());
     let opened = crate::source::file::open(

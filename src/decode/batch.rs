@@ -85,8 +85,8 @@ fn decode_lines(
         let end = memchr::memchr(b'\n', &data[start..]).map_or(len, |p| start + p);
         let at = (start as u32, end as u32);
         let text = trim(&data[start..end]);
-        if (!skip_blank || !text.is_empty()) && !decoder.header(text, &mut ctx) {
-            match decoder.decode_with(text, &mut ctx) {
+        if !skip_blank || !text.is_empty() {
+            decoder.decode_record(text, &mut ctx, (line, at), &mut |d| match d {
                 Ok(d) => {
                     let service = match local.get(d.service.as_ref()) {
                         Some(&i) => i,
@@ -112,10 +112,21 @@ fn decode_lines(
                     line,
                     at,
                 }),
-            }
+            });
         }
         start = end + 1;
         line += 1;
+    }
+    // A partial line (CRI `P`) whose end never came: the file reader cuts
+    // chunks only where none is open, so this is the end of the input (or
+    // of a batch of Kafka messages).
+    for (line, at) in ctx.partials.drain() {
+        out.recs.push(Rec::Rejected {
+            reason: Reason::InvalidEnvelope,
+            detail: "a partial line (CRI `P`) never finished by an `F`".into(),
+            line,
+            at,
+        });
     }
     out.raw = data;
     out

@@ -227,6 +227,17 @@ impl JsonDecoder {
         line: &'a [u8],
         days: &mut DayCache,
     ) -> Result<Decoded<'a>, Rejection> {
+        self.decode_full(line, days, None)
+    }
+
+    /// [`decode_with`](Self::decode_with), the time `fallback` (an
+    /// envelope's) taken when the line has none.
+    pub fn decode_full<'a>(
+        &self,
+        line: &'a [u8],
+        days: &mut DayCache,
+        fallback: Option<Micros>,
+    ) -> Result<Decoded<'a>, Rejection> {
         if self.flat {
             let mut found = Found::default();
             let handled = super::flat::scan(
@@ -238,21 +249,22 @@ impl JsonDecoder {
                 |(field, prio), value| found.set(field, prio, value.into_cow()),
             );
             if handled.is_some() {
-                return self.build(&mut found, days);
+                return self.build(&mut found, days, fallback);
             }
         }
-        self.decode_serde_with(line, days)
+        self.decode_serde_with(line, days, fallback)
     }
 
     /// The general path: serde_json over any JSON, nested paths included.
     pub fn decode_serde<'a>(&self, line: &'a [u8]) -> Result<Decoded<'a>, Rejection> {
-        self.decode_serde_with(line, &mut DayCache::default())
+        self.decode_serde_with(line, &mut DayCache::default(), None)
     }
 
     fn decode_serde_with<'a>(
         &self,
         line: &'a [u8],
         days: &mut DayCache,
+        fallback: Option<Micros>,
     ) -> Result<Decoded<'a>, Rejection> {
         let mut found = Found::default();
         match self.walk(line, &mut found) {
@@ -270,7 +282,9 @@ impl JsonDecoder {
                     let fixed = unescape_nginx(line);
                     let mut found = Found::default();
                     return match self.walk(&fixed, &mut found) {
-                        Ok(true) => self.build(&mut found, days).map(Decoded::into_owned),
+                        Ok(true) => self
+                            .build(&mut found, days, fallback)
+                            .map(Decoded::into_owned),
                         Ok(false) => Err(Rejection::new(
                             Reason::NotAnObject,
                             "the line is JSON but not an object",
@@ -281,7 +295,7 @@ impl JsonDecoder {
                 return Err(Rejection::new(Reason::InvalidJson, e.to_string()));
             }
         }
-        self.build(&mut found, days)
+        self.build(&mut found, days, fallback)
     }
 
     fn walk<'a>(&self, line: &'a [u8], found: &mut Found<'a>) -> Result<bool, serde_json::Error> {
@@ -299,11 +313,15 @@ impl JsonDecoder {
         &self,
         found: &mut Found<'a>,
         days: &mut DayCache,
+        fallback: Option<Micros>,
     ) -> Result<Decoded<'a>, Rejection> {
         let [ts, service, status, latency, success, outcome, endpoint] =
             std::mem::replace(&mut found.vals, [const { Scalar::Null }; FIELDS]);
         let ts = match ts {
-            Scalar::Null => return Err(Rejection::new(Reason::MissingField, "no timestamp")),
+            Scalar::Null => match fallback {
+                Some(t) => t,
+                None => return Err(Rejection::new(Reason::MissingField, "no timestamp")),
+            },
             s => timestamp(&s, days)?,
         };
         let service = match service {

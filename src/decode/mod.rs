@@ -5,6 +5,7 @@
 
 pub mod aws;
 pub mod batch;
+pub mod envelope;
 mod flat;
 pub mod haproxy;
 pub mod json;
@@ -15,6 +16,8 @@ pub mod w3c;
 pub use json::{Decoded, JsonDecoder};
 pub use text::TextDecoder;
 
+use std::borrow::Cow;
+
 use crate::model::DayCache;
 pub use crate::model::{Reason, RejectCounts};
 use crate::spec::config::InputConfig;
@@ -24,6 +27,11 @@ use crate::spec::config::InputConfig;
 #[derive(Debug, Clone)]
 pub struct Decoder {
     kind: Kind,
+    /// What wraps each line, when something does.
+    envelope: Option<envelope::Unwrapper>,
+    /// `--service-field envelope.PATH`: the service is read from the
+    /// envelope; else the configured default service, else a rejection.
+    envelope_service: Option<(String, Option<String>)>,
     /// `input.service_map`: the first matching rule names the service.
     service_map: Vec<crate::spec::config::ServiceRule>,
 }
@@ -43,16 +51,57 @@ enum Kind {
 pub struct LineContext {
     pub days: DayCache,
     w3c: Option<w3c::Layout>,
+    /// The envelope's time, for a line without one of its own.
+    fallback_ts: Option<crate::model::Micros>,
+    /// CRI partial lines waiting for their end.
+    pub partials: envelope::Partials,
+    envelope_days: DayCache,
 }
+
+/// The stand-in service an inner decoder reads lines with while the
+/// service comes from the envelope.
+const FROM_ENVELOPE: &str = "-";
 
 impl Decoder {
     /// Builds the decoder; a text format's layout string is compiled here,
     /// and its errors say what to fix.
     pub fn new(cfg: &InputConfig) -> Result<Decoder, String> {
+        use crate::spec::config::Envelope;
         use crate::spec::config::Format;
         if cfg.format == Format::Auto {
             return Err("--format auto must be resolved by sniffing an input first".into());
         }
+        let envelope = match cfg.envelope() {
+            Envelope::Auto => {
+                return Err("--envelope auto must be resolved by sniffing an input first".into())
+            }
+            Envelope::None => None,
+            e => Some(envelope::Unwrapper::new(e, cfg.envelope_service())),
+        };
+        let envelope_service = match cfg.envelope_service() {
+            Some(path) if envelope.is_none() => {
+                return Err(format!(
+                    "--service-field envelope.{path} needs --envelope (docker, cri, filebeat, vector, fluent-bit, otlp-json or syslog)"
+                ))
+            }
+            Some(path) => Some((
+                path.to_string(),
+                cfg.constant_service.clone().or(cfg.default_service.clone()),
+            )),
+            None => None,
+        };
+        let owned;
+        let cfg = if envelope_service.is_some() {
+            let mut inner = cfg.clone();
+            inner.fields.service = None;
+            if inner.constant_service.is_none() {
+                inner.constant_service = Some(FROM_ENVELOPE.into());
+            }
+            owned = inner;
+            &owned
+        } else {
+            cfg
+        };
         let kind = if cfg.format.is_text() {
             Kind::Text(TextDecoder::new(cfg)?)
         } else if cfg.format == Format::W3c {
@@ -66,10 +115,73 @@ impl Decoder {
         };
         Ok(Decoder {
             kind,
+            envelope,
+            envelope_service,
             service_map: cfg.service_map.clone(),
         })
     }
 
+    /// The envelope taken off each record, if any.
+    pub fn envelope(&self) -> Option<crate::spec::config::Envelope> {
+        self.envelope.as_ref().map(|u| u.kind())
+    }
+
+    /// Decodes one record: takes its envelope off, if any, and hands each
+    /// line inside (none, one, or many) decoded to `emit`. `whence` is the
+    /// record's line number and place in its chunk, kept with a partial
+    /// line for the rejection of one never finished.
+    pub fn decode_record(
+        &self,
+        raw: &[u8],
+        ctx: &mut LineContext,
+        whence: (u64, (u32, u32)),
+        emit: &mut dyn FnMut(Result<Decoded<'_>, Rejection>),
+    ) {
+        let Some(unwrapper) = &self.envelope else {
+            if !self.header(raw, ctx) {
+                emit(self.decode_with(raw, ctx));
+            }
+            return;
+        };
+        let mut partials = std::mem::take(&mut ctx.partials);
+        let mut days = std::mem::take(&mut ctx.envelope_days);
+        unwrapper.unwrap(raw, &mut partials, &mut days, whence, &mut |inner| {
+            let inner = match inner {
+                Ok(i) => i,
+                Err(r) => return emit(Err(r)),
+            };
+            let line = batch::trim(&inner.line);
+            if self.header(line, ctx) {
+                return;
+            }
+            ctx.fallback_ts = inner.time;
+            let decoded = self.decode_with(line, ctx);
+            ctx.fallback_ts = None;
+            emit(match (decoded, &self.envelope_service) {
+                (Ok(mut d), Some((path, default))) => match (inner.service, default) {
+                    (Some(s), _) if valid_service(&s) => {
+                        d.service = Cow::Owned(s.into_owned());
+                        Ok(d)
+                    }
+                    (Some(_), _) => Err(Rejection::new(
+                        Reason::BadService,
+                        format!("envelope.{path} must be 1–128 bytes without control characters"),
+                    )),
+                    (None, Some(default)) => {
+                        d.service = Cow::Owned(default.clone());
+                        Ok(d)
+                    }
+                    (None, None) => Err(Rejection::new(
+                        Reason::MissingField,
+                        format!("no envelope.{path} in the envelope"),
+                    )),
+                },
+                (d, _) => d,
+            })
+        });
+        ctx.partials = partials;
+        ctx.envelope_days = days;
+    }
     #[inline]
     pub fn decode_with<'a>(
         &self,
@@ -78,7 +190,7 @@ impl Decoder {
     ) -> Result<Decoded<'a>, Rejection> {
         let days = &mut ctx.days;
         let mut d = match &self.kind {
-            Kind::Json(d) => d.decode_with(line, days),
+            Kind::Json(d) => d.decode_full(line, days, ctx.fallback_ts),
             Kind::Text(d) => d.decode_with(line, days),
             Kind::Aws(d) => d.decode_with(line, days),
             Kind::Haproxy(d) => d.decode_line(line),

@@ -3,7 +3,7 @@
 //! few lines read by any format is an error that asks for `--format`.
 
 use super::{Decoder, LineContext};
-use crate::spec::config::{Format, InputConfig};
+use crate::spec::config::{Envelope, Format, InputConfig};
 
 /// Candidates in order of preference when several read the same lines.
 const CANDIDATES: &[(Format, Option<&str>)] = &[
@@ -39,20 +39,31 @@ pub struct Sniffed {
     pub why: String,
 }
 
-fn name(format: Format, layout: Option<&str>) -> String {
+/// A format's `--format` name, with its layout when it has one.
+pub fn name(format: Format, layout: Option<&str>) -> String {
     let base = Format::NAMES
         .iter()
         .copied()
         .find(|n| Format::parse(n).ok() == Some(format))
         .unwrap_or("?");
     match layout {
-        Some(l) => format!("{base} ({l})"),
-        None => base.to_string(),
+        // A layout of the user's own is too long to repeat.
+        Some(l) if l.len() <= 16 => format!("{base} ({l})"),
+        _ => base.to_string(),
     }
 }
 
-/// Picks a format for `sample` (the first bytes of an input). `cfg` is the
-/// user's input section; its format is replaced, its other settings kept.
+/// Whether `cfg` leaves something to sniff: `--format auto`, `--envelope
+/// auto`, or `--format envoy` without a layout (default or Istio's).
+pub fn wanted(cfg: &InputConfig) -> bool {
+    cfg.format == Format::Auto
+        || cfg.envelope() == Envelope::Auto
+        || (cfg.format == Format::Envoy && cfg.log_format.is_none())
+}
+
+/// Picks a format (and envelope) for `sample` (the first bytes of an
+/// input), where `cfg` leaves them to sniff. `cfg` is the user's input
+/// section; what it fixes is kept.
 pub fn sniff(sample: &[u8], cfg: &InputConfig) -> Result<Sniffed, String> {
     let lines: Vec<&[u8]> = sample
         .split(|&b| b == b'\n')
@@ -63,54 +74,94 @@ pub fn sniff(sample: &[u8], cfg: &InputConfig) -> Result<Sniffed, String> {
     if lines.is_empty() {
         return Err("--format auto: the input has no lines to look at; give --format".into());
     }
-    // (lines read, of them with a service of their own, records, format,
-    // layout): a shape that finds the service in the lines beats one that
-    // reads them only with the stand-in (Caddy's lines are also generic
-    // JSON, with no `service`).
-    let mut best: Option<(usize, usize, usize, Format, Option<&str>)> = None;
-    for &(format, layout) in CANDIDATES {
-        let mut try_cfg = InputConfig {
-            format,
-            log_format: layout
-                .map(str::to_string)
-                .or_else(|| cfg.log_format.clone().filter(|_| format.is_text())),
-            ..cfg.clone()
-        };
-        // A layout without a service still shows whether lines fit it.
-        let stand_in = try_cfg.constant_service.is_none() && try_cfg.default_service.is_none();
-        if stand_in {
-            try_cfg.default_service = Some(STAND_IN.into());
-        }
-        let Ok(decoder) = Decoder::new(&try_cfg) else {
-            continue;
-        };
-        let mut ctx = LineContext::default();
-        let (mut records, mut ok, mut own) = (0, 0, 0);
-        for line in &lines {
-            if decoder.header(line, &mut ctx) {
+    let envelopes: Vec<Envelope> = match cfg.envelope() {
+        Envelope::Auto => Envelope::CONCRETE.to_vec(),
+        e => vec![e],
+    };
+    let envoy_only = [
+        (Format::Envoy, Some("istio")),
+        (Format::Envoy, Some("default")),
+    ];
+    let given = [(cfg.format, None)];
+    let formats: &[(Format, Option<&str>)] = match cfg.format {
+        Format::Auto => CANDIDATES,
+        Format::Envoy if cfg.log_format.is_none() => &envoy_only,
+        _ => &given,
+    };
+    // (lines read, of them with a service of their own, records, envelope,
+    // format, layout): a shape that finds the service in the lines beats
+    // one that reads them only with the stand-in (Caddy's lines are also
+    // generic JSON, with no `service`). Ties keep the earlier candidate:
+    // bare lines before any envelope.
+    type Best<'l> = (usize, usize, usize, Envelope, Format, Option<&'l str>);
+    let mut best: Option<Best> = None;
+    for &envelope in &envelopes {
+        for &(format, layout) in formats {
+            let mut try_cfg = InputConfig {
+                format,
+                envelope: Some(envelope),
+                log_format: layout
+                    .map(str::to_string)
+                    .or_else(|| cfg.log_format.clone().filter(|_| format.is_text())),
+                ..cfg.clone()
+            };
+            // A layout without a service still shows whether lines fit it.
+            let stand_in = try_cfg.constant_service.is_none() && try_cfg.default_service.is_none();
+            if stand_in {
+                try_cfg.default_service = Some(STAND_IN.into());
+            }
+            let Ok(decoder) = Decoder::new(&try_cfg) else {
                 continue;
+            };
+            let mut ctx = LineContext::default();
+            let (mut records, mut ok, mut own) = (0, 0, 0);
+            for (i, line) in lines.iter().enumerate() {
+                decoder.decode_record(line, &mut ctx, (i as u64, (0, 0)), &mut |d| {
+                    records += 1;
+                    if let Ok(d) = d {
+                        ok += 1;
+                        own += (!stand_in || d.service != STAND_IN) as usize;
+                    }
+                });
             }
-            records += 1;
-            if let Ok(d) = decoder.decode_with(line, &mut ctx) {
-                ok += 1;
-                own += (!stand_in || d.service != STAND_IN) as usize;
+            if best.is_none_or(|(b, bo, ..)| (ok, own) > (b, bo)) {
+                best = Some((ok, own, records, envelope, format, layout));
             }
-        }
-        if best.is_none_or(|(b, bo, _, _, _)| (ok, own) > (b, bo)) {
-            best = Some((ok, own, records, format, layout));
         }
     }
+    let what = |envelope: Envelope, format, layout| {
+        let mut parts = Vec::new();
+        if cfg.envelope() == Envelope::Auto {
+            parts.push(match envelope {
+                Envelope::None => "--envelope auto: the lines are bare".to_string(),
+                e => format!("--envelope auto: found {}", e.name()),
+            });
+        }
+        if formats.len() > 1 {
+            parts.push(format!(
+                "--format {}: picked {}",
+                if cfg.format == Format::Auto {
+                    "auto"
+                } else {
+                    "envoy"
+                },
+                name(format, layout)
+            ));
+        }
+        parts.join("; ")
+    };
     match best {
-        Some((ok, own, records, format, layout)) if ok > 0 && ok * 2 >= records => {
+        Some((ok, own, records, envelope, format, layout)) if ok > 0 && ok * 2 >= records => {
             let input = InputConfig {
                 format,
+                envelope: Some(envelope),
                 log_format: layout.map(str::to_string).or_else(|| cfg.log_format.clone()),
                 ..cfg.clone()
             };
             Ok(Sniffed {
                 why: format!(
-                    "--format auto: picked {}: {ok} of the first {records} lines read as it{}",
-                    name(format, layout),
+                    "{}: {ok} of the first {records} lines read as it{}",
+                    what(envelope, format, layout),
                     if own == 0 && cfg.constant_service.is_none() && cfg.default_service.is_none() {
                         "; they name no service: give --service NAME (or --service-field)"
                     } else {
@@ -120,9 +171,15 @@ pub fn sniff(sample: &[u8], cfg: &InputConfig) -> Result<Sniffed, String> {
                 input,
             })
         }
-        Some((ok, _, records, format, layout)) => Err(format!(
-            "--format auto: no format reads these lines (at best {} read {ok} of {records}); give --format (and --log-format for nginx, apache or envoy)",
-            name(format, layout)
+        Some((ok, _, records, envelope, format, layout)) => Err(format!(
+            "{}: no format reads these lines (at best {}{} read {ok} of {records}); give --format (and --log-format for nginx, apache or envoy){}",
+            if cfg.format == Format::Auto { "--format auto" } else { "--envelope auto" },
+            name(format, layout),
+            match envelope {
+                Envelope::None => String::new(),
+                e => format!(" inside {}", e.name()),
+            },
+            if cfg.envelope() == Envelope::Auto { " or --envelope" } else { "" },
         )),
         None => Err("--format auto: no format reads these lines; give --format".into()),
     }
@@ -132,8 +189,15 @@ pub fn sniff(sample: &[u8], cfg: &InputConfig) -> Result<Sniffed, String> {
 mod tests {
     use super::*;
 
+    fn auto() -> InputConfig {
+        InputConfig {
+            format: Format::Auto,
+            ..InputConfig::default()
+        }
+    }
+
     fn picked(sample: &str) -> (Format, Option<String>) {
-        let s = sniff(sample.as_bytes(), &InputConfig::default()).unwrap();
+        let s = sniff(sample.as_bytes(), &auto()).unwrap();
         (s.input.format, s.input.log_format)
     }
 
@@ -183,10 +247,8 @@ mod tests {
 
     #[test]
     fn unsure_is_an_error() {
-        let e = sniff(b"hello world\nthis is not a log\n", &InputConfig::default()).unwrap_err();
+        let e = sniff(b"hello world\nthis is not a log\n", &auto()).unwrap_err();
         assert!(e.contains("give --format"), "{e}");
-        assert!(sniff(b"\n\n", &InputConfig::default())
-            .unwrap_err()
-            .contains("no lines"));
+        assert!(sniff(b"\n\n", &auto()).unwrap_err().contains("no lines"));
     }
 }

@@ -103,6 +103,9 @@ pub struct Replayer {
     /// The first lines, held until two in a row agree on the time (so
     /// that a stray first line, past or future, cannot set the clock).
     startup: Vec<Pending>,
+    /// First lines ahead of the time the others agreed on, waiting for a
+    /// later line to confirm them.
+    doubted: Vec<Pending>,
     input_names: Vec<String>,
     charts: Option<Charts>,
 }
@@ -181,6 +184,7 @@ impl Replayer {
             rejects: Rejects::new(dead),
             pending: None,
             startup: Vec::new(),
+            doubted: Vec::new(),
         })
     }
 
@@ -251,6 +255,15 @@ impl Replayer {
         }
         if !self.startup.is_empty() {
             self.settle_start(None)?;
+        }
+        for p in std::mem::take(&mut self.doubted) {
+            self.reject(
+                Reason::Future,
+                p.input,
+                p.line,
+                &p.raw,
+                "ahead of the time the first lines agree on, and no later line came near it",
+            )?;
         }
         if let Some(p) = self.pending.take() {
             // A jump that nothing follows (the last line after a quiet
@@ -369,9 +382,19 @@ impl Replayer {
                 )?;
             }
         }
+        let ts = p.ev.ts;
         match self.core.engine.now() {
             Some(now) if p.ev.ts > now + skew => self.pending = Some(p),
             _ => self.accept(p)?,
+        }
+        if !self.doubted.is_empty() {
+            let (confirmed, doubted): (Vec<_>, Vec<_>) = std::mem::take(&mut self.doubted)
+                .into_iter()
+                .partition(|d| ts >= d.ev.ts - skew);
+            self.doubted = doubted;
+            for d in confirmed {
+                self.accept(d)?;
+            }
         }
         Ok(())
     }
@@ -407,8 +430,15 @@ impl Replayer {
             }
             return Ok(());
         };
+        let limit = wall_us() + skew;
         for p in held {
-            if p.ev.ts > anchor + skew {
+            if p.ev.ts > anchor + skew && p.ev.ts <= limit {
+                // Ahead of the agreed time: in doubt until a later line
+                // comes within `max_skew` of it (files of one pod
+                // concatenated out of order), rejected at the end if none
+                // does (a stray line dated far ahead).
+                self.doubted.push(p);
+            } else if p.ev.ts > anchor + skew {
                 self.reject(
                     Reason::Future,
                     p.input,

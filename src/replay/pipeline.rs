@@ -36,12 +36,14 @@ impl DecodedStream {
         let (done_tx, done_rx) = bounded(threads * 4);
         let label = name.display();
         let header_prefix = decoder.header_prefix();
+        let cri = decoder.envelope() == Some(crate::spec::config::Envelope::Cri);
         thread::Builder::new()
             .name("slate-read".into())
             .spawn(move || {
                 let mut reader = ChunkReader::new(input.reader, max_line)
                     .with_progress(input.progress)
-                    .with_header(header_prefix);
+                    .with_header(header_prefix)
+                    .with_cri_partials(cri);
                 let mut seq = 0;
                 loop {
                     let item = match reader.next_chunk() {

@@ -161,6 +161,9 @@ pub struct ChunkReader<R> {
     /// chunk must know (W3C's `#Fields:`, which may repeat mid-file).
     header_prefix: Option<&'static [u8]>,
     header: Option<Arc<[u8]>>,
+    /// CRI lines: a chunk ends only where no partial line is open, so that
+    /// each chunk joins its own partials.
+    cri: bool,
 }
 
 impl<R: Read> ChunkReader<R> {
@@ -175,7 +178,14 @@ impl<R: Read> ChunkReader<R> {
             ready: VecDeque::new(),
             header_prefix: None,
             header: None,
+            cri: false,
         }
+    }
+
+    /// Cuts chunks only where no CRI partial line (`P`) is open.
+    pub fn with_cri_partials(mut self, cri: bool) -> Self {
+        self.cri = cri;
+        self
     }
 
     /// Tracks header lines starting with `prefix`, so that each chunk
@@ -300,6 +310,18 @@ impl<R: Read> ChunkReader<R> {
         } else {
             line_start
         };
+        let mut end = end;
+        if self.cri && !self.eof && !tail_long && end > chunk_start {
+            // Lines after the last point where no partial is open wait for
+            // the rest of their partial, unless they are more than a line
+            // long (then the partial is cut, and counted when rejected).
+            let safe = chunk_start + cri_safe_end(&data[chunk_start..end]);
+            if end - safe <= self.max_line {
+                self.next_line -= memchr::memchr_iter(b'\n', &data[safe..end]).count() as u64;
+                self.carry.extend_from_slice(&data[safe..end]);
+                end = safe;
+            }
+        }
         if !self.eof && !tail_long {
             self.carry.extend_from_slice(&data[line_start..]);
         }
@@ -325,6 +347,30 @@ impl<R: Read> ChunkReader<R> {
         }
         Ok(())
     }
+}
+
+/// The end of the last line of `data` after which no CRI partial line is
+/// open on any stream (0 when one is open throughout).
+fn cri_safe_end(data: &[u8]) -> usize {
+    let mut open: Vec<&[u8]> = Vec::new();
+    let (mut safe, mut start) = (0, 0);
+    for nl in memchr::memchr_iter(b'\n', data) {
+        let line = crate::decode::batch::trim(&data[start..nl]);
+        if let Some((partial, stream)) = crate::decode::envelope::CriLine::peek(line) {
+            match (partial, open.iter().position(|s| *s == stream)) {
+                (true, None) => open.push(stream),
+                (false, Some(i)) => {
+                    open.swap_remove(i);
+                }
+                _ => {}
+            }
+        }
+        start = nl + 1;
+        if open.is_empty() {
+            safe = start;
+        }
+    }
+    safe
 }
 
 #[cfg(test)]
@@ -393,5 +439,86 @@ mod tests {
                 ("last".to_string(), 3)
             ]
         );
+    }
+
+    /// CRI input over several chunks: every chunk ends where no partial
+    /// line is open, its lines are numbered on, and decoding chunk by
+    /// chunk gives what decoding the whole input at once gives.
+    #[test]
+    fn cri_chunks_end_only_where_no_partial_is_open() {
+        use crate::decode::batch::{decode_chunk, Rec};
+        use crate::spec::config::{Envelope, InputConfig};
+        let mut input = Vec::new();
+        let mut rng = 7u64;
+        let mut n = 0;
+        while input.len() < 3 * CHUNK_BYTES + 12_345 {
+            rng = rng
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let stream = if rng >> 63 == 0 { "stdout" } else { "stderr" };
+            // Up to 40 partials before the final part.
+            let parts = (rng >> 33) % 40;
+            let mut text = format!("{{\"service\":\"s{n}-");
+            for i in 0..parts {
+                let piece = if i == 0 {
+                    text.clone()
+                } else {
+                    format!("{i}.")
+                };
+                if i > 0 {
+                    text.push_str(&piece);
+                }
+                input.extend_from_slice(
+                    format!("2026-11-24T10:00:00Z {stream} P {piece}\n").as_bytes(),
+                );
+            }
+            let last = "x\",\"ts\":1795514400,\"status\":200}";
+            let fin = if parts == 0 {
+                format!("{text}{last}")
+            } else {
+                last.to_string()
+            };
+            input.extend_from_slice(format!("2026-11-24T10:00:00Z {stream} F {fin}\n").as_bytes());
+            n += 1;
+        }
+        let lines = memchr::memchr_iter(b'\n', &input).count() as u64;
+        let decoder = crate::decode::Decoder::new(&InputConfig {
+            envelope: Some(Envelope::Cri),
+            ..InputConfig::default()
+        })
+        .unwrap();
+        let mut r = ChunkReader::new(&input[..], 1 << 20).with_cri_partials(true);
+        let (mut next, mut count, mut names) = (1u64, 0, Vec::new());
+        while let Some(c) = r.next_chunk().unwrap() {
+            let Chunk::Lines {
+                data, first_line, ..
+            } = c
+            else {
+                panic!("no line is too long")
+            };
+            count += 1;
+            assert_eq!(first_line, next);
+            assert_eq!(cri_safe_end(&data), data.len());
+            next += memchr::memchr_iter(b'\n', &data).count() as u64;
+            let d = decode_chunk(&decoder, data, first_line, None);
+            for rec in &d.recs {
+                match rec {
+                    Rec::Event { service, .. } => names.push(d.names[*service as usize].clone()),
+                    Rec::Rejected { detail, .. } => panic!("{detail}"),
+                }
+            }
+        }
+        assert!(count >= 3, "{count} chunks");
+        assert_eq!(next, lines + 1);
+        let whole = decode_chunk(&decoder, input.clone(), 1, None);
+        let want: Vec<_> = whole
+            .recs
+            .iter()
+            .map(|r| match r {
+                Rec::Event { service, .. } => whole.names[*service as usize].clone(),
+                Rec::Rejected { detail, .. } => panic!("{detail}"),
+            })
+            .collect();
+        assert_eq!(names, want);
     }
 }

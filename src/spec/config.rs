@@ -89,6 +89,85 @@ impl Format {
     }
 }
 
+/// How the lines arrive wrapped (DESIGN §3): by the container runtime,
+/// the log shipper or syslog. The inner line is read by `--format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Envelope {
+    /// Sniff the first lines (the default with `--format auto`).
+    Auto,
+    /// Bare lines (the default otherwise).
+    None,
+    /// Docker's `json-file`: `{"log":"<line>\n","stream":…,"time":…}`.
+    Docker,
+    /// The CRI log format: `<time> <stream> <P|F> <line>`, partials joined.
+    Cri,
+    /// Filebeat and Elastic Agent: `message` (or `event.original`) and `@timestamp`.
+    Filebeat,
+    /// Vector's JSON codec: `message` and `timestamp`.
+    Vector,
+    /// Fluent Bit: `log`, as an object or a `[time, {…}]` record.
+    FluentBit,
+    /// The OpenTelemetry Collector's `otlp_json`: many records a message.
+    OtlpJson,
+    /// Syslog: RFC 3164 or 5424, with or without a PRI, octet-counted or not.
+    Syslog,
+}
+
+impl Envelope {
+    pub const NAMES: &'static [&'static str] = &[
+        "auto",
+        "none",
+        "docker",
+        "cri",
+        "filebeat",
+        "vector",
+        "fluent-bit",
+        "otlp-json",
+        "syslog",
+    ];
+    /// Every envelope but `auto`, in the order `auto` tries them.
+    pub const CONCRETE: [Envelope; 8] = [
+        Envelope::None,
+        Envelope::Docker,
+        Envelope::Cri,
+        Envelope::Filebeat,
+        Envelope::Vector,
+        Envelope::FluentBit,
+        Envelope::OtlpJson,
+        Envelope::Syslog,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Envelope::Auto => "auto",
+            Envelope::None => "none",
+            Envelope::Docker => "docker",
+            Envelope::Cri => "cri",
+            Envelope::Filebeat => "filebeat",
+            Envelope::Vector => "vector",
+            Envelope::FluentBit => "fluent-bit",
+            Envelope::OtlpJson => "otlp-json",
+            Envelope::Syslog => "syslog",
+        }
+    }
+
+    pub fn parse(name: &str) -> Result<Envelope, String> {
+        Envelope::CONCRETE
+            .into_iter()
+            .chain([Envelope::Auto])
+            .find(|e| e.name() == name)
+            .ok_or_else(|| {
+                let hint = super::yaml::closest(name, Envelope::NAMES.iter().copied())
+                    .map(|c| format!("; did you mean `{c}`?"))
+                    .unwrap_or_default();
+                format!(
+                    "unknown envelope `{name}` (known: {}){hint}",
+                    Envelope::NAMES.join(", ")
+                )
+            })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LatencyUnit {
     S,
@@ -135,6 +214,9 @@ pub struct FieldOverrides {
 #[derive(Debug, Clone, PartialEq)]
 pub struct InputConfig {
     pub format: Format,
+    /// `input.envelope`: what wraps each line. `None` (unset) is `auto`
+    /// with `--format auto`, else `none`.
+    pub envelope: Option<Envelope>,
     /// nginx `log_format` / Apache `LogFormat` string, or a predefined
     /// name (`combined`, `main`, `common`), for the text formats.
     pub log_format: Option<String>,
@@ -154,10 +236,29 @@ pub struct InputConfig {
     pub max_line_bytes: usize,
 }
 
+impl InputConfig {
+    /// The envelope in force: `input.envelope`, else `auto` with
+    /// `--format auto`, else `none`.
+    pub fn envelope(&self) -> Envelope {
+        self.envelope.unwrap_or(if self.format == Format::Auto {
+            Envelope::Auto
+        } else {
+            Envelope::None
+        })
+    }
+
+    /// The path of `--service-field envelope.PATH`, when the service is
+    /// read from the envelope.
+    pub fn envelope_service(&self) -> Option<&str> {
+        self.fields.service.as_deref()?.strip_prefix("envelope.")
+    }
+}
+
 impl Default for InputConfig {
     fn default() -> Self {
         InputConfig {
             format: Format::Json,
+            envelope: None,
             log_format: None,
             fields: FieldOverrides::default(),
             latency_unit: None,
@@ -393,6 +494,7 @@ const SECTIONS: &[&str] = &[
 const STATE_KEYS: &[&str] = &["dir", "interval"];
 const INPUT_KEYS: &[&str] = &[
     "format",
+    "envelope",
     "log_format",
     "timezone",
     "service_map",
@@ -508,6 +610,14 @@ fn input(entries: &[(Located, Located)], cfg: &mut InputConfig, errors: &mut Err
                 if let Some(s) = scalar(v, &path, errors) {
                     match Format::parse(s) {
                         Ok(f) => cfg.format = f,
+                        Err(m) => errors.add(v.line, &path, m),
+                    }
+                }
+            }
+            "envelope" => {
+                if let Some(s) = scalar(v, &path, errors) {
+                    match Envelope::parse(s) {
+                        Ok(e) => cfg.envelope = Some(e),
                         Err(m) => errors.add(v.line, &path, m),
                     }
                 }
