@@ -1220,3 +1220,79 @@ fn gen_follow_sends_events_as_the_clock_reaches_them() {
     assert_eq!(e.status.code(), Some(2));
     assert!(stderr(&e).contains("--follow sends events as the clock reaches them"));
 }
+
+/// Generated traffic in every envelope (`slate gen --envelope E`) reads
+/// back to the report of the same lines bare: the same records accepted
+/// and rejected (malformed lines included), the same services, counts and
+/// quantiles; `--envelope auto --format auto` finds the envelope and says
+/// so. CRI splits one line in five into partials; OTLP holds eight
+/// records a request.
+#[test]
+fn every_envelope_reads_back_to_the_bare_report() {
+    let dir = tempfile::tempdir().unwrap();
+    for format in ["json", "haproxy"] {
+        let gen = |envelope: &str, out: &Path| {
+            ok(&slate(&[
+                "gen",
+                "--services",
+                "3",
+                "--duration",
+                "40m",
+                "--rate",
+                "3",
+                "--seed",
+                "5",
+                "--format",
+                format,
+                "--incident",
+                "errors:api-gateway:5m+5m:0.4",
+                "--incident",
+                "malformed:user-service:10m+10m:0.2",
+                "--envelope",
+                envelope,
+                "--out",
+                out.to_str().unwrap(),
+            ]));
+        };
+        let bare = dir.path().join(format!("bare.{format}"));
+        gen("none", &bare);
+        let want = report(&["--format", format, bare.to_str().unwrap()]);
+        assert!(want["events"]["accepted"].as_u64().unwrap() > 10_000);
+        assert!(want["events"]["rejected"].as_u64().unwrap() > 50);
+        for envelope in [
+            "docker",
+            "cri",
+            "filebeat",
+            "vector",
+            "fluent-bit",
+            "otlp-json",
+            "syslog",
+        ] {
+            let file = dir.path().join(format!("{envelope}.{format}"));
+            gen(envelope, &file);
+            let file = file.to_str().unwrap();
+            let got = report(&["--envelope", envelope, "--format", format, file]);
+            assert_eq!(got["events"], want["events"], "{envelope} {format}");
+            assert_eq!(got["services"], want["services"], "{envelope} {format}");
+            assert_eq!(got["span"], want["span"], "{envelope} {format}");
+            let o = slate(&[
+                "replay",
+                "-o",
+                "json",
+                "--no-progress",
+                "--envelope",
+                "auto",
+                "--format",
+                "auto",
+                file,
+            ]);
+            let said = stderr(ok(&o));
+            assert!(
+                said.contains(&format!("--envelope auto: found {envelope};")),
+                "{said}"
+            );
+            let auto: Value = serde_json::from_slice(&o.stdout).unwrap();
+            assert_eq!(auto["events"], want["events"], "auto {envelope} {format}");
+        }
+    }
+}

@@ -13,7 +13,6 @@ use clap::Args;
 use serde_json::json;
 
 use super::Output;
-use crate::decode::batch::trim;
 use crate::decode::{Decoder, Reason};
 use crate::source::file::{self, InputName};
 use crate::spec::{Config, SloKind, SloSpec};
@@ -211,7 +210,7 @@ fn sample_input(
         .enumerate()
     {
         let line = line.map_err(|e| format!("{}: {e}", name.display()))?;
-        let text = trim(&line);
+        let text = decoder.trim_record(&line);
         if text.is_empty() {
             continue;
         }

@@ -12,7 +12,7 @@ use flate2::write::GzEncoder;
 use crate::decode::TextDecoder;
 use crate::gen::{generate, service_name, GenOptions, Incident, Writer, DEFAULT_START};
 use crate::model::{parse_instant, Span};
-use crate::spec::config::{Format, InputConfig};
+use crate::spec::config::{Envelope, Format, InputConfig};
 
 #[derive(Args, Debug)]
 #[command(
@@ -62,6 +62,11 @@ pub struct GenArgs {
     /// or combined, main, common); replay it with the same --log-format
     #[arg(long, value_name = "S")]
     log_format: Option<String>,
+    /// Wrap each line as a pipeline delivers it: none, docker, cri, filebeat,
+    /// vector, fluent-bit, otlp-json (eight records a request) or syslog;
+    /// replay it with the same --envelope
+    #[arg(long, value_name = "E", default_value = "none")]
+    envelope: String,
     /// Write to FILE (gzip when it ends in .gz) instead of stdout
     #[arg(long, value_name = "FILE", conflicts_with = "kafka")]
     out: Option<PathBuf>,
@@ -96,6 +101,11 @@ fn start_at(text: &str) -> Result<crate::model::Micros> {
 
 pub fn run(a: GenArgs) -> Result<ExitCode> {
     let format = Format::parse(&a.format).map_err(|e| anyhow::anyhow!("--format: {e}"))?;
+    let envelope = match Envelope::parse(&a.envelope) {
+        Ok(Envelope::Auto) => bail!("--envelope auto: gen writes one envelope; name it"),
+        Ok(e) => e,
+        Err(e) => bail!("--envelope: {e}"),
+    };
     let writer = match format {
         Format::Json => Writer::Json,
         Format::Haproxy => Writer::Haproxy,
@@ -185,12 +195,13 @@ pub fn run(a: GenArgs) -> Result<ExitCode> {
         writer,
         repeat,
         follow: a.follow,
+        envelope,
     };
     if let (Some(brokers), Some(topic)) = (&a.kafka, &a.topic) {
         let brokers = crate::spec::config::parse_brokers(brokers)
             .map_err(|e| anyhow::anyhow!("--kafka: {e}"))?;
         crate::spec::config::check_topic(topic).map_err(|e| anyhow::anyhow!("--topic: {e}"))?;
-        let mut sink = crate::gen::kafka::KafkaSink::new(&brokers, topic, format)?;
+        let mut sink = crate::gen::kafka::KafkaSink::new(&brokers, topic, format, envelope)?;
         let n = generate(&opts, &mut sink)?;
         let failed = sink.finish()?;
         if failed > 0 {

@@ -84,7 +84,7 @@ fn decode_lines(
     while start < len {
         let end = memchr::memchr(b'\n', &data[start..]).map_or(len, |p| start + p);
         let at = (start as u32, end as u32);
-        let text = trim(&data[start..end]);
+        let text = decoder.trim_record(&data[start..end]);
         if !skip_blank || !text.is_empty() {
             decoder.decode_record(text, &mut ctx, (line, at), &mut |d| match d {
                 Ok(d) => {

@@ -110,6 +110,22 @@ impl Unwrapper {
         }
     }
 
+    /// Whether `raw` carries this envelope's own time where it keeps it
+    /// (`time`, `@timestamp`, `timestamp`, …): how `--envelope auto` tells
+    /// apart JSON envelopes that all hold a line.
+    pub fn has_own_time(&self, raw: &[u8]) -> bool {
+        let mut days = DayCache::default();
+        match self.kind {
+            Envelope::Docker | Envelope::Filebeat | Envelope::Vector | Envelope::FluentBit => {
+                self.json(raw, &mut days).is_ok_and(|i| i.time.is_some())
+            }
+            Envelope::Syslog => self.syslog(raw, &mut days).is_ok(),
+            Envelope::Cri => CriLine::parse(raw).is_some(),
+            Envelope::OtlpJson => serde_json::from_slice::<otlp::Request>(raw).is_ok(),
+            Envelope::None | Envelope::Auto => false,
+        }
+    }
+
     /// The keys that hold the line, and the time, of a JSON envelope, in
     /// order of preference.
     fn keys(&self) -> (&'static [&'static str], &'static [&'static str]) {

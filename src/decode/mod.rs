@@ -121,6 +121,24 @@ impl Decoder {
         })
     }
 
+    /// A record as read from a file or a message, before decoding: a BOM,
+    /// `\r` and surrounding whitespace off; a CRI line keeps the spaces
+    /// that end it (a partial line's content).
+    pub fn trim_record<'a>(&self, raw: &'a [u8]) -> &'a [u8] {
+        if self.envelope() == Some(crate::spec::config::Envelope::Cri) {
+            let s = raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw);
+            let s = s.strip_suffix(b"\r").unwrap_or(s);
+            return s.trim_ascii_start();
+        }
+        batch::trim(raw)
+    }
+
+    /// Whether `raw` carries its envelope's own time (see
+    /// [`envelope::Unwrapper::has_own_time`]).
+    pub fn envelope_has_own_time(&self, raw: &[u8]) -> bool {
+        self.envelope.as_ref().is_some_and(|u| u.has_own_time(raw))
+    }
+
     /// The envelope taken off each record, if any.
     pub fn envelope(&self) -> Option<crate::spec::config::Envelope> {
         self.envelope.as_ref().map(|u| u.kind())

@@ -67,8 +67,8 @@ pub fn wanted(cfg: &InputConfig) -> bool {
 pub fn sniff(sample: &[u8], cfg: &InputConfig) -> Result<Sniffed, String> {
     let lines: Vec<&[u8]> = sample
         .split(|&b| b == b'\n')
-        .map(|l| l.trim_ascii())
-        .filter(|l| !l.is_empty())
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .filter(|l| !l.trim_ascii().is_empty())
         .take(SAMPLE_LINES)
         .collect();
     if lines.is_empty() {
@@ -93,7 +93,17 @@ pub fn sniff(sample: &[u8], cfg: &InputConfig) -> Result<Sniffed, String> {
     // one that reads them only with the stand-in (Caddy's lines are also
     // generic JSON, with no `service`). Ties keep the earlier candidate:
     // bare lines before any envelope.
-    type Best<'l> = (usize, usize, usize, Envelope, Format, Option<&'l str>);
+    // Then, among envelopes, the one whose own time is where it keeps it
+    // (Vector's `timestamp`, Filebeat's `@timestamp`: both hold `message`).
+    type Best<'l> = (
+        usize,
+        usize,
+        usize,
+        usize,
+        Envelope,
+        Format,
+        Option<&'l str>,
+    );
     let mut best: Option<Best> = None;
     for &envelope in &envelopes {
         for &(format, layout) in formats {
@@ -115,17 +125,26 @@ pub fn sniff(sample: &[u8], cfg: &InputConfig) -> Result<Sniffed, String> {
             };
             let mut ctx = LineContext::default();
             let (mut records, mut ok, mut own) = (0, 0, 0);
+            let timed = lines
+                .iter()
+                .filter(|l| decoder.envelope_has_own_time(decoder.trim_record(l)))
+                .count();
             for (i, line) in lines.iter().enumerate() {
-                decoder.decode_record(line, &mut ctx, (i as u64, (0, 0)), &mut |d| {
-                    records += 1;
-                    if let Ok(d) = d {
-                        ok += 1;
-                        own += (!stand_in || d.service != STAND_IN) as usize;
-                    }
-                });
+                decoder.decode_record(
+                    decoder.trim_record(line),
+                    &mut ctx,
+                    (i as u64, (0, 0)),
+                    &mut |d| {
+                        records += 1;
+                        if let Ok(d) = d {
+                            ok += 1;
+                            own += (!stand_in || d.service != STAND_IN) as usize;
+                        }
+                    },
+                );
             }
-            if best.is_none_or(|(b, bo, ..)| (ok, own) > (b, bo)) {
-                best = Some((ok, own, records, envelope, format, layout));
+            if best.is_none_or(|(b, bo, bt, ..)| (ok, own, timed) > (b, bo, bt)) {
+                best = Some((ok, own, timed, records, envelope, format, layout));
             }
         }
     }
@@ -151,7 +170,7 @@ pub fn sniff(sample: &[u8], cfg: &InputConfig) -> Result<Sniffed, String> {
         parts.join("; ")
     };
     match best {
-        Some((ok, own, records, envelope, format, layout)) if ok > 0 && ok * 2 >= records => {
+        Some((ok, own, _, records, envelope, format, layout)) if ok > 0 && ok * 2 >= records => {
             let input = InputConfig {
                 format,
                 envelope: Some(envelope),
@@ -171,7 +190,7 @@ pub fn sniff(sample: &[u8], cfg: &InputConfig) -> Result<Sniffed, String> {
                 input,
             })
         }
-        Some((ok, _, records, envelope, format, layout)) => Err(format!(
+        Some((ok, _, _, records, envelope, format, layout)) => Err(format!(
             "{}: no format reads these lines (at best {}{} read {ok} of {records}); give --format (and --log-format for nginx, apache or envoy){}",
             if cfg.format == Format::Auto { "--format auto" } else { "--envelope auto" },
             name(format, layout),

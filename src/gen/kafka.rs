@@ -13,7 +13,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
 
 use crate::decode::Decoder;
-use crate::spec::config::{Format, InputConfig};
+use crate::spec::config::{Envelope, Format, InputConfig};
 
 /// Counts messages the broker did not take.
 #[derive(Default)]
@@ -42,7 +42,12 @@ pub struct KafkaSink {
 }
 
 impl KafkaSink {
-    pub fn new(brokers: &str, topic: &str, format: Format) -> anyhow::Result<KafkaSink> {
+    pub fn new(
+        brokers: &str,
+        topic: &str,
+        format: Format,
+        envelope: Envelope,
+    ) -> anyhow::Result<KafkaSink> {
         let producer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
             .set("client.id", "slate-gen")
@@ -59,6 +64,7 @@ impl KafkaSink {
             Some(
                 Decoder::new(&InputConfig {
                     format,
+                    envelope: Some(envelope),
                     ..InputConfig::default()
                 })
                 .map_err(anyhow::Error::msg)?,
@@ -73,11 +79,15 @@ impl KafkaSink {
     }
 
     fn send(&self, line: &[u8]) -> io::Result<()> {
-        let key = self
-            .decoder
-            .as_ref()
-            .and_then(|d| d.decode(line).ok())
-            .map(|d| d.service.to_string());
+        let mut key = None;
+        if let Some(d) = &self.decoder {
+            let mut ctx = crate::decode::LineContext::default();
+            d.decode_record(line, &mut ctx, (0, (0, 0)), &mut |r| {
+                if let (None, Ok(r)) = (&key, r) {
+                    key = Some(r.service.to_string());
+                }
+            });
+        }
         let mut rec = BaseRecord::<str, [u8]>::to(&self.topic).payload(line);
         if let Some(k) = &key {
             rec = rec.key(k.as_str());

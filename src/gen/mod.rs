@@ -9,6 +9,7 @@ use std::io::{self, Write};
 
 use crate::decode::text::{Render, TextDecoder};
 use crate::model::{format_rfc3339, parse_instant, Micros, Span, MICROS_PER_SEC};
+use crate::spec::config::Envelope;
 
 pub const DEFAULT_START: &str = "2026-11-01T00:00:00Z";
 const SEED_SERVICES: [&str; 3] = ["api-gateway", "user-service", "batch-processor"];
@@ -106,6 +107,8 @@ pub struct GenOptions {
     /// Write each event when the wall clock reaches its time (a live load
     /// generator), flushing as it goes.
     pub follow: bool,
+    /// The envelope each line is wrapped in, as a pipeline would deliver it.
+    pub envelope: Envelope,
 }
 
 /// How `gen` writes an event: JSON lines, a compiled nginx/Apache/Envoy
@@ -247,6 +250,7 @@ impl Default for GenOptions {
             writer: Writer::Json,
             repeat: None,
             follow: false,
+            envelope: Envelope::None,
         }
     }
 }
@@ -349,7 +353,13 @@ pub fn generate(opts: &GenOptions, out: &mut dyn Write) -> io::Result<u64> {
         })
     };
     let mut lines = 0u64;
-    out.write_all(opts.writer.header().as_bytes())?;
+    let mut wrapped = String::with_capacity(512);
+    let mut otlp: Vec<(String, Micros, &str)> = Vec::new();
+    for h in opts.writer.header().lines() {
+        wrapped.clear();
+        wrap(opts.envelope, h, opts.start, "-", lines, &mut wrapped);
+        out.write_all(wrapped.as_bytes())?;
+    }
     let mut malformed_kind = 0usize;
     let mut line = String::with_capacity(256);
     while let Some((i, &t)) = next.iter().enumerate().min_by(|a, b| a.1.total_cmp(b.1)) {
@@ -439,14 +449,140 @@ pub fn generate(opts: &GenOptions, out: &mut dyn Write) -> io::Result<u64> {
                 }
             }
         }
-        line.push('\n');
         if opts.follow {
             wait_until(ts, out)?;
         }
-        out.write_all(line.as_bytes())?;
         lines += 1;
+        if opts.envelope == Envelope::OtlpJson {
+            // Eight records a request, as a collector batches them.
+            otlp.push((line.clone(), written_ts, &p.name));
+            if otlp.len() == OTLP_BATCH || opts.follow {
+                write_otlp(&mut otlp, out)?;
+            }
+            continue;
+        }
+        wrapped.clear();
+        wrap(
+            opts.envelope,
+            &line,
+            written_ts,
+            &p.name,
+            lines,
+            &mut wrapped,
+        );
+        out.write_all(wrapped.as_bytes())?;
     }
+    write_otlp(&mut otlp, out)?;
     Ok(lines)
+}
+
+/// Records in one OTLP request that `gen` writes.
+const OTLP_BATCH: usize = 8;
+
+/// Writes `line` (no newline) as `envelope` wraps it, newline included.
+/// The envelope's time is the event's; `n` picks which CRI lines are
+/// split into partials.
+fn wrap(envelope: Envelope, line: &str, ts: Micros, service: &str, n: u64, out: &mut String) {
+    use std::fmt::Write as _;
+    let js = |s: &str| serde_json::to_string(s).expect("a string");
+    let stamp = format_rfc3339(ts);
+    match envelope {
+        Envelope::None | Envelope::Auto => out.push_str(line),
+        Envelope::Docker => {
+            let _ = write!(
+                out,
+                r#"{{"log":{},"stream":"stdout","time":"{}"}}"#,
+                js(&format!("{line}\n")),
+                stamp
+            );
+        }
+        Envelope::Cri => {
+            // One line in five arrives in three parts (gen's lines are
+            // ASCII: any byte is a place to cut).
+            if n.is_multiple_of(5) && line.len() >= 3 {
+                let (a, rest) = line.as_bytes().split_at(line.len() / 3);
+                let (b, c) = rest.split_at(rest.len() / 2);
+                for (tag, part) in [("P", a), ("P", b), ("F", c)] {
+                    let _ = write!(out, "{stamp} stdout {tag} ");
+                    out.push_str(&String::from_utf8_lossy(part));
+                    out.push('\n');
+                }
+                out.pop();
+            } else {
+                let _ = write!(out, "{stamp} stdout F {line}");
+            }
+        }
+        Envelope::Filebeat => {
+            let _ = write!(
+                out,
+                r#"{{"@timestamp":"{stamp}","message":{},"agent":{{"type":"filebeat"}},"kubernetes":{{"container":{{"name":{}}}}}}}"#,
+                js(line),
+                js(service)
+            );
+        }
+        Envelope::Vector => {
+            let _ = write!(
+                out,
+                r#"{{"message":{},"source_type":"kubernetes_logs","timestamp":"{stamp}","kubernetes":{{"container_name":{}}}}}"#,
+                js(line),
+                js(service)
+            );
+        }
+        Envelope::FluentBit => {
+            let _ = write!(
+                out,
+                r#"[{}.{:06},{{"log":{},"stream":"stdout","kubernetes":{{"container_name":{}}}}}]"#,
+                ts.div_euclid(MICROS_PER_SEC),
+                ts.rem_euclid(MICROS_PER_SEC),
+                js(&format!("{line}\n")),
+                js(service)
+            );
+        }
+        Envelope::OtlpJson => {
+            let mut batch = vec![(line.to_string(), ts, service)];
+            let mut buf = Vec::new();
+            let _ = write_otlp(&mut batch, &mut buf);
+            out.push_str(std::str::from_utf8(&buf).expect("JSON").trim_end());
+        }
+        Envelope::Syslog => {
+            // RFC 5424, local0.info, as nginx's `access_log syslog:` or
+            // rsyslog's forwarding writes it.
+            let _ = write!(out, "<134>1 {stamp} web-1 {service} - - - {line}");
+        }
+    }
+    out.push('\n');
+}
+
+/// One OTLP/JSON logs request of the records in `batch` (emptied), each
+/// service its resource, written as a line.
+fn write_otlp(batch: &mut Vec<(String, Micros, &str)>, out: &mut dyn Write) -> io::Result<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let mut resources: Vec<(&str, Vec<serde_json::Value>)> = Vec::new();
+    for (line, ts, service) in batch.iter() {
+        let rec = serde_json::json!({
+            "timeUnixNano": (ts * 1000).to_string(),
+            "observedTimeUnixNano": (ts * 1000 + 1_000).to_string(),
+            "severityText": "INFO",
+            "body": {"stringValue": line},
+            "attributes": [{"key": "log.iostream", "value": {"stringValue": "stdout"}}],
+        });
+        match resources.iter_mut().find(|(s, _)| s == service) {
+            Some((_, recs)) => recs.push(rec),
+            None => resources.push((service, vec![rec])),
+        }
+    }
+    let req = serde_json::json!({
+        "resourceLogs": resources.into_iter().map(|(service, recs)| serde_json::json!({
+            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
+            "scopeLogs": [{"scope": {"name": "filelog"}, "logRecords": recs}],
+        })).collect::<Vec<_>>(),
+    });
+    batch.clear();
+    let mut text = req.to_string();
+    text.push('\n');
+    out.write_all(text.as_bytes())
 }
 
 /// Sleeps until the wall clock reaches `ts` (a few milliseconds early is
