@@ -106,7 +106,7 @@ fn start(brokers: &str, topic: &str) -> Running {
 }
 
 fn start_with(brokers: &str, topic: &str, dead_letter: Option<&str>) -> Running {
-    start_opts(brokers, topic, dead_letter, SLOS, None)
+    start_opts(brokers, topic, dead_letter, SLOS, None, None)
 }
 
 /// `slate run` on `topic` with the SLO spec `slos`, its state in `state`
@@ -117,6 +117,7 @@ fn start_opts(
     dead_letter: Option<&str>,
     slos: &str,
     state: Option<&Path>,
+    input: Option<slate::spec::config::InputConfig>,
 ) -> Running {
     let spec = SloSpec::parse(Path::new("slos.yml"), slos).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -124,6 +125,9 @@ fn start_opts(
     std::fs::write(&slo_file, slos).unwrap();
     let slo_path = Some(slo_file.clone());
     let mut config = Config::default();
+    if let Some(input) = input {
+        config.input = input;
+    }
     config.kafka.topics = vec![topic.to_string()];
     config.kafka.group = "slate-test".into();
     config.kafka.dead_letter_topic = dead_letter.map(str::to_string);
@@ -574,7 +578,7 @@ fn records_expired_while_slate_was_away_are_counted_and_left_out_of_coverage() {
     }
     producer.flush(Duration::from_secs(30)).unwrap();
     let state = tempfile::tempdir().unwrap();
-    let slate = start_opts(&brokers, "aged", None, SLOS_1D, Some(state.path()));
+    let slate = start_opts(&brokers, "aged", None, SLOS_1D, Some(state.path()), None);
     wait_for(slate.addr, "the first 300 records", |m| {
         m.get(INGESTED) == Some(&300.0)
     });
@@ -615,7 +619,7 @@ fn records_expired_while_slate_was_away_are_counted_and_left_out_of_coverage() {
     );
     let left = &sent[low as usize..];
 
-    let slate = start_opts(&brokers, "aged", None, SLOS_1D, Some(state.path()));
+    let slate = start_opts(&brokers, "aged", None, SLOS_1D, Some(state.path()), None);
     wait_for(slate.addr, "the records left", |m| {
         m.get(INGESTED) == Some(&(left.len() as f64))
     });
@@ -885,4 +889,134 @@ fn a_full_disk_mid_run_is_counted_retried_and_loses_nothing() {
     );
     after.kill().unwrap();
     after.wait().unwrap();
+}
+
+/// Envelopes from Kafka (DESIGN §3): OTLP requests of one to eight
+/// records a message, the service read from the resource
+/// (`envelope.resource.service.name`); then Docker json-file lines, three
+/// to a message. The API's counts and quantiles equal an exact
+/// computation of what was sent; a body that is not a string and a
+/// message that is not an envelope are counted `invalid_envelope`.
+#[test]
+fn envelopes_from_kafka_several_records_a_message() {
+    use slate::spec::config::{Envelope, FieldOverrides, InputConfig};
+    let cluster = MockCluster::new(1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    cluster.create_topic("otlp", 2, 1).unwrap();
+    cluster.create_topic("docker", 2, 1).unwrap();
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("linger.ms", "5")
+        .create()
+        .unwrap();
+    let mut rng = Rng(11);
+    let start = now_us() - 200_000_000;
+    let event = |i: usize, rng: &mut Rng| {
+        let service = ["api", "web"][(rng.next() % 2) as usize];
+        let status = if rng.unit() < 0.05 { 503 } else { 200 };
+        let latency_ms = (1.0 + rng.unit() * 400.0).round();
+        let ts = format_rfc3339(start + i as i64 * 150_000);
+        let sent = Sent {
+            service,
+            status,
+            latency_ms,
+        };
+        (sent, ts)
+    };
+    let mut sent = Vec::new();
+    let mut i = 0;
+    for m in 0..150 {
+        let n = 1 + (rng.next() % 8) as usize;
+        let mut resources = Vec::new();
+        for _ in 0..n {
+            let (s, ts) = event(i, &mut rng);
+            i += 1;
+            let body = format!(
+                r#"{{"ts":"{ts}","status":{},"latency_ms":{}}}"#,
+                s.status, s.latency_ms
+            );
+            resources.push(serde_json::json!({
+                "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": s.service}}]},
+                "scopeLogs": [{"logRecords": [{"body": {"stringValue": body}}]}],
+            }));
+            sent.push(s);
+        }
+        if m == 70 {
+            resources.push(
+                serde_json::json!({"scopeLogs": [{"logRecords": [{"body": {"intValue": "7"}}]}]}),
+            );
+        }
+        let msg = serde_json::json!({ "resourceLogs": resources }).to_string();
+        send(&producer, "otlp", &m.to_string(), msg.as_bytes());
+    }
+    send(&producer, "otlp", "bad", b"not an envelope");
+    producer.flush(Duration::from_secs(30)).unwrap();
+
+    let check = |addr: SocketAddr, sent: &[Sent], invalid: f64| {
+        let records = sent.len() as f64 + invalid;
+        wait_for(addr, "every record to be ingested", |m| {
+            m.get(INGESTED) == Some(&records)
+        });
+        let (_, text) = get(addr, "/metrics");
+        let m = samples(&text);
+        assert_eq!(
+            m[r#"slate_events_rejected_total{reason="invalid_envelope"}"#],
+            invalid
+        );
+        let (_, body) = get(addr, "/api/v1/services");
+        let api: Value = serde_json::from_str(&body).unwrap();
+        for svc in ["api", "web"] {
+            let of: Vec<&Sent> = sent.iter().filter(|s| s.service == svc).collect();
+            assert_eq!(api[svc]["requests"], of.len(), "{svc}");
+            let ok = of.iter().filter(|s| s.status < 500).count();
+            assert_eq!(api[svc]["slos"]["error_rate"]["good"], ok, "{svc}");
+            let p99 = nearest_rank(of.iter().map(|s| s.latency_ms).collect(), 0.99) / 1000.0;
+            let got = m[&format!(
+                r#"slate_latency_seconds{{service="{svc}",window="1h",quantile="0.99"}}"#
+            )];
+            assert!((got - p99).abs() <= p99 * 0.01, "{svc} p99 {got} vs {p99}");
+        }
+    };
+    let otlp = InputConfig {
+        envelope: Some(Envelope::OtlpJson),
+        fields: FieldOverrides {
+            service: Some("envelope.resource.service.name".into()),
+            ..FieldOverrides::default()
+        },
+        ..InputConfig::default()
+    };
+    let slate = start_opts(&brokers, "otlp", None, SLOS, None, Some(otlp));
+    check(slate.addr, &sent, 2.0);
+    slate.stop.send(()).unwrap();
+    slate.handle.join().unwrap().unwrap();
+
+    // Docker json-file lines, three a message, the service in the line.
+    let mut sent = Vec::new();
+    for m in 0..100 {
+        let mut msg = String::new();
+        for _ in 0..3 {
+            let (s, ts) = event(i, &mut rng);
+            i += 1;
+            let line = format!(
+                r#"{{"ts":"{ts}","service":"{}","status":{},"latency_ms":{}}}"#,
+                s.service, s.status, s.latency_ms
+            );
+            msg.push_str(
+                &serde_json::json!({"log": format!("{line}\n"), "stream": "stdout", "time": ts})
+                    .to_string(),
+            );
+            msg.push('\n');
+            sent.push(s);
+        }
+        send(&producer, "docker", &m.to_string(), msg.as_bytes());
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    let docker = InputConfig {
+        envelope: Some(Envelope::Docker),
+        ..InputConfig::default()
+    };
+    let slate = start_opts(&brokers, "docker", None, SLOS, None, Some(docker));
+    check(slate.addr, &sent, 0.0);
+    slate.stop.send(()).unwrap();
+    slate.handle.join().unwrap().unwrap();
 }
