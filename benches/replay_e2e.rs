@@ -7,6 +7,11 @@
 //!     cargo bench --bench replay_e2e -- --events 5000000
 //!     cargo bench --bench replay_e2e -- --memory 10000   # services, in process
 //!     cargo bench --bench replay_e2e -- --baseline --rounds 5
+//!     cargo bench --bench replay_e2e -- --envelopes --rounds 3
+//!
+//! `--envelopes` writes the same events in every envelope (DESIGN §3) and
+//! times, alternating, `slate replay` of each against the bare file:
+//! unwrapping must cost ≤ 30% over the inner format read bare (DESIGN §9).
 //!
 //! `--baseline` (DESIGN §9) times, alternating, `slate replay` on one
 //! decode thread and a bare serde_json reader of the same file (split
@@ -63,9 +68,12 @@ fn arg(args: &[String], name: &str) -> Option<String> {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(threads) = arg(&args, "--child-threads") {
+        let envelope = arg(&args, "--child-envelope")
+            .map(|e| slate::spec::config::Envelope::parse(&e).unwrap());
         child(
             &arg(&args, "--child-input").unwrap(),
             threads.parse().unwrap(),
+            envelope,
         );
         return;
     }
@@ -88,26 +96,14 @@ fn main() {
     }
     let events: u64 = arg(&args, "--events").map_or(1_200_000, |e| e.parse().unwrap());
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let input = dir.join(format!("replay-e2e-{events}.jsonl"));
-    if !input.exists() {
-        // 10 services at 20 events/s: `events` lines over the needed span.
-        let secs = events as f64 / (10.0 * 20.0 * 0.91);
-        let opts = GenOptions {
-            services: 10,
-            rate: 20.0,
-            duration: Span::secs(secs.ceil() as i64),
-            incidents: vec![
-                Incident::parse("errors:api-gateway:1h+20m:0.2").unwrap(),
-                Incident::parse("disorder:user-service:0s+3h:30s").unwrap(),
-            ],
-            ..GenOptions::default()
-        };
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&input).unwrap());
-        let n = generate(&opts, &mut out).unwrap();
-        eprintln!("generated {n} lines in {}", input.display());
-    }
+    let input = generated(dir, events, slate::spec::config::Envelope::None);
     let size = std::fs::metadata(&input).unwrap().len();
     println!("input: {} ({:.0} MB)", input.display(), size as f64 / 1e6);
+    if args.iter().any(|a| a == "--envelopes") {
+        let rounds: usize = arg(&args, "--rounds").map_or(3, |r| r.parse().unwrap());
+        envelopes(dir, events, &input, rounds);
+        return;
+    }
     if args.iter().any(|a| a == "--baseline") {
         let rounds: usize = arg(&args, "--rounds").map_or(5, |r| r.parse().unwrap());
         baseline(&input, rounds);
@@ -157,12 +153,82 @@ fn main() {
     }
 }
 
-fn child(input: &str, threads: usize) {
+/// The generated input of `events` events in `envelope` (made once).
+fn generated(dir: &Path, events: u64, envelope: slate::spec::config::Envelope) -> PathBuf {
+    let input = match envelope {
+        slate::spec::config::Envelope::None => dir.join(format!("replay-e2e-{events}.jsonl")),
+        e => dir.join(format!("replay-e2e-{events}.{}.log", e.name())),
+    };
+    if !input.exists() {
+        // 10 services at 20 events/s: `events` lines over the needed span.
+        let secs = events as f64 / (10.0 * 20.0 * 0.91);
+        let opts = GenOptions {
+            services: 10,
+            rate: 20.0,
+            duration: Span::secs(secs.ceil() as i64),
+            incidents: vec![
+                Incident::parse("errors:api-gateway:1h+20m:0.2").unwrap(),
+                Incident::parse("disorder:user-service:0s+3h:30s").unwrap(),
+            ],
+            envelope,
+            ..GenOptions::default()
+        };
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&input).unwrap());
+        let n = generate(&opts, &mut out).unwrap();
+        eprintln!("generated {n} lines in {}", input.display());
+    }
+    input
+}
+
+/// Each envelope against the bare file, alternating, one decode thread.
+fn envelopes(dir: &Path, events: u64, bare_input: &Path, rounds: usize) {
+    use slate::spec::config::Envelope;
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    for e in Envelope::CONCRETE.into_iter().skip(1) {
+        let wrapped = generated(dir, events, e);
+        let (mut bare, mut env) = (Vec::new(), Vec::new());
+        let mut counts = (0.0, 0.0);
+        for _ in 0..rounds {
+            let b = run_child(&[
+                "--child-threads",
+                "1",
+                "--child-input",
+                bare_input.to_str().unwrap(),
+            ]);
+            let w = run_child(&[
+                "--child-threads",
+                "1",
+                "--child-input",
+                wrapped.to_str().unwrap(),
+                "--child-envelope",
+                e.name(),
+            ]);
+            counts = (b.0, w.0);
+            bare.push(b.3);
+            env.push(w.3);
+        }
+        let (b, w) = (median(bare), median(env));
+        assert_eq!(counts.0, counts.1, "{}: the same records", e.name());
+        println!(
+            "{:<10} CPU seconds, medians of {rounds} alternating runs: bare {b:.3} s, in the envelope {w:.3} s: +{:.0}% ({:.0} events)",
+            e.name(),
+            (w / b - 1.0) * 100.0,
+            counts.1
+        );
+    }
+}
+
+fn child(input: &str, threads: usize, envelope: Option<slate::spec::config::Envelope>) {
     let start = Instant::now();
+    let mut config = Config::default();
+    config.input.envelope = envelope;
     let report = replay(ReplayOptions {
         inputs: vec![InputName(input.into())],
         spec: SloSpec::load(&spec_path()).unwrap(),
-        config: Config::default(),
+        config,
         from: None,
         to: None,
         incidents: Vec::new(),

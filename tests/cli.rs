@@ -1296,3 +1296,54 @@ fn every_envelope_reads_back_to_the_bare_report() {
         }
     }
 }
+
+/// `--format envoy` without `--log-format` reads Istio's layout as well
+/// as Envoy's default, and says which it used; a layout given is used as
+/// given (Istio's lines then do not read as the default).
+#[test]
+fn envoy_without_a_layout_finds_istio_or_the_default() {
+    let dir = tempfile::tempdir().unwrap();
+    for layout in ["istio", "default"] {
+        let file = dir.path().join(format!("{layout}.log"));
+        let f = file.to_str().unwrap();
+        ok(&slate(&[
+            "gen",
+            "--format",
+            "envoy",
+            "--log-format",
+            layout,
+            "--duration",
+            "20m",
+            "--out",
+            f,
+        ]));
+        let lines = std::fs::read_to_string(&file).unwrap().lines().count() as u64;
+        let o = slate(&[
+            "replay",
+            "-o",
+            "json",
+            "--no-progress",
+            "--format",
+            "envoy",
+            f,
+        ]);
+        let said = stderr(ok(&o));
+        assert!(
+            said.contains(&format!("--format envoy: picked envoy ({layout})")),
+            "{said}"
+        );
+        let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(r["events"]["accepted"], lines, "{layout}: {}", r["events"]);
+    }
+    let istio = dir.path().join("istio.log");
+    let r = report(&[
+        "--format",
+        "envoy",
+        "--log-format",
+        "default",
+        "--service",
+        "x",
+        istio.to_str().unwrap(),
+    ]);
+    assert_eq!(r["events"]["accepted"], 0, "{}", r["events"]);
+}

@@ -743,7 +743,7 @@ fn rfc5424_with_octet_counting_and_no_structured_data_is_unwrapped() {
             let r = r.unwrap();
             got.push((
                 String::from_utf8(r.line.into_owned()).unwrap(),
-                r.time,
+                r.time.and_then(|t| t.micros(&mut Default::default())),
                 r.service.map(|s| s.into_owned()),
             ));
         },

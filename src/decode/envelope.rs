@@ -19,10 +19,35 @@ use crate::spec::config::Envelope;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Inner<'a> {
     pub line: Cow<'a, [u8]>,
-    /// The envelope's own time: the fallback when the line has none.
-    pub time: Option<Micros>,
+    /// The envelope's own time: the fallback when the line has none (read
+    /// only then).
+    pub time: Option<Stamp<'a>>,
     /// The value at `--service-field envelope.PATH`, when the envelope has it.
     pub service: Option<Cow<'a, str>>,
+}
+
+/// An envelope's time as it is written, read when it is needed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Stamp<'a> {
+    Rfc3339(&'a [u8]),
+    At(Micros),
+}
+
+impl Stamp<'_> {
+    /// The time, or `None` when it does not parse.
+    pub fn micros(&self, days: &mut DayCache) -> Option<Micros> {
+        match *self {
+            Stamp::Rfc3339(s) => parse_rfc3339_cached(s, days),
+            Stamp::At(t) => Some(t),
+        }
+    }
+}
+
+/// Whether `s` looks like an RFC 3339 time (`2026-11-24T…`): an
+/// envelope's time is parsed only when a line needs it, but a field that
+/// is plainly something else makes the envelope invalid.
+fn looks_like_time(s: &[u8]) -> bool {
+    s.len() >= 20 && s[..4].iter().all(u8::is_ascii_digit) && s[4] == b'-' && s[10] == b'T'
 }
 
 /// Takes one kind of envelope off records.
@@ -31,6 +56,9 @@ pub struct Unwrapper {
     kind: Envelope,
     /// `envelope.PATH` of `--service-field`, split at its dots.
     service_path: Option<Vec<Box<str>>>,
+    /// A JSON envelope's wanted paths: the line's keys, the time's, the
+    /// service's (at most 32).
+    wants: Vec<(Vec<Box<str>>, Slot)>,
 }
 
 /// CRI partial lines (`P`) waiting for their final part (`F`), per stream.
@@ -70,10 +98,23 @@ fn invalid(detail: impl Into<String>) -> Rejection {
 impl Unwrapper {
     /// `kind` must not be `auto` (resolved by sniffing first) nor `none`.
     pub fn new(kind: Envelope, service_path: Option<&str>) -> Unwrapper {
-        Unwrapper {
+        let mut u = Unwrapper {
             kind,
             service_path: service_path.map(|p| p.split('.').map(Box::from).collect()),
+            wants: Vec::new(),
+        };
+        let (line_keys, time_keys) = u.keys();
+        for (i, k) in line_keys.iter().enumerate() {
+            u.wants
+                .push((k.split('.').map(Box::from).collect(), Slot::Line(i as u8)));
         }
+        for (i, k) in time_keys.iter().enumerate() {
+            u.wants.push((vec![Box::from(*k)], Slot::Time(i as u8)));
+        }
+        if let Some(p) = &u.service_path {
+            u.wants.push((p.clone(), Slot::Service));
+        }
+        u
     }
 
     pub fn kind(&self) -> Envelope {
@@ -95,13 +136,13 @@ impl Unwrapper {
         match self.kind {
             Envelope::Docker | Envelope::Filebeat | Envelope::Vector | Envelope::FluentBit => {
                 match self.json(raw, days) {
-                    Ok(inner) => self.docker_join(inner, partials, whence, emit),
+                    Ok(inner) => self.docker_join(inner, partials, days, whence, emit),
                     Err(r) => emit(Err(r)),
                 }
             }
             Envelope::Cri => self.cri(raw, partials, days, whence, emit),
             Envelope::OtlpJson => self.otlp(raw, emit),
-            Envelope::Syslog => emit(self.syslog(raw, days)),
+            Envelope::Syslog => emit(self.syslog(raw)),
             Envelope::None | Envelope::Auto => emit(Ok(Inner {
                 line: Cow::Borrowed(raw),
                 time: None,
@@ -119,7 +160,7 @@ impl Unwrapper {
             Envelope::Docker | Envelope::Filebeat | Envelope::Vector | Envelope::FluentBit => {
                 self.json(raw, &mut days).is_ok_and(|i| i.time.is_some())
             }
-            Envelope::Syslog => self.syslog(raw, &mut days).is_ok(),
+            Envelope::Syslog => self.syslog(raw).is_ok(),
             Envelope::Cri => CriLine::parse(raw).is_some(),
             Envelope::OtlpJson => serde_json::from_slice::<otlp::Request>(raw).is_ok(),
             Envelope::None | Envelope::Auto => false,
@@ -138,21 +179,43 @@ impl Unwrapper {
     }
 
     fn json<'a>(&self, raw: &'a [u8], days: &mut DayCache) -> Result<Inner<'a>, Rejection> {
-        let (line_keys, time_keys) = self.keys();
-        let mut wants: Vec<(Vec<&str>, Slot)> = Vec::with_capacity(4);
-        for (i, k) in line_keys.iter().enumerate() {
-            wants.push((k.split('.').collect(), Slot::Line(i as u8)));
+        if let Some(inner) = self.json_fast(raw) {
+            return Ok(inner);
         }
-        for (i, k) in time_keys.iter().enumerate() {
-            wants.push((vec![*k], Slot::Time(i as u8)));
-        }
-        if let Some(p) = &self.service_path {
-            wants.push((p.iter().map(|s| &**s).collect(), Slot::Service));
-        }
+        self.json_serde(raw, days)
+    }
+
+    /// The fast path: `None` leaves the record to [`json_serde`](Self::json_serde).
+    fn json_fast<'a>(&self, raw: &'a [u8]) -> Option<Inner<'a>> {
+        let found = super::envfast::scan(raw, &self.wants, self.kind == Envelope::FluentBit)?;
+        let (_, line) = found.line?;
+        // serde_json would refuse a line that is not UTF-8: so does this.
+        std::str::from_utf8(&line).ok()?;
+        let time = match found.time {
+            Some((_, super::envfast::Time::Str(s))) => Some(Stamp::Rfc3339(s)),
+            Some((_, super::envfast::Time::Num(n))) => {
+                super::json::epoch_to_micros(n).map(Stamp::At)
+            }
+            None => None,
+        };
+        let service = match found.service {
+            Some(s) if !s.escaped => Some(Cow::Borrowed(std::str::from_utf8(s.bytes).ok()?)),
+            Some(s) => Some(Cow::Owned(s.text()?.into_owned())),
+            None => None,
+        };
+        Some(Inner {
+            line,
+            time,
+            service,
+        })
+    }
+
+    fn json_serde<'a>(&self, raw: &'a [u8], days: &mut DayCache) -> Result<Inner<'a>, Rejection> {
+        let (line_keys, _) = self.keys();
         let mut got = Got::default();
         let mut de = serde_json::Deserializer::from_slice(raw);
         let what = Root {
-            wants: &wants,
+            wants: &self.wants,
             got: &mut got,
             array: self.kind == Envelope::FluentBit,
         }
@@ -172,8 +235,8 @@ impl Unwrapper {
             )));
         };
         let time = match got.time {
-            Some((_, TimeValue::Str(s))) => parse_rfc3339_cached(s.as_bytes(), days),
-            Some((_, TimeValue::Num(n))) => super::json::epoch_to_micros(n),
+            Some((_, TimeValue::Str(s))) => parse_rfc3339_cached(s.as_bytes(), days).map(Stamp::At),
+            Some((_, TimeValue::Num(n))) => super::json::epoch_to_micros(n).map(Stamp::At),
             None => None,
         };
         Ok(Inner {
@@ -192,6 +255,7 @@ impl Unwrapper {
         &self,
         inner: Inner<'_>,
         partials: &mut Partials,
+        days: &mut DayCache,
         whence: (u64, (u32, u32)),
         emit: &mut dyn FnMut(Result<Inner<'_>, Rejection>),
     ) {
@@ -205,7 +269,7 @@ impl Unwrapper {
                 None => partials.open.push(Partial {
                     stream: Box::default(),
                     text: line.to_vec(),
-                    time: inner.time,
+                    time: inner.time.and_then(|t| t.micros(days)),
                     last: whence,
                 }),
             }
@@ -217,7 +281,7 @@ impl Unwrapper {
                 p.text.extend_from_slice(line);
                 return emit(Ok(Inner {
                     line: Cow::Owned(p.text),
-                    time: p.time,
+                    time: p.time.map(Stamp::At),
                     service: inner.service,
                 }));
             }
@@ -243,9 +307,9 @@ impl Unwrapper {
                 "a CRI line is `<time> <stream> <P|F> <line>`: fields missing",
             )));
         };
-        let Some(time) = parse_rfc3339_cached(cri.time, days) else {
+        if !looks_like_time(cri.time) {
             return emit(Err(invalid("the CRI line's time is not RFC 3339")));
-        };
+        }
         let at = partials.open.iter().position(|p| *p.stream == *cri.stream);
         if cri.partial {
             match at {
@@ -256,7 +320,7 @@ impl Unwrapper {
                 None => partials.open.push(Partial {
                     stream: cri.stream.into(),
                     text: cri.text.to_vec(),
-                    time: Some(time),
+                    time: parse_rfc3339_cached(cri.time, days),
                     last: whence,
                 }),
             }
@@ -269,13 +333,13 @@ impl Unwrapper {
                 p.text.extend_from_slice(cri.text);
                 emit(Ok(Inner {
                     line: Cow::Owned(p.text),
-                    time: p.time,
+                    time: p.time.map(Stamp::At),
                     service,
                 }))
             }
             None => emit(Ok(Inner {
                 line: Cow::Borrowed(cri.text),
-                time: Some(time),
+                time: Some(Stamp::Rfc3339(cri.time)),
                 service,
             })),
         }
@@ -316,7 +380,8 @@ impl Unwrapper {
                             rec.observed_time_unix_nano
                                 .as_ref()
                                 .and_then(otlp::Nanos::micros)
-                        });
+                        })
+                        .map(Stamp::At);
                     let service = self.service_path.as_ref().and_then(|p| {
                         let (attrs, key) = match p.first().map(|s| &**s) {
                             Some("resource") => {
@@ -349,7 +414,7 @@ impl Unwrapper {
     /// (`<PRI>Mmm dd HH:MM:SS HOST TAG: MSG`), the PRI optional (a file
     /// written by a syslog daemon has none), an octet count before it
     /// (RFC 6587 framing, Heroku's logplex) skipped.
-    fn syslog<'a>(&self, raw: &'a [u8], days: &mut DayCache) -> Result<Inner<'a>, Rejection> {
+    fn syslog<'a>(&self, raw: &'a [u8]) -> Result<Inner<'a>, Rejection> {
         let mut s = raw;
         // Octet counting: digits and a space before the PRI.
         if let Some(sp) = s.iter().position(|&b| !b.is_ascii_digit()) {
@@ -383,11 +448,10 @@ impl Unwrapper {
             let _msgid = fields.next().ok_or_else(|| invalid("RFC 5424: no MSGID"))?;
             let time = if ts == b"-" {
                 None
+            } else if looks_like_time(ts) {
+                Some(Stamp::Rfc3339(ts))
             } else {
-                Some(
-                    parse_rfc3339_cached(ts, days)
-                        .ok_or_else(|| invalid("RFC 5424: the TIMESTAMP is not RFC 3339"))?,
-                )
+                return Err(invalid("RFC 5424: the TIMESTAMP is not RFC 3339"));
             };
             let mut rest = fields.0;
             // STRUCTURED-DATA: `-`, or `[…]` elements; some senders
@@ -410,10 +474,10 @@ impl Unwrapper {
         let time = match fields.clone().next() {
             Some(t) if t.first().is_some_and(u8::is_ascii_digit) => {
                 fields.next();
-                Some(
-                    parse_rfc3339_cached(t, days)
-                        .ok_or_else(|| invalid("syslog: the time is not RFC 3339"))?,
-                )
+                if !looks_like_time(t) {
+                    return Err(invalid("syslog: the time is not RFC 3339"));
+                }
+                Some(Stamp::Rfc3339(t))
             }
             _ => {
                 let month = fields.next().unwrap_or_default();
@@ -535,7 +599,7 @@ impl<'a> CriLine<'a> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Slot {
+pub(super) enum Slot {
     /// The n-th key of the line's keys (lower is preferred).
     Line(u8),
     Time(u8),
@@ -556,7 +620,7 @@ struct Got<'a> {
 
 /// The envelope's top level: an object, or (Fluent Bit) `[time, {…}]`.
 struct Root<'w, 'g, 'a> {
-    wants: &'w [(Vec<&'w str>, Slot)],
+    wants: &'w [(Vec<Box<str>>, Slot)],
     got: &'g mut Got<'a>,
     array: bool,
 }
@@ -576,6 +640,7 @@ impl<'de> Visitor<'de> for Root<'_, '_, 'de> {
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
         Level {
             wants: self.wants,
+            live: all(self.wants.len()),
             depth: 0,
             got: self.got,
         }
@@ -590,8 +655,9 @@ impl<'de> Visitor<'de> for Root<'_, '_, 'de> {
             .ok_or_else(|| de::Error::custom("an empty array"))?;
         seq.next_element_seed(Level {
             wants: self.wants,
+            live: all(self.wants.len()),
             depth: 0,
-            got: self.got,
+            got: &mut *self.got,
         })?
         .ok_or_else(|| de::Error::custom("a record array without its object"))?;
         while seq.next_element::<IgnoredAny>()?.is_some() {}
@@ -605,9 +671,19 @@ impl<'de> Visitor<'de> for Root<'_, '_, 'de> {
 /// One object level of the envelope, with the wanted paths that pass
 /// through it.
 struct Level<'w, 'g, 'a> {
-    wants: &'w [(Vec<&'w str>, Slot)],
+    wants: &'w [(Vec<Box<str>>, Slot)],
+    /// The wants whose path runs through this level, one bit each.
+    live: u32,
     depth: usize,
     got: &'g mut Got<'a>,
+}
+
+fn all(n: usize) -> u32 {
+    if n >= 32 {
+        u32::MAX
+    } else {
+        (1 << n) - 1
+    }
 }
 
 impl<'de> DeserializeSeed<'de> for Level<'_, '_, 'de> {
@@ -623,15 +699,15 @@ impl<'de> Visitor<'de> for Level<'_, '_, 'de> {
         f.write_str("a JSON object")
     }
     fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+        while let Some(super::json::Key(key)) = map.next_key()? {
             let mut leaf = None;
-            let mut deeper = false;
-            for (path, slot) in self.wants {
-                if path.get(self.depth) == Some(&&*key) {
+            let mut deeper = 0u32;
+            for (i, (path, slot)) in self.wants.iter().enumerate().take(32) {
+                if self.live & (1 << i) != 0 && path.get(self.depth).is_some_and(|p| **p == *key) {
                     if path.len() == self.depth + 1 {
                         leaf = Some(*slot);
                     } else {
-                        deeper = true;
+                        deeper |= 1 << i;
                     }
                 }
             }
@@ -640,17 +716,12 @@ impl<'de> Visitor<'de> for Level<'_, '_, 'de> {
                     let v: Value<'de> = map.next_value()?;
                     self.take(slot, v);
                 }
-                None if deeper => {
-                    let sub: Vec<(Vec<&str>, Slot)> = self
-                        .wants
-                        .iter()
-                        .filter(|(p, _)| p.get(self.depth) == Some(&&*key))
-                        .cloned()
-                        .collect();
+                None if deeper != 0 => {
                     map.next_value_seed(Maybe(Level {
-                        wants: &sub,
+                        wants: self.wants,
+                        live: deeper,
                         depth: self.depth + 1,
-                        got: self.got,
+                        got: &mut *self.got,
                     }))?;
                 }
                 None => {
@@ -820,9 +891,9 @@ mod otlp {
     #[serde(rename_all = "camelCase")]
     pub struct LogRecord<'a> {
         #[serde(default)]
-        pub time_unix_nano: Option<Nanos<'a>>,
+        pub time_unix_nano: Option<Nanos>,
         #[serde(default)]
-        pub observed_time_unix_nano: Option<Nanos<'a>>,
+        pub observed_time_unix_nano: Option<Nanos>,
         #[serde(default, borrow)]
         pub body: Option<AnyValue<'a>>,
         #[serde(default, borrow)]
@@ -844,21 +915,38 @@ mod otlp {
         pub string_value: Option<Cow<'a, str>>,
     }
 
-    /// A uint64 as OTLP/JSON writes it: a decimal string (or a number).
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    pub enum Nanos<'a> {
-        Str(#[serde(borrow)] Cow<'a, str>),
-        Num(u64),
+    /// A uint64 as OTLP/JSON writes it: a decimal string (or a number);
+    /// anything else is none.
+    pub struct Nanos(Option<u64>);
+
+    impl<'de> Deserialize<'de> for Nanos {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl serde::de::Visitor<'_> for V {
+                type Value = Nanos;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("nanoseconds since the epoch")
+                }
+                fn visit_str<E>(self, s: &str) -> Result<Nanos, E> {
+                    Ok(Nanos(s.parse().ok()))
+                }
+                fn visit_u64<E>(self, n: u64) -> Result<Nanos, E> {
+                    Ok(Nanos(Some(n)))
+                }
+                fn visit_i64<E>(self, _: i64) -> Result<Nanos, E> {
+                    Ok(Nanos(None))
+                }
+                fn visit_f64<E>(self, _: f64) -> Result<Nanos, E> {
+                    Ok(Nanos(None))
+                }
+            }
+            d.deserialize_any(V)
+        }
     }
 
-    impl Nanos<'_> {
+    impl Nanos {
         pub fn micros(&self) -> Option<i64> {
-            let n = match self {
-                Nanos::Str(s) => s.parse::<u64>().ok()?,
-                Nanos::Num(n) => *n,
-            };
-            (n > 0).then_some((n / 1000) as i64)
+            self.0.filter(|&n| n > 0).map(|n| (n / 1000) as i64)
         }
     }
 }
@@ -1135,7 +1223,78 @@ mod tests {
         );
     }
 
+    /// A JSON value for the differential test: envelopes' keys, strings
+    /// with every kind of escape, numbers, nesting.
+    fn value(depth: u32) -> proptest::prelude::BoxedStrategy<serde_json::Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            "[ -~é\"\\\n\t\u{1F600}\u{7}]{0,30}".prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            (0.0f64..2e9).prop_map(serde_json::Value::from),
+            any::<bool>().prop_map(serde_json::Value::from),
+            Just(serde_json::Value::Null),
+        ];
+        if depth == 0 {
+            return leaf.boxed();
+        }
+        let key = prop_oneof![
+            Just("log"),
+            Just("message"),
+            Just("time"),
+            Just("@timestamp"),
+            Just("timestamp"),
+            Just("kubernetes"),
+            Just("container_name"),
+            Just("event"),
+            Just("original"),
+            Just("x"),
+        ];
+        prop_oneof![
+            2 => leaf,
+            1 => proptest::collection::vec(value(depth - 1), 0..4).prop_map(serde_json::Value::from),
+            2 => proptest::collection::vec((key, value(depth - 1)), 0..6).prop_map(|kv| {
+                serde_json::Value::Object(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+            }),
+        ]
+        .boxed()
+    }
+
     proptest::proptest! {
+        /// Where the fast path answers, it answers as serde_json does.
+        #[test]
+        fn the_fast_json_path_agrees_with_serde(v in value(3), pick in 0usize..4,
+            nested in proptest::prelude::any::<bool>(), pretty in proptest::prelude::any::<bool>(),
+            ts in 1e9f64..2e9, line in "[ -~é\"\\\n\u{1F600}\u{7}\u{1f}]{0,40}", stamp in proptest::prelude::any::<bool>()) {
+            let kind = [Envelope::Docker, Envelope::Filebeat, Envelope::Vector, Envelope::FluentBit][pick];
+            let u = Unwrapper::new(kind, Some(if nested { "kubernetes.container_name" } else { "x" }));
+            // Mostly an envelope with its line and time, so that the fast
+            // path answers.
+            let mut v = v;
+            if let serde_json::Value::Object(m) = &mut v {
+                let (lk, tk) = (u.keys().0[0], u.keys().1[0]);
+                m.insert(lk.to_string(), line.into());
+                m.insert(tk.to_string(), if stamp { "2026-11-24T10:00:00.5Z".into() } else { ts.into() });
+            }
+            let answerable = v.is_object();
+            let v = if kind == Envelope::FluentBit && pretty { serde_json::json!([ts, v]) } else { v };
+            let text = if pretty { serde_json::to_string_pretty(&v) } else { serde_json::to_string(&v) }.unwrap();
+            let raw = text.as_bytes();
+            let serde = u.json_serde(raw, &mut DayCache::default());
+            let fast = u.json_fast(raw);
+            if answerable {
+                // A valid envelope with its line: the fast path answers.
+                proptest::prop_assert!(fast.is_some(), "{}", text);
+            }
+            if let Some(fast) = fast {
+                // The same line, service and time (read now).
+                let read = |i: Inner| {
+                    let t = i.time.and_then(|t| t.micros(&mut DayCache::default()));
+                    (i.line.into_owned(), t, i.service.map(Cow::into_owned))
+                };
+                proptest::prop_assert_eq!(Ok(read(fast)), serde.map(read), "{}", text);
+            }
+        }
+
         /// No record, whatever its bytes, makes any envelope panic; every
         /// record gives results or waits as a partial, never vanishes.
         #[test]

@@ -38,6 +38,9 @@ pub struct Decoded<'a> {
     pub path: Option<Cow<'a, str>>,
 }
 
+/// The detail of a line's missing time, which an envelope's time fills.
+pub(super) const NO_TIMESTAMP: &str = "no timestamp";
+
 /// Where each field sits, compiled once from the format and overrides.
 #[derive(Debug, Clone)]
 pub struct JsonDecoder {
@@ -320,7 +323,7 @@ impl JsonDecoder {
         let ts = match ts {
             Scalar::Null => match fallback {
                 Some(t) => t,
-                None => return Err(Rejection::new(Reason::MissingField, "no timestamp")),
+                None => return Err(Rejection::new(Reason::MissingField, NO_TIMESTAMP)),
             },
             s => timestamp(&s, days)?,
         };
@@ -765,7 +768,7 @@ impl<'de, 's> Visitor<'de> for RootSeed<'s, 'de> {
     }
 }
 
-struct Key<'a>(Cow<'a, str>);
+pub(super) struct Key<'a>(pub(super) Cow<'a, str>);
 
 impl<'de> de::Deserialize<'de> for Key<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -6,6 +6,7 @@
 pub mod aws;
 pub mod batch;
 pub mod envelope;
+mod envfast;
 mod flat;
 pub mod haproxy;
 pub mod json;
@@ -172,9 +173,17 @@ impl Decoder {
             if self.header(line, ctx) {
                 return;
             }
-            ctx.fallback_ts = inner.time;
-            let decoded = self.decode_with(line, ctx);
-            ctx.fallback_ts = None;
+            let mut decoded = self.decode_with(line, ctx);
+            // The envelope's time is read only for a line without one.
+            if let (Err(r), Some(t)) = (&decoded, inner.time) {
+                if r.reason == Reason::MissingField && r.detail == json::NO_TIMESTAMP {
+                    if let Some(t) = t.micros(&mut ctx.days) {
+                        ctx.fallback_ts = Some(t);
+                        decoded = self.decode_with(line, ctx);
+                        ctx.fallback_ts = None;
+                    }
+                }
+            }
             emit(match (decoded, &self.envelope_service) {
                 (Ok(mut d), Some((path, default))) => match (inner.service, default) {
                     (Some(s), _) if valid_service(&s) => {

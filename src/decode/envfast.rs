@@ -1,0 +1,396 @@
+//! A fast path for JSON envelopes (Docker's json-file, Filebeat, Vector,
+//! Fluent Bit): a scan of the object for the few keys an envelope needs,
+//! the line's string unescaped in one pass, every other value skipped by
+//! its structure. It gives up (returns `None`) on anything it does not
+//! handle — a key with escapes, a path it cannot follow, bad structure —
+//! and the serde_json path decides those records. A differential property
+//! test holds the two equal where this one answers.
+
+use super::envelope::Slot;
+
+/// A string's bytes between its quotes, and whether they hold escapes.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Raw<'a> {
+    pub bytes: &'a [u8],
+    pub escaped: bool,
+}
+
+impl Raw<'_> {
+    /// The string's value (escapes decoded); `None` when an escape is bad
+    /// or the value is not UTF-8.
+    pub fn text(&self) -> Option<std::borrow::Cow<'_, str>> {
+        if !self.escaped {
+            return std::str::from_utf8(self.bytes)
+                .ok()
+                .map(std::borrow::Cow::Borrowed);
+        }
+        let v = unescape(self.bytes)?;
+        String::from_utf8(v).ok().map(std::borrow::Cow::Owned)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Time<'a> {
+    Str(&'a [u8]),
+    Num(f64),
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Found<'a> {
+    /// The line, its escapes decoded.
+    pub line: Option<(u8, std::borrow::Cow<'a, [u8]>)>,
+    pub time: Option<(u8, Time<'a>)>,
+    pub service: Option<Raw<'a>>,
+}
+
+/// Nesting deeper than this is left to serde_json.
+const MAX_DEPTH: usize = 32;
+
+#[inline]
+fn ws(s: &[u8], mut i: usize) -> usize {
+    while i < s.len() && matches!(s[i], b' ' | b'\t' | b'\n' | b'\r') {
+        i += 1;
+    }
+    i
+}
+
+/// The first byte at or after `j` that is a quote, a backslash or a
+/// control character, eight bytes at a time: escapes in a json-file line
+/// come every few bytes, too close for a `memchr` call each.
+#[inline(always)]
+fn special(s: &[u8], mut j: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    while j + 8 <= s.len() {
+        let x = u64::from_le_bytes(s[j..j + 8].try_into().expect("eight bytes"));
+        let q = x ^ (ONES * b'"' as u64);
+        let b = x ^ (ONES * b'\\' as u64);
+        let hit = (q.wrapping_sub(ONES) & !q)
+            | (b.wrapping_sub(ONES) & !b)
+            | (x.wrapping_sub(ONES * 0x20) & !x);
+        let hit = hit & HIGH;
+        if hit != 0 {
+            // The lowest flagged byte is exact; bits above it may not be.
+            return Some(j + (hit.trailing_zeros() / 8) as usize);
+        }
+        j += 8;
+    }
+    s[j..]
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+        .map(|p| j + p)
+}
+
+/// The string at `i` (which must be `"`): its raw bytes and the index
+/// after its closing quote.
+#[inline]
+fn string(s: &[u8], i: usize) -> Option<(Raw<'_>, usize)> {
+    if s.get(i) != Some(&b'"') {
+        return None;
+    }
+    let start = i + 1;
+    let mut j = start;
+    let mut escaped = false;
+    loop {
+        j = special(s, j)?;
+        match s[j] {
+            b'"' => {
+                return Some((
+                    Raw {
+                        bytes: &s[start..j],
+                        escaped,
+                    },
+                    j + 1,
+                ))
+            }
+            b'\\' => {
+                escaped = true;
+                j += 2;
+                if j > s.len() {
+                    return None;
+                }
+            }
+            // A control character cannot be inside a JSON string.
+            _ => return None,
+        }
+    }
+}
+
+/// Skips any value at `i`; returns the index after it.
+fn skip(s: &[u8], i: usize, depth: usize) -> Option<usize> {
+    if depth > MAX_DEPTH {
+        return None;
+    }
+    match *s.get(i)? {
+        b'"' => string(s, i).map(|(_, n)| n),
+        b'{' => {
+            let mut i = ws(s, i + 1);
+            if s.get(i) == Some(&b'}') {
+                return Some(i + 1);
+            }
+            loop {
+                let (_, n) = string(s, i)?;
+                i = ws(s, n);
+                if s.get(i) != Some(&b':') {
+                    return None;
+                }
+                i = ws(s, skip(s, ws(s, i + 1), depth + 1)?);
+                match *s.get(i)? {
+                    b',' => i = ws(s, i + 1),
+                    b'}' => return Some(i + 1),
+                    _ => return None,
+                }
+            }
+        }
+        b'[' => {
+            let mut i = ws(s, i + 1);
+            if s.get(i) == Some(&b']') {
+                return Some(i + 1);
+            }
+            loop {
+                i = ws(s, skip(s, i, depth + 1)?);
+                match *s.get(i)? {
+                    b',' => i = ws(s, i + 1),
+                    b']' => return Some(i + 1),
+                    _ => return None,
+                }
+            }
+        }
+        _ => scalar(s, i).map(|(_, n)| n),
+    }
+}
+
+/// A number, `true`, `false` or `null` at `i`.
+fn scalar(s: &[u8], i: usize) -> Option<(&[u8], usize)> {
+    let end = s[i..]
+        .iter()
+        .position(|b| matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
+        .map_or(s.len(), |p| i + p);
+    let tok = &s[i..end];
+    let ok = match tok.first()? {
+        b't' => tok == b"true",
+        b'f' => tok == b"false",
+        b'n' => tok == b"null",
+        b'-' | b'0'..=b'9' => std::str::from_utf8(tok).is_ok_and(|t| t.parse::<f64>().is_ok()),
+        _ => false,
+    };
+    ok.then_some((tok, end))
+}
+
+/// Scans the envelope: an object, or (`array`) Fluent Bit's
+/// `[time, {…}]`. `wants` are the paths the envelope needs.
+pub(super) fn scan<'a>(
+    s: &'a [u8],
+    wants: &[(Vec<Box<str>>, Slot)],
+    array: bool,
+) -> Option<Found<'a>> {
+    let mut found = Found::default();
+    let i = ws(s, 0);
+    let end = match *s.get(i)? {
+        b'{' => object(s, i, wants, u32::MAX, 0, &mut found)?,
+        b'[' if array => {
+            let (tok, n) = scalar(s, ws(s, i + 1))?;
+            let t: f64 = std::str::from_utf8(tok).ok()?.parse().ok()?;
+            let mut i = ws(s, n);
+            if s.get(i) != Some(&b',') {
+                return None;
+            }
+            i = ws(s, object(s, ws(s, i + 1), wants, u32::MAX, 0, &mut found)?);
+            if s.get(i) != Some(&b']') {
+                return None;
+            }
+            if found.time.is_none() {
+                found.time = Some((0, Time::Num(t)));
+            }
+            i + 1
+        }
+        _ => return None,
+    };
+    (ws(s, end) == s.len()).then_some(found)
+}
+
+fn object<'a>(
+    s: &'a [u8],
+    i: usize,
+    wants: &[(Vec<Box<str>>, Slot)],
+    live: u32,
+    depth: usize,
+    found: &mut Found<'a>,
+) -> Option<usize> {
+    if s.get(i) != Some(&b'{') || depth > MAX_DEPTH {
+        return None;
+    }
+    let mut i = ws(s, i + 1);
+    if s.get(i) == Some(&b'}') {
+        return Some(i + 1);
+    }
+    loop {
+        let (key, n) = string(s, i)?;
+        if key.escaped {
+            return None;
+        }
+        i = ws(s, n);
+        if s.get(i) != Some(&b':') {
+            return None;
+        }
+        i = ws(s, i + 1);
+        let (mut leaf, mut deeper) = (None, 0u32);
+        for (k, (path, slot)) in wants.iter().enumerate().take(32) {
+            if live & (1 << k) != 0 && path.get(depth).is_some_and(|p| p.as_bytes() == key.bytes) {
+                if path.len() == depth + 1 {
+                    leaf = Some(*slot);
+                } else {
+                    deeper |= 1 << k;
+                }
+            }
+        }
+        i = match (leaf, s.get(i)) {
+            (Some(Slot::Line(p)), Some(b'"')) => {
+                let (v, n) = string_decoded(s, i)?;
+                if found.line.as_ref().is_none_or(|(q, _)| p < *q) {
+                    found.line = Some((p, v));
+                }
+                n
+            }
+            (Some(slot), Some(b'"')) => {
+                let (v, n) = string(s, i)?;
+                take(found, slot, Some(v), None);
+                n
+            }
+            (Some(slot @ Slot::Time(_)), Some(b'-' | b'0'..=b'9')) => {
+                let (tok, n) = scalar(s, i)?;
+                take(
+                    found,
+                    slot,
+                    None,
+                    std::str::from_utf8(tok).ok()?.parse().ok(),
+                );
+                n
+            }
+            (None, Some(b'{')) if deeper != 0 => object(s, i, wants, deeper, depth + 1, found)?,
+            _ => skip(s, i, depth + 1)?,
+        };
+        i = ws(s, i);
+        match *s.get(i)? {
+            b',' => i = ws(s, i + 1),
+            b'}' => return Some(i + 1),
+            _ => return None,
+        }
+    }
+}
+
+fn take<'a>(found: &mut Found<'a>, slot: Slot, v: Option<Raw<'a>>, n: Option<f64>) {
+    match (slot, v, n) {
+        (Slot::Time(p), Some(v), _)
+            if !v.escaped && found.time.as_ref().is_none_or(|(q, _)| p < *q) =>
+        {
+            found.time = Some((p, Time::Str(v.bytes)));
+        }
+        (Slot::Time(p), None, Some(n)) if found.time.as_ref().is_none_or(|(q, _)| p < *q) => {
+            found.time = Some((p, Time::Num(n)));
+        }
+        (Slot::Service, Some(v), _) => found.service = Some(v),
+        _ => {}
+    }
+}
+
+/// The string at `i` with its escapes decoded, in one pass: the line a
+/// json-file record holds has an escape every few bytes.
+fn string_decoded(s: &[u8], i: usize) -> Option<(std::borrow::Cow<'_, [u8]>, usize)> {
+    if s.get(i) != Some(&b'"') {
+        return None;
+    }
+    let start = i + 1;
+    let mut j = special(s, start)?;
+    if s[j] == b'"' {
+        return Some((std::borrow::Cow::Borrowed(&s[start..j]), j + 1));
+    }
+    let mut out = Vec::with_capacity(s.len() - start);
+    let mut run = start;
+    loop {
+        match s[j] {
+            b'"' => {
+                out.extend_from_slice(&s[run..j]);
+                return Some((std::borrow::Cow::Owned(out), j + 1));
+            }
+            b'\\' => {
+                out.extend_from_slice(&s[run..j]);
+                let c = *s.get(j + 1)?;
+                j += 2;
+                match c {
+                    b'"' | b'\\' | b'/' => out.push(c),
+                    b'n' => out.push(b'\n'),
+                    b't' => out.push(b'\t'),
+                    b'r' => out.push(b'\r'),
+                    b'b' => out.push(8),
+                    b'f' => out.push(12),
+                    b'u' => {
+                        // Rare in access logs: the general decoder.
+                        let end = j
+                            + 4
+                            + if s.get(j + 4..j + 6) == Some(b"\\u") {
+                                6
+                            } else {
+                                0
+                            };
+                        out.extend_from_slice(&unescape(s.get(j - 2..end)?)?);
+                        j = end;
+                    }
+                    _ => return None,
+                }
+                run = j;
+            }
+            _ => return None,
+        }
+        j = special(s, j)?;
+    }
+}
+
+/// Decodes a JSON string's escapes; `None` on a bad one.
+pub(super) fn unescape(s: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    // Runs between escapes are short: a byte loop beats memchr here.
+    while let Some(p) = s[i..].iter().position(|&c| c == b'\\') {
+        out.extend_from_slice(&s[i..i + p]);
+        i += p + 1;
+        let c = *s.get(i)?;
+        i += 1;
+        match c {
+            b'"' | b'\\' | b'/' => out.push(c),
+            b'n' => out.push(b'\n'),
+            b't' => out.push(b'\t'),
+            b'r' => out.push(b'\r'),
+            b'b' => out.push(8),
+            b'f' => out.push(12),
+            b'u' => {
+                let hex = |at: usize| -> Option<u32> {
+                    let h = std::str::from_utf8(s.get(at..at + 4)?).ok()?;
+                    u32::from_str_radix(h, 16).ok()
+                };
+                let mut code = hex(i)?;
+                i += 4;
+                if (0xD800..0xDC00).contains(&code) {
+                    // A surrogate pair: `\\uD83D\\uDE00`.
+                    if s.get(i..i + 2) != Some(b"\\u") {
+                        return None;
+                    }
+                    let low = hex(i + 2)?;
+                    if !(0xDC00..0xE000).contains(&low) {
+                        return None;
+                    }
+                    i += 6;
+                    code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
+                } else if (0xDC00..0xE000).contains(&code) {
+                    return None;
+                }
+                let ch = char::from_u32(code)?;
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+            }
+            _ => return None,
+        }
+    }
+    out.extend_from_slice(&s[i..]);
+    Some(out)
+}
