@@ -365,8 +365,7 @@ impl Unwrapper {
             for sl in &rl.scope_logs {
                 for rec in &sl.log_records {
                     any = true;
-                    let Some(line) = rec.body.as_ref().and_then(|b| b.string_value.as_deref())
-                    else {
+                    let Some(line) = rec.body.as_ref().and_then(otlp::AnyValue::text) else {
                         emit(Err(invalid(
                             "an OTLP log record whose body is not a string",
                         )));
@@ -394,11 +393,16 @@ impl Unwrapper {
                         attrs?
                             .iter()
                             .find(|kv| kv.key == key)
-                            .and_then(|kv| kv.value.string_value.as_deref())
-                            .map(|s| Cow::Owned(s.to_string()))
+                            .and_then(|kv| kv.value.text())
+                            .and_then(|t| String::from_utf8(t.into_owned()).ok())
+                            .map(Cow::Owned)
                     });
+                    let line = match line {
+                        Cow::Borrowed(l) => Cow::Borrowed(strip_newline(l)),
+                        Cow::Owned(l) => Cow::Owned(strip_newline(&l).to_vec()),
+                    };
                     emit(Ok(Inner {
-                        line: Cow::Borrowed(strip_newline(line.as_bytes())),
+                        line,
                         time,
                         service,
                     }));
@@ -912,7 +916,17 @@ mod otlp {
     #[serde(rename_all = "camelCase")]
     pub struct AnyValue<'a> {
         #[serde(default, borrow)]
-        pub string_value: Option<Cow<'a, str>>,
+        pub string_value: Option<&'a serde_json::value::RawValue>,
+    }
+
+    impl<'a> AnyValue<'a> {
+        /// A string value, its escapes decoded (fast, as a json-file line's).
+        pub fn text(&self) -> Option<Cow<'a, [u8]>> {
+            let raw = self.string_value?.get().as_bytes();
+            let (text, _) = super::super::envfast::string_decoded(raw, 0)?;
+            std::str::from_utf8(&text).ok()?;
+            Some(text)
+        }
     }
 
     /// A uint64 as OTLP/JSON writes it: a decimal string (or a number);

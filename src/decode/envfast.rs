@@ -296,7 +296,7 @@ fn take<'a>(found: &mut Found<'a>, slot: Slot, v: Option<Raw<'a>>, n: Option<f64
 
 /// The string at `i` with its escapes decoded, in one pass: the line a
 /// json-file record holds has an escape every few bytes.
-fn string_decoded(s: &[u8], i: usize) -> Option<(std::borrow::Cow<'_, [u8]>, usize)> {
+pub(super) fn string_decoded(s: &[u8], i: usize) -> Option<(std::borrow::Cow<'_, [u8]>, usize)> {
     if s.get(i) != Some(&b'"') {
         return None;
     }
