@@ -29,6 +29,22 @@ fn fails_with(args: &[&str], text: &str) {
 
 #[test]
 fn bad_flags_and_config_say_what_to_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    for key in ["envelope", "format"] {
+        let cfg = dir.path().join(format!("{key}.yml"));
+        std::fs::write(&cfg, format!("input:\n  {key}: auto\n")).unwrap();
+        fails_with(
+            &[
+                "--config",
+                cfg.to_str().unwrap(),
+                "--brokers",
+                "localhost:9092",
+                "--topic",
+                "t",
+            ],
+            "cannot be auto in slate run",
+        );
+    }
     fails_with(
         &["--topic", "logs"],
         "no Kafka brokers: give --brokers HOST:PORT or kafka.brokers",

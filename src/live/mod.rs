@@ -1159,6 +1159,14 @@ pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSumm
     if config.kafka.topics.is_empty() {
         return Err(anyhow!("no topic to read: give --topic or kafka.topics"));
     }
+    if crate::decode::sniff::wanted(&config.input)
+        && (config.input.format == crate::spec::config::Format::Auto
+            || config.input.envelope() == crate::spec::config::Envelope::Auto)
+    {
+        return Err(anyhow!(
+            "input.format and input.envelope cannot be auto in slate run: there is no file to look at first. Name them in slate.yml (`slate check --format auto --envelope auto SAMPLE` on a sample of the topic says which)"
+        ));
+    }
     let decoder = Arc::new(Decoder::new(&config.input).map_err(anyhow::Error::msg)?);
     // One decode worker keeps up with far more than one consumer thread
     // delivers (~5M lines/s against ~1M messages/s): more would only take
