@@ -78,6 +78,7 @@ fn decode_lines(
     if let Some(h) = header {
         decoder.header(h, &mut ctx);
     }
+    let bare = decoder.envelope().is_none();
     let mut start = 0usize;
     let mut line = first_line;
     let len = data.len();
@@ -86,33 +87,22 @@ fn decode_lines(
         let at = (start as u32, end as u32);
         let text = decoder.trim_record(&data[start..end]);
         if !skip_blank || !text.is_empty() {
-            decoder.decode_record(text, &mut ctx, (line, at), &mut |d| match d {
-                Ok(d) => {
-                    let service = match local.get(d.service.as_ref()) {
-                        Some(&i) => i,
-                        None => {
-                            let i = out.names.len() as u32;
-                            out.names.push(d.service.as_ref().into());
-                            local.insert(d.service.as_ref().into(), i);
-                            i
-                        }
-                    };
-                    out.recs.push(Rec::Event {
-                        ts: d.ts,
-                        service,
-                        error: d.error,
-                        latency_us: d.latency_us,
+            if bare {
+                // No envelope: the line is the record, decoded inline.
+                if !decoder.header(text, &mut ctx) {
+                    push(
+                        &mut out,
+                        &mut local,
+                        decoder.decode_with(text, &mut ctx),
                         line,
                         at,
-                    });
+                    );
                 }
-                Err(r) => out.recs.push(Rec::Rejected {
-                    reason: r.reason,
-                    detail: r.detail.into(),
-                    line,
-                    at,
-                }),
-            });
+            } else {
+                decoder.decode_record(text, &mut ctx, (line, at), &mut |d| {
+                    push(&mut out, &mut local, d, line, at)
+                });
+            }
         }
         start = end + 1;
         line += 1;
@@ -130,6 +120,45 @@ fn decode_lines(
     }
     out.raw = data;
     out
+}
+
+/// One decoded record (or its rejection) onto the chunk, its service
+/// interned.
+#[inline(always)]
+fn push(
+    out: &mut DecodedChunk,
+    local: &mut FxHashMap<Box<str>, u32>,
+    d: Result<super::Decoded<'_>, super::Rejection>,
+    line: u64,
+    at: (u32, u32),
+) {
+    match d {
+        Ok(d) => {
+            let service = match local.get(d.service.as_ref()) {
+                Some(&i) => i,
+                None => {
+                    let i = out.names.len() as u32;
+                    out.names.push(d.service.as_ref().into());
+                    local.insert(d.service.as_ref().into(), i);
+                    i
+                }
+            };
+            out.recs.push(Rec::Event {
+                ts: d.ts,
+                service,
+                error: d.error,
+                latency_us: d.latency_us,
+                line,
+                at,
+            });
+        }
+        Err(r) => out.recs.push(Rec::Rejected {
+            reason: r.reason,
+            detail: r.detail.into(),
+            line,
+            at,
+        }),
+    }
 }
 
 /// Strips a UTF-8 BOM, `\r` and surrounding whitespace.
