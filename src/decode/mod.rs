@@ -309,7 +309,9 @@ pub(crate) fn service_or_default<'a>(
 pub(crate) fn request_path(line: &[u8]) -> Option<&str> {
     let mut parts = line.split(|&b| b == b' ');
     let target = parts.nth(1).filter(|t| !t.is_empty())?;
-    let path = match memchr::memmem::find(target, b"://") {
+    // `://` (an absolute URL) is rare: look for its `:` first.
+    let scheme = memchr::memchr(b':', target).filter(|&i| target[i..].starts_with(b"://"));
+    let path = match scheme {
         Some(i) => {
             let rest = &target[i + 3..];
             &rest[memchr::memchr(b'/', rest).unwrap_or(rest.len())..]
@@ -321,10 +323,13 @@ pub(crate) fn request_path(line: &[u8]) -> Option<&str> {
 
 /// An HTTP status code (100–599) written in ASCII digits.
 pub(crate) fn status_from(raw: &[u8]) -> Option<u16> {
-    std::str::from_utf8(raw)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .filter(|c| (100..=599).contains(c))
+    match *raw {
+        [a, b, c] if a.is_ascii_digit() && b.is_ascii_digit() && c.is_ascii_digit() => {
+            let v = (a - b'0') as u16 * 100 + (b - b'0') as u16 * 10 + (c - b'0') as u16;
+            (100..=599).contains(&v).then_some(v)
+        }
+        _ => None,
+    }
 }
 
 pub use crate::model::valid_service;
@@ -332,6 +337,24 @@ pub use crate::model::valid_service;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statuses_are_three_digits_from_100_to_599() {
+        assert_eq!(status_from(b"200"), Some(200));
+        assert_eq!(status_from(b"599"), Some(599));
+        for bad in [
+            &b"099"[..],
+            b"600",
+            b"20",
+            b"2000",
+            b"+20",
+            b"2a0",
+            b"",
+            b"-",
+        ] {
+            assert_eq!(status_from(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn request_paths() {

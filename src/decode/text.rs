@@ -73,6 +73,9 @@ pub struct TextDecoder {
     /// Whether a service field is read at all.
     has_service: bool,
     has_latency: bool,
+    /// Whether the request's path is read (only `input.service_map` path
+    /// rules use it).
+    want_path: bool,
 }
 
 impl TextDecoder {
@@ -139,6 +142,7 @@ impl TextDecoder {
         Ok(TextDecoder {
             has_latency: fields().any(|f| matches!(f, Field::Latency { .. })),
             has_service: has_service && cfg.constant_service.is_none(),
+            want_path: cfg.service_map.iter().any(|r| r.path.is_some()),
             tokens,
             error_statuses: cfg.error_statuses.clone(),
             default_service,
@@ -163,7 +167,7 @@ impl TextDecoder {
         for (k, tok) in self.tokens.iter().enumerate() {
             match tok {
                 Token::Literal(lit) => {
-                    if !line[p..].starts_with(lit) {
+                    if !starts(&line[p..], lit) {
                         return Err(mismatch("the line does not follow the log format"));
                     }
                     p += lit.len();
@@ -171,7 +175,7 @@ impl TextDecoder {
                 Token::Field(f) => {
                     // A field runs to the next literal (or the end of line).
                     let end = match self.tokens.get(k + 1) {
-                        Some(Token::Literal(lit)) => match memchr::memmem::find(&line[p..], lit) {
+                        Some(Token::Literal(lit)) => match find_literal(&line[p..], lit) {
                             Some(off) => p + off,
                             None => {
                                 return Err(mismatch("the line ends before the log format does"))
@@ -214,8 +218,11 @@ impl TextDecoder {
                                 service_rank = rank;
                             }
                         }
-                        Field::Request => path = super::request_path(value),
-                        Field::Path => path = std::str::from_utf8(value).ok().filter(|p| *p != "-"),
+                        Field::Request if self.want_path => path = super::request_path(value),
+                        Field::Path if self.want_path => {
+                            path = std::str::from_utf8(value).ok().filter(|p| *p != "-")
+                        }
+                        Field::Request | Field::Path => {}
                         Field::Ignore => {}
                     }
                 }
@@ -317,6 +324,42 @@ pub fn format_clf(ts: Micros) -> String {
         &rfc[0..4],
         &rfc[11..19]
     )
+}
+
+/// `hay.starts_with(pre)` for the few bytes of a layout literal, compared
+/// inline rather than by a call to `memcmp`.
+#[inline(always)]
+fn starts(hay: &[u8], pre: &[u8]) -> bool {
+    if hay.len() < pre.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < pre.len() {
+        if hay[i] != pre[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Where `lit` first occurs in `hay`: its first byte by `memchr`, then a
+/// comparison. Layout literals are a few bytes (`" "`, `] "`): building a
+/// `memmem` searcher for each field cost more than the search.
+#[inline]
+fn find_literal(hay: &[u8], lit: &[u8]) -> Option<usize> {
+    let Some((&first, rest)) = lit.split_first() else {
+        return Some(0);
+    };
+    let mut i = 0;
+    while let Some(off) = memchr::memchr(first, &hay[i..]) {
+        let at = i + off;
+        if starts(&hay[at + 1..], rest) {
+            return Some(at);
+        }
+        i = at + 1;
+    }
+    None
 }
 
 fn bad_time() -> Rejection {
@@ -656,6 +699,17 @@ fn compile_apache(text: &str, service_field: Option<&str>) -> Result<Vec<Token>,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The literal search finds what memmem finds.
+        #[test]
+        fn find_literal_agrees_with_memmem(hay in "[ \"\\]ab]{0,40}", lit in "[ \"\\]ab]{0,3}") {
+            proptest::prop_assert_eq!(
+                find_literal(hay.as_bytes(), lit.as_bytes()),
+                memchr::memmem::find(hay.as_bytes(), lit.as_bytes())
+            );
+        }
+    }
     use crate::model::parse_rfc3339;
 
     fn decoder(format: Format, log_format: Option<&str>, service: Option<&str>) -> TextDecoder {
