@@ -553,6 +553,18 @@ fn fluent_bit_records_name_their_service_in_the_envelope() {
     assert_eq!(got, want);
 }
 
+/// Docker json-file around Apache common, all in service `x`.
+const DOCKER_COMMON: &[&str] = &[
+    "--envelope",
+    "docker",
+    "--format",
+    "apache",
+    "--log-format",
+    "common",
+    "--service",
+    "x",
+];
+
 /// One Docker record without its trailing newline (Apache combined), and
 /// one whose envelope time is two hours before the line's own: the line's
 /// time counts. The pretty-printed form of the second is not one record a
@@ -586,37 +598,13 @@ fn docker_records_without_newline_or_on_one_line_each() {
         &v["time"].as_str().unwrap()[..13],
         "the two times differ"
     );
-    let r = replay(
-        &[
-            "--envelope",
-            "docker",
-            "--format",
-            "apache",
-            "--log-format",
-            "common",
-            "--service",
-            "x",
-        ],
-        &file,
-    );
+    let r = replay(DOCKER_COMMON, &file);
     assert_eq!(r["events"]["accepted"], 1, "{}", r["events"]);
     assert_eq!(r["span"]["start"], t);
 
     let file = real("envelopes/docker-json.vector-blog-vrl.log");
     let lines = std::fs::read_to_string(&file).unwrap().lines().count();
-    let r = replay(
-        &[
-            "--envelope",
-            "docker",
-            "--format",
-            "apache",
-            "--log-format",
-            "common",
-            "--service",
-            "x",
-        ],
-        &file,
-    );
+    let r = replay(DOCKER_COMMON, &file);
     assert_eq!(r["events"]["accepted"], 0);
     assert_eq!(r["events"]["rejected_by_reason"]["invalid_envelope"], lines);
 }

@@ -318,12 +318,6 @@ pub(super) fn string_decoded(s: &[u8], i: usize) -> Option<(std::borrow::Cow<'_,
                 let c = *s.get(j + 1)?;
                 j += 2;
                 match c {
-                    b'"' | b'\\' | b'/' => out.push(c),
-                    b'n' => out.push(b'\n'),
-                    b't' => out.push(b'\t'),
-                    b'r' => out.push(b'\r'),
-                    b'b' => out.push(8),
-                    b'f' => out.push(12),
                     b'u' => {
                         // Rare in access logs: the general decoder.
                         let end = j
@@ -336,7 +330,7 @@ pub(super) fn string_decoded(s: &[u8], i: usize) -> Option<(std::borrow::Cow<'_,
                         out.extend_from_slice(&unescape(s.get(j - 2..end)?)?);
                         j = end;
                     }
-                    _ => return None,
+                    c => out.push(simple_escape(c)?),
                 }
                 run = j;
             }
@@ -344,6 +338,20 @@ pub(super) fn string_decoded(s: &[u8], i: usize) -> Option<(std::borrow::Cow<'_,
         }
         j = special(s, j)?;
     }
+}
+
+/// The byte a one-letter JSON escape (`\\n`, `\\"`, …) stands for.
+#[inline]
+fn simple_escape(c: u8) -> Option<u8> {
+    Some(match c {
+        b'"' | b'\\' | b'/' => c,
+        b'n' => b'\n',
+        b't' => b'\t',
+        b'r' => b'\r',
+        b'b' => 8,
+        b'f' => 12,
+        _ => return None,
+    })
 }
 
 /// Decodes a JSON string's escapes; `None` on a bad one.
@@ -357,12 +365,6 @@ pub(super) fn unescape(s: &[u8]) -> Option<Vec<u8>> {
         let c = *s.get(i)?;
         i += 1;
         match c {
-            b'"' | b'\\' | b'/' => out.push(c),
-            b'n' => out.push(b'\n'),
-            b't' => out.push(b'\t'),
-            b'r' => out.push(b'\r'),
-            b'b' => out.push(8),
-            b'f' => out.push(12),
             b'u' => {
                 let hex = |at: usize| -> Option<u32> {
                     let h = std::str::from_utf8(s.get(at..at + 4)?).ok()?;
@@ -388,7 +390,7 @@ pub(super) fn unescape(s: &[u8]) -> Option<Vec<u8>> {
                 let mut buf = [0u8; 4];
                 out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
             }
-            _ => return None,
+            c => out.push(simple_escape(c)?),
         }
     }
     out.extend_from_slice(&s[i..]);
