@@ -49,7 +49,7 @@ pub struct JsonDecoder {
     flat: bool,
     latency_to_us: f64,
     error_statuses: StatusSet,
-    default_service: Option<String>,
+    default_service: Option<&'static str>,
 }
 
 #[derive(Debug, Clone)]
@@ -213,8 +213,9 @@ impl JsonDecoder {
             error_statuses: cfg.error_statuses.clone(),
             default_service: cfg
                 .constant_service
-                .clone()
-                .or_else(|| cfg.default_service.clone()),
+                .as_deref()
+                .or(cfg.default_service.as_deref())
+                .map(super::interned),
         }
     }
 
@@ -329,7 +330,7 @@ impl JsonDecoder {
         };
         let service = match service {
             Scalar::Null => match &self.default_service {
-                Some(d) => Cow::Owned(d.clone()),
+                Some(d) => Cow::Borrowed(*d),
                 None => return Err(Rejection::new(Reason::MissingField, "no service")),
             },
             other => match other.into_cow() {

@@ -289,16 +289,36 @@ pub(crate) fn service_from(raw: &[u8]) -> Result<&str, Rejection> {
     Ok(s)
 }
 
+/// A configured service name (`--service`, `input.default_service`) kept
+/// for the life of the process, so that each line can borrow it instead of
+/// copying it. The names are few: one a decoder's configuration.
+pub(crate) fn interned(name: &str) -> &'static str {
+    use std::sync::{Mutex, OnceLock};
+    static NAMES: OnceLock<Mutex<rustc_hash::FxHashSet<&'static str>>> = OnceLock::new();
+    let mut names = NAMES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    match names.get(name) {
+        Some(n) => n,
+        None => {
+            let n: &'static str = Box::leak(name.into());
+            names.insert(n);
+            n
+        }
+    }
+}
+
 /// The service of a line: the one `found` in it, else the configured
 /// default, else a `missing_field` rejection saying `missing`.
 pub(crate) fn service_or_default<'a>(
     found: Option<&'a [u8]>,
-    default: &Option<String>,
+    default: &Option<&'static str>,
     missing: &str,
 ) -> Result<std::borrow::Cow<'a, str>, Rejection> {
     match (found, default) {
         (Some(raw), _) => service_from(raw).map(std::borrow::Cow::Borrowed),
-        (None, Some(d)) => Ok(std::borrow::Cow::Owned(d.clone())),
+        (None, Some(d)) => Ok(std::borrow::Cow::Borrowed(d)),
         (None, None) => Err(Rejection::new(Reason::MissingField, missing.to_string())),
     }
 }

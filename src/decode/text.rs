@@ -69,7 +69,7 @@ enum Token {
 pub struct TextDecoder {
     tokens: Vec<Token>,
     error_statuses: StatusSet,
-    default_service: Option<String>,
+    default_service: Option<&'static str>,
     /// Whether a service field is read at all.
     has_service: bool,
     has_latency: bool,
@@ -132,8 +132,9 @@ impl TextDecoder {
         let has_service = fields().any(|f| matches!(f, Field::Service { .. }));
         let default_service = cfg
             .constant_service
-            .clone()
-            .or_else(|| cfg.default_service.clone());
+            .as_deref()
+            .or(cfg.default_service.as_deref())
+            .map(super::interned);
         if !has_service && default_service.is_none() {
             return Err(format!(
                 "the log format `{text}` names no service ($host, $server_name, %v, %{{Host}}i, %UPSTREAM_CLUSTER%, %REQ(:AUTHORITY)%): give --service NAME"

@@ -60,7 +60,7 @@ impl Layout {
 #[derive(Debug, Clone)]
 pub struct W3cDecoder {
     error_statuses: StatusSet,
-    default_service: Option<String>,
+    default_service: Option<&'static str>,
     constant: bool,
 }
 
@@ -70,8 +70,9 @@ impl W3cDecoder {
             error_statuses: cfg.error_statuses.clone(),
             default_service: cfg
                 .constant_service
-                .clone()
-                .or_else(|| cfg.default_service.clone()),
+                .as_deref()
+                .or(cfg.default_service.as_deref())
+                .map(super::interned),
             constant: cfg.constant_service.is_some(),
         }
     }
