@@ -1293,6 +1293,20 @@ fn every_envelope_reads_back_to_the_bare_report() {
             );
             let auto: Value = serde_json::from_slice(&o.stdout).unwrap();
             assert_eq!(auto["events"], want["events"], "auto {envelope} {format}");
+            // `slate check` says what it read the lines with.
+            let o = slate(&[
+                "check",
+                "-o",
+                "json",
+                "--envelope",
+                "auto",
+                "--format",
+                "auto",
+                file,
+            ]);
+            let checked: Value = serde_json::from_slice(&ok(&o).stdout).unwrap();
+            assert_eq!(checked["input"]["envelope"], envelope, "{checked}");
+            assert_eq!(checked["input"]["format"], format, "{checked}");
         }
     }
 }
