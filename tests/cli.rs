@@ -132,8 +132,22 @@ fn table_output_leads_with_the_one_number() {
         "fixtures/incidents.jsonl.gz",
     ])));
     assert!(o.contains("reliability 99.280%"), "{o}");
-    assert!(o.contains("alert episodes"), "{o}");
     assert!(o.contains("api-gateway      error_rate    99.900%"), "{o}");
+    // Incidents lead, each pair's episode folded under its incident: the
+    // fixture's error burst fires all four pairs of api-gateway's
+    // error_rate, one incident.
+    let incidents = o.find("incidents (").expect("an incident section");
+    assert!(incidents < o.find("OBJECTIVE").unwrap(), "{o}");
+    let burst = o
+        .lines()
+        .position(|l| l.starts_with("api-gateway      error_rate      page"))
+        .unwrap_or_else(|| panic!("{o}"));
+    let pairs: Vec<&str> = o
+        .lines()
+        .skip(burst + 1)
+        .take_while(|l| l.contains('└'))
+        .collect();
+    assert_eq!(pairs.len(), 4, "{o}");
 }
 
 /// Runs slate, expecting exit 2 and `text` in what it printed on stderr.

@@ -75,18 +75,29 @@ fn the_fixture_page_holds_the_reports_figures_and_its_charts() {
     );
     assert!(page.contains(&format!(">{met} of {slos}<")));
 
-    // Every episode is a row of the incident table (the first ones shown,
-    // the rest folded), the costliest first.
+    // Every incident is a row of the incident table (the first ones shown,
+    // the rest folded), the costliest first, with each of its pairs'
+    // episodes folded in it.
     let services = report["services"].as_object().unwrap();
     let mut spent: Vec<f64> = services
         .values()
-        .flat_map(|s| s["alerts"].as_array().unwrap())
+        .flat_map(|s| s["incidents"].as_array().unwrap())
         .map(|a| a["budget_consumed"].as_f64().unwrap())
         .collect();
-    assert!(spent.len() >= 10, "the fixture has incidents");
+    let episodes: usize = services
+        .values()
+        .map(|s| s["alerts"].as_array().unwrap().len())
+        .sum();
+    assert!(spent.len() >= 3, "the fixture has incidents");
+    assert!(episodes > spent.len(), "several pairs fire in one incident");
     let incidents = &page
         [page.find("<table class=\"incidents\">").unwrap()..page.find("<h2>SLOs</h2>").unwrap()];
     assert_eq!(count(incidents, "<tr><td>"), spent.len());
+    assert_eq!(count(incidents, "<details class=\"pairs\">"), spent.len());
+    assert_eq!(
+        count(incidents, "<div>page ") + count(incidents, "<div>ticket "),
+        episodes
+    );
     spent.sort_by(|a, b| b.total_cmp(a));
     let first_row = &incidents[incidents.find("<tr><td>").unwrap()..];
     let first_row = &first_row[..first_row.find("</tr>").unwrap()];
@@ -117,7 +128,7 @@ fn the_fixture_page_holds_the_reports_figures_and_its_charts() {
     assert_eq!(count(&page, "<section class=\"service\">"), services.len());
     assert_eq!(count(&page, "<svg "), 2 * n_slos + services.len());
     let bands = count(&page, "<rect class=\"page\"") + count(&page, "<rect class=\"ticket\"");
-    assert_eq!(bands, 2 * spent.len());
+    assert_eq!(bands, 2 * episodes);
     // Every chart has its first line drawn (budget, the 1h burn, p50),
     // and the burn charts their four thresholds.
     assert_eq!(

@@ -269,6 +269,31 @@ fn res(w: i64) -> i64 {
     }
 }
 
+/// An occurrence SLO's occurrences as (the watermark when it was read,
+/// bad). The tick at T has applied the input before its first line dated
+/// T or later, so the occurrence at input position k is in the ticks
+/// after the newest time dated at or before position k, and in no tick
+/// before: an episode from tick A to tick B spent the bad occurrences
+/// whose watermark w has A ≤ w < B.
+fn occurrences_at(evs: &[&Ev], kind: Kind, events: &[Ev]) -> Vec<(Micros, bool)> {
+    let mut upto = Vec::with_capacity(events.len());
+    let mut m = Micros::MIN;
+    for e in events {
+        m = m.max(e.ts);
+        upto.push(m);
+    }
+    evs.iter()
+        .filter_map(|e| {
+            let bad = match kind {
+                Kind::Latency(t) => e.latency_us? > t,
+                Kind::Success => e.error,
+                _ => return None,
+            };
+            Some((upto[e.idx], bad))
+        })
+        .collect()
+}
+
 /// Occurrences sorted by time with running bad counts, for fast windows.
 struct Occ {
     ts: Vec<Micros>,
@@ -380,6 +405,8 @@ fn check_against_reference(path: &Path, bytes: &[u8], min_episodes: usize) {
     ];
     let period = 30 * 1440 * MIN;
     let mut episodes = 0;
+    let mut incidents_checked = 0;
+    let mut budgets_checked = 0;
     for (name, evs) in &by_service {
         let s = &report.services[*name];
         // Counts: exact.
@@ -510,6 +537,15 @@ fn check_against_reference(path: &Path, bytes: &[u8], min_episodes: usize) {
                 "{name}/{}: episodes\n got {got:?}\nwant {expected:?}",
                 slo.name
             );
+            incidents_checked += check_incidents(
+                &mut budgets_checked,
+                name,
+                slo.name,
+                &expected,
+                s,
+                (!timeslice).then(|| occurrences_at(evs, slo.kind, &events)),
+                budget * occ.ts.len() as f64 * period as f64 / (last - first) as f64,
+            );
             for (g, x) in got.iter().zip(&expected) {
                 assert_eq!((g.0, g.1), (x.0, x.1));
                 assert!(
@@ -531,6 +567,104 @@ fn check_against_reference(path: &Path, bytes: &[u8], min_episodes: usize) {
     }
     // The incidents above must have raised alerts, or this test proves little.
     assert!(episodes >= min_episodes, "only {episodes} episodes");
+    assert!(
+        episodes == 0 || (incidents_checked > 0 && budgets_checked > 0),
+        "{episodes} episodes: {incidents_checked} incidents, {budgets_checked} budgets compared"
+    );
+}
+
+/// The report's incidents of one SLO against the reference's episodes
+/// grouped here (DESIGN §7: episodes that overlap or lie within 5 minutes
+/// of each other are one incident, its severity the highest, its cost the
+/// bad occurrences over the union of its episodes, counted once). The cost
+/// is compared where the occurrences are given (time-ordered input, an
+/// occurrence SLO: the tick at T has applied every event before T) and
+/// the report's episodes are the reference's to the tick. Returns the
+/// incidents compared.
+fn check_incidents(
+    compared: &mut usize,
+    name: &str,
+    slo: &str,
+    expected: &[(&str, i64, Micros, Option<Micros>)],
+    s: &slate::report::ServiceReport,
+    occ: Option<Vec<(Micros, bool)>>,
+    budget_denominator: f64,
+) -> usize {
+    let mut eps: Vec<(Micros, Option<Micros>, &str)> =
+        expected.iter().map(|e| (e.2, e.3, e.0)).collect();
+    eps.sort();
+    // (start, end, severity, members) per incident.
+    type Interval = (Micros, Option<Micros>);
+    let mut want: Vec<(Micros, Option<Micros>, &str, Vec<Interval>)> = Vec::new();
+    for (st, en, sev) in eps {
+        match want.last_mut() {
+            Some(w) if w.1.is_none_or(|end| st <= end + 5 * MIN) => {
+                w.1 = w.1.zip(en).map(|(a, b)| a.max(b));
+                if sev == "page" {
+                    w.2 = "page";
+                }
+                w.3.push((st, en));
+            }
+            _ => want.push((st, en, sev, vec![(st, en)])),
+        }
+    }
+    let got: Vec<&slate::report::IncidentSummary> =
+        s.incidents.iter().filter(|i| i.slo == slo).collect();
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{name}/{slo}: incidents\n got {got:?}\nwant {want:?}"
+    );
+    for (g, w) in got.iter().zip(&want) {
+        let start = parse_rfc3339(g.start.as_bytes()).unwrap();
+        let end = g.end.as_ref().map(|e| parse_rfc3339(e.as_bytes()).unwrap());
+        assert_eq!(g.severity, w.2, "{name}/{slo}: severity of {g:?}");
+        assert!((start - w.0).abs() <= MIN, "{name}/{slo}: {g:?} vs {w:?}");
+        match (end, w.1) {
+            (Some(a), Some(b)) => assert!((a - b).abs() <= MIN, "{name}/{slo}: {g:?} vs {w:?}"),
+            (None, None) => {}
+            _ => panic!("{name}/{slo}: end {g:?} vs {w:?}"),
+        }
+        assert_eq!(g.pairs.len(), w.3.len(), "{name}/{slo}: pairs of {g:?}");
+        let mut ticks: Vec<(Micros, Option<Micros>)> = g
+            .pairs
+            .iter()
+            .map(|p| {
+                (
+                    parse_rfc3339(p.start.as_bytes()).unwrap(),
+                    p.end.as_ref().map(|e| parse_rfc3339(e.as_bytes()).unwrap()),
+                )
+            })
+            .collect();
+        ticks.sort();
+        let same_ticks = ticks == w.3;
+        let (Some(occ), true) = (occ.as_ref(), same_ticks) else {
+            continue;
+        };
+        // Each bad occurrence once, if any episode holds it.
+        let bad = occ
+            .iter()
+            .filter(|&&(at, bad)| {
+                bad && w
+                    .3
+                    .iter()
+                    .any(|&(a, b)| a <= at && b.is_none_or(|b| at < b))
+            })
+            .count();
+        let want_budget = bad as f64 / budget_denominator;
+        *compared += 1;
+        assert!(
+            (g.budget_consumed - want_budget).abs() <= 1e-9 * want_budget.max(1e-9),
+            "{name}/{slo}: {g:?} spent {} against {want_budget} ({bad} bad)",
+            g.budget_consumed
+        );
+        // The union costs no more than its pairs together, and at least
+        // the costliest.
+        let pairs: Vec<f64> = g.pairs.iter().map(|p| p.budget_consumed).collect();
+        assert!(g.budget_consumed <= pairs.iter().sum::<f64>() * (1.0 + 1e-9));
+        assert!(g.budget_consumed >= pairs.iter().cloned().fold(0.0, f64::max) * (1.0 - 1e-9));
+    }
+    want.len()
 }
 
 #[test]

@@ -22,6 +22,13 @@
 //! Versions: 2 added each service's lacking spans (a retention gap) at the
 //! end of its unit. A version-1 file is read as version 2 with none, so a
 //! state dir written by the slate before is kept across the upgrade.
+//!
+//! A version-2 unit may end with one more field: per alert episode, the
+//! SLO's cumulative bad count when it started (`Option<u64>` each), by
+//! which an incident's cost is taken over the union of its episodes. A
+//! unit without it reads with none (the incidents of those episodes then
+//! cost at least their costliest episode); a slate that predates it reads
+//! the unit and ignores the field. So it needs no new version either way.
 
 use serde::{Deserialize, Serialize};
 
@@ -65,13 +72,40 @@ pub struct SavedService {
     missing: Vec<(Micros, Micros)>,
 }
 
-/// [`SavedService`] by reference: what a pass encodes, without a copy.
+/// [`SavedService`] by reference: what a pass encodes, without a copy;
+/// then the episodes' cumulative bad counts at their start.
 #[derive(Serialize)]
 struct SavedServiceRef<'a> {
     state: &'a ServiceState,
     tracker: &'a Option<AlertTracker>,
     home: u32,
     missing: &'a [(Micros, Micros)],
+    bad_before: EpisodeStarts<'a>,
+}
+
+/// The trailing field of a unit: [`crate::evaluate::Episode::bad_before`]
+/// of each of the tracker's episodes, in order.
+struct EpisodeStarts<'a>(&'a Option<AlertTracker>);
+
+impl Serialize for EpisodeStarts<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let episodes = self.0.as_ref().map_or(&[][..], |t| &t.episodes[..]);
+        s.collect_seq(episodes.iter().map(|e| e.bad_before))
+    }
+}
+
+/// A saved service from its unit, with the trailing field if it is there.
+fn decode_unit(bytes: &[u8]) -> Result<SavedService, postcard::Error> {
+    let (mut saved, rest): (SavedService, &[u8]) = postcard::take_from_bytes(bytes)?;
+    if !rest.is_empty() {
+        let starts: Vec<Option<u64>> = postcard::from_bytes(rest)?;
+        if let Some(t) = &mut saved.tracker {
+            for (e, b) in t.episodes.iter_mut().zip(starts) {
+                e.bad_before = b;
+            }
+        }
+    }
+    Ok(saved)
 }
 
 /// A service as version 1 saved it.
@@ -222,6 +256,7 @@ impl Core {
                     tracker: &self.trackers[id],
                     home: self.home[id],
                     missing: &s.missing,
+                    bad_before: EpisodeStarts(&self.trackers[id]),
                 };
                 units.push(Unit {
                     name: Box::from(name),
@@ -259,8 +294,7 @@ impl Core {
         name: &str,
         unit: &[u8],
     ) -> Result<Option<ServiceId>, String> {
-        let saved: SavedService =
-            postcard::from_bytes(unit).map_err(|e| format!("service {name}: {e}"))?;
+        let saved = decode_unit(unit).map_err(|e| format!("service {name}: {e}"))?;
         let id = self
             .resolve(name)
             .map_err(|r| format!("service {name}: {}", r.as_str()))?;
@@ -534,7 +568,7 @@ pub fn restore(
         let bytes = units.remove(name).ok_or_else(|| {
             SnapshotError::Decode(format!("service {name} is named but not saved"))
         })?;
-        let s: SavedService = postcard::from_bytes(&bytes)
+        let s = decode_unit(&bytes)
             .map_err(|e| SnapshotError::Decode(format!("service {name}: {e}")))?;
         if s.home != NO_CLOCK && s.home as usize >= head.clocks.len() {
             return Err(SnapshotError::Decode(format!(

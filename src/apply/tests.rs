@@ -626,3 +626,44 @@ fn a_unit_for_a_service_held_through_another_partition_is_not_adopted() {
     assert_eq!(y.engine.service(a).errors, 1);
     assert!(y.adopt(1, "a", b"not a unit").is_err());
 }
+
+/// An episode's cumulative bad count at its start (what an incident's
+/// cost over the union of its episodes needs) is saved at the end of its
+/// service's unit; a unit without it, as the slate before wrote them,
+/// still reads, with none.
+#[test]
+fn episodes_keep_their_start_counts_through_a_snapshot_and_older_units_read_without() {
+    let mut c = core();
+    let mut events = traffic(7, 400);
+    events.sort_by_key(|e| e.1);
+    feed(&mut c, &events, 0, events.len());
+    let episodes = |c: &Core| -> Vec<crate::evaluate::Episode> {
+        c.trackers
+            .iter()
+            .flatten()
+            .flat_map(|t| t.episodes.clone())
+            .collect()
+    };
+    let before = episodes(&c);
+    assert!(!before.is_empty(), "the traffic fires alerts");
+    assert!(before.iter().all(|e| e.bad_before.is_some()));
+    let bytes = snapshot::encode(&c);
+    let restored = snapshot::decode(&bytes, &spec(), settings()).unwrap();
+    assert_eq!(episodes(&restored), before);
+
+    let mut file = snapshot::PassFile::from_bytes(&bytes).unwrap();
+    for u in &mut file.units {
+        // The four fields of a version-2 unit, without the trailing one.
+        let saved: snapshot::SavedService = postcard::from_bytes(&u.bytes).unwrap();
+        let shorter = postcard::to_allocvec(&saved).unwrap();
+        assert!(shorter.len() < u.bytes.len() || episodes(&c).is_empty());
+        u.bytes = shorter;
+    }
+    let old = snapshot::decode(&file.to_bytes(), &spec(), settings()).unwrap();
+    let got = episodes(&old);
+    assert_eq!(got.len(), before.len());
+    for (g, b) in got.iter().zip(&before) {
+        assert_eq!(g.bad_before, None);
+        assert_eq!((g.start, g.end, g.bad), (b.start, b.end, b.bad));
+    }
+}

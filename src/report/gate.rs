@@ -211,6 +211,7 @@ mod tests {
             freshness_s: None,
             slos: Ordered(slos.into_iter().map(|(n, s)| (n.to_string(), s)).collect()),
             alerts: Vec::new(),
+            incidents: Vec::new(),
             last_event: None,
         }
     }

@@ -1,5 +1,5 @@
 //! The report as one self-contained HTML file (`slate replay --html`): the
-//! one number and the incident table first, then per service and SLO the
+//! one number and the incidents first (each with its alert pairs folded), then per service and SLO the
 //! error budget over the span, the burn rates of the alert pairs' long
 //! windows against their thresholds with the alert episodes as bands, and
 //! latency p50/p95/p99. Inline SVG and CSS only — no script, no font, no
@@ -13,13 +13,13 @@ use std::fmt::Write;
 
 use super::chart::{Charts, ServiceSeries, CHART_BURN_WINDOWS};
 use super::table::{grouped, pct};
-use super::{AlertReport, Report, ServiceReport};
+use super::{AlertReport, IncidentSummary, Report, ServiceReport};
 use crate::model::{format_rfc3339, parse_rfc3339, Micros};
 
 /// At most this many services get charts.
 pub const MAX_CHARTED: usize = 50;
 /// Incident rows shown before the rest is folded.
-const SHOWN_EPISODES: usize = 15;
+const SHOWN_INCIDENTS: usize = 15;
 
 const W: f64 = 760.0;
 const H: f64 = 190.0;
@@ -70,6 +70,7 @@ svg .page { fill: var(--page); } svg .ticket { fill: var(--ticket); }
 .k0 { background: var(--c0); } .k1 { background: var(--c1); } .k2 { background: var(--c2); } .k3 { background: var(--c3); }
 .kp { background: var(--page); height: 10px !important; } .kt { background: var(--ticket); height: 10px !important; }
 details summary { cursor: pointer; color: var(--muted); margin: 4px 0 8px; }
+details.pairs summary { margin: 0; } details.pairs div { font-size: 12px; color: var(--muted); }
 footer { margin-top: 40px; font-size: 12px; color: var(--muted); }
 "#;
 
@@ -397,60 +398,9 @@ pub fn render(report: &Report, charts: &Charts) -> String {
         s.slos
     );
 
-    // Every alert episode, the costliest first.
-    let mut episodes: Vec<(&str, &AlertReport)> = report
-        .services
-        .iter()
-        .flat_map(|(n, r)| r.alerts.iter().map(move |a| (n.as_str(), a)))
-        .collect();
-    episodes.sort_by(|a, b| {
-        b.1.budget_consumed
-            .total_cmp(&a.1.budget_consumed)
-            .then(a.1.start.cmp(&b.1.start))
-    });
-    h.push_str("<h2>Incidents</h2>\n");
-    if episodes.is_empty() {
-        h.push_str("<p class=\"muted\">No alert fired over the span.</p>\n");
-    } else {
-        let header = "<table class=\"incidents\"><tr><th>Service</th><th>SLO</th><th>Severity</th><th>Windows</th><th>Start</th><th>End</th><th class=\"n\">Duration</th><th class=\"n\">Budget spent</th></tr>\n";
-        h.push_str(header);
-        let end_us = report
-            .span
-            .as_ref()
-            .and_then(|s| parse_rfc3339(s.end.as_bytes()));
-        for (i, (svc, a)) in episodes.iter().enumerate() {
-            if i == SHOWN_EPISODES {
-                // The cheaper rest, folded (a <details> needs no script).
-                let _ = write!(
-                    h,
-                    "</table>\n<details><summary>{} more episodes, each {} of the budget or less</summary>\n{header}",
-                    episodes.len() - i,
-                    pct(Some(a.budget_consumed))
-                );
-            }
-            let _ = writeln!(
-                h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}/{} ≥ {}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
-                esc(svc),
-                esc(&a.slo),
-                esc(&a.severity),
-                esc(&a.long_window),
-                esc(&a.short_window),
-                label(a.burn_rate_threshold, ""),
-                short_time(&a.start),
-                episode_end(a),
-                episode_span(a, end_us).map_or("-".into(), |(s, e)| duration(e - s)),
-                pct(Some(a.budget_consumed))
-            );
-        }
-        if episodes.len() > SHOWN_EPISODES {
-            h.push_str("</table></details>\n");
-        } else {
-            h.push_str("</table>\n");
-        }
-    }
+    incident_table(&mut h, report);
 
-    h.push_str("<h2>SLOs</h2>\n<table class=\"slos\"><tr><th>Service</th><th>SLO</th><th class=\"n\">Objective</th><th class=\"n\">Attainment</th><th>Met</th><th class=\"n\">Budget left</th><th class=\"n\">Alerts</th></tr>\n");
+    h.push_str("<h2>SLOs</h2>\n<table class=\"slos\"><tr><th>Service</th><th>SLO</th><th class=\"n\">Objective</th><th class=\"n\">Attainment</th><th>Met</th><th class=\"n\">Budget left</th><th class=\"n\">Incidents</th></tr>\n");
     for (name, r) in &report.services {
         for (slo, o) in &r.slos.0 {
             let (class, met) = match o.met {
@@ -466,7 +416,7 @@ pub fn render(report: &Report, charts: &Charts) -> String {
                 pct(Some(o.objective)),
                 pct(o.attainment),
                 pct(o.budget_remaining),
-                r.alerts.iter().filter(|a| &a.slo == slo).count()
+                r.incidents.iter().filter(|a| &a.slo == slo).count()
             );
         }
     }
@@ -494,6 +444,81 @@ pub fn render(report: &Report, charts: &Charts) -> String {
         env!("CARGO_PKG_VERSION")
     );
     h
+}
+
+/// Every incident, the costliest first, each with its alert pairs'
+/// episodes folded in its last cell (a `<details>` needs no script).
+fn incident_table(h: &mut String, report: &Report) {
+    let mut incidents: Vec<(&str, &IncidentSummary)> = report
+        .services
+        .iter()
+        .flat_map(|(n, r)| r.incidents.iter().map(move |i| (n.as_str(), i)))
+        .collect();
+    incidents.sort_by(|a, b| {
+        b.1.budget_consumed
+            .total_cmp(&a.1.budget_consumed)
+            .then(a.1.start.cmp(&b.1.start))
+    });
+    h.push_str("<h2>Incidents</h2>\n");
+    if incidents.is_empty() {
+        h.push_str("<p class=\"muted\">No alert fired over the span.</p>\n");
+        return;
+    }
+    let header = "<table class=\"incidents\"><tr><th>Service</th><th>SLO</th><th>Severity</th><th>Start</th><th>End</th><th class=\"n\">Duration</th><th class=\"n\">Budget spent</th><th>Alert pairs</th></tr>\n";
+    h.push_str(header);
+    let end_us = report
+        .span
+        .as_ref()
+        .and_then(|s| parse_rfc3339(s.end.as_bytes()));
+    for (i, (svc, inc)) in incidents.iter().enumerate() {
+        if i == SHOWN_INCIDENTS {
+            // The cheaper rest, folded.
+            let _ = write!(
+                h,
+                "</table>\n<details><summary>{} more incidents, each {} of the budget or less</summary>\n{header}",
+                incidents.len() - i,
+                pct(Some(inc.budget_consumed))
+            );
+        }
+        let span = parse_rfc3339(inc.start.as_bytes()).zip(
+            inc.end
+                .as_ref()
+                .and_then(|e| parse_rfc3339(e.as_bytes()))
+                .or(end_us),
+        );
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td><details class=\"pairs\"><summary>{} {}</summary>",
+            esc(svc),
+            esc(&inc.slo),
+            esc(&inc.severity),
+            short_time(&inc.start),
+            inc.end.as_deref().map_or("still firing".into(), short_time),
+            span.map_or("-".into(), |(s, e)| duration(e - s)),
+            pct(Some(inc.budget_consumed)),
+            inc.pairs.len(),
+            if inc.pairs.len() == 1 { "pair" } else { "pairs" },
+        );
+        for a in &inc.pairs {
+            let _ = write!(
+                h,
+                "<div>{} {}/{} ≥ {} · {} → {} · {}</div>",
+                esc(&a.severity),
+                esc(&a.long_window),
+                esc(&a.short_window),
+                label(a.burn_rate_threshold, ""),
+                short_time(&a.start),
+                episode_end(a),
+                pct(Some(a.budget_consumed))
+            );
+        }
+        h.push_str("</details></td></tr>\n");
+    }
+    if incidents.len() > SHOWN_INCIDENTS {
+        h.push_str("</table></details>\n");
+    } else {
+        h.push_str("</table>\n");
+    }
 }
 
 fn service_section(

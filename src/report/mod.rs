@@ -16,7 +16,7 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{Engine, ServiceState};
-use crate::evaluate::{evaluate_slos, AlertTracker, SloEval};
+use crate::evaluate::{evaluate_slos, incidents, AlertTracker, Episode, SloEval};
 use crate::model::{format_rfc3339, Micros, Span};
 use crate::model::{Reason, RejectCounts};
 
@@ -129,6 +129,9 @@ pub struct ServiceReport {
     pub freshness_s: Option<f64>,
     pub slos: Ordered<SloReport>,
     pub alerts: Vec<AlertReport>,
+    /// The alert episodes grouped into incidents (DESIGN §7).
+    #[serde(default)]
+    pub incidents: Vec<IncidentSummary>,
     /// Live only: the time of the newest event the state holds (RFC 3339),
     /// by which `slate gate` picks the newer of two instances that both
     /// hold a service during a handover.
@@ -170,6 +173,23 @@ pub struct AlertReport {
     pub start: String,
     pub end: Option<String>,
     pub budget_consumed: f64,
+}
+
+/// One incident of a service: the alert episodes of one SLO that overlap
+/// or lie within 5 minutes of each other, what a postmortem calls one
+/// incident; `alerts` lists each pair's episode apart.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct IncidentSummary {
+    pub slo: String,
+    pub start: String,
+    pub end: Option<String>,
+    /// The highest severity of its episodes.
+    pub severity: String,
+    /// The share of the period's budget spent over the union of its
+    /// episodes (each bad event once, however many pairs fired on it).
+    pub budget_consumed: f64,
+    /// Its episodes, in start order.
+    pub pairs: Vec<AlertReport>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -226,37 +246,64 @@ fn slo_reports(evals: &[SloEval], coverage: Option<&[f64]>) -> Ordered<SloReport
     )
 }
 
-/// A service's alert episodes; an episode's budget is a share of the
-/// period's whole budget (`period_total(slo)` events).
+/// The share of the period's budget that `bad` events (or slices) of SLO
+/// `i` are (`period_total(i)` events in the period).
+fn budget_share(s: &ServiceState, i: usize, bad: u64, period_total: &impl Fn(usize) -> f64) -> f64 {
+    let denom = s.plan.slos[i].budget() * period_total(i);
+    if denom > 0.0 {
+        r(bad as f64 / denom)
+    } else {
+        0.0
+    }
+}
+
+fn episode_report(
+    s: &ServiceState,
+    ep: &Episode,
+    period_total: &impl Fn(usize) -> f64,
+) -> AlertReport {
+    AlertReport {
+        slo: s.plan.slos[ep.slo].name.clone(),
+        severity: ep.rule.severity.as_str().to_string(),
+        long_window: ep.rule.long.to_string(),
+        short_window: ep.rule.short.to_string(),
+        burn_rate_threshold: r(ep.rule.threshold),
+        start: format_rfc3339(ep.start),
+        end: ep.end.map(format_rfc3339),
+        budget_consumed: budget_share(s, ep.slo, ep.bad, period_total),
+    }
+}
+
+/// A service's alert episodes, and the incidents they make; a budget is a
+/// share of the period's whole budget (`period_total(slo)` events).
 fn alert_reports(
     s: &ServiceState,
     tr: &AlertTracker,
     period_total: impl Fn(usize) -> f64,
-) -> Vec<AlertReport> {
+) -> (Vec<AlertReport>, Vec<IncidentSummary>) {
     let mut alerts: Vec<AlertReport> = tr
         .episodes
         .iter()
-        .map(|ep| {
-            let slo = &s.plan.slos[ep.slo];
-            let denom = slo.budget() * period_total(ep.slo);
-            AlertReport {
-                slo: slo.name.clone(),
-                severity: ep.rule.severity.as_str().to_string(),
-                long_window: ep.rule.long.to_string(),
-                short_window: ep.rule.short.to_string(),
-                burn_rate_threshold: r(ep.rule.threshold),
-                start: format_rfc3339(ep.start),
-                end: ep.end.map(format_rfc3339),
-                budget_consumed: if denom > 0.0 {
-                    r(ep.bad as f64 / denom)
-                } else {
-                    0.0
-                },
-            }
-        })
+        .map(|ep| episode_report(s, ep, &period_total))
         .collect();
     alerts.sort_by(|a, b| (&a.start, &a.slo, &a.severity).cmp(&(&b.start, &b.slo, &b.severity)));
-    alerts
+    let mut incidents: Vec<IncidentSummary> = incidents(&tr.episodes)
+        .into_iter()
+        .map(|inc| IncidentSummary {
+            slo: s.plan.slos[inc.slo].name.clone(),
+            start: format_rfc3339(inc.start),
+            end: inc.end.map(format_rfc3339),
+            severity: inc.severity.as_str().to_string(),
+            budget_consumed: budget_share(s, inc.slo, inc.bad, &period_total),
+            pairs: inc
+                .episodes
+                .iter()
+                .map(|&k| episode_report(s, &tr.episodes[k], &period_total))
+                .collect(),
+        })
+        .collect();
+    incidents.sort_by(|a, b| (&a.start, &a.slo).cmp(&(&b.start, &b.slo)));
+    (alerts, incidents)
 }
 
 /// A service as `slate run` shows it at `now` (`/api/v1/services`):
@@ -271,6 +318,9 @@ pub fn live_service(
     now: Micros,
 ) -> ServiceReport {
     let coverage = vec![s.coverage(now); s.plan.slos.len()];
+    let (alerts, incidents) = tracker
+        .map(|tr| alert_reports(s, tr, |i| s.slo_window(i, s.plan.period).total as f64))
+        .unwrap_or_default();
     let recent_total = s.window_sum(recent, crate::engine::plan::COL_TOTAL);
     let ms = |i: usize| {
         latency_us
@@ -291,9 +341,8 @@ pub fn live_service(
         },
         freshness_s: s.last_success.map(|ls| r(((now - ls).max(0)) as f64 / 1e6)),
         slos: slo_reports(evals, Some(&coverage)),
-        alerts: tracker
-            .map(|tr| alert_reports(s, tr, |i| s.slo_window(i, s.plan.period).total as f64))
-            .unwrap_or_default(),
+        alerts,
+        incidents,
         last_event: s.last_ts.map(format_rfc3339),
     }
 }
@@ -333,7 +382,7 @@ pub fn build(
             }
         }
         let slos = slo_reports(&evals, None);
-        let alerts = trackers
+        let (alerts, incidents) = trackers
             .get(id)
             .and_then(Option::as_ref)
             .map(|tr| alert_reports(s, tr, |i| period_total(s, i)))
@@ -358,6 +407,7 @@ pub fn build(
                 freshness_s: s.last_success.map(|ls| r((end - 1 - ls) as f64 / 1e6)),
                 slos,
                 alerts,
+                incidents,
                 last_event: None,
             },
         );

@@ -61,6 +61,48 @@ fn columns(out: &mut String, header: &[&str], rows: &[Vec<String>]) {
     }
 }
 
+/// The incidents, per service in time order, each pair's episode folded
+/// under its incident.
+fn incidents(out: &mut String, report: &Report) {
+    let mut rows = Vec::new();
+    for (name, s) in &report.services {
+        for inc in &s.incidents {
+            rows.push(vec![
+                name.clone(),
+                inc.slo.clone(),
+                inc.severity.clone(),
+                inc.start.clone(),
+                inc.end.clone().unwrap_or_else(|| "firing".into()),
+                pct(Some(inc.budget_consumed)),
+            ]);
+            for a in &inc.pairs {
+                rows.push(vec![
+                    String::new(),
+                    format!(
+                        "└ {}/{} ≥ {}",
+                        a.long_window, a.short_window, a.burn_rate_threshold
+                    ),
+                    a.severity.clone(),
+                    a.start.clone(),
+                    a.end.clone().unwrap_or_else(|| "firing".into()),
+                    pct(Some(a.budget_consumed)),
+                ]);
+            }
+        }
+    }
+    if rows.is_empty() {
+        out.push_str("incidents   none: no alert fired\n\n");
+        return;
+    }
+    out.push_str("incidents (alert episodes of one SLO within 5 minutes of each other; each pair's episode below)\n");
+    columns(
+        out,
+        &["SERVICE", "SLO", "SEVERITY", "START", "END", "BUDGET SPENT"],
+        &rows,
+    );
+    out.push('\n');
+}
+
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
     match &report.span {
@@ -102,6 +144,8 @@ pub fn render(report: &Report) -> String {
         sm.slos
     );
 
+    incidents(&mut out, report);
+
     let mut rows = Vec::new();
     for (name, s) in &report.services {
         for (slo, r) in &s.slos.0 {
@@ -129,7 +173,7 @@ pub fn render(report: &Report) -> String {
                 burn("1h"),
                 burn("6h"),
                 burn("3d"),
-                s.alerts
+                s.incidents
                     .iter()
                     .filter(|a| &a.slo == slo)
                     .count()
@@ -152,7 +196,7 @@ pub fn render(report: &Report) -> String {
                 "BURN 1h",
                 "BURN 6h",
                 "BURN 3d",
-                "ALERTS",
+                "INCIDENTS",
             ],
             &rows,
         );
@@ -190,39 +234,6 @@ pub fn render(report: &Report) -> String {
         &rows,
     );
 
-    let mut rows = Vec::new();
-    for (name, s) in &report.services {
-        for a in &s.alerts {
-            rows.push(vec![
-                name.clone(),
-                a.slo.clone(),
-                a.severity.to_string(),
-                format!(
-                    "{}/{} ≥ {}",
-                    a.long_window, a.short_window, a.burn_rate_threshold
-                ),
-                a.start.clone(),
-                a.end.clone().unwrap_or_else(|| "firing".into()),
-                pct(Some(a.budget_consumed)),
-            ]);
-        }
-    }
-    if !rows.is_empty() {
-        out.push_str("\nalert episodes\n");
-        columns(
-            &mut out,
-            &[
-                "SERVICE",
-                "SLO",
-                "SEVERITY",
-                "WINDOWS",
-                "START",
-                "END",
-                "BUDGET SPENT",
-            ],
-            &rows,
-        );
-    }
     for inc in &report.incidents {
         let _ = writeln!(out, "\nincident {} → {}: budget spent", inc.from, inc.to);
         let rows: Vec<Vec<String>> = inc
