@@ -260,6 +260,7 @@ fn memory(services: usize, minutes: i64) {
         EngineSettings {
             max_services: services,
             span_latency: false,
+            calendar: false,
             ..EngineSettings::default()
         },
     );

@@ -674,3 +674,139 @@ fn the_report_does_not_depend_on_the_number_of_threads() {
     let four = serde_json::to_string(&run(&path, 4)).unwrap();
     assert_eq!(one, four);
 }
+
+/// DESIGN §7 `calendar` and `summary.weeks` / `summary.months`: nine days
+/// of traffic across a month boundary and two ISO weeks (with an error
+/// burst, a stalled batch job, disorder and the gaps of a low rate),
+/// replayed with the seed's spec in UTC and again with `period_timezone`
+/// set to a zone half an hour off UTC; each SLO's good and total per week
+/// and per month, and the one number per week and month, against events
+/// and slices bucketed here by their own time.
+#[test]
+fn calendar_weeks_and_months_agree_with_the_naive_reference() {
+    let opts = GenOptions {
+        services: 3,
+        duration: Span::days(9),
+        rate: 0.05,
+        seed: 11,
+        start: parse_rfc3339(b"2026-10-27T00:00:00Z").unwrap(),
+        incidents: [
+            "errors:api-gateway:4d+3h:0.3",
+            "stall:batch-processor:5d+2h",
+            "disorder:user-service:0s+9d:40s",
+        ]
+        .iter()
+        .map(|s| Incident::parse(s).unwrap())
+        .collect(),
+        ..GenOptions::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nine-days.jsonl");
+    let mut bytes = Vec::new();
+    generate(&opts, &mut bytes).unwrap();
+    std::fs::write(&path, &bytes).unwrap();
+    let (events, _) = reference_decode(&bytes);
+    let end = events.iter().map(|e| e.ts).max().unwrap() + 1;
+    let seed_spec = std::fs::read_to_string(SPEC).unwrap();
+
+    for zone in ["UTC", "Asia/Kolkata"] {
+        let spec = SloSpec::parse(
+            Path::new("s.yml"),
+            &format!("defaults:\n  period_timezone: {zone}\n{seed_spec}"),
+        )
+        .unwrap();
+        let report = replay(ReplayOptions {
+            inputs: vec![InputName(path.clone())],
+            spec,
+            config: Config::default(),
+            from: None,
+            to: None,
+            incidents: Vec::new(),
+            threads: 2,
+            dead_letter: None,
+            progress: false,
+            charts: false,
+            save_state: None,
+        })
+        .unwrap();
+        let tz = jiff::tz::TimeZone::get(zone).unwrap();
+        let labels = |t: Micros| {
+            let d = jiff::Timestamp::from_microsecond(t)
+                .unwrap()
+                .to_zoned_datetime(tz.clone())
+                .date();
+            let w = d.iso_week_date();
+            (
+                format!("{}-W{:02}", w.year(), w.week()),
+                format!("{}-{:02}", d.year(), d.month()),
+            )
+        };
+        // The one number: (good, total) per week and month.
+        let mut all: [BTreeMap<String, (u64, u64)>; 2] = Default::default();
+        let mut compared = 0;
+        for (name, s) in &report.services {
+            let evs: Vec<&Ev> = events.iter().filter(|e| &e.service == name).collect();
+            for slo in slos_of(name) {
+                let timeslice = matches!(slo.kind, Kind::Availability | Kind::Freshness(_));
+                let mut want: [BTreeMap<String, (u64, u64)>; 2] = Default::default();
+                for (t, bad) in occurrences(&evs, slo.kind, end, usize::MAX) {
+                    let (w, m) = labels(t);
+                    for (map, k) in want.iter_mut().zip([w, m]) {
+                        let e = map.entry(k).or_default();
+                        e.0 += !bad as u64;
+                        e.1 += 1;
+                    }
+                }
+                if !timeslice {
+                    for (a, w) in all.iter_mut().zip(&want) {
+                        for (k, &(g, t)) in w {
+                            let e = a.entry(k.clone()).or_default();
+                            e.0 += g;
+                            e.1 += t;
+                        }
+                    }
+                }
+                let cal = &s.calendar.0.iter().find(|(n, _)| n == slo.name).unwrap().1;
+                for (got, want, what) in [
+                    (&cal.weeks, &want[0], "weeks"),
+                    (&cal.months, &want[1], "months"),
+                ] {
+                    let got: BTreeMap<String, (u64, u64)> = got
+                        .0
+                        .iter()
+                        .map(|(k, f)| (k.clone(), (f.good, f.total)))
+                        .collect();
+                    assert_eq!(&got, want, "{zone} {name}/{} {what}", slo.name);
+                    compared += want.len();
+                }
+                // A week's budget: its bad share over the SLO's budget.
+                for (k, f) in &cal.weeks.0 {
+                    let b = (f.total - f.good) as f64 / f.total as f64 / (1.0 - slo.objective);
+                    assert!(
+                        (f.budget_consumed.unwrap() - b).abs() <= 1e-9 * b.max(1.0),
+                        "{k}"
+                    );
+                }
+            }
+        }
+        for (got, want, what) in [
+            (&report.summary.weeks, &all[0], "weeks"),
+            (&report.summary.months, &all[1], "months"),
+        ] {
+            let got: BTreeMap<String, (u64, u64)> = got
+                .0
+                .iter()
+                .map(|(k, r)| (k.clone(), (r.good, r.total)))
+                .collect();
+            assert_eq!(&got, want, "{zone} summary.{what}");
+            for (k, r) in &report.summary.weeks.0 {
+                let x = r.good as f64 / r.total as f64;
+                assert!((r.reliability.unwrap() - x).abs() < 1e-9, "{k}");
+            }
+        }
+        // Two months and two or three weeks, per SLO.
+        assert_eq!(all[1].len(), 2, "{zone}: {:?}", all[1]);
+        assert!(all[0].len() >= 2, "{zone}: {:?}", all[0]);
+        assert!(compared >= 8 * 4, "{zone}: {compared}");
+    }
+}

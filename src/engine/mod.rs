@@ -8,6 +8,7 @@
 //!
 //! May import `model` and `spec`.
 
+pub mod calendar;
 pub mod hist;
 pub mod latency;
 pub mod plan;
@@ -35,6 +36,8 @@ pub struct EngineSettings {
     pub quantile_windows: Vec<Span>,
     /// Keep a whole-span latency histogram per service (replay reports).
     pub span_latency: bool,
+    /// Keep per-day counts of each SLO (replay reports' weeks and months).
+    pub calendar: bool,
 }
 
 impl Default for EngineSettings {
@@ -43,6 +46,7 @@ impl Default for EngineSettings {
             max_services: 10_000,
             quantile_windows: DEFAULT_QUANTILE_WINDOWS.to_vec(),
             span_latency: false,
+            calendar: false,
         }
     }
 }
@@ -80,12 +84,18 @@ impl Engine {
 
     fn insert(&mut self, name: &str) -> ServiceId {
         let id = self.services.len() as ServiceId;
-        let plan = ServicePlan::new(self.spec.service(name));
-        self.services.push(ServiceState::new(
+        let spec = self.spec.service(name);
+        let plan = ServicePlan::new(spec);
+        let mut state = ServiceState::new(
             plan,
             keeps_for(&self.settings.quantile_windows),
             self.settings.span_latency,
-        ));
+        );
+        if self.settings.calendar {
+            let tz = spec.map_or(jiff::tz::TimeZone::UTC, |s| s.period_timezone.clone());
+            state.calendar = Some(calendar::CalendarDays::new(tz, state.plan.slos.len()));
+        }
+        self.services.push(state);
         self.names.push(name.into());
         self.index.insert(name.into(), id);
         id

@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 
+use super::calendar::CalendarDays;
 use super::hist::{DenseHist, MAX_US};
 use super::latency::LatencyWindows;
 use super::plan::{Replan, ServicePlan, COL_ERRORS, COL_LATENCY_TOTAL, COL_TOTAL};
@@ -74,6 +75,10 @@ pub struct ServiceState {
     /// after the version-1 layout), not in it.
     #[serde(skip)]
     pub missing: Vec<(Micros, Micros)>,
+    /// Per day, each SLO's total and bad counts (replay, for the report's
+    /// weeks and months); not saved.
+    #[serde(skip)]
+    pub calendar: Option<CalendarDays>,
 }
 
 impl ServiceState {
@@ -110,6 +115,7 @@ impl ServiceState {
             cumulative: vec![(0, 0); n],
             track_start: vec![None; n],
             missing: Vec::new(),
+            calendar: None,
         }
     }
 
@@ -216,6 +222,7 @@ impl ServiceState {
         if latency.is_some() {
             mask |= 1 << COL_LATENCY_TOTAL;
         }
+        let mut day = self.calendar.as_mut().and_then(|c| c.day_mut(ev.ts));
         for (i, slo) in self.plan.slos.iter().enumerate() {
             let bad = match slo.kind {
                 SloKind::Success => ev.error,
@@ -233,6 +240,10 @@ impl ServiceState {
                 _ => continue,
             };
             self.cumulative[i].0 += 1;
+            if let Some(c) = day.as_mut().and_then(|d| d.get_mut(i)) {
+                c.0 += 1;
+                c.1 += bad as u64;
+            }
             if bad {
                 self.cumulative[i].1 += 1;
                 mask |= 1 << slo.bad_col;
@@ -280,6 +291,9 @@ impl ServiceState {
                         self.track_start[i] = Some(start);
                     }
                     self.cumulative[i].0 += 1;
+                    if let Some(c) = &mut self.calendar {
+                        c.add(start, i, 1, bad as i64);
+                    }
                     if bad {
                         verdicts |= 1 << i;
                         self.cumulative[i].1 += 1;
@@ -336,6 +350,9 @@ impl ServiceState {
                     now_bad ^= 1 << i;
                     let delta: i64 = if down { 1 } else { -1 };
                     self.cumulative[i].1 = (self.cumulative[i].1 as i64 + delta) as u64;
+                    if let Some(c) = &mut self.calendar {
+                        c.add(start, i, 0, delta);
+                    }
                     for r in &mut self.rings {
                         if r.holds(start) {
                             r.add_signed(start, slo.bad_col, delta);

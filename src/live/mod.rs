@@ -1199,6 +1199,7 @@ pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSumm
             max_services: config.engine.max_services,
             quantile_windows: config.engine.quantile_windows.clone(),
             span_latency: false,
+            calendar: false,
         },
         min_events: config.alerting.min_events,
         step: config.alerting.replay_step(),

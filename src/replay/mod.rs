@@ -149,6 +149,7 @@ impl Replayer {
                     max_services: opts.config.engine.max_services,
                     quantile_windows: opts.config.engine.quantile_windows.clone(),
                     span_latency: true,
+                    calendar: true,
                 },
                 min_events: opts.config.alerting.min_events,
                 step: opts.config.alerting.replay_step(),

@@ -212,6 +212,7 @@ mod tests {
             slos: Ordered(slos.into_iter().map(|(n, s)| (n.to_string(), s)).collect()),
             alerts: Vec::new(),
             incidents: Vec::new(),
+            calendar: Ordered::default(),
             last_event: None,
         }
     }

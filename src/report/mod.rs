@@ -47,6 +47,12 @@ pub struct IncidentTrack {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ordered<V>(pub Vec<(String, V)>);
 
+impl<V> Ordered<V> {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 impl<V> Default for Ordered<V> {
     fn default() -> Self {
         Ordered(Vec::new())
@@ -117,6 +123,36 @@ pub struct Summary {
     pub slos_met: usize,
     /// Event-weighted attainment over all occurrence SLOs.
     pub reliability: Option<f64>,
+    /// The same one number per ISO week and per month of the span.
+    #[serde(skip_serializing_if = "Ordered::is_empty")]
+    pub weeks: Ordered<Reliability>,
+    #[serde(skip_serializing_if = "Ordered::is_empty")]
+    pub months: Ordered<Reliability>,
+}
+
+/// The one number over a week or a month: all good events over all events
+/// the occurrence SLOs judged in it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Reliability {
+    pub reliability: Option<f64>,
+    pub good: u64,
+    pub total: u64,
+}
+
+/// An SLO's figures per calendar week and month.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct SloCalendar {
+    pub weeks: Ordered<CalendarFigures>,
+    pub months: Ordered<CalendarFigures>,
+}
+
+/// Good and total events (slices) of an SLO over a week or a month, and
+/// the share of that week's (month's) budget they spent.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct CalendarFigures {
+    pub good: u64,
+    pub total: u64,
+    pub budget_consumed: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -132,6 +168,10 @@ pub struct ServiceReport {
     /// The alert episodes grouped into incidents (DESIGN §7).
     #[serde(default)]
     pub incidents: Vec<IncidentSummary>,
+    /// Replay: per SLO, its figures per ISO week and per month of the span
+    /// (in the service's `period_timezone`).
+    #[serde(default, skip_serializing_if = "Ordered::is_empty")]
+    pub calendar: Ordered<SloCalendar>,
     /// Live only: the time of the newest event the state holds (RFC 3339),
     /// by which `slate gate` picks the newer of two instances that both
     /// hold a service during a handover.
@@ -343,8 +383,95 @@ pub fn live_service(
         slos: slo_reports(evals, Some(&coverage)),
         alerts,
         incidents,
+        calendar: Ordered::default(),
         last_event: s.last_ts.map(format_rfc3339),
     }
+}
+
+/// A service's calendar: per SLO, its days summed into ISO weeks and
+/// months; each occurrence SLO's (good, total) added to the one number's
+/// `weeks` and `months` too.
+fn calendar_of(
+    s: &ServiceState,
+    weeks: &mut BTreeMap<String, (u64, u64)>,
+    months: &mut BTreeMap<String, (u64, u64)>,
+) -> Ordered<SloCalendar> {
+    let Some(cal) = &s.calendar else {
+        return Ordered::default();
+    };
+    let n = s.plan.slos.len();
+    // Per SLO, (total, bad) per week and per month.
+    let mut per_week: Vec<BTreeMap<String, (u64, u64)>> = vec![BTreeMap::new(); n];
+    let mut per_month = per_week.clone();
+    for day in cal.days() {
+        let (week, month) = cal.labels(day);
+        for (i, &(total, bad)) in day.counts.iter().enumerate().take(n) {
+            if total == 0 {
+                continue;
+            }
+            for (map, key) in [(&mut per_week[i], &week), (&mut per_month[i], &month)] {
+                let e = map.entry(key.clone()).or_default();
+                e.0 += total;
+                e.1 += bad;
+            }
+        }
+    }
+    let figures = |slo: usize, m: &BTreeMap<String, (u64, u64)>| {
+        let budget = s.plan.slos[slo].budget();
+        Ordered(
+            m.iter()
+                .map(|(k, &(total, bad))| {
+                    let good = total.saturating_sub(bad);
+                    (
+                        k.clone(),
+                        CalendarFigures {
+                            good,
+                            total,
+                            budget_consumed: (total > 0)
+                                .then(|| r(bad as f64 / total as f64 / budget)),
+                        },
+                    )
+                })
+                .collect(),
+        )
+    };
+    let mut out = Ordered::default();
+    for (i, slo) in s.plan.slos.iter().enumerate() {
+        if !slo.kind.is_timeslice() {
+            for (all, mine) in [(&mut *weeks, &per_week[i]), (&mut *months, &per_month[i])] {
+                for (k, &(total, bad)) in mine {
+                    let e = all.entry(k.clone()).or_default();
+                    e.0 += total - bad;
+                    e.1 += total;
+                }
+            }
+        }
+        out.0.push((
+            slo.name.clone(),
+            SloCalendar {
+                weeks: figures(i, &per_week[i]),
+                months: figures(i, &per_month[i]),
+            },
+        ));
+    }
+    out
+}
+
+fn reliabilities(m: BTreeMap<String, (u64, u64)>) -> Ordered<Reliability> {
+    Ordered(
+        m.into_iter()
+            .map(|(k, (good, total))| {
+                (
+                    k,
+                    Reliability {
+                        reliability: (total > 0).then(|| r(good as f64 / total as f64)),
+                        good,
+                        total,
+                    },
+                )
+            })
+            .collect(),
+    )
 }
 
 pub fn build(
@@ -360,6 +487,7 @@ pub fn build(
     let end = tally.last.unwrap_or(0) + 1;
     let mut services = BTreeMap::new();
     let (mut n_slos, mut n_met, mut rel_good, mut rel_total) = (0, 0, 0u64, 0u64);
+    let (mut weeks, mut months) = (BTreeMap::new(), BTreeMap::new());
     // Scale from the span to the period when the span is shorter: an
     // episode's budget is a share of the whole period's budget.
     let period_total = |s: &crate::engine::ServiceState, i: usize| -> f64 {
@@ -387,6 +515,7 @@ pub fn build(
             .and_then(Option::as_ref)
             .map(|tr| alert_reports(s, tr, |i| period_total(s, i)))
             .unwrap_or_default();
+        let calendar = calendar_of(s, &mut weeks, &mut months);
         let q = s
             .span_latency
             .as_ref()
@@ -408,6 +537,7 @@ pub fn build(
                 slos,
                 alerts,
                 incidents,
+                calendar,
                 last_event: None,
             },
         );
@@ -479,6 +609,8 @@ pub fn build(
             slos: n_slos,
             slos_met: n_met,
             reliability: (rel_total > 0).then(|| r(rel_good as f64 / rel_total as f64)),
+            weeks: reliabilities(weeks),
+            months: reliabilities(months),
         },
         services,
         incidents,

@@ -21,6 +21,9 @@ pub struct SloSpec {
 pub struct ServiceSpec {
     pub name: String,
     pub period: Span,
+    /// Where the report's calendar weeks and months are cut
+    /// (`period_timezone`, an IANA name; UTC by default).
+    pub period_timezone: jiff::tz::TimeZone,
     pub availability_slice: Span,
     pub labels: BTreeMap<String, String>,
     pub slos: Vec<Slo>,
@@ -69,6 +72,7 @@ const FIXED_KEYS: &[&str] = &[
     "slo_freshness",
     "slo_latency_p99",
     "period",
+    "period_timezone",
     "availability_slice",
     "availability_slice_target",
     "slo_freshness_objective",
@@ -189,6 +193,7 @@ fn service(
     let mut svc = ServiceSpec {
         name: name.to_string(),
         period: super::slo::DEFAULT_PERIOD,
+        period_timezone: jiff::tz::TimeZone::UTC,
         availability_slice: DEFAULT_SLICE,
         labels: BTreeMap::new(),
         slos: Vec::new(),
@@ -266,6 +271,14 @@ fn service(
                 }
                 Ok(_) => errors.add(v.line, &ctx, "must be whole hours between 1d and 90d (e.g. 7d, 28d, 30d)"),
                 Err(msg) => errors.add(v.line, &ctx, msg),
+            },
+            "period_timezone" => match jiff::tz::TimeZone::get(value) {
+                Ok(tz) => svc.period_timezone = tz,
+                Err(_) => errors.add(
+                    v.line,
+                    &ctx,
+                    format!("unknown time zone {value:?}: give an IANA name such as Europe/Berlin or America/New_York, or UTC"),
+                ),
             },
             "availability_slice" => match Span::parse(value) {
                 Ok(s) if s >= Span::secs(10) && s <= Span::hours(1) && s.0 % Span::secs(10).0 == 0 => {
@@ -419,6 +432,26 @@ mod tests {
         assert!(errs[0]
             .to_string()
             .starts_with("slos.yml:3: `slo_eror_rate`"));
+    }
+
+    #[test]
+    fn a_period_timezone_must_exist() {
+        let ok = parse("defaults:\n  period_timezone: Europe/Berlin\nservices:\n  api:\n    slo_error_rate: 99%\n").unwrap();
+        assert_eq!(
+            ok.services[0].period_timezone,
+            jiff::tz::TimeZone::get("Europe/Berlin").unwrap()
+        );
+        let errs = parse(
+            "services:\n  api:\n    slo_error_rate: 99%\n    period_timezone: Europe/Berlinn\n",
+        )
+        .unwrap_err()
+        .0;
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(
+            (errs[0].line, errs[0].key.as_str()),
+            (4, "api.period_timezone")
+        );
+        assert!(errs[0].message.contains("unknown time zone"), "{}", errs[0]);
     }
 
     #[test]
