@@ -5,6 +5,7 @@ mod check;
 mod gate;
 mod gen;
 mod replay;
+mod review;
 mod run;
 
 use std::path::{Path, PathBuf};
@@ -54,6 +55,8 @@ enum Command {
     Run(run::RunArgs),
     /// Deploy gate: judge a policy against a running slate or a report; exit 0 allow, 1 block, 2 error
     Gate(gate::GateArgs),
+    /// The weekly SLO review from a report: budgets, this week against last, incidents, at risk
+    Review(review::ReviewArgs),
     /// Validate an SLO spec and a config; with an INPUT, also say what its first lines give
     Check(check::CheckArgs),
     /// Write deterministic synthetic traffic with injected incidents
@@ -74,6 +77,7 @@ pub fn main() -> Result<ExitCode> {
         Command::Replay(a) => replay::run(a),
         Command::Run(a) => run::run(a),
         Command::Gate(a) => gate::run(a),
+        Command::Review(a) => review::run(a),
         Command::Check(a) => check::run(a),
         Command::Gen(a) => gen::run(a),
     };

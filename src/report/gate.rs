@@ -213,6 +213,8 @@ mod tests {
             alerts: Vec::new(),
             incidents: Vec::new(),
             calendar: Ordered::default(),
+            period: None,
+            period_timezone: None,
             last_event: None,
         }
     }

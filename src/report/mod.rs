@@ -7,6 +7,7 @@
 pub mod chart;
 pub mod gate;
 pub mod html;
+pub mod review;
 pub mod table;
 
 use std::collections::BTreeMap;
@@ -172,6 +173,13 @@ pub struct ServiceReport {
     /// (in the service's `period_timezone`).
     #[serde(default, skip_serializing_if = "Ordered::is_empty")]
     pub calendar: Ordered<SloCalendar>,
+    /// The SLOs' period (`30d`), for a service with SLOs: what a budget
+    /// is a share of (the review's "runs out on").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<String>,
+    /// Where the calendar's weeks and months are cut, when not UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_timezone: Option<String>,
     /// Live only: the time of the newest event the state holds (RFC 3339),
     /// by which `slate gate` picks the newer of two instances that both
     /// hold a service during a handover.
@@ -384,6 +392,8 @@ pub fn live_service(
         alerts,
         incidents,
         calendar: Ordered::default(),
+        period: (!s.plan.slos.is_empty()).then(|| s.plan.period.to_string()),
+        period_timezone: None,
         last_event: s.last_ts.map(format_rfc3339),
     }
 }
@@ -538,6 +548,13 @@ pub fn build(
                 alerts,
                 incidents,
                 calendar,
+                period: (!s.plan.slos.is_empty()).then(|| s.plan.period.to_string()),
+                period_timezone: s
+                    .calendar
+                    .as_ref()
+                    .and_then(|c| c.time_zone().iana_name())
+                    .filter(|n| *n != "UTC")
+                    .map(str::to_string),
                 last_event: None,
             },
         );

@@ -1,0 +1,95 @@
+//! `slate review`: the weekly SLO review, one page to paste into the
+//! team's channel or wiki (DESIGN §6), from a replay report.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+
+use crate::report::gate::judge;
+use crate::report::review::{markdown, review, ReportView, Reviewed};
+use crate::spec::gate::GatePolicy;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReviewOutput {
+    Markdown,
+    Json,
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  \
+slate replay --slo slos.yml --json report.json logs/*.gz && slate review --source report.json\n  \
+slate review --source report.json --week 2026-W45 --policy deploy-gate.yml\n  \
+slate review --source report.json --month 2026-11 -o json\n\n\
+Per service and SLO: the budget left, the burn this week against last week (a burn of 1\n\
+spends the budget exactly over the SLO's period), the week's incidents with what each cost,\n\
+the top spenders first, the SLOs at risk with the date their budget runs out at the current\n\
+1d burn, the gate's verdict with --policy, and the week's reliability in one number.\n\
+Weeks are ISO weeks (Monday to Sunday) and months calendar months, cut in each service's\n\
+period_timezone (UTC by default). Without --week or --month, the report's latest week.\n\
+Exit codes: 0 success, 2 error.")]
+pub struct ReviewArgs {
+    /// A replay report (the file of `slate replay --json FILE`)
+    #[arg(long, value_name = "FILE")]
+    source: String,
+    /// The ISO week to review (2026-W45) [default: the report's latest]
+    #[arg(long, value_name = "YYYY-Www", conflicts_with = "month")]
+    week: Option<String>,
+    /// A calendar month to review instead (2026-11)
+    #[arg(long, value_name = "YYYY-MM")]
+    month: Option<String>,
+    /// A deploy-gate policy: its verdict goes in the review
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// markdown (CommonMark with tables) or json (the figures)
+    #[arg(short, long, value_enum, default_value = "markdown")]
+    output: ReviewOutput,
+}
+
+pub fn run(a: ReviewArgs) -> Result<ExitCode> {
+    if a.source.starts_with("http://") || a.source.starts_with("https://") {
+        bail!(
+            "--source {}: a running slate's review (/api/v1/review) needs its weeks of live state, which \
+             this slate does not keep yet; give a report file from `slate replay --slo FILE --json FILE`",
+            a.source
+        );
+    }
+    let which = match (&a.week, &a.month) {
+        (Some(w), _) => Some(Reviewed::parse_week(w).map_err(anyhow::Error::msg)?),
+        (_, Some(m)) => Some(Reviewed::parse_month(m).map_err(anyhow::Error::msg)?),
+        _ => None,
+    };
+    let text = std::fs::read_to_string(&a.source).with_context(|| {
+        format!(
+            "--source {}: cannot read the report; give the file of `slate replay --json FILE`",
+            a.source
+        )
+    })?;
+    let report: ReportView = serde_json::from_str(&text)
+        .with_context(|| format!("--source {}: not a slate replay report", a.source))?;
+    if report.schema_version != 1 {
+        bail!(
+            "--source {}: report schema_version {}; this slate reads version 1",
+            a.source,
+            report.schema_version
+        );
+    }
+    let gate = match &a.policy {
+        Some(p) => {
+            let policy = GatePolicy::load(p)?;
+            Some(judge(&policy, &report.services, None).map_err(anyhow::Error::msg)?)
+        }
+        None => None,
+    };
+    let r = review(&report, which, gate).map_err(anyhow::Error::msg)?;
+    match a.output {
+        ReviewOutput::Markdown => print!("{}", markdown(&r)),
+        // UNWRAP: the review is plain values.
+        ReviewOutput::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&r).expect("the review serializes")
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}

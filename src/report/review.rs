@@ -1,0 +1,497 @@
+//! The weekly SLO review (`slate review`, DESIGN §6): one page for the
+//! team's Monday half hour — per service and SLO the budget left, the
+//! week's burn against the week before, the week's incidents and what
+//! each cost, the top spenders first, the SLOs at risk with the date their
+//! budget runs out at the current 1d burn, the gate's verdict, and the
+//! week's (or month's) one number. Worked out from a replay report's
+//! figures (its `calendar`, `incidents` and burn rates); written as
+//! Markdown to paste into a channel or a wiki, or as JSON.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use serde::{Deserialize, Serialize};
+
+use super::gate::GateVerdict;
+use super::table::pct;
+use super::{Ordered, Reliability, ServiceReport};
+use crate::model::{format_rfc3339, parse_rfc3339, Micros, Span};
+
+/// What the review reads of a report (a replay report's JSON).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReportView {
+    pub schema_version: u32,
+    pub span: Option<SpanView>,
+    pub summary: SummaryView,
+    pub services: BTreeMap<String, ServiceReport>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SpanView {
+    pub start: String,
+    pub end: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SummaryView {
+    pub slos: usize,
+    pub slos_met: usize,
+    pub reliability: Option<f64>,
+    #[serde(default)]
+    pub weeks: Ordered<Reliability>,
+    #[serde(default)]
+    pub months: Ordered<Reliability>,
+}
+
+/// Which calendar period the review covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reviewed {
+    /// An ISO week, `2026-W45`.
+    Week(String),
+    /// A month, `2026-11`.
+    Month(String),
+}
+
+impl Reviewed {
+    pub fn label(&self) -> &str {
+        match self {
+            Reviewed::Week(l) | Reviewed::Month(l) => l,
+        }
+    }
+
+    /// `--week 2026-W45` or `--month 2026-11`, checked.
+    pub fn parse_week(s: &str) -> Result<Reviewed, String> {
+        week_monday(s)
+            .map(|_| Reviewed::Week(s.to_string()))
+            .ok_or_else(|| format!("--week {s}: give an ISO week such as 2026-W45"))
+    }
+
+    pub fn parse_month(s: &str) -> Result<Reviewed, String> {
+        month_first(s)
+            .map(|_| Reviewed::Month(s.to_string()))
+            .ok_or_else(|| format!("--month {s}: give a month such as 2026-11"))
+    }
+
+    /// The week (month) before.
+    fn previous(&self) -> Option<String> {
+        match self {
+            Reviewed::Week(l) => week_monday(l)
+                .and_then(|d| d.checked_sub(jiff::Span::new().days(7)).ok())
+                .map(week_label),
+            Reviewed::Month(l) => month_first(l)
+                .and_then(|d| d.checked_sub(jiff::Span::new().months(1)).ok())
+                .map(|d| format!("{:04}-{:02}", d.year(), d.month())),
+        }
+    }
+
+    fn noun(&self) -> &'static str {
+        match self {
+            Reviewed::Week(_) => "week",
+            Reviewed::Month(_) => "month",
+        }
+    }
+}
+
+fn week_monday(s: &str) -> Option<jiff::civil::Date> {
+    let (y, w) = s.split_once("-W")?;
+    if y.len() != 4 || w.len() != 2 {
+        return None;
+    }
+    jiff::civil::ISOWeekDate::new(
+        y.parse().ok()?,
+        w.parse().ok()?,
+        jiff::civil::Weekday::Monday,
+    )
+    .ok()
+    .map(|d| d.date())
+}
+
+fn month_first(s: &str) -> Option<jiff::civil::Date> {
+    let (y, m) = s.split_once('-')?;
+    if y.len() != 4 || m.len() != 2 {
+        return None;
+    }
+    jiff::civil::Date::new(y.parse().ok()?, m.parse().ok()?, 1).ok()
+}
+
+fn week_label(d: jiff::civil::Date) -> String {
+    let w = d.iso_week_date();
+    format!("{:04}-W{:02}", w.year(), w.week())
+}
+
+/// The review's figures (its JSON).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Review {
+    /// `week` or `month`.
+    pub kind: &'static str,
+    pub period: String,
+    pub previous: Option<String>,
+    /// The one number over the period, and over the one before.
+    pub reliability: Option<f64>,
+    pub previous_reliability: Option<f64>,
+    /// SLOs met over their own period, as of the report's end.
+    pub slos: usize,
+    pub slos_met: usize,
+    /// Every SLO, the top spenders of the period first.
+    pub slos_reviewed: Vec<SloReview>,
+    /// Incidents that overlap the period, the costliest first.
+    pub incidents: Vec<IncidentReview>,
+    /// SLOs with their budget gone or going faster than it lasts.
+    pub at_risk: Vec<AtRisk>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate: Option<GateVerdict>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SloReview {
+    pub service: String,
+    pub slo: String,
+    pub objective: f64,
+    /// Over the SLO's period, as of the report's end.
+    pub budget_remaining: Option<f64>,
+    /// The average burn rate over the period reviewed and the one before:
+    /// its bad share over the budget (1 spends the budget exactly over
+    /// the SLO's period).
+    pub burn: Option<f64>,
+    pub previous_burn: Option<f64>,
+    pub good: u64,
+    pub total: u64,
+    pub incidents: usize,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct IncidentReview {
+    pub service: String,
+    pub slo: String,
+    pub severity: String,
+    pub start: String,
+    pub end: Option<String>,
+    pub budget_consumed: f64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AtRisk {
+    pub service: String,
+    pub slo: String,
+    pub budget_remaining: Option<f64>,
+    pub burn_rate_1d: Option<f64>,
+    /// When the budget left runs out at the current 1d burn (`null`: it is
+    /// gone already).
+    pub runs_out: Option<String>,
+}
+
+/// A calendar's weeks or its months.
+type Periods = fn(&super::SloCalendar) -> &Ordered<super::CalendarFigures>;
+
+/// The review of `which` (default: the latest week of the report).
+pub fn review(
+    report: &ReportView,
+    which: Option<Reviewed>,
+    gate: Option<GateVerdict>,
+) -> Result<Review, String> {
+    let which = match which {
+        Some(w) => w,
+        None => Reviewed::Week(
+            report
+                .summary
+                .weeks
+                .0
+                .last()
+                .map(|(k, _)| k.clone())
+                .or_else(|| latest_calendar_week(report))
+                .ok_or("the report has no calendar weeks: make it with this slate's `slate replay --slo FILE --json FILE`")?,
+        ),
+    };
+    let (one, calendar_of): (&Ordered<Reliability>, Periods) = match which {
+        Reviewed::Week(_) => (&report.summary.weeks, |c| &c.weeks),
+        Reviewed::Month(_) => (&report.summary.months, |c| &c.months),
+    };
+    let label = which.label().to_string();
+    let known: Vec<&str> = report
+        .services
+        .values()
+        .flat_map(|s| s.calendar.0.iter())
+        .flat_map(|(_, c)| calendar_of(c).0.iter().map(|(k, _)| k.as_str()))
+        .collect();
+    if !known.contains(&label.as_str()) {
+        let mut all: Vec<&str> = known;
+        all.sort_unstable();
+        all.dedup();
+        return Err(format!(
+            "the report holds no {} {label}; it holds {}",
+            which.noun(),
+            if all.is_empty() {
+                "none".to_string()
+            } else {
+                all.join(", ")
+            }
+        ));
+    }
+    let previous = which.previous();
+    let find = |o: &Ordered<Reliability>, k: &str| {
+        o.0.iter()
+            .find(|(l, _)| l == k)
+            .and_then(|(_, r)| r.reliability)
+    };
+    let end = report
+        .span
+        .as_ref()
+        .and_then(|s| parse_rfc3339(s.end.as_bytes()));
+
+    let mut slos_reviewed = Vec::new();
+    let mut incidents = Vec::new();
+    let mut at_risk = Vec::new();
+    for (name, s) in &report.services {
+        let tz = s
+            .period_timezone
+            .as_deref()
+            .and_then(|z| jiff::tz::TimeZone::get(z).ok())
+            .unwrap_or(jiff::tz::TimeZone::UTC);
+        let label_of = |t: &str| -> Option<String> {
+            let us = parse_rfc3339(t.as_bytes())?;
+            let d = jiff::Timestamp::from_microsecond(us)
+                .ok()?
+                .to_zoned_datetime(tz.clone())
+                .date();
+            Some(match which {
+                Reviewed::Week(_) => week_label(d),
+                Reviewed::Month(_) => format!("{:04}-{:02}", d.year(), d.month()),
+            })
+        };
+        let end_label = end.and_then(|e| label_of(&format_rfc3339(e)));
+        let in_period = |start: &str, stop: Option<&str>| -> bool {
+            let a = label_of(start);
+            let b = stop.and_then(label_of).or(end_label.clone());
+            a.as_deref().is_some_and(|a| a <= label.as_str())
+                && b.as_deref().is_none_or(|b| b >= label.as_str())
+        };
+        for (slo, r) in &s.slos.0 {
+            let cal = s
+                .calendar
+                .0
+                .iter()
+                .find(|(n, _)| n == slo)
+                .map(|(_, c)| calendar_of(c));
+            let at = |k: Option<&str>| {
+                k.and_then(|k| cal.and_then(|c| c.0.iter().find(|(l, _)| l == k)))
+                    .map(|(_, f)| f)
+            };
+            let this = at(Some(&label));
+            let before = at(previous.as_deref());
+            let mine: Vec<&super::IncidentSummary> = s
+                .incidents
+                .iter()
+                .filter(|i| &i.slo == slo && in_period(&i.start, i.end.as_deref()))
+                .collect();
+            for i in &mine {
+                incidents.push(IncidentReview {
+                    service: name.clone(),
+                    slo: slo.clone(),
+                    severity: i.severity.clone(),
+                    start: i.start.clone(),
+                    end: i.end.clone(),
+                    budget_consumed: i.budget_consumed,
+                });
+            }
+            slos_reviewed.push(SloReview {
+                service: name.clone(),
+                slo: slo.clone(),
+                objective: r.objective,
+                budget_remaining: r.budget_remaining,
+                burn: this.and_then(|f| f.budget_consumed),
+                previous_burn: before.and_then(|f| f.budget_consumed),
+                good: this.map_or(0, |f| f.good),
+                total: this.map_or(0, |f| f.total),
+                incidents: mine.len(),
+            });
+            let burn_1d = r
+                .burn_rate
+                .0
+                .iter()
+                .find(|(w, _)| w == "1d")
+                .and_then(|(_, b)| *b);
+            let left = r.budget_remaining;
+            let gone = left.is_some_and(|l| l <= 0.0);
+            if gone || burn_1d.is_some_and(|b| b > 1.0) {
+                let period = s.period.as_deref().and_then(|p| Span::parse(p).ok());
+                let runs_out = match (left, burn_1d, period, end) {
+                    (Some(l), Some(b), Some(p), Some(e)) if l > 0.0 && b > 0.0 => {
+                        let after = (l * p.0 as f64 / b) as Micros;
+                        Some(format_rfc3339(e.saturating_add(after)))
+                    }
+                    _ => None,
+                };
+                at_risk.push(AtRisk {
+                    service: name.clone(),
+                    slo: slo.clone(),
+                    budget_remaining: left,
+                    burn_rate_1d: burn_1d,
+                    runs_out,
+                });
+            }
+        }
+    }
+    // The top spenders first: the highest burn over the period.
+    slos_reviewed.sort_by(|a, b| {
+        b.burn
+            .unwrap_or(-1.0)
+            .total_cmp(&a.burn.unwrap_or(-1.0))
+            .then_with(|| (&a.service, &a.slo).cmp(&(&b.service, &b.slo)))
+    });
+    incidents.sort_by(|a, b| {
+        b.budget_consumed
+            .total_cmp(&a.budget_consumed)
+            .then_with(|| a.start.cmp(&b.start))
+    });
+    // The soonest to run out first; those already gone before them.
+    at_risk.sort_by(|a, b| {
+        (a.runs_out.is_some(), &a.runs_out, &a.service, &a.slo).cmp(&(
+            b.runs_out.is_some(),
+            &b.runs_out,
+            &b.service,
+            &b.slo,
+        ))
+    });
+    Ok(Review {
+        kind: which.noun(),
+        reliability: find(one, &label),
+        previous_reliability: previous.as_deref().and_then(|p| find(one, p)),
+        period: label,
+        previous,
+        slos: report.summary.slos,
+        slos_met: report.summary.slos_met,
+        slos_reviewed,
+        incidents,
+        at_risk,
+        gate,
+    })
+}
+
+/// A report without `summary.weeks` (no occurrence SLO) may still have
+/// calendar weeks of its timeslice SLOs.
+fn latest_calendar_week(report: &ReportView) -> Option<String> {
+    report
+        .services
+        .values()
+        .flat_map(|s| s.calendar.0.iter())
+        .flat_map(|(_, c)| c.weeks.0.iter().map(|(k, _)| k.clone()))
+        .max()
+}
+
+fn burn(v: Option<f64>) -> String {
+    v.map_or("–".into(), |b| format!("{b:.2}×"))
+}
+
+/// A cell's text, with the characters Markdown tables give meaning to
+/// escaped.
+fn cell(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('|', "\\|")
+}
+
+fn short_time(rfc3339: &str) -> String {
+    rfc3339.get(..16).unwrap_or(rfc3339).replace('T', " ")
+}
+
+/// The review as Markdown (CommonMark with GitHub's tables).
+pub fn markdown(r: &Review) -> String {
+    let mut m = String::new();
+    let _ = writeln!(m, "# SLO review: {} {}\n", r.kind, r.period);
+    let _ = write!(m, "**Reliability this {}: {}**", r.kind, pct(r.reliability));
+    match (&r.previous, r.previous_reliability) {
+        (Some(p), Some(v)) => {
+            let _ = write!(m, " (last {}, {p}: {})", r.kind, pct(Some(v)));
+        }
+        (Some(p), None) => {
+            let _ = write!(m, " ({p}: no data)");
+        }
+        _ => {}
+    }
+    let _ = writeln!(
+        m,
+        " · {} of {} SLOs met over their period\n",
+        r.slos_met, r.slos
+    );
+    m.push_str("Reliability is all good events over all events judged by the latency and error-rate SLOs. ");
+    m.push_str("A burn of 1.00× spends an SLO's budget exactly over its period; more, faster.\n\n");
+
+    let _ = writeln!(m, "## Error budgets, top spenders first\n");
+    m.push_str("| Service | SLO | Objective | Budget left | Burn this ");
+    let _ = writeln!(m, "{0} | Burn last {0} | Incidents |", r.kind);
+    m.push_str("|---|---|---:|---:|---:|---:|---:|\n");
+    for s in &r.slos_reviewed {
+        let _ = writeln!(
+            m,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            cell(&s.service),
+            cell(&s.slo),
+            pct(Some(s.objective)),
+            pct(s.budget_remaining),
+            burn(s.burn),
+            burn(s.previous_burn),
+            s.incidents
+        );
+    }
+
+    let _ = writeln!(m, "\n## Incidents this {}\n", r.kind);
+    if r.incidents.is_empty() {
+        let _ = writeln!(m, "No alert fired this {}.", r.kind);
+    } else {
+        m.push_str("| Service | SLO | Severity | Start | End | Budget spent |\n");
+        m.push_str("|---|---|---|---|---|---:|\n");
+        for i in &r.incidents {
+            let _ = writeln!(
+                m,
+                "| {} | {} | {} | {} | {} | {} |",
+                cell(&i.service),
+                cell(&i.slo),
+                i.severity,
+                short_time(&i.start),
+                i.end.as_deref().map_or("still firing".into(), short_time),
+                pct(Some(i.budget_consumed))
+            );
+        }
+    }
+
+    m.push_str("\n## At risk\n\n");
+    if r.at_risk.is_empty() {
+        m.push_str(
+            "No SLO has spent its budget or burns it faster than it lasts (1d burn above 1×).\n",
+        );
+    } else {
+        m.push_str("| Service | SLO | Budget left | 1d burn | Budget runs out |\n");
+        m.push_str("|---|---|---:|---:|---|\n");
+        for a in &r.at_risk {
+            let _ = writeln!(
+                m,
+                "| {} | {} | {} | {} | {} |",
+                cell(&a.service),
+                cell(&a.slo),
+                pct(a.budget_remaining),
+                burn(a.burn_rate_1d),
+                a.runs_out
+                    .as_deref()
+                    .map_or("spent already".into(), short_time)
+            );
+        }
+    }
+
+    if let Some(g) = &r.gate {
+        let _ = writeln!(
+            m,
+            "\n## Deploy gate: {}\n",
+            if g.allow { "allow" } else { "block" }
+        );
+        m.push_str("| Service | Check | Value | Result |\n|---|---|---:|---|\n");
+        for c in &g.checks {
+            let _ = writeln!(
+                m,
+                "| {} | {} | {} | {} |",
+                cell(&c.service),
+                cell(&c.check),
+                c.value.map_or("no data".into(), |v| format!("{v:.4}")),
+                c.result
+            );
+        }
+    }
+    m
+}
