@@ -810,3 +810,141 @@ fn calendar_weeks_and_months_agree_with_the_naive_reference() {
         assert!(compared >= 8 * 4, "{zone}: {compared}");
     }
 }
+
+/// DESIGN §4 corrections: a one-off correction over an error burst and a
+/// daily one; the events and slices inside them count for no SLO (the
+/// report counts them apart, exactly as a reading of the input finds
+/// them), the rest is counted as before, the burst fires no alert any
+/// more (it did without the correction), and the budget it spent comes
+/// back.
+#[test]
+fn corrections_exclude_exactly_their_events_and_slices_and_fire_no_alert() {
+    let opts = GenOptions {
+        services: 3,
+        duration: Span::days(2),
+        rate: 0.3,
+        seed: 23,
+        start: parse_rfc3339(b"2026-11-01T00:00:00Z").unwrap(),
+        incidents: [
+            "errors:api-gateway:20h+40m:0.4",
+            "disorder:user-service:0s+2d:30s",
+        ]
+        .iter()
+        .map(|s| Incident::parse(s).unwrap())
+        .collect(),
+        ..GenOptions::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("two-days.jsonl");
+    let mut bytes = Vec::new();
+    generate(&opts, &mut bytes).unwrap();
+    std::fs::write(&path, &bytes).unwrap();
+    let (events, _) = reference_decode(&bytes);
+    let end = events.iter().map(|e| e.ts).max().unwrap() + 1;
+    let seed_spec = std::fs::read_to_string(SPEC).unwrap();
+    let corrections = "corrections:
+  - services: [api-gateway]
+    start: 2026-11-01T19:55:00Z
+    end: 2026-11-01T20:50:00Z
+    reason: the deploy that broke it, rolled back
+  - services: \"*\"
+    slos: [error_rate, availability, success_rate]
+    start: 2026-11-01T03:00:00Z
+    duration: 30m
+    rrule: FREQ=DAILY
+    reason: nightly maintenance
+";
+    let run = |text: &str| {
+        replay(ReplayOptions {
+            inputs: vec![InputName(path.clone())],
+            spec: SloSpec::parse(Path::new("s.yml"), text).unwrap(),
+            config: Config::default(),
+            from: None,
+            to: None,
+            incidents: Vec::new(),
+            threads: 2,
+            dead_letter: None,
+            progress: false,
+            charts: false,
+            save_state: None,
+        })
+        .unwrap()
+    };
+    let plain = run(&seed_spec);
+    let corrected = run(&format!("{seed_spec}{corrections}"));
+    let at = |s: &str| parse_rfc3339(s.as_bytes()).unwrap();
+    let one_off = (at("2026-11-01T19:55:00Z"), at("2026-11-01T20:50:00Z"));
+    let nightly = [
+        (at("2026-11-01T03:00:00Z"), at("2026-11-01T03:30:00Z")),
+        (at("2026-11-02T03:00:00Z"), at("2026-11-02T03:30:00Z")),
+    ];
+    let inside = |service: &str, slo: &str, t: Micros| {
+        (service == "api-gateway" && one_off.0 <= t && t < one_off.1)
+            || (["error_rate", "availability", "success_rate"].contains(&slo)
+                && nightly.iter().any(|&(a, b)| a <= t && t < b))
+    };
+    let mut excluded_total = 0;
+    for (name, s) in &corrected.services {
+        let evs: Vec<&Ev> = events.iter().filter(|e| &e.service == name).collect();
+        assert_eq!(
+            s.requests,
+            evs.len() as u64,
+            "{name}: every event is still a request"
+        );
+        for slo in slos_of(name) {
+            let occ = occurrences(&evs, slo.kind, end, usize::MAX);
+            let (mut excluded, mut total, mut bad) = (0u64, 0u64, 0u64);
+            for &(t, b) in &occ {
+                if inside(name, slo.name, t) {
+                    excluded += 1;
+                } else {
+                    total += 1;
+                    bad += b as u64;
+                }
+            }
+            let r = &s.slos.0.iter().find(|(n, _)| n == slo.name).unwrap().1;
+            assert_eq!(
+                (r.excluded, r.total, r.total - r.good),
+                (excluded, total, bad),
+                "{name}/{}: (excluded, total, bad)",
+                slo.name
+            );
+            excluded_total += excluded;
+        }
+    }
+    assert!(excluded_total > 0);
+    let errors_alerts = |r: &Report| {
+        r.services["api-gateway"]
+            .alerts
+            .iter()
+            .filter(|a| a.slo == "error_rate")
+            .count()
+    };
+    assert!(
+        errors_alerts(&plain) > 0,
+        "the burst fires without the correction"
+    );
+    assert_eq!(
+        errors_alerts(&corrected),
+        0,
+        "{:?}",
+        corrected.services["api-gateway"].alerts
+    );
+    let left = |r: &Report| {
+        r.services["api-gateway"]
+            .slos
+            .0
+            .iter()
+            .find(|(n, _)| n == "error_rate")
+            .unwrap()
+            .1
+            .budget_remaining
+            .unwrap()
+    };
+    assert!(
+        left(&corrected) > left(&plain) + 0.5,
+        "{} vs {}",
+        left(&corrected),
+        left(&plain)
+    );
+}

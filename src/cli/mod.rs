@@ -98,6 +98,7 @@ pub(crate) fn load_spec(path: Option<&Path>) -> Result<SloSpec> {
         None => Ok(SloSpec {
             services: Vec::new(),
             warnings: Vec::new(),
+            corrections: Vec::new(),
         }),
     }
 }

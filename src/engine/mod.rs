@@ -51,6 +51,18 @@ impl Default for EngineSettings {
     }
 }
 
+/// The spec's corrections for a service, on its state (they are not
+/// saved with it); what they excluded so far is kept when the SLOs are
+/// the same.
+fn attach_corrections(state: &mut ServiceState, spec: Option<&crate::spec::ServiceSpec>) {
+    let n = state.plan.slos.len();
+    let mut c = service::Corrections::new(spec.map_or(Vec::new(), |s| s.corrections.clone()), n);
+    if state.corrections.excluded.len() == n {
+        c.excluded = std::mem::take(&mut state.corrections.excluded);
+    }
+    state.corrections = c;
+}
+
 #[derive(Debug, Clone)]
 pub struct Engine {
     settings: EngineSettings,
@@ -95,6 +107,7 @@ impl Engine {
             let tz = spec.map_or(jiff::tz::TimeZone::UTC, |s| s.period_timezone.clone());
             state.calendar = Some(calendar::CalendarDays::new(tz, state.plan.slos.len()));
         }
+        attach_corrections(&mut state, spec);
         self.services.push(state);
         self.names.push(name.into());
         self.index.insert(name.into(), id);
@@ -147,6 +160,7 @@ impl Engine {
                 );
                 *state = old.replanned(re);
             }
+            attach_corrections(state, spec.service(name));
         }
         for s in &spec.services {
             if !self.index.contains_key(s.name.as_str()) {
@@ -177,6 +191,8 @@ impl Engine {
         } else {
             state.replanned(re)
         };
+        let spec = self.spec.service(&self.names[id as usize]);
+        attach_corrections(&mut self.services[id as usize], spec);
         if let Some(t) = self.services[id as usize].last_ts {
             self.now = Some(self.now.map_or(t, |n| n.max(t)));
         }
@@ -192,6 +208,8 @@ impl Engine {
             keeps_for(&self.settings.quantile_windows),
             self.settings.span_latency,
         );
+        let spec = self.spec.service(&self.names[id as usize]);
+        attach_corrections(&mut self.services[id as usize], spec);
     }
 
     /// The id of a service, created on first sight up to `max_services`.

@@ -36,8 +36,11 @@ pub struct SloPlan {
     pub objective: f64,
     /// Column counting bad events (or bad slices).
     pub bad_col: usize,
-    /// Column counting all events; `None` for timeslice SLOs, whose totals
-    /// follow from the slice clock.
+    /// Occurrence SLOs: the column counting the events it judges (shared
+    /// by every SLO of its kind, or its own when a correction covers it or
+    /// a reload added it). Timeslice SLOs, whose totals follow from the
+    /// slice clock: `None`, or with a correction the column counting the
+    /// slices it excluded, which the clock's count leaves out.
     pub total_col: Option<usize>,
 }
 
@@ -83,17 +86,21 @@ impl ServicePlan {
             |s| (s.period, s.availability_slice),
         );
         if let Some(spec) = spec {
-            for slo in &spec.slos {
-                let (bad_col, total_col) = match slo.kind {
-                    SloKind::Success => (COL_ERRORS, Some(COL_TOTAL)),
-                    SloKind::Latency { .. } => {
-                        cols += 1;
-                        (cols - 1, Some(COL_LATENCY_TOTAL))
-                    }
-                    SloKind::Availability { .. } | SloKind::Freshness { .. } => {
-                        cols += 1;
-                        (cols - 1, None)
-                    }
+            for (i, slo) in spec.slos.iter().enumerate() {
+                // A corrected SLO leaves some events (slices) out: it
+                // counts in columns of its own.
+                let corrected = spec.corrected(i);
+                let mut own = || {
+                    cols += 1;
+                    cols - 1
+                };
+                let (bad_col, total_col) = match (slo.kind, corrected) {
+                    (SloKind::Success, false) => (COL_ERRORS, Some(COL_TOTAL)),
+                    (SloKind::Success, true) => (own(), Some(own())),
+                    (SloKind::Latency { .. }, false) => (own(), Some(COL_LATENCY_TOTAL)),
+                    (SloKind::Latency { .. }, true) => (own(), Some(own())),
+                    (_, false) => (own(), None),
+                    (_, true) => (own(), Some(own())),
                 };
                 slos.push(SloPlan {
                     name: slo.name.clone(),
@@ -156,7 +163,15 @@ impl ServicePlan {
                     && o.objective == new.objective
             });
             slos.push(old);
-            if !matches!(new.kind, SloKind::Latency { .. }) {
+            // A total column of its own (a correction): from the old one,
+            // shared or own; a timeslice SLO that had none excluded none.
+            let own_total = new.total_col.filter(|&c| c >= BASE_COLS);
+            if let (Some(i), Some(c)) = (old, own_total) {
+                if let Some(o) = self.slos[i].total_col {
+                    cols.push((o, c));
+                }
+            }
+            if !matches!(new.kind, SloKind::Latency { .. }) || own_total.is_some() {
                 if let Some(i) = old {
                     if new.bad_col >= BASE_COLS {
                         cols.push((self.slos[i].bad_col, new.bad_col));

@@ -79,6 +79,65 @@ pub struct ServiceState {
     /// weeks and months); not saved.
     #[serde(skip)]
     pub calendar: Option<CalendarDays>,
+    /// The corrections that reach this service (from the spec in force,
+    /// not saved) and what they excluded.
+    #[serde(skip)]
+    pub corrections: Corrections,
+}
+
+/// A service's corrections: which SLOs they cover at a time, cached for
+/// the stretch of time the answer holds, and per SLO the events (slices)
+/// they excluded since the state began (process counts, not saved).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Corrections {
+    list: Vec<(std::sync::Arc<crate::spec::correction::Correction>, u64)>,
+    /// The SLO bits covered at times in `[from, until)`.
+    from: Micros,
+    until: Micros,
+    mask: u64,
+    pub excluded: Vec<u64>,
+}
+
+impl Corrections {
+    pub fn new(
+        list: Vec<(std::sync::Arc<crate::spec::correction::Correction>, u64)>,
+        slos: usize,
+    ) -> Corrections {
+        Corrections {
+            list,
+            from: 0,
+            until: 0,
+            mask: 0,
+            excluded: vec![0; slos],
+        }
+    }
+
+    /// The bits of the SLOs a correction covers at `ts`.
+    #[inline]
+    pub fn mask_at(&mut self, ts: Micros) -> u64 {
+        if self.list.is_empty() {
+            return 0;
+        }
+        if self.from <= ts && ts < self.until {
+            return self.mask;
+        }
+        let (mut mask, mut until) = (0, Micros::MAX);
+        for (c, bits) in &self.list {
+            let (inside, u) = c.state_at(ts);
+            if inside {
+                mask |= bits;
+            }
+            until = until.min(u);
+        }
+        (self.from, self.until, self.mask) = (ts, until, mask);
+        mask
+    }
+
+    fn exclude(&mut self, i: usize) {
+        if let Some(n) = self.excluded.get_mut(i) {
+            *n += 1;
+        }
+    }
 }
 
 impl ServiceState {
@@ -116,6 +175,7 @@ impl ServiceState {
             track_start: vec![None; n],
             missing: Vec::new(),
             calendar: None,
+            corrections: Corrections::default(),
         }
     }
 
@@ -223,22 +283,25 @@ impl ServiceState {
             mask |= 1 << COL_LATENCY_TOTAL;
         }
         let mut day = self.calendar.as_mut().and_then(|c| c.day_mut(ev.ts));
+        let corrected = self.corrections.mask_at(ev.ts);
         for (i, slo) in self.plan.slos.iter().enumerate() {
             let bad = match slo.kind {
                 SloKind::Success => ev.error,
                 SloKind::Latency { threshold_us } => match latency {
-                    Some(us) => {
-                        // A latency SLO added by a reload counts in a
-                        // total column of its own.
-                        if let Some(c) = slo.total_col {
-                            mask |= 1 << c;
-                        }
-                        us > threshold_us
-                    }
+                    Some(us) => us > threshold_us,
                     None => continue,
                 },
                 _ => continue,
             };
+            if corrected >> i & 1 == 1 {
+                self.corrections.exclude(i);
+                continue;
+            }
+            // A total column of its own (a correction covers the SLO, or
+            // a reload added it); the shared ones are in the mask.
+            if let Some(c) = slo.total_col {
+                mask |= 1 << c;
+            }
             self.cumulative[i].0 += 1;
             if let Some(c) = day.as_mut().and_then(|d| d.get_mut(i)) {
                 c.0 += 1;
@@ -289,6 +352,19 @@ impl ServiceState {
                     };
                     if self.track_start[i].is_none() {
                         self.track_start[i] = Some(start);
+                    }
+                    if self.corrections.mask_at(start) >> i & 1 == 1 {
+                        // Left out of the SLO: counted in its column of
+                        // excluded slices, which its total leaves out.
+                        self.corrections.exclude(i);
+                        if let Some(col) = self.plan.slos[i].total_col {
+                            for r in &mut self.rings {
+                                if r.holds(start) {
+                                    r.add(start, col, 1);
+                                }
+                            }
+                        }
+                        continue;
                     }
                     self.cumulative[i].0 += 1;
                     if let Some(c) = &mut self.calendar {
@@ -343,7 +419,11 @@ impl ServiceState {
         slice.errors += ev.error as u64;
         let (start, total, errors, was) = (slice.start, slice.total, slice.errors, slice.bad);
         let mut now_bad = was;
+        let corrected = self.corrections.mask_at(start);
         for (i, slo) in self.plan.slos.iter().enumerate() {
+            if corrected >> i & 1 == 1 {
+                continue;
+            }
             if let SloKind::Availability { slice_target } = slo.kind {
                 let down = slice_down(total, errors, slice_target);
                 if down != (was >> i & 1 == 1) {
@@ -408,8 +488,8 @@ impl ServiceState {
         let ring = &self.rings[ti];
         let bad = ring.window_sum(wi, slo.bad_col);
         let total = match slo.total_col {
-            Some(col) => ring.window_sum(wi, col),
-            None => {
+            Some(col) if !slo.kind.is_timeslice() => ring.window_sum(wi, col),
+            excluded => {
                 // Closed slices that start inside the window and after
                 // this SLO's first counted slice.
                 let (Some(track), Some(open)) = (self.track_start[i], self.slice_start) else {
@@ -423,11 +503,13 @@ impl ServiceState {
                     from
                 };
                 let from = from.max(track);
-                if open > from {
+                let slices = if open > from {
                     ((open - from) / d) as u64
                 } else {
                     0
-                }
+                };
+                // Less those a correction left out.
+                slices.saturating_sub(excluded.map_or(0, |c| ring.window_sum(wi, c)))
             }
         };
         GoodTotal {

@@ -194,6 +194,7 @@ mod tests {
             good: 0,
             total: 0,
             coverage: None,
+            excluded: 0,
         }
     }
 

@@ -209,6 +209,13 @@ pub struct SloReport {
     /// over 3 days of data is not a 30-day budget).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coverage: Option<f64>,
+    /// Events (slices) a correction left out of this SLO (DESIGN §4).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub excluded: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -264,7 +271,11 @@ fn ro(v: Option<f64>) -> Option<f64> {
 
 /// Each SLO's figures; `coverage` (live) is the share of the period the
 /// state reaches back.
-fn slo_reports(evals: &[SloEval], coverage: Option<&[f64]>) -> Ordered<SloReport> {
+fn slo_reports(
+    evals: &[SloEval],
+    coverage: Option<&[f64]>,
+    excluded: &[u64],
+) -> Ordered<SloReport> {
     Ordered(
         evals
             .iter()
@@ -287,6 +298,7 @@ fn slo_reports(evals: &[SloEval], coverage: Option<&[f64]>) -> Ordered<SloReport
                         good: e.period.good,
                         total: e.period.total,
                         coverage: coverage.and_then(|c| c.get(i)).map(|&c| r(c)),
+                        excluded: excluded.get(i).copied().unwrap_or(0),
                     },
                 )
             })
@@ -388,7 +400,7 @@ pub fn live_service(
             p99: ms(2),
         },
         freshness_s: s.last_success.map(|ls| r(((now - ls).max(0)) as f64 / 1e6)),
-        slos: slo_reports(evals, Some(&coverage)),
+        slos: slo_reports(evals, Some(&coverage), &s.corrections.excluded),
         alerts,
         incidents,
         calendar: Ordered::default(),
@@ -519,7 +531,7 @@ pub fn build(
                 rel_total += e.period.total;
             }
         }
-        let slos = slo_reports(&evals, None);
+        let slos = slo_reports(&evals, None, &s.corrections.excluded);
         let (alerts, incidents) = trackers
             .get(id)
             .and_then(Option::as_ref)

@@ -6,6 +6,7 @@
 //! May import `model` only.
 
 pub mod config;
+pub mod correction;
 pub mod gate;
 pub mod slo;
 pub mod yaml;

@@ -15,6 +15,8 @@ pub struct SloSpec {
     pub services: Vec<ServiceSpec>,
     /// Notes that are not errors (e.g. alert pairs dropped for a short period).
     pub warnings: Vec<String>,
+    /// Planned maintenance and known bad data (`corrections:`).
+    pub corrections: Vec<std::sync::Arc<super::correction::Correction>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +29,16 @@ pub struct ServiceSpec {
     pub availability_slice: Span,
     pub labels: BTreeMap<String, String>,
     pub slos: Vec<Slo>,
+    /// The spec's corrections that reach this service, each with the bits
+    /// of the SLOs (by index in `slos`) it covers.
+    pub corrections: Vec<(std::sync::Arc<super::correction::Correction>, u64)>,
+}
+
+impl ServiceSpec {
+    /// Whether a correction covers SLO `i`.
+    pub fn corrected(&self, i: usize) -> bool {
+        self.corrections.iter().any(|(_, m)| m >> i & 1 == 1)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -91,6 +103,7 @@ impl SloSpec {
         let mut spec = SloSpec {
             services: Vec::new(),
             warnings: Vec::new(),
+            corrections: Vec::new(),
         };
         let Node::Map(top) = &root.node else {
             errors.add(
@@ -102,15 +115,22 @@ impl SloSpec {
         };
         let mut defaults: Vec<(Located, Located)> = Vec::new();
         let mut services = None;
+        let mut corrections = None;
         for (k, v) in top {
             match k.as_str().unwrap_or("") {
                 "services" => services = Some(v),
+                "corrections" => corrections = Some(v),
                 "defaults" => match &v.node {
                     Node::Map(entries) => defaults = entries.clone(),
                     Node::Null => {}
                     _ => errors.add(v.line, "defaults", "must be a mapping of SLO keys"),
                 },
-                other => errors.unknown_key(k.line, other, &["services", "defaults"], "top-level"),
+                other => errors.unknown_key(
+                    k.line,
+                    other,
+                    &["services", "defaults", "corrections"],
+                    "top-level",
+                ),
             }
         }
         let Some(services) = services else {
@@ -143,6 +163,36 @@ impl SloSpec {
                 "services",
                 "must be a mapping of service names",
             ),
+        }
+        if let Some(c) = corrections {
+            let services = &spec.services;
+            spec.corrections = super::correction::parse(
+                c,
+                &mut errors,
+                &|name| services.iter().any(|s| s.name == name),
+                &|among, slo| {
+                    services
+                        .iter()
+                        .filter(|s| among.is_none_or(|a| a.contains(&s.name)))
+                        .any(|s| s.slos.iter().any(|x| x.name == slo))
+                },
+            );
+        }
+        for svc in &mut spec.services {
+            for c in &spec.corrections {
+                if !c.applies_to_service(&svc.name) {
+                    continue;
+                }
+                let mask = svc
+                    .slos
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, slo)| c.applies_to_slo(&slo.name))
+                    .fold(0u64, |m, (i, _)| m | 1 << i);
+                if mask != 0 {
+                    svc.corrections.push((c.clone(), mask));
+                }
+            }
         }
         for svc in &spec.services {
             if svc.period < Span::days(3) && !svc.slos.is_empty() {
@@ -197,6 +247,7 @@ fn service(
         availability_slice: DEFAULT_SLICE,
         labels: BTreeMap::new(),
         slos: Vec::new(),
+        corrections: Vec::new(),
     };
     let mut slice_target = DEFAULT_SLICE_TARGET;
     let mut freshness_objective = DEFAULT_FRESHNESS_OBJECTIVE;
@@ -432,6 +483,59 @@ mod tests {
         assert!(errs[0]
             .to_string()
             .starts_with("slos.yml:3: `slo_eror_rate`"));
+    }
+
+    #[test]
+    fn corrections_are_checked_with_line_and_key() {
+        let text = "services:
+  api:
+    slo_error_rate: 99%
+corrections:
+  - services: [api]
+    start: 2026-11-01T02:00:00Z
+    end: 2026-11-01T01:00:00Z
+  - services: \"*\"
+    start: 2026-11-01T02:00:00Z
+    duration: 1h
+    rrule: FREQ=WEEKLY;BYDAY=XX
+  - services: [web]
+    slos: [latency_p99]
+    start: yesterday
+    duration: 1h
+  - services: [api]
+    slos: [error_rate]
+    start: 2026-11-01T02:00:00Z
+    duration: 2h
+    rrule: FREQ=WEEKLY;BYDAY=SU
+    reason: backups
+";
+        let errs = parse(text).unwrap_err().0;
+        let got: Vec<(usize, &str)> = errs.iter().map(|e| (e.line, e.key.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                (7, "corrections[0].end"),
+                (11, "corrections[1].rrule"),
+                (12, "corrections[2].services"),
+                (13, "corrections[2].slos"),
+                (14, "corrections[2].start"),
+            ],
+            "{errs:?}"
+        );
+        assert!(errs[0].message.contains("ends before it starts"));
+        assert!(errs[1].message.contains("BYDAY=XX"));
+        assert!(errs[2].message.contains("web is not a service"));
+        let ok = parse(&text.replace("end: 2026-11-01T01:00:00Z", "end: 2026-11-01T03:00:00Z"));
+        assert!(ok.is_err(), "the other corrections still fail");
+        let last = &text[text.find("  - services: [api]\n    slos").unwrap()..];
+        let spec = parse(&format!(
+            "services:\n  api:\n    slo_error_rate: 99%\n    slo_latency_p99: 1s\ncorrections:\n{last}"
+        ))
+        .unwrap();
+        assert_eq!(spec.corrections.len(), 1);
+        assert_eq!(spec.services[0].corrections.len(), 1);
+        assert_eq!(spec.services[0].corrections[0].1, 0b1, "error_rate only");
+        assert!(spec.services[0].corrected(0) && !spec.services[0].corrected(1));
     }
 
     #[test]
