@@ -54,12 +54,21 @@ impl CalendarDays {
 
     /// The counts of the day holding `ts`, made if it has none yet; `None`
     /// only for a time the time zone cannot place (out of jiff's range).
+    #[inline]
     pub fn day_mut(&mut self, ts: Micros) -> Option<&mut Vec<(u64, u64)>> {
-        if let Some(d) = self.days.get(self.last) {
-            if d.start <= ts && ts < d.end {
-                return Some(&mut self.days[self.last].counts);
-            }
+        let hit = self
+            .days
+            .get(self.last)
+            .is_some_and(|d| d.start <= ts && ts < d.end);
+        if hit {
+            return Some(&mut self.days[self.last].counts);
         }
+        self.find_day(ts)
+    }
+
+    /// The day holding `ts` when it is not the last one found.
+    #[cold]
+    fn find_day(&mut self, ts: Micros) -> Option<&mut Vec<(u64, u64)>> {
         let k = self.days.partition_point(|d| d.end <= ts);
         if self.days.get(k).is_none_or(|d| d.start > ts) {
             let (start, end) = day_bounds(&self.tz, ts)?;
