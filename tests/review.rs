@@ -320,3 +320,75 @@ fn a_week_the_report_does_not_hold_and_bad_flags_are_clear_errors() {
     assert_eq!(m["previous"], "2026-10");
     assert!(m["previous_reliability"].is_null());
 }
+
+/// `-o html` is one self-contained page with the Markdown's sections; the
+/// replay's own table and page give the one number per week and month.
+#[test]
+fn the_html_review_and_the_replays_weeks_and_months() {
+    let dir = tempfile::tempdir().unwrap();
+    let (report, rep) = three_weeks(dir.path());
+    let policy = dir.path().join("gate.yml");
+    std::fs::write(
+        &policy,
+        "checks:\n  - service: api-gateway\n    check: error_budget_remaining > 0.2\n    action: block_deploy\n",
+    )
+    .unwrap();
+    let r = review_json(&report, &["--week", "2026-W46"]);
+    let out = slate(&[
+        "review",
+        "--source",
+        report.to_str().unwrap(),
+        "--week",
+        "2026-W46",
+        "--policy",
+        policy.to_str().unwrap(),
+        "-o",
+        "html",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(page.starts_with("<!doctype html>"));
+    for banned in ["<script", "src=", "href=", "@import", "url("] {
+        assert!(!page.contains(banned), "{banned}");
+    }
+    assert_eq!(page.matches("<table>").count(), 4);
+    let rows = page.matches("<tr><td>").count();
+    let want = ["slos_reviewed", "incidents", "at_risk"]
+        .iter()
+        .map(|k| r[k].as_array().unwrap().len())
+        .sum::<usize>()
+        + 1;
+    assert_eq!(rows, want);
+    let one = r["reliability"].as_f64().unwrap() * 100.0;
+    assert!(page.contains(&format!(">{one:.3}%<")), "{one}");
+
+    // The replay's table: a line of the one number per week.
+    let input = dir.path().join("weeks.jsonl");
+    let out = slate(&["replay", "--slo", SPEC, input.to_str().unwrap()]);
+    let table = String::from_utf8(out.stdout).unwrap();
+    let weeks = table
+        .lines()
+        .find(|l| l.starts_with("by week"))
+        .unwrap_or_else(|| panic!("{table}"));
+    for (k, v) in rep["summary"]["weeks"].as_object().unwrap() {
+        let p = v["reliability"].as_f64().unwrap() * 100.0;
+        assert!(weeks.contains(&format!("{k} {p:.3}%")), "{weeks}: {k} {p}");
+    }
+    // The HTML report: a row per month and per week.
+    let html = dir.path().join("r.html");
+    let out = slate(&[
+        "replay",
+        "--slo",
+        SPEC,
+        "--html",
+        html.to_str().unwrap(),
+        input.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let page = std::fs::read_to_string(&html).unwrap();
+    let cal = &page[page.find("<table class=\"calendar\">").unwrap()..];
+    let cal = &cal[..cal.find("</table>").unwrap()];
+    let n = rep["summary"]["weeks"].as_object().unwrap().len()
+        + rep["summary"]["months"].as_object().unwrap().len();
+    assert_eq!(cal.matches("<tr><td>").count(), n);
+}

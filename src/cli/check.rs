@@ -51,8 +51,13 @@ pub fn run(a: CheckArgs) -> Result<ExitCode> {
         Some(p) => match SloSpec::load(p) {
             Ok(s) => {
                 let n: usize = s.services.iter().map(|s| s.slos.len()).sum();
+                let corrections = match s.corrections.len() {
+                    0 => String::new(),
+                    1 => ", 1 correction".to_string(),
+                    c => format!(", {c} corrections"),
+                };
                 lines.push(format!(
-                    "{}: {} services, {} SLOs",
+                    "{}: {} services, {} SLOs{corrections}",
                     p.display(),
                     s.services.len(),
                     n

@@ -8,12 +8,13 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 
 use crate::report::gate::judge;
-use crate::report::review::{markdown, review, ReportView, Reviewed};
+use crate::report::review::{html, markdown, review, ReportView, Reviewed};
 use crate::spec::gate::GatePolicy;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReviewOutput {
     Markdown,
+    Html,
     Json,
 }
 
@@ -42,7 +43,7 @@ pub struct ReviewArgs {
     /// A deploy-gate policy: its verdict goes in the review
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
-    /// markdown (CommonMark with tables) or json (the figures)
+    /// markdown (CommonMark with tables), html (one self-contained page) or json (the figures)
     #[arg(short, long, value_enum, default_value = "markdown")]
     output: ReviewOutput,
 }
@@ -85,6 +86,7 @@ pub fn run(a: ReviewArgs) -> Result<ExitCode> {
     let r = review(&report, which, gate).map_err(anyhow::Error::msg)?;
     match a.output {
         ReviewOutput::Markdown => print!("{}", markdown(&r)),
+        ReviewOutput::Html => print!("{}", html(&r)),
         // UNWRAP: the review is plain values.
         ReviewOutput::Json => println!(
             "{}",

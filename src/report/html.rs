@@ -29,7 +29,7 @@ const MR: f64 = 12.0;
 const MT: f64 = 10.0;
 const MB: f64 = 24.0;
 
-const STYLE: &str = r#"
+pub(super) const STYLE: &str = r#"
 :root { color-scheme: light dark;
   --bg: #ffffff; --fg: #1d2330; --muted: #5d6675; --grid: #e3e6eb; --card: #f6f7f9;
   --c0: #2f6fde; --c1: #d9822b; --c2: #c23a6b; --c3: #2a9d6f;
@@ -74,7 +74,7 @@ details.pairs summary { margin: 0; } details.pairs div { font-size: 12px; color:
 footer { margin-top: 40px; font-size: 12px; color: var(--muted); }
 "#;
 
-fn esc(s: &str) -> String {
+pub(super) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -398,6 +398,7 @@ pub fn render(report: &Report, charts: &Charts) -> String {
         s.slos
     );
 
+    calendar_table(&mut h, report);
     incident_table(&mut h, report);
 
     h.push_str("<h2>SLOs</h2>\n<table class=\"slos\"><tr><th>Service</th><th>SLO</th><th class=\"n\">Objective</th><th class=\"n\">Attainment</th><th>Met</th><th class=\"n\">Budget left</th><th class=\"n\">Incidents</th></tr>\n");
@@ -444,6 +445,27 @@ pub fn render(report: &Report, charts: &Charts) -> String {
         env!("CARGO_PKG_VERSION")
     );
     h
+}
+
+/// The one number per month and per week of the span, when it has more
+/// than one: "how reliable were we last month?".
+fn calendar_table(h: &mut String, report: &Report) {
+    let s = &report.summary;
+    if s.weeks.0.len() < 2 && s.months.0.len() < 2 {
+        return;
+    }
+    h.push_str("<h2>By month and week</h2>\n<table class=\"calendar\"><tr><th>Period</th><th class=\"n\">Reliability</th><th class=\"n\">Good events</th><th class=\"n\">Events judged</th></tr>\n");
+    for (k, r) in s.months.0.iter().chain(&s.weeks.0) {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            esc(k),
+            pct(r.reliability),
+            grouped(r.good),
+            grouped(r.total)
+        );
+    }
+    h.push_str("</table>\n");
 }
 
 /// Every incident, the costliest first, each with its alert pairs'

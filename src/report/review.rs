@@ -5,7 +5,8 @@
 //! budget runs out at the current 1d burn, the gate's verdict, and the
 //! week's (or month's) one number. Worked out from a replay report's
 //! figures (its `calendar`, `incidents` and burn rates); written as
-//! Markdown to paste into a channel or a wiki, or as JSON.
+//! Markdown to paste into a channel or a wiki, as one self-contained HTML
+//! page, or as JSON.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -494,4 +495,178 @@ pub fn markdown(r: &Review) -> String {
         }
     }
     m
+}
+
+/// The review as one self-contained HTML page (the report's style, no
+/// script, no request), the same sections as the Markdown.
+pub fn html(r: &Review) -> String {
+    use super::html::{esc, STYLE};
+    let mut h = String::with_capacity(16 << 10);
+    let title = format!("SLO review: {} {}", r.kind, r.period);
+    let _ = write!(
+        h,
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{}</title><style>{STYLE}</style></head><body>\n<h1>{}</h1>\n",
+        esc(&title),
+        esc(&title)
+    );
+    let before = match (&r.previous, r.previous_reliability) {
+        (Some(p), Some(v)) => format!("last {} ({p}): {}", r.kind, pct(Some(v))),
+        (Some(p), None) => format!("{p}: no data"),
+        _ => String::new(),
+    };
+    let met = if r.slos_met == r.slos { "good" } else { "bad" };
+    let _ = writeln!(
+        h,
+        "<div class=\"hero\"><div><div class=\"big\">{}</div><div class=\"muted\">reliability this {}; {}</div></div><div><div class=\"big {met}\">{} of {}</div><div class=\"muted\">SLOs met over their period</div></div></div>",
+        pct(r.reliability),
+        r.kind,
+        esc(&before),
+        r.slos_met,
+        r.slos
+    );
+    let table = |h: &mut String, head: &[(&str, bool)], rows: Vec<Vec<String>>| {
+        h.push_str("<table><tr>");
+        for (name, num) in head {
+            let _ = write!(
+                h,
+                "<th{}>{}</th>",
+                if *num { " class=\"n\"" } else { "" },
+                name
+            );
+        }
+        h.push_str("</tr>\n");
+        for row in rows {
+            h.push_str("<tr>");
+            for (cell, (_, num)) in row.iter().zip(head) {
+                let _ = write!(
+                    h,
+                    "<td{}>{}</td>",
+                    if *num { " class=\"n\"" } else { "" },
+                    esc(cell)
+                );
+            }
+            h.push_str("</tr>\n");
+        }
+        h.push_str("</table>\n");
+    };
+    h.push_str("<h2>Error budgets, top spenders first</h2>\n");
+    let this = format!("Burn this {}", r.kind);
+    let last = format!("Burn last {}", r.kind);
+    table(
+        &mut h,
+        &[
+            ("Service", false),
+            ("SLO", false),
+            ("Objective", true),
+            ("Budget left", true),
+            (&this, true),
+            (&last, true),
+            ("Incidents", true),
+        ],
+        r.slos_reviewed
+            .iter()
+            .map(|s| {
+                vec![
+                    s.service.clone(),
+                    s.slo.clone(),
+                    pct(Some(s.objective)),
+                    pct(s.budget_remaining),
+                    burn(s.burn),
+                    burn(s.previous_burn),
+                    s.incidents.to_string(),
+                ]
+            })
+            .collect(),
+    );
+    let _ = writeln!(h, "<h2>Incidents this {}</h2>", r.kind);
+    if r.incidents.is_empty() {
+        let _ = writeln!(h, "<p class=\"muted\">No alert fired this {}.</p>", r.kind);
+    } else {
+        table(
+            &mut h,
+            &[
+                ("Service", false),
+                ("SLO", false),
+                ("Severity", false),
+                ("Start", false),
+                ("End", false),
+                ("Budget spent", true),
+            ],
+            r.incidents
+                .iter()
+                .map(|i| {
+                    vec![
+                        i.service.clone(),
+                        i.slo.clone(),
+                        i.severity.clone(),
+                        short_time(&i.start),
+                        i.end.as_deref().map_or("still firing".into(), short_time),
+                        pct(Some(i.budget_consumed)),
+                    ]
+                })
+                .collect(),
+        );
+    }
+    h.push_str("<h2>At risk</h2>\n");
+    if r.at_risk.is_empty() {
+        h.push_str("<p class=\"muted\">No SLO has spent its budget or burns it faster than it lasts.</p>\n");
+    } else {
+        table(
+            &mut h,
+            &[
+                ("Service", false),
+                ("SLO", false),
+                ("Budget left", true),
+                ("1d burn", true),
+                ("Budget runs out", false),
+            ],
+            r.at_risk
+                .iter()
+                .map(|a| {
+                    vec![
+                        a.service.clone(),
+                        a.slo.clone(),
+                        pct(a.budget_remaining),
+                        burn(a.burn_rate_1d),
+                        a.runs_out
+                            .as_deref()
+                            .map_or("spent already".into(), short_time),
+                    ]
+                })
+                .collect(),
+        );
+    }
+    if let Some(g) = &r.gate {
+        let _ = writeln!(
+            h,
+            "<h2>Deploy gate: {}</h2>",
+            if g.allow { "allow" } else { "block" }
+        );
+        table(
+            &mut h,
+            &[
+                ("Service", false),
+                ("Check", false),
+                ("Value", true),
+                ("Result", false),
+            ],
+            g.checks
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.service.clone(),
+                        c.check.clone(),
+                        c.value.map_or("no data".into(), |v| format!("{v:.4}")),
+                        c.result.to_string(),
+                    ]
+                })
+                .collect(),
+        );
+    }
+    let _ = writeln!(
+        h,
+        "<footer>slate {} · a burn of 1.00× spends an SLO's budget exactly over its period · reliability is all good events over all events judged by the latency and error-rate SLOs</footer>\n</body></html>",
+        env!("CARGO_PKG_VERSION")
+    );
+    h
 }

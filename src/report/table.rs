@@ -138,11 +138,23 @@ pub fn render(report: &Report) -> String {
     let sm = &report.summary;
     let _ = writeln!(
         out,
-        "reliability {}   ({} of {} SLOs met)\n",
+        "reliability {}   ({} of {} SLOs met)",
         pct(sm.reliability),
         sm.slos_met,
         sm.slos
     );
+    // The one number per month and per week, when the span has several.
+    for (what, periods) in [("by month", &sm.months), ("by week", &sm.weeks)] {
+        if periods.0.len() > 1 {
+            let each: Vec<String> = periods
+                .0
+                .iter()
+                .map(|(k, r)| format!("{k} {}", pct(r.reliability)))
+                .collect();
+            let _ = writeln!(out, "{what:<11} {}", each.join(", "));
+        }
+    }
+    out.push('\n');
 
     incidents(&mut out, report);
 
