@@ -261,6 +261,7 @@ fn memory(services: usize, minutes: i64) {
             max_services: services,
             span_latency: false,
             calendar: false,
+            calendar_days: 0,
             ..EngineSettings::default()
         },
     );

@@ -296,7 +296,7 @@ fn a_week_the_report_does_not_hold_and_bad_flags_are_clear_errors() {
     for (args, says) in [
         (
             vec!["--week", "2027-W02"],
-            "holds no week 2027-W02; it holds 2026-W45, 2026-W46",
+            "no week 2027-W02 to review: the weeks held are 2026-W45, 2026-W46",
         ),
         (vec!["--week", "46"], "give an ISO week such as 2026-W45"),
         (vec!["--month", "2026-13"], "give a month such as 2026-11"),
@@ -310,7 +310,7 @@ fn a_week_the_report_does_not_hold_and_bad_flags_are_clear_errors() {
     }
     let out = slate(&["review", "--source", "http://127.0.0.1:9"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("give a report file"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("http://127.0.0.1:9"));
     // A month reads the same way.
     let m = review_json(&report, &["--month", "2026-11"]);
     assert_eq!(

@@ -23,12 +23,15 @@
 //! end of its unit. A version-1 file is read as version 2 with none, so a
 //! state dir written by the slate before is kept across the upgrade.
 //!
-//! A version-2 unit may end with one more field: per alert episode, the
-//! SLO's cumulative bad count when it started (`Option<u64>` each), by
-//! which an incident's cost is taken over the union of its episodes. A
-//! unit without it reads with none (the incidents of those episodes then
-//! cost at least their costliest episode); a slate that predates it reads
-//! the unit and ignores the field. So it needs no new version either way.
+//! A version-2 unit may end with more fields, each optional in turn: per
+//! alert episode, the SLO's cumulative bad count when it started
+//! (`Option<u64>` each), by which an incident's cost is taken over the
+//! union of its episodes; then the service's per-day counts (the time
+//! zone's name, and per day its bounds and each SLO's total and bad), the
+//! weeks and months of the review. A unit without them reads with none
+//! (an incident then costs at least its costliest episode; the calendar
+//! starts again); a slate that predates them reads the unit and ignores
+//! them. So they need no new version either way.
 
 use serde::{Deserialize, Serialize};
 
@@ -81,6 +84,7 @@ struct SavedServiceRef<'a> {
     home: u32,
     missing: &'a [(Micros, Micros)],
     bad_before: EpisodeStarts<'a>,
+    days: Option<crate::engine::calendar::SavedDays>,
 }
 
 /// The trailing field of a unit: [`crate::evaluate::Episode::bad_before`]
@@ -97,12 +101,26 @@ impl Serialize for EpisodeStarts<'_> {
 /// A saved service from its unit, with the trailing field if it is there.
 fn decode_unit(bytes: &[u8]) -> Result<SavedService, postcard::Error> {
     let (mut saved, rest): (SavedService, &[u8]) = postcard::take_from_bytes(bytes)?;
-    if !rest.is_empty() {
-        let starts: Vec<Option<u64>> = postcard::from_bytes(rest)?;
-        if let Some(t) = &mut saved.tracker {
-            for (e, b) in t.episodes.iter_mut().zip(starts) {
-                e.bad_before = b;
-            }
+    if rest.is_empty() {
+        return Ok(saved);
+    }
+    let (starts, rest): (Vec<Option<u64>>, &[u8]) = postcard::take_from_bytes(rest)?;
+    if let Some(t) = &mut saved.tracker {
+        for (e, b) in t.episodes.iter_mut().zip(starts) {
+            e.bad_before = b;
+        }
+    }
+    if rest.is_empty() {
+        return Ok(saved);
+    }
+    let days: Option<crate::engine::calendar::SavedDays> = postcard::from_bytes(rest)?;
+    if let Some(days) = days {
+        // Kept if the spec in force cuts days in the same zone
+        // (`Engine::reload`); an unknown zone's days are dropped.
+        if let Ok(tz) = jiff::tz::TimeZone::get(&days.0) {
+            let mut c = crate::engine::calendar::CalendarDays::new(tz, saved.state.plan.slos.len());
+            c.restore(days);
+            saved.state.calendar = Some(c);
         }
     }
     Ok(saved)
@@ -257,6 +275,7 @@ impl Core {
                     home: self.home[id],
                     missing: &s.missing,
                     bad_before: EpisodeStarts(&self.trackers[id]),
+                    days: s.calendar.as_ref().map(|c| c.saved()),
                 };
                 units.push(Unit {
                     name: Box::from(name),

@@ -292,7 +292,11 @@ fn services(
 }
 
 /// `GET path` over HTTP/1.0 (the answer comes whole, not in chunks).
-fn http_get(authority: &str, path: &str, timeout: Duration) -> Result<(u16, String), String> {
+pub(crate) fn http_get(
+    authority: &str,
+    path: &str,
+    timeout: Duration,
+) -> Result<(u16, String), String> {
     let with_port = if authority
         .rsplit(':')
         .next()

@@ -18,78 +18,181 @@ use crate::model::Micros;
 /// One calendar day of a service: `[start, end)` in microseconds (a day is
 /// 23 or 25 hours across a DST change), and per SLO (total, bad).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Day {
+pub struct Day<'a> {
     pub start: Micros,
     pub end: Micros,
-    pub counts: Vec<(u64, u64)>,
+    pub counts: &'a [(u32, u32)],
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// Kept flat and small, as live keeps about a hundred days of every
+/// service: 16 bytes a day and 8 a day per SLO (a day's counts fit in
+/// u32: 50,000 events a second for a day).
+#[derive(Debug, Clone)]
 pub struct CalendarDays {
     tz: TimeZone,
     slos: usize,
-    /// Days with counts, oldest first.
-    days: Vec<Day>,
+    /// Days with counts, oldest first: their bounds, and `slos` counts
+    /// each in `counts`.
+    bounds: Vec<(Micros, Micros)>,
+    counts: Vec<(u32, u32)>,
     /// The day the last lookup found.
     last: usize,
+    /// At most this many days are kept (live), the oldest dropped first;
+    /// 0 keeps every day (a replay's span).
+    keep: usize,
 }
+
+/// Equal when they hold the same days (the lookup cache aside).
+impl PartialEq for CalendarDays {
+    fn eq(&self, o: &Self) -> bool {
+        (&self.tz, self.slos, &self.bounds, &self.counts, self.keep)
+            == (&o.tz, o.slos, &o.bounds, &o.counts, o.keep)
+    }
+}
+
+/// Days as a snapshot saves them: the time zone's name and, per day, its
+/// bounds and each SLO's (total, bad).
+pub type SavedDays = (String, Vec<(Micros, Micros, Vec<(u64, u64)>)>);
 
 impl CalendarDays {
     pub fn new(tz: TimeZone, slos: usize) -> CalendarDays {
         CalendarDays {
             tz,
             slos,
-            days: Vec::new(),
+            bounds: Vec::new(),
+            counts: Vec::new(),
             last: 0,
+            keep: 0,
         }
     }
 
-    pub fn days(&self) -> &[Day] {
-        &self.days
+    /// Keeps at most `days` days (0: all).
+    pub fn keeping(mut self, days: usize) -> CalendarDays {
+        self.keep = days;
+        self
+    }
+
+    pub fn set_keep(&mut self, days: usize) {
+        self.keep = days;
+    }
+
+    pub fn slos(&self) -> usize {
+        self.slos
     }
 
     pub fn time_zone(&self) -> &TimeZone {
         &self.tz
     }
 
+    pub fn days(&self) -> impl Iterator<Item = Day<'_>> {
+        self.bounds
+            .iter()
+            .enumerate()
+            .map(|(k, &(start, end))| Day {
+                start,
+                end,
+                counts: &self.counts[k * self.slos..(k + 1) * self.slos],
+            })
+    }
+
+    /// The days as a snapshot saves them.
+    pub fn saved(&self) -> SavedDays {
+        (
+            self.tz.iana_name().unwrap_or("UTC").to_string(),
+            self.days()
+                .map(|d| {
+                    let c = d
+                        .counts
+                        .iter()
+                        .map(|&(t, b)| (t as u64, b as u64))
+                        .collect();
+                    (d.start, d.end, c)
+                })
+                .collect(),
+        )
+    }
+
+    /// Days saved by [`saved`](Self::saved), if they were cut in this
+    /// zone for as many SLOs (else they do not fit, and none are taken).
+    pub fn restore(&mut self, saved: SavedDays) {
+        if self.tz.iana_name().unwrap_or("UTC") != saved.0 {
+            return;
+        }
+        let days = saved.1;
+        let fits = days.iter().all(|(s, e, c)| s < e && c.len() == self.slos)
+            && days.windows(2).all(|w| w[0].1 <= w[1].0);
+        if !fits {
+            return;
+        }
+        self.bounds = days.iter().map(|d| (d.0, d.1)).collect();
+        self.counts = days
+            .iter()
+            .flat_map(|d| d.2.iter().map(|&(t, b)| (clamp(t), clamp(b))))
+            .collect();
+        self.last = 0;
+    }
+
+    /// These days under a reloaded plan: `slos[j]` is the old index of
+    /// SLO `j` when it did not change; a new or changed SLO starts with
+    /// no counts.
+    pub fn replanned(&self, slos: &[Option<usize>]) -> CalendarDays {
+        let mut c = CalendarDays::new(self.tz.clone(), slos.len()).keeping(self.keep);
+        c.bounds = self.bounds.clone();
+        for d in self.days() {
+            c.counts.extend(
+                slos.iter()
+                    .map(|o| o.and_then(|i| d.counts.get(i).copied()).unwrap_or((0, 0))),
+            );
+        }
+        c
+    }
+
     /// The counts of the day holding `ts`, made if it has none yet; `None`
-    /// only for a time the time zone cannot place (out of jiff's range).
+    /// only for a time the time zone cannot place (out of jiff's range),
+    /// or a day older than every day kept.
     #[inline]
-    pub fn day_mut(&mut self, ts: Micros) -> Option<&mut Vec<(u64, u64)>> {
+    pub fn day_mut(&mut self, ts: Micros) -> Option<&mut [(u32, u32)]> {
         let hit = self
-            .days
+            .bounds
             .get(self.last)
-            .is_some_and(|d| d.start <= ts && ts < d.end);
+            .is_some_and(|&(s, e)| s <= ts && ts < e);
         if hit {
-            return Some(&mut self.days[self.last].counts);
+            let k = self.last * self.slos;
+            return Some(&mut self.counts[k..k + self.slos]);
         }
         self.find_day(ts)
     }
 
     /// The day holding `ts` when it is not the last one found.
     #[cold]
-    fn find_day(&mut self, ts: Micros) -> Option<&mut Vec<(u64, u64)>> {
-        let k = self.days.partition_point(|d| d.end <= ts);
-        if self.days.get(k).is_none_or(|d| d.start > ts) {
+    fn find_day(&mut self, ts: Micros) -> Option<&mut [(u32, u32)]> {
+        let mut k = self.bounds.partition_point(|&(_, e)| e <= ts);
+        if self.bounds.get(k).is_none_or(|&(s, _)| s > ts) {
             let (start, end) = day_bounds(&self.tz, ts)?;
-            self.days.insert(
-                k,
-                Day {
-                    start,
-                    end,
-                    counts: vec![(0, 0); self.slos],
-                },
-            );
+            if self.keep > 0 && self.bounds.len() >= self.keep {
+                if k == 0 {
+                    // Older than every day kept.
+                    return None;
+                }
+                self.bounds.remove(0);
+                self.counts.drain(..self.slos);
+                k -= 1;
+            }
+            self.bounds.insert(k, (start, end));
+            let at = k * self.slos;
+            self.counts
+                .splice(at..at, std::iter::repeat_n((0, 0), self.slos));
         }
         self.last = k;
-        Some(&mut self.days[k].counts)
+        let at = k * self.slos;
+        Some(&mut self.counts[at..at + self.slos])
     }
 
     /// Adds to SLO `i` of the day holding `ts`: `total` occurrences and
     /// `bad` bad ones (negative: a slice judged again as good).
-    pub fn add(&mut self, ts: Micros, i: usize, total: u64, bad: i64) {
+    pub fn add(&mut self, ts: Micros, i: usize, total: u32, bad: i32) {
         if let Some(c) = self.day_mut(ts).and_then(|d| d.get_mut(i)) {
-            c.0 += total;
+            c.0 = c.0.saturating_add(total);
             c.1 = c.1.saturating_add_signed(bad);
         }
     }
@@ -106,6 +209,10 @@ impl CalendarDays {
             format!("{:04}-{:02}", date.year(), date.month()),
         )
     }
+}
+
+fn clamp(v: u64) -> u32 {
+    v.min(u32::MAX as u64) as u32
 }
 
 /// The day holding `ts` in `tz`: its first and its next day's first
@@ -140,15 +247,15 @@ mod tests {
         c.add(at("2026-10-25T12:00:00Z"), 0, 1, 0);
         // Late, into the day before.
         c.add(at("2026-10-24T21:59:00Z"), 0, 1, 0);
-        let d = c.days();
+        let d: Vec<Day> = c.days().collect();
         assert_eq!(d.len(), 2);
         assert_eq!(d[0].start, at("2026-10-23T22:00:00Z"));
-        assert_eq!(d[0].counts, vec![(1, 0)]);
+        assert_eq!(d[0].counts, [(1, 0)]);
         assert_eq!(
             (d[1].start, d[1].end),
             (at("2026-10-24T22:00:00Z"), at("2026-10-25T23:00:00Z"))
         );
-        assert_eq!(d[1].counts, vec![(2, 1)]);
+        assert_eq!(d[1].counts, [(2, 1)]);
         assert_eq!(c.labels(&d[1]), ("2026-W43".into(), "2026-10".into()));
     }
 
@@ -157,9 +264,45 @@ mod tests {
         let mut c = CalendarDays::new(TimeZone::UTC, 2);
         c.add(at("2027-01-01T10:00:00Z"), 1, 1, 1);
         c.add(at("2027-01-01T10:00:00Z"), 1, 0, -1);
-        let d = &c.days()[0];
-        assert_eq!(d.counts, vec![(0, 0), (1, 0)]);
+        let d = c.days().next().unwrap();
+        assert_eq!(d.counts, [(0, 0), (1, 0)]);
         // 2027-01-01 is a Friday of ISO week 53 of 2026.
-        assert_eq!(c.labels(d), ("2026-W53".into(), "2027-01".into()));
+        assert_eq!(c.labels(&d), ("2026-W53".into(), "2027-01".into()));
+    }
+}
+
+#[cfg(test)]
+mod keep_tests {
+    use super::*;
+
+    #[test]
+    fn live_keeps_its_latest_days_and_a_snapshot_brings_them_back() {
+        const DAY: Micros = 86_400_000_000;
+        let t0 = 1_793_491_200_000_000; // 2026-11-01T00:00Z
+        let mut c = CalendarDays::new(TimeZone::UTC, 2).keeping(3);
+        for d in 0..5 {
+            c.add(t0 + d * DAY + 5, 0, 1, 0);
+            c.add(t0 + d * DAY + 7, 1, 1, 1);
+        }
+        let days: Vec<Day> = c.days().collect();
+        assert_eq!(days.len(), 3);
+        assert_eq!(days[0].start, t0 + 2 * DAY);
+        assert!(days.iter().all(|d| d.counts == [(1, 0), (1, 1)]));
+        // Older than every day kept: not counted.
+        assert!(c.day_mut(t0).is_none());
+        let saved = c.saved();
+        let mut back = CalendarDays::new(TimeZone::UTC, 2).keeping(3);
+        back.restore(saved.clone());
+        assert_eq!(back, c);
+        // Another zone's days, or another SLO count's, do not fit.
+        let mut other = CalendarDays::new(TimeZone::get("Europe/Berlin").unwrap(), 2);
+        other.restore(saved.clone());
+        assert_eq!(other.days().count(), 0);
+        let mut three = CalendarDays::new(TimeZone::UTC, 3);
+        three.restore(saved);
+        assert_eq!(three.days().count(), 0);
+        // A reload that drops SLO 0 and adds one.
+        let re = c.replanned(&[Some(1), None]);
+        assert!(re.days().all(|d| d.counts == [(1, 1), (0, 0)]));
     }
 }

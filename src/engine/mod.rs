@@ -36,8 +36,11 @@ pub struct EngineSettings {
     pub quantile_windows: Vec<Span>,
     /// Keep a whole-span latency histogram per service (replay reports).
     pub span_latency: bool,
-    /// Keep per-day counts of each SLO (replay reports' weeks and months).
+    /// Keep per-day counts of each SLO (the weeks and months of reports
+    /// and of the review).
     pub calendar: bool,
+    /// Live: at most this many days of them (0: every day, a replay's).
+    pub calendar_days: usize,
 }
 
 impl Default for EngineSettings {
@@ -47,6 +50,34 @@ impl Default for EngineSettings {
             quantile_windows: DEFAULT_QUANTILE_WINDOWS.to_vec(),
             span_latency: false,
             calendar: false,
+            calendar_days: 0,
+        }
+    }
+}
+
+/// Per-day counts for a service when the engine keeps them: its own (a
+/// restored or reloaded state's) when they were cut in the time zone of
+/// the spec in force for its SLOs, else none yet.
+fn attach_calendar(
+    state: &mut ServiceState,
+    spec: Option<&crate::spec::ServiceSpec>,
+    settings: &EngineSettings,
+) {
+    if !settings.calendar {
+        state.calendar = None;
+        return;
+    }
+    let tz = spec.map_or(jiff::tz::TimeZone::UTC, |s| s.period_timezone.clone());
+    let n = state.plan.slos.len();
+    let fits = state
+        .calendar
+        .as_ref()
+        .is_some_and(|c| c.time_zone() == &tz && c.slos() == n);
+    match (&mut state.calendar, fits) {
+        (Some(c), true) => c.set_keep(settings.calendar_days),
+        _ => {
+            state.calendar =
+                Some(calendar::CalendarDays::new(tz, n).keeping(settings.calendar_days))
         }
     }
 }
@@ -103,10 +134,7 @@ impl Engine {
             keeps_for(&self.settings.quantile_windows),
             self.settings.span_latency,
         );
-        if self.settings.calendar {
-            let tz = spec.map_or(jiff::tz::TimeZone::UTC, |s| s.period_timezone.clone());
-            state.calendar = Some(calendar::CalendarDays::new(tz, state.plan.slos.len()));
-        }
+        attach_calendar(&mut state, spec, &self.settings);
         attach_corrections(&mut state, spec);
         self.services.push(state);
         self.names.push(name.into());
@@ -160,6 +188,7 @@ impl Engine {
                 );
                 *state = old.replanned(re);
             }
+            attach_calendar(state, spec.service(name), &self.settings);
             attach_corrections(state, spec.service(name));
         }
         for s in &spec.services {
@@ -192,6 +221,7 @@ impl Engine {
             state.replanned(re)
         };
         let spec = self.spec.service(&self.names[id as usize]);
+        attach_calendar(&mut self.services[id as usize], spec, &self.settings);
         attach_corrections(&mut self.services[id as usize], spec);
         if let Some(t) = self.services[id as usize].last_ts {
             self.now = Some(self.now.map_or(t, |n| n.max(t)));
@@ -209,6 +239,7 @@ impl Engine {
             self.settings.span_latency,
         );
         let spec = self.spec.service(&self.names[id as usize]);
+        attach_calendar(&mut self.services[id as usize], spec, &self.settings);
         attach_corrections(&mut self.services[id as usize], spec);
     }
 

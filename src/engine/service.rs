@@ -228,6 +228,7 @@ impl ServiceState {
             let d = new.plan.slice.0;
             new.slice_start = Some(last.div_euclid(d) * d);
         }
+        new.calendar = self.calendar.map(|c| c.replanned(&re.slos));
         new
     }
 
@@ -304,8 +305,8 @@ impl ServiceState {
             }
             self.cumulative[i].0 += 1;
             if let Some(c) = day.as_mut().and_then(|d| d.get_mut(i)) {
-                c.0 += 1;
-                c.1 += bad as u64;
+                c.0 = c.0.saturating_add(1);
+                c.1 = c.1.saturating_add(bad as u32);
             }
             if bad {
                 self.cumulative[i].1 += 1;
@@ -368,7 +369,7 @@ impl ServiceState {
                     }
                     self.cumulative[i].0 += 1;
                     if let Some(c) = &mut self.calendar {
-                        c.add(start, i, 1, bad as i64);
+                        c.add(start, i, 1, bad as i32);
                     }
                     if bad {
                         verdicts |= 1 << i;
@@ -431,7 +432,7 @@ impl ServiceState {
                     let delta: i64 = if down { 1 } else { -1 };
                     self.cumulative[i].1 = (self.cumulative[i].1 as i64 + delta) as u64;
                     if let Some(c) = &mut self.calendar {
-                        c.add(start, i, 0, delta);
+                        c.add(start, i, 0, delta as i32);
                     }
                     for r in &mut self.rings {
                         if r.holds(start) {

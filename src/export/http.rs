@@ -149,6 +149,47 @@ impl Published {
         }
     }
 
+    /// The weekly review (`week=2026-W45` or `month=2026-11`, else the
+    /// latest week): the status and the JSON body.
+    pub async fn review_json(
+        &self,
+        week: Option<&str>,
+        month: Option<&str>,
+    ) -> (StatusCode, String) {
+        use crate::report::review::{live_review, Reviewed};
+        let error = |status, msg: String| (status, serde_json::json!({ "error": msg }).to_string());
+        let which = match (week, month) {
+            (Some(w), _) => Reviewed::parse_week(w).map(Some),
+            (_, Some(m)) => Reviewed::parse_month(m).map(Some),
+            _ => Ok(None),
+        };
+        let which = match which {
+            Ok(w) => w,
+            Err(e) => return error(StatusCode::BAD_REQUEST, e),
+        };
+        let Some(services) = self.services().await else {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the state is not available (stopping?)".into(),
+            );
+        };
+        let gate = self
+            .policy
+            .as_ref()
+            .and_then(|p| judge(p, &services, None).ok());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as i64);
+        match live_review(services, now, which, gate) {
+            // UNWRAP: a review is plain values.
+            Ok(r) => (
+                StatusCode::OK,
+                serde_json::to_string(&r).expect("review serializes"),
+            ),
+            Err(e) => error(StatusCode::NOT_FOUND, e),
+        }
+    }
+
     /// The gate's verdict for `service` (every check without one): the
     /// status and the JSON body.
     pub async fn gate_json(&self, service: Option<&str>) -> (StatusCode, String) {
@@ -223,7 +264,7 @@ const PLAIN: &str = "text/plain; charset=utf-8";
 const JSON: &str = "application/json";
 const EXPOSITION: &str = "text/plain; version=0.0.4; charset=utf-8";
 const ENDPOINTS: &str =
-    "/metrics, /healthz, /readyz, /api/v1/services, /api/v1/gate and POST /-/reload";
+    "/metrics, /healthz, /readyz, /api/v1/services, /api/v1/gate, /api/v1/review and POST /-/reload";
 
 /// `%XX` and `+` in a query value.
 fn percent_decode(v: &str) -> String {
@@ -315,6 +356,20 @@ async fn handle(
         },
         "/api/v1/services" => {
             let (status, body) = published.services_json().await;
+            text(status, body, JSON)
+        }
+        "/api/v1/review" => {
+            let param = |name: &str| {
+                req.uri().query().and_then(|q| {
+                    q.split('&')
+                        .filter_map(|kv| kv.split_once('='))
+                        .find(|(k, _)| *k == name)
+                        .map(|(_, v)| percent_decode(v))
+                })
+            };
+            let (status, body) = published
+                .review_json(param("week").as_deref(), param("month").as_deref())
+                .await;
             text(status, body, JSON)
         }
         "/api/v1/gate" => {

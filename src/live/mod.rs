@@ -1199,7 +1199,10 @@ pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSumm
             max_services: config.engine.max_services,
             quantile_windows: config.engine.quantile_windows.clone(),
             span_latency: false,
-            calendar: false,
+            // The weeks and months the review compares: this month and
+            // the last, a quarter to come, and some slack.
+            calendar: true,
+            calendar_days: 100,
         },
         min_events: config.alerting.min_events,
         step: config.alerting.replay_step(),

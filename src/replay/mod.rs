@@ -150,6 +150,7 @@ impl Replayer {
                     quantile_windows: opts.config.engine.quantile_windows.clone(),
                     span_latency: true,
                     calendar: true,
+                    calendar_days: 0,
                 },
                 min_events: opts.config.alerting.min_events,
                 step: opts.config.alerting.replay_step(),

@@ -403,9 +403,9 @@ pub fn live_service(
         slos: slo_reports(evals, Some(&coverage), &s.corrections.excluded),
         alerts,
         incidents,
-        calendar: Ordered::default(),
+        calendar: calendar_of(s, &mut BTreeMap::new(), &mut BTreeMap::new()),
         period: (!s.plan.slos.is_empty()).then(|| s.plan.period.to_string()),
-        period_timezone: None,
+        period_timezone: timezone_of(s),
         last_event: s.last_ts.map(format_rfc3339),
     }
 }
@@ -426,8 +426,9 @@ fn calendar_of(
     let mut per_week: Vec<BTreeMap<String, (u64, u64)>> = vec![BTreeMap::new(); n];
     let mut per_month = per_week.clone();
     for day in cal.days() {
-        let (week, month) = cal.labels(day);
+        let (week, month) = cal.labels(&day);
         for (i, &(total, bad)) in day.counts.iter().enumerate().take(n) {
+            let (total, bad) = (total as u64, bad as u64);
             if total == 0 {
                 continue;
             }
@@ -479,7 +480,16 @@ fn calendar_of(
     out
 }
 
-fn reliabilities(m: BTreeMap<String, (u64, u64)>) -> Ordered<Reliability> {
+/// The zone a service's calendar is cut in, when not UTC.
+fn timezone_of(s: &ServiceState) -> Option<String> {
+    s.calendar
+        .as_ref()
+        .and_then(|c| c.time_zone().iana_name())
+        .filter(|n| *n != "UTC")
+        .map(str::to_string)
+}
+
+pub(crate) fn reliabilities(m: BTreeMap<String, (u64, u64)>) -> Ordered<Reliability> {
     Ordered(
         m.into_iter()
             .map(|(k, (good, total))| {
@@ -561,12 +571,7 @@ pub fn build(
                 incidents,
                 calendar,
                 period: (!s.plan.slos.is_empty()).then(|| s.plan.period.to_string()),
-                period_timezone: s
-                    .calendar
-                    .as_ref()
-                    .and_then(|c| c.time_zone().iana_name())
-                    .filter(|n| *n != "UTC")
-                    .map(str::to_string),
+                period_timezone: timezone_of(s),
                 last_event: None,
             },
         );

@@ -121,10 +121,10 @@ fn week_label(d: jiff::civil::Date) -> String {
 }
 
 /// The review's figures (its JSON).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Review {
     /// `week` or `month`.
-    pub kind: &'static str,
+    pub kind: String,
     pub period: String,
     pub previous: Option<String>,
     /// The one number over the period, and over the one before.
@@ -139,11 +139,45 @@ pub struct Review {
     pub incidents: Vec<IncidentReview>,
     /// SLOs with their budget gone or going faster than it lasts.
     pub at_risk: Vec<AtRisk>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub gate: Option<GateVerdict>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<GateSummary>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// The gate's verdict as the review shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GateSummary {
+    pub allow: bool,
+    pub checks: Vec<GateRow>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GateRow {
+    pub service: String,
+    pub check: String,
+    pub value: Option<f64>,
+    /// `pass`, `warn` or `block`.
+    pub result: String,
+}
+
+impl From<GateVerdict> for GateSummary {
+    fn from(v: GateVerdict) -> GateSummary {
+        GateSummary {
+            allow: v.allow,
+            checks: v
+                .checks
+                .into_iter()
+                .map(|c| GateRow {
+                    service: c.service,
+                    check: c.check,
+                    value: c.value,
+                    result: c.result.to_string(),
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SloReview {
     pub service: String,
     pub slo: String,
@@ -160,7 +194,7 @@ pub struct SloReview {
     pub incidents: usize,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct IncidentReview {
     pub service: String,
     pub slo: String,
@@ -170,7 +204,7 @@ pub struct IncidentReview {
     pub budget_consumed: f64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AtRisk {
     pub service: String,
     pub slo: String,
@@ -179,6 +213,58 @@ pub struct AtRisk {
     /// When the budget left runs out at the current 1d burn (`null`: it is
     /// gone already).
     pub runs_out: Option<String>,
+}
+
+/// The review of a running slate (`/api/v1/review`): its `services`
+/// object as of `now`, the one number summed here from each occurrence
+/// SLO's calendar (availability and freshness are the timeslice SLOs, as
+/// their names say: DESIGN §4).
+pub fn live_review(
+    services: BTreeMap<String, ServiceReport>,
+    now: Micros,
+    which: Option<Reviewed>,
+    gate: Option<GateVerdict>,
+) -> Result<Review, String> {
+    let (mut weeks, mut months) = (BTreeMap::new(), BTreeMap::new());
+    let (mut slos, mut met, mut good, mut total) = (0, 0, 0u64, 0u64);
+    for s in services.values() {
+        for (name, r) in &s.slos.0 {
+            slos += 1;
+            met += (r.met == Some(true)) as usize;
+            if name == "availability" || name == "freshness" {
+                continue;
+            }
+            good += r.good;
+            total += r.total;
+            let Some((_, cal)) = s.calendar.0.iter().find(|(n, _)| n == name) else {
+                continue;
+            };
+            for (all, mine) in [(&mut weeks, &cal.weeks), (&mut months, &cal.months)] {
+                for (k, f) in &mine.0 {
+                    let e: &mut (u64, u64) = all.entry(k.clone()).or_default();
+                    e.0 += f.good;
+                    e.1 += f.total;
+                }
+            }
+        }
+    }
+    let now = format_rfc3339(now);
+    let view = ReportView {
+        schema_version: 1,
+        span: Some(SpanView {
+            start: now.clone(),
+            end: now,
+        }),
+        summary: SummaryView {
+            slos,
+            slos_met: met,
+            reliability: (total > 0).then(|| good as f64 / total as f64),
+            weeks: super::reliabilities(weeks),
+            months: super::reliabilities(months),
+        },
+        services,
+    };
+    review(&view, which, gate)
 }
 
 /// A calendar's weeks or its months.
@@ -219,7 +305,7 @@ pub fn review(
         all.sort_unstable();
         all.dedup();
         return Err(format!(
-            "the report holds no {} {label}; it holds {}",
+            "no {0} {label} to review: the {0}s held are {1}",
             which.noun(),
             if all.is_empty() {
                 "none".to_string()
@@ -354,7 +440,7 @@ pub fn review(
         ))
     });
     Ok(Review {
-        kind: which.noun(),
+        kind: which.noun().to_string(),
         reliability: find(one, &label),
         previous_reliability: previous.as_deref().and_then(|p| find(one, p)),
         period: label,
@@ -364,7 +450,7 @@ pub fn review(
         slos_reviewed,
         incidents,
         at_risk,
-        gate,
+        gate: gate.map(GateSummary::from),
     })
 }
 
