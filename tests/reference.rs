@@ -48,10 +48,16 @@ fn traffic() -> (tempfile::TempDir, std::path::PathBuf, Vec<u8>) {
         .collect(),
         ..GenOptions::default()
     };
+    generated(&opts, "traffic.jsonl")
+}
+
+/// `opts`' traffic, written to `name` in a directory of its own: the
+/// directory (kept while it lives), the file and its bytes.
+fn generated(opts: &GenOptions, name: &str) -> (tempfile::TempDir, std::path::PathBuf, Vec<u8>) {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("traffic.jsonl");
+    let path = dir.path().join(name);
     let mut bytes = Vec::new();
-    generate(&opts, &mut bytes).unwrap();
+    generate(opts, &mut bytes).unwrap();
     std::fs::File::create(&path)
         .unwrap()
         .write_all(&bytes)
@@ -700,11 +706,7 @@ fn calendar_weeks_and_months_agree_with_the_naive_reference() {
         .collect(),
         ..GenOptions::default()
     };
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("nine-days.jsonl");
-    let mut bytes = Vec::new();
-    generate(&opts, &mut bytes).unwrap();
-    std::fs::write(&path, &bytes).unwrap();
+    let (_dir, path, bytes) = generated(&opts, "nine-days.jsonl");
     let (events, _) = reference_decode(&bytes);
     let end = events.iter().map(|e| e.ts).max().unwrap() + 1;
     let seed_spec = std::fs::read_to_string(SPEC).unwrap();
@@ -834,11 +836,7 @@ fn corrections_exclude_exactly_their_events_and_slices_and_fire_no_alert() {
         .collect(),
         ..GenOptions::default()
     };
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("two-days.jsonl");
-    let mut bytes = Vec::new();
-    generate(&opts, &mut bytes).unwrap();
-    std::fs::write(&path, &bytes).unwrap();
+    let (_dir, path, bytes) = generated(&opts, "two-days.jsonl");
     let (events, _) = reference_decode(&bytes);
     let end = events.iter().map(|e| e.ts).max().unwrap() + 1;
     let seed_spec = std::fs::read_to_string(SPEC).unwrap();

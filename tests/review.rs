@@ -57,6 +57,17 @@ fn three_weeks(dir: &Path) -> (PathBuf, Value) {
     (report, v)
 }
 
+/// A deploy-gate policy that blocks on api-gateway's budget.
+fn gate_policy(dir: &Path) -> PathBuf {
+    let policy = dir.join("gate.yml");
+    std::fs::write(
+        &policy,
+        "checks:\n  - service: api-gateway\n    check: error_budget_remaining > 0.2\n    action: block_deploy\n",
+    )
+    .unwrap();
+    policy
+}
+
 fn review_json(report: &Path, extra: &[&str]) -> Value {
     let mut args = vec!["review", "--source", report.to_str().unwrap(), "-o", "json"];
     args.extend_from_slice(extra);
@@ -200,12 +211,7 @@ fn the_markdown_is_commonmark_with_a_table_per_section() {
     use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
     let dir = tempfile::tempdir().unwrap();
     let (report, _) = three_weeks(dir.path());
-    let policy = dir.path().join("gate.yml");
-    std::fs::write(
-        &policy,
-        "checks:\n  - service: api-gateway\n    check: error_budget_remaining > 0.2\n    action: block_deploy\n",
-    )
-    .unwrap();
+    let policy = gate_policy(dir.path());
     let args = ["--week", "2026-W46", "--policy", policy.to_str().unwrap()];
     let r = review_json(&report, &args);
     let out = slate(&[
@@ -327,12 +333,7 @@ fn a_week_the_report_does_not_hold_and_bad_flags_are_clear_errors() {
 fn the_html_review_and_the_replays_weeks_and_months() {
     let dir = tempfile::tempdir().unwrap();
     let (report, rep) = three_weeks(dir.path());
-    let policy = dir.path().join("gate.yml");
-    std::fs::write(
-        &policy,
-        "checks:\n  - service: api-gateway\n    check: error_budget_remaining > 0.2\n    action: block_deploy\n",
-    )
-    .unwrap();
+    let policy = gate_policy(dir.path());
     let r = review_json(&report, &["--week", "2026-W46"]);
     let out = slate(&[
         "review",
