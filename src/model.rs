@@ -145,6 +145,15 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// The wall clock now, in microseconds since the epoch: for the shells
+/// (live, replay's "not after this machine's clock", the HTTP API); the
+/// core is handed its times and never reads the clock.
+pub fn wall_us() -> Micros {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as Micros)
+}
+
 /// Formats a timestamp as RFC 3339 in UTC with millisecond precision
 /// (`2026-11-24T10:00:00.123Z`), the form every report uses.
 pub fn format_rfc3339(ts: Micros) -> String {

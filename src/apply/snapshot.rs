@@ -76,7 +76,7 @@ pub struct SavedService {
 }
 
 /// [`SavedService`] by reference: what a pass encodes, without a copy;
-/// then the episodes' cumulative bad counts at their start.
+/// then the trailing fields (the module's header).
 #[derive(Serialize)]
 struct SavedServiceRef<'a> {
     state: &'a ServiceState,
@@ -84,7 +84,8 @@ struct SavedServiceRef<'a> {
     home: u32,
     missing: &'a [(Micros, Micros)],
     bad_before: EpisodeStarts<'a>,
-    days: Option<crate::engine::calendar::SavedDays>,
+    /// Read back as [`crate::engine::calendar::SavedDays`].
+    days: Option<&'a crate::engine::calendar::CalendarDays>,
 }
 
 /// The trailing field of a unit: [`crate::evaluate::Episode::bad_before`]
@@ -98,7 +99,7 @@ impl Serialize for EpisodeStarts<'_> {
     }
 }
 
-/// A saved service from its unit, with the trailing field if it is there.
+/// A saved service from its unit, with the trailing fields that are there.
 fn decode_unit(bytes: &[u8]) -> Result<SavedService, postcard::Error> {
     let (mut saved, rest): (SavedService, &[u8]) = postcard::take_from_bytes(bytes)?;
     if rest.is_empty() {
@@ -275,7 +276,7 @@ impl Core {
                     home: self.home[id],
                     missing: &s.missing,
                     bad_before: EpisodeStarts(&self.trackers[id]),
-                    days: s.calendar.as_ref().map(|c| c.saved()),
+                    days: s.calendar.as_ref(),
                 };
                 units.push(Unit {
                     name: Box::from(name),
@@ -418,9 +419,7 @@ pub fn save(core: &mut Core, dir: &std::path::Path) -> Result<u64, String> {
     let mut d = crate::state::StateDir::open(dir)?;
     d.load()?;
     let mut taken = core.take(true);
-    taken.head.taken_at = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |t| t.as_micros() as Micros);
+    taken.head.taken_at = crate::model::wall_us();
     d.write(&taken.encode())
         .map_err(|e| format!("writing the state to {}: {e}", dir.display()))
 }

@@ -51,20 +51,17 @@ pub struct ReviewArgs {
 }
 
 pub fn run(a: ReviewArgs) -> Result<ExitCode> {
-    let which = match (&a.week, &a.month) {
-        (Some(w), _) => Some(Reviewed::parse_week(w).map_err(anyhow::Error::msg)?),
-        (_, Some(m)) => Some(Reviewed::parse_month(m).map_err(anyhow::Error::msg)?),
-        _ => None,
-    };
+    let which =
+        Reviewed::from_flags(a.week.as_deref(), a.month.as_deref()).map_err(anyhow::Error::msg)?;
     let r = if let Some(rest) = a.source.strip_prefix("http://") {
         if a.policy.is_some() {
             bail!("--policy: a running slate gives the verdict of its own gate.policy; --policy is for a report file");
         }
         let (authority, _) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        let query = match (&a.week, &a.month) {
-            (Some(w), _) => format!("?week={w}"),
-            (_, Some(m)) => format!("?month={m}"),
-            _ => String::new(),
+        let query = match &which {
+            Some(Reviewed::Week(w)) => format!("?week={w}"),
+            Some(Reviewed::Month(m)) => format!("?month={m}"),
+            None => String::new(),
         };
         let (status, body) = super::gate::http_get(
             authority,

@@ -42,6 +42,30 @@ pub struct CalendarDays {
     keep: usize,
 }
 
+/// Serialized as [`SavedDays`], from the days in place (a snapshot pass
+/// writes every changed service's).
+impl serde::Serialize for CalendarDays {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        struct Counts<'a>(&'a [(u32, u32)]);
+        impl serde::Serialize for Counts<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(self.0.iter().map(|&(t, b)| (t as u64, b as u64)))
+            }
+        }
+        struct Days<'a>(&'a CalendarDays);
+        impl serde::Serialize for Days<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(self.0.days().map(|d| (d.start, d.end, Counts(d.counts))))
+            }
+        }
+        let mut t = s.serialize_tuple(2)?;
+        t.serialize_element(self.tz.iana_name().unwrap_or("UTC"))?;
+        t.serialize_element(&Days(self))?;
+        t.end()
+    }
+}
+
 /// Equal when they hold the same days (the lookup cache aside).
 impl PartialEq for CalendarDays {
     fn eq(&self, o: &Self) -> bool {
@@ -95,24 +119,7 @@ impl CalendarDays {
             })
     }
 
-    /// The days as a snapshot saves them.
-    pub fn saved(&self) -> SavedDays {
-        (
-            self.tz.iana_name().unwrap_or("UTC").to_string(),
-            self.days()
-                .map(|d| {
-                    let c = d
-                        .counts
-                        .iter()
-                        .map(|&(t, b)| (t as u64, b as u64))
-                        .collect();
-                    (d.start, d.end, c)
-                })
-                .collect(),
-        )
-    }
-
-    /// Days saved by [`saved`](Self::saved), if they were cut in this
+    /// Days as it serializes them ([`SavedDays`]), if they were cut in this
     /// zone for as many SLOs (else they do not fit, and none are taken).
     pub fn restore(&mut self, saved: SavedDays) {
         if self.tz.iana_name().unwrap_or("UTC") != saved.0 {
@@ -203,12 +210,19 @@ impl CalendarDays {
             return (String::from("?"), String::from("?"));
         };
         let date = t.to_zoned_datetime(self.tz.clone()).date();
-        let w = date.iso_week_date();
-        (
-            format!("{:04}-W{:02}", w.year(), w.week()),
-            format!("{:04}-{:02}", date.year(), date.month()),
-        )
+        (week_label(date), month_label(date))
     }
+}
+
+/// The ISO week a date belongs to: `2026-W45`.
+pub fn week_label(d: jiff::civil::Date) -> String {
+    let w = d.iso_week_date();
+    format!("{:04}-W{:02}", w.year(), w.week())
+}
+
+/// The month a date belongs to: `2026-11`.
+pub fn month_label(d: jiff::civil::Date) -> String {
+    format!("{:04}-{:02}", d.year(), d.month())
 }
 
 fn clamp(v: u64) -> u32 {
@@ -290,7 +304,7 @@ mod keep_tests {
         assert!(days.iter().all(|d| d.counts == [(1, 0), (1, 1)]));
         // Older than every day kept: not counted.
         assert!(c.day_mut(t0).is_none());
-        let saved = c.saved();
+        let saved: SavedDays = postcard::from_bytes(&postcard::to_allocvec(&c).unwrap()).unwrap();
         let mut back = CalendarDays::new(TimeZone::UTC, 2).keeping(3);
         back.restore(saved.clone());
         assert_eq!(back, c);

@@ -55,6 +55,18 @@ impl Default for EngineSettings {
     }
 }
 
+/// What a service's state holds from the spec in force and the engine's
+/// settings rather than from what it saved: its calendar and its
+/// corrections. On every state the engine makes, restores or replans.
+fn attach(
+    state: &mut ServiceState,
+    spec: Option<&crate::spec::ServiceSpec>,
+    settings: &EngineSettings,
+) {
+    attach_calendar(state, spec, settings);
+    attach_corrections(state, spec);
+}
+
 /// Per-day counts for a service when the engine keeps them: its own (a
 /// restored or reloaded state's) when they were cut in the time zone of
 /// the spec in force for its SLOs, else none yet.
@@ -134,8 +146,7 @@ impl Engine {
             keeps_for(&self.settings.quantile_windows),
             self.settings.span_latency,
         );
-        attach_calendar(&mut state, spec, &self.settings);
-        attach_corrections(&mut state, spec);
+        attach(&mut state, spec, &self.settings);
         self.services.push(state);
         self.names.push(name.into());
         self.index.insert(name.into(), id);
@@ -188,8 +199,7 @@ impl Engine {
                 );
                 *state = old.replanned(re);
             }
-            attach_calendar(state, spec.service(name), &self.settings);
-            attach_corrections(state, spec.service(name));
+            attach(state, spec.service(name), &self.settings);
         }
         for s in &spec.services {
             if !self.index.contains_key(s.name.as_str()) {
@@ -221,8 +231,7 @@ impl Engine {
             state.replanned(re)
         };
         let spec = self.spec.service(&self.names[id as usize]);
-        attach_calendar(&mut self.services[id as usize], spec, &self.settings);
-        attach_corrections(&mut self.services[id as usize], spec);
+        attach(&mut self.services[id as usize], spec, &self.settings);
         if let Some(t) = self.services[id as usize].last_ts {
             self.now = Some(self.now.map_or(t, |n| n.max(t)));
         }
@@ -239,8 +248,7 @@ impl Engine {
             self.settings.span_latency,
         );
         let spec = self.spec.service(&self.names[id as usize]);
-        attach_calendar(&mut self.services[id as usize], spec, &self.settings);
-        attach_corrections(&mut self.services[id as usize], spec);
+        attach(&mut self.services[id as usize], spec, &self.settings);
     }
 
     /// The id of a service, created on first sight up to `max_services`.

@@ -75,8 +75,9 @@ pub struct ServiceState {
     /// after the version-1 layout), not in it.
     #[serde(skip)]
     pub missing: Vec<(Micros, Micros)>,
-    /// Per day, each SLO's total and bad counts (replay, for the report's
-    /// weeks and months); not saved.
+    /// Per day, each SLO's total and bad counts, for the weeks and months
+    /// of the report and the review (when the engine keeps them); saved
+    /// apart from the state, at the end of its snapshot unit.
     #[serde(skip)]
     pub calendar: Option<CalendarDays>,
     /// The corrections that reach this service (from the spec in force,
@@ -339,6 +340,7 @@ impl ServiceState {
             let end = start + d;
             let mut verdicts = 0u64;
             if has_timeslice {
+                let corrected = self.corrections.mask_at(start);
                 for i in 0..self.plan.slos.len() {
                     let bad = match self.plan.slos[i].kind {
                         SloKind::Availability { slice_target } => {
@@ -354,7 +356,7 @@ impl ServiceState {
                     if self.track_start[i].is_none() {
                         self.track_start[i] = Some(start);
                     }
-                    if self.corrections.mask_at(start) >> i & 1 == 1 {
+                    if corrected >> i & 1 == 1 {
                         // Left out of the SLO: counted in its column of
                         // excluded slices, which its total leaves out.
                         self.corrections.exclude(i);

@@ -249,6 +249,45 @@ pub struct Incident {
     pub bad: u64,
 }
 
+/// The later of two ends, `None` (still firing) being the latest.
+fn later(a: Option<Micros>, b: Option<Micros>) -> Option<Micros> {
+    a.zip(b).map(|(a, b)| a.max(b))
+}
+
+/// A run of overlapping episodes inside an incident, and what it spent:
+/// the SLO's cumulative bad count at its start (`None`: an episode's is
+/// unknown) and the highest at an episode's end.
+struct Stretch {
+    before: Option<u64>,
+    upto: u64,
+    end: Option<Micros>,
+    /// The costliest episode's bad count: the cost when `before` is unknown.
+    lone: u64,
+}
+
+impl Stretch {
+    fn of(e: &Episode) -> Stretch {
+        Stretch {
+            before: e.bad_before,
+            upto: e.bad_before.map_or(0, |b| b + e.bad),
+            end: e.end,
+            lone: e.bad,
+        }
+    }
+
+    fn extend(&mut self, e: &Episode) {
+        self.before = self.before.zip(e.bad_before).map(|(a, b)| a.min(b));
+        self.upto = self.upto.max(e.bad_before.map_or(0, |b| b + e.bad));
+        self.end = later(self.end, e.end);
+        self.lone = self.lone.max(e.bad);
+    }
+
+    fn cost(&self) -> u64 {
+        self.before
+            .map_or(self.lone, |before| self.upto.saturating_sub(before))
+    }
+}
+
 /// Groups `episodes` into incidents, per SLO, in start order.
 pub fn incidents(episodes: &[Episode]) -> Vec<Incident> {
     let mut order: Vec<usize> = (0..episodes.len()).collect();
@@ -260,72 +299,42 @@ pub fn incidents(episodes: &[Episode]) -> Vec<Incident> {
         )
     });
     let mut out: Vec<Incident> = Vec::new();
-    // The open incident's stretch of overlapping episodes: its cumulative
-    // bad count at the start and the highest at an end (`None`: unknown),
-    // and the end of the stretch.
-    let mut stretch: Option<(Option<u64>, u64, Option<Micros>)> = None;
-    let close = |inc: &mut Incident, st: &(Option<u64>, u64, Option<Micros>), lone: u64| {
-        inc.bad += match st.0 {
-            Some(before) => st.1.saturating_sub(before),
-            None => lone,
-        };
-    };
-    // The largest single episode's bad count in the stretch: the lower
-    // bound used when a cumulative count is unknown.
-    let mut lone = 0;
+    // The last incident's current run of overlapping episodes.
+    let mut stretch: Option<Stretch> = None;
     for i in order {
         let e = &episodes[i];
-        let after_end = |end: Option<Micros>, gap: i64| end.is_some_and(|end| e.start > end + gap);
-        let joins = out
-            .last()
-            .is_some_and(|inc| inc.slo == e.slo && !after_end(inc.end, INCIDENT_GAP.0));
-        let cum_end = e.bad_before.map(|b| b + e.bad);
-        if !joins {
-            if let (Some(inc), Some(st)) = (out.last_mut(), stretch.take()) {
-                close(inc, &st, lone);
+        let after = |end: Option<Micros>, gap: i64| end.is_some_and(|end| e.start > end + gap);
+        match (out.last_mut(), stretch.as_mut()) {
+            (Some(inc), Some(st)) if inc.slo == e.slo && !after(inc.end, INCIDENT_GAP.0) => {
+                inc.episodes.push(i);
+                inc.severity = inc.severity.min(e.rule.severity);
+                inc.end = later(inc.end, e.end);
+                if after(st.end, 0) {
+                    // A gap inside the incident: what fell in it is not its cost.
+                    inc.bad += st.cost();
+                    *st = Stretch::of(e);
+                } else {
+                    st.extend(e);
+                }
             }
-            out.push(Incident {
-                slo: e.slo,
-                start: e.start,
-                end: e.end,
-                severity: e.rule.severity,
-                episodes: vec![i],
-                bad: 0,
-            });
-            stretch = Some((e.bad_before, cum_end.unwrap_or(0), e.end));
-            lone = e.bad;
-            continue;
-        }
-        // UNWRAP: `joins` holds only with an incident open.
-        let inc = out.last_mut().expect("an incident is open");
-        inc.episodes.push(i);
-        inc.severity = inc.severity.min(e.rule.severity);
-        inc.end = match (inc.end, e.end) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            _ => None,
-        };
-        let st = stretch.get_or_insert((e.bad_before, 0, e.end));
-        if after_end(st.2, 0) {
-            // A gap inside the incident: what fell in it is not its cost.
-            let done = *st;
-            close(inc, &done, lone);
-            *st = (e.bad_before, cum_end.unwrap_or(0), e.end);
-            lone = e.bad;
-        } else {
-            st.0 = st.0.zip(e.bad_before).map(|(a, b)| a.min(b));
-            st.1 = st.1.max(cum_end.unwrap_or(0));
-            if cum_end.is_none() {
-                st.0 = None;
+            (last, st) => {
+                if let (Some(inc), Some(st)) = (last, st) {
+                    inc.bad += st.cost();
+                }
+                out.push(Incident {
+                    slo: e.slo,
+                    start: e.start,
+                    end: e.end,
+                    severity: e.rule.severity,
+                    episodes: vec![i],
+                    bad: 0,
+                });
+                stretch = Some(Stretch::of(e));
             }
-            st.2 = match (st.2, e.end) {
-                (Some(a), Some(b)) => Some(a.max(b)),
-                _ => None,
-            };
-            lone = lone.max(e.bad);
         }
     }
     if let (Some(inc), Some(st)) = (out.last_mut(), stretch) {
-        close(inc, &st, lone);
+        inc.bad += st.cost();
     }
     out
 }

@@ -158,12 +158,7 @@ impl Published {
     ) -> (StatusCode, String) {
         use crate::report::review::{live_review, Reviewed};
         let error = |status, msg: String| (status, serde_json::json!({ "error": msg }).to_string());
-        let which = match (week, month) {
-            (Some(w), _) => Reviewed::parse_week(w).map(Some),
-            (_, Some(m)) => Reviewed::parse_month(m).map(Some),
-            _ => Ok(None),
-        };
-        let which = match which {
+        let which = match Reviewed::from_flags(week, month) {
             Ok(w) => w,
             Err(e) => return error(StatusCode::BAD_REQUEST, e),
         };
@@ -177,10 +172,7 @@ impl Published {
             .policy
             .as_ref()
             .and_then(|p| judge(p, &services, None).ok());
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as i64);
-        match live_review(services, now, which, gate) {
+        match live_review(services, crate::model::wall_us(), which, gate) {
             // UNWRAP: a review is plain values.
             Ok(r) => (
                 StatusCode::OK,
@@ -265,6 +257,15 @@ const JSON: &str = "application/json";
 const EXPOSITION: &str = "text/plain; version=0.0.4; charset=utf-8";
 const ENDPOINTS: &str =
     "/metrics, /healthz, /readyz, /api/v1/services, /api/v1/gate, /api/v1/review and POST /-/reload";
+
+/// The value of `name` in a query string, decoded.
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    query?
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| percent_decode(v))
+}
 
 /// `%XX` and `+` in a query value.
 fn percent_decode(v: &str) -> String {
@@ -359,26 +360,14 @@ async fn handle(
             text(status, body, JSON)
         }
         "/api/v1/review" => {
-            let param = |name: &str| {
-                req.uri().query().and_then(|q| {
-                    q.split('&')
-                        .filter_map(|kv| kv.split_once('='))
-                        .find(|(k, _)| *k == name)
-                        .map(|(_, v)| percent_decode(v))
-                })
-            };
+            let param = |name| query_param(req.uri().query(), name);
             let (status, body) = published
                 .review_json(param("week").as_deref(), param("month").as_deref())
                 .await;
             text(status, body, JSON)
         }
         "/api/v1/gate" => {
-            let service = req.uri().query().and_then(|q| {
-                q.split('&')
-                    .filter_map(|kv| kv.split_once('='))
-                    .find(|(k, _)| *k == "service")
-                    .map(|(_, v)| percent_decode(v))
-            });
+            let service = query_param(req.uri().query(), "service");
             let (status, body) = published.gate_json(service.as_deref()).await;
             text(status, body, JSON)
         }

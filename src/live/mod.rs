@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use crossbeam_channel::{bounded, Receiver};
@@ -43,7 +43,7 @@ use crate::export::http::{publish, serve, Published, Readiness, ReloadRequest, S
 use crate::export::snapshot::{
     live_services, Counters, KafkaGauges, ReloadState, ServiceCounts, Snapshot, StateGauges,
 };
-use crate::model::{format_rfc3339, Event, Micros, ServiceId};
+use crate::model::{format_rfc3339, wall_us, Event, Micros, ServiceId};
 use crate::source::kafka::{
     Batch, KafkaShared, KafkaSource, LineMeta, PassRequest, Restored, StateTopic,
 };
@@ -69,12 +69,6 @@ pub struct LiveSummary {
     pub rejected: u64,
     pub rebuilt: u64,
     pub skipped: u64,
-}
-
-fn wall_us() -> Micros {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as Micros)
 }
 
 /// A duration to two units, for people: `6d 12h`, `3h 5m`, `42s`.

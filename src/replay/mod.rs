@@ -15,7 +15,7 @@ use crate::apply::{ChunkIds, Core, CoreSettings, DeadLetters, Origin, Rejects};
 use crate::decode::batch::{DecodedChunk, Rec};
 use crate::decode::{Decoder, Reason};
 use crate::engine::{Engine, EngineSettings};
-use crate::model::{Event, Micros};
+use crate::model::{wall_us, Event, Micros};
 use crate::report::chart::Charts;
 use crate::report::{self, IncidentTrack, Report, Tally};
 use crate::source::file::InputName;
@@ -590,10 +590,4 @@ pub fn replay(opts: ReplayOptions) -> Result<Report, ReplayError> {
 /// The report, and the chart series when `opts.charts` asks for them.
 pub fn replay_with_charts(opts: ReplayOptions) -> Result<(Report, Option<Charts>), ReplayError> {
     Replayer::new(opts)?.run()
-}
-
-fn wall_us() -> Micros {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as Micros)
 }

@@ -13,7 +13,7 @@ use std::fmt::Write;
 
 use super::chart::{Charts, ServiceSeries, CHART_BURN_WINDOWS};
 use super::table::{grouped, pct};
-use super::{AlertReport, IncidentSummary, Report, ServiceReport};
+use super::{IncidentSummary, Report, ServiceReport};
 use crate::model::{format_rfc3339, parse_rfc3339, Micros};
 
 /// At most this many services get charts.
@@ -90,7 +90,7 @@ pub(super) fn esc(s: &str) -> String {
 }
 
 /// `2026-11-01T10:20:00.123Z` → `2026-11-01 10:20`.
-fn short_time(rfc3339: &str) -> String {
+pub(super) fn short_time(rfc3339: &str) -> String {
     rfc3339.get(..16).unwrap_or(rfc3339).replace('T', " ")
 }
 
@@ -104,20 +104,17 @@ fn duration(us: i64) -> String {
     }
 }
 
-/// An episode's start and end; one still firing ends at `open_end`.
-fn episode_span(a: &AlertReport, open_end: Option<Micros>) -> Option<(Micros, Micros)> {
-    let start = parse_rfc3339(a.start.as_bytes())?;
-    let end = a
-        .end
-        .as_ref()
-        .and_then(|e| parse_rfc3339(e.as_bytes()))
-        .or(open_end)?;
+/// An episode's (an incident's) start and end; one still firing ends at
+/// `open_end`.
+fn span_of(start: &str, end: Option<&str>, open_end: Option<Micros>) -> Option<(Micros, Micros)> {
+    let start = parse_rfc3339(start.as_bytes())?;
+    let end = end.and_then(|e| parse_rfc3339(e.as_bytes())).or(open_end)?;
     Some((start, end))
 }
 
-/// When an episode ended, as the page writes it.
-fn episode_end(a: &AlertReport) -> String {
-    a.end.as_deref().map_or("still firing".into(), short_time)
+/// When an episode (an incident) ended, as the page writes it.
+pub(super) fn end_text(end: Option<&str>) -> String {
+    end.map_or("still firing".into(), short_time)
 }
 
 /// "Nice" tick values covering [lo, hi].
@@ -502,12 +499,7 @@ fn incident_table(h: &mut String, report: &Report) {
                 pct(Some(inc.budget_consumed))
             );
         }
-        let span = parse_rfc3339(inc.start.as_bytes()).zip(
-            inc.end
-                .as_ref()
-                .and_then(|e| parse_rfc3339(e.as_bytes()))
-                .or(end_us),
-        );
+        let span = span_of(&inc.start, inc.end.as_deref(), end_us);
         let _ = write!(
             h,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td><details class=\"pairs\"><summary>{} {}</summary>",
@@ -515,7 +507,7 @@ fn incident_table(h: &mut String, report: &Report) {
             esc(&inc.slo),
             esc(&inc.severity),
             short_time(&inc.start),
-            inc.end.as_deref().map_or("still firing".into(), short_time),
+            end_text(inc.end.as_deref()),
             span.map_or("-".into(), |(s, e)| duration(e - s)),
             pct(Some(inc.budget_consumed)),
             inc.pairs.len(),
@@ -530,7 +522,7 @@ fn incident_table(h: &mut String, report: &Report) {
                 esc(&a.short_window),
                 label(a.burn_rate_threshold, ""),
                 short_time(&a.start),
-                episode_end(a),
+                end_text(a.end.as_deref()),
                 pct(Some(a.budget_consumed))
             );
         }
@@ -576,7 +568,7 @@ fn service_section(
             .iter()
             .filter(|a| &a.slo == slo)
             .filter_map(|a| {
-                let (s, e) = episode_span(a, Some(to))?;
+                let (s, e) = span_of(&a.start, a.end.as_deref(), Some(to))?;
                 let class = if a.severity == "page" {
                     "page"
                 } else {
@@ -589,7 +581,7 @@ fn service_section(
                     a.short_window,
                     label(a.burn_rate_threshold, ""),
                     short_time(&a.start),
-                    episode_end(a),
+                    end_text(a.end.as_deref()),
                     pct(Some(a.budget_consumed))
                 );
                 Some((s, e, class, tip))

@@ -147,6 +147,24 @@ pub struct SloCalendar {
     pub months: Ordered<CalendarFigures>,
 }
 
+impl SloCalendar {
+    /// Adds this SLO's good and total to the one number's (good, total)
+    /// per week and per month.
+    pub(crate) fn add_to(
+        &self,
+        weeks: &mut BTreeMap<String, (u64, u64)>,
+        months: &mut BTreeMap<String, (u64, u64)>,
+    ) {
+        for (all, mine) in [(weeks, &self.weeks), (months, &self.months)] {
+            for (k, f) in &mine.0 {
+                let e = all.entry(k.clone()).or_default();
+                e.0 += f.good;
+                e.1 += f.total;
+            }
+        }
+    }
+}
+
 /// Good and total events (slices) of an SLO over a week or a month, and
 /// the share of that week's (month's) budget they spent.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -403,7 +421,7 @@ pub fn live_service(
         slos: slo_reports(evals, Some(&coverage), &s.corrections.excluded),
         alerts,
         incidents,
-        calendar: calendar_of(s, &mut BTreeMap::new(), &mut BTreeMap::new()),
+        calendar: calendar_of(s),
         period: (!s.plan.slos.is_empty()).then(|| s.plan.period.to_string()),
         period_timezone: timezone_of(s),
         last_event: s.last_ts.map(format_rfc3339),
@@ -411,13 +429,8 @@ pub fn live_service(
 }
 
 /// A service's calendar: per SLO, its days summed into ISO weeks and
-/// months; each occurrence SLO's (good, total) added to the one number's
-/// `weeks` and `months` too.
-fn calendar_of(
-    s: &ServiceState,
-    weeks: &mut BTreeMap<String, (u64, u64)>,
-    months: &mut BTreeMap<String, (u64, u64)>,
-) -> Ordered<SloCalendar> {
+/// months.
+fn calendar_of(s: &ServiceState) -> Ordered<SloCalendar> {
     let Some(cal) = &s.calendar else {
         return Ordered::default();
     };
@@ -460,15 +473,6 @@ fn calendar_of(
     };
     let mut out = Ordered::default();
     for (i, slo) in s.plan.slos.iter().enumerate() {
-        if !slo.kind.is_timeslice() {
-            for (all, mine) in [(&mut *weeks, &per_week[i]), (&mut *months, &per_month[i])] {
-                for (k, &(total, bad)) in mine {
-                    let e = all.entry(k.clone()).or_default();
-                    e.0 += total - bad;
-                    e.1 += total;
-                }
-            }
-        }
         out.0.push((
             slo.name.clone(),
             SloCalendar {
@@ -547,7 +551,13 @@ pub fn build(
             .and_then(Option::as_ref)
             .map(|tr| alert_reports(s, tr, |i| period_total(s, i)))
             .unwrap_or_default();
-        let calendar = calendar_of(s, &mut weeks, &mut months);
+        let calendar = calendar_of(s);
+        // The one number per week and month: occurrence SLOs only.
+        for ((_, c), slo) in calendar.0.iter().zip(&s.plan.slos) {
+            if !slo.kind.is_timeslice() {
+                c.add_to(&mut weeks, &mut months);
+            }
+        }
         let q = s
             .span_latency
             .as_ref()

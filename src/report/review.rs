@@ -14,8 +14,10 @@ use std::fmt::Write;
 use serde::{Deserialize, Serialize};
 
 use super::gate::GateVerdict;
+use super::html::{end_text, short_time};
 use super::table::pct;
 use super::{Ordered, Reliability, ServiceReport};
+use crate::engine::calendar::{month_label, week_label};
 use crate::model::{format_rfc3339, parse_rfc3339, Micros, Span};
 
 /// What the review reads of a report (a replay report's JSON).
@@ -37,7 +39,6 @@ pub struct SpanView {
 pub struct SummaryView {
     pub slos: usize,
     pub slos_met: usize,
-    pub reliability: Option<f64>,
     #[serde(default)]
     pub weeks: Ordered<Reliability>,
     #[serde(default)]
@@ -73,6 +74,16 @@ impl Reviewed {
             .ok_or_else(|| format!("--month {s}: give a month such as 2026-11"))
     }
 
+    /// What `--week` / `--month` (or `?week=` / `?month=`) ask for; the
+    /// week wins when both are given. `None`: the latest week.
+    pub fn from_flags(week: Option<&str>, month: Option<&str>) -> Result<Option<Reviewed>, String> {
+        match (week, month) {
+            (Some(w), _) => Reviewed::parse_week(w).map(Some),
+            (_, Some(m)) => Reviewed::parse_month(m).map(Some),
+            _ => Ok(None),
+        }
+    }
+
     /// The week (month) before.
     fn previous(&self) -> Option<String> {
         match self {
@@ -81,7 +92,7 @@ impl Reviewed {
                 .map(week_label),
             Reviewed::Month(l) => month_first(l)
                 .and_then(|d| d.checked_sub(jiff::Span::new().months(1)).ok())
-                .map(|d| format!("{:04}-{:02}", d.year(), d.month())),
+                .map(month_label),
         }
     }
 
@@ -113,11 +124,6 @@ fn month_first(s: &str) -> Option<jiff::civil::Date> {
         return None;
     }
     jiff::civil::Date::new(y.parse().ok()?, m.parse().ok()?, 1).ok()
-}
-
-fn week_label(d: jiff::civil::Date) -> String {
-    let w = d.iso_week_date();
-    format!("{:04}-W{:02}", w.year(), w.week())
 }
 
 /// The review's figures (its JSON).
@@ -226,7 +232,7 @@ pub fn live_review(
     gate: Option<GateVerdict>,
 ) -> Result<Review, String> {
     let (mut weeks, mut months) = (BTreeMap::new(), BTreeMap::new());
-    let (mut slos, mut met, mut good, mut total) = (0, 0, 0u64, 0u64);
+    let (mut slos, mut met) = (0, 0);
     for s in services.values() {
         for (name, r) in &s.slos.0 {
             slos += 1;
@@ -234,17 +240,8 @@ pub fn live_review(
             if name == "availability" || name == "freshness" {
                 continue;
             }
-            good += r.good;
-            total += r.total;
-            let Some((_, cal)) = s.calendar.0.iter().find(|(n, _)| n == name) else {
-                continue;
-            };
-            for (all, mine) in [(&mut weeks, &cal.weeks), (&mut months, &cal.months)] {
-                for (k, f) in &mine.0 {
-                    let e: &mut (u64, u64) = all.entry(k.clone()).or_default();
-                    e.0 += f.good;
-                    e.1 += f.total;
-                }
+            if let Some((_, cal)) = s.calendar.0.iter().find(|(n, _)| n == name) {
+                cal.add_to(&mut weeks, &mut months);
             }
         }
     }
@@ -258,7 +255,6 @@ pub fn live_review(
         summary: SummaryView {
             slos,
             slos_met: met,
-            reliability: (total > 0).then(|| good as f64 / total as f64),
             weeks: super::reliabilities(weeks),
             months: super::reliabilities(months),
         },
@@ -334,18 +330,19 @@ pub fn review(
             .as_deref()
             .and_then(|z| jiff::tz::TimeZone::get(z).ok())
             .unwrap_or(jiff::tz::TimeZone::UTC);
-        let label_of = |t: &str| -> Option<String> {
-            let us = parse_rfc3339(t.as_bytes())?;
+        // The week (month) a time falls in, in the service's zone.
+        let label_at = |us: Micros| -> Option<String> {
             let d = jiff::Timestamp::from_microsecond(us)
                 .ok()?
                 .to_zoned_datetime(tz.clone())
                 .date();
             Some(match which {
                 Reviewed::Week(_) => week_label(d),
-                Reviewed::Month(_) => format!("{:04}-{:02}", d.year(), d.month()),
+                Reviewed::Month(_) => month_label(d),
             })
         };
-        let end_label = end.and_then(|e| label_of(&format_rfc3339(e)));
+        let label_of = |t: &str| parse_rfc3339(t.as_bytes()).and_then(label_at);
+        let end_label = end.and_then(label_at);
         let in_period = |start: &str, stop: Option<&str>| -> bool {
             let a = label_of(start);
             let b = stop.and_then(label_of).or(end_label.clone());
@@ -475,8 +472,128 @@ fn cell(s: &str) -> String {
     s.replace('\\', "\\\\").replace('|', "\\|")
 }
 
-fn short_time(rfc3339: &str) -> String {
-    rfc3339.get(..16).unwrap_or(rfc3339).replace('T', " ")
+/// One section of the review as both renderers lay it out: a title, the
+/// columns (numbers right-aligned), the rows, and what to say when it has
+/// none.
+struct Section {
+    title: String,
+    head: Vec<(String, bool)>,
+    rows: Vec<Vec<String>>,
+    empty: String,
+}
+
+/// The review's sections, in order: budgets, incidents, at risk, gate.
+fn sections(r: &Review) -> Vec<Section> {
+    let cols = |c: &[(&str, bool)]| c.iter().map(|&(n, right)| (n.to_string(), right)).collect();
+    let mut out = vec![
+        Section {
+            title: "Error budgets, top spenders first".into(),
+            head: cols(&[
+                ("Service", false),
+                ("SLO", false),
+                ("Objective", true),
+                ("Budget left", true),
+                (&format!("Burn this {}", r.kind), true),
+                (&format!("Burn last {}", r.kind), true),
+                ("Incidents", true),
+            ]),
+            rows: r
+                .slos_reviewed
+                .iter()
+                .map(|s| {
+                    vec![
+                        s.service.clone(),
+                        s.slo.clone(),
+                        pct(Some(s.objective)),
+                        pct(s.budget_remaining),
+                        burn(s.burn),
+                        burn(s.previous_burn),
+                        s.incidents.to_string(),
+                    ]
+                })
+                .collect(),
+            empty: "No SLO.".into(),
+        },
+        Section {
+            title: format!("Incidents this {}", r.kind),
+            head: cols(&[
+                ("Service", false),
+                ("SLO", false),
+                ("Severity", false),
+                ("Start", false),
+                ("End", false),
+                ("Budget spent", true),
+            ]),
+            rows: r
+                .incidents
+                .iter()
+                .map(|i| {
+                    vec![
+                        i.service.clone(),
+                        i.slo.clone(),
+                        i.severity.clone(),
+                        short_time(&i.start),
+                        end_text(i.end.as_deref()),
+                        pct(Some(i.budget_consumed)),
+                    ]
+                })
+                .collect(),
+            empty: format!("No alert fired this {}.", r.kind),
+        },
+        Section {
+            title: "At risk".into(),
+            head: cols(&[
+                ("Service", false),
+                ("SLO", false),
+                ("Budget left", true),
+                ("1d burn", true),
+                ("Budget runs out", false),
+            ]),
+            rows: r
+                .at_risk
+                .iter()
+                .map(|a| {
+                    vec![
+                        a.service.clone(),
+                        a.slo.clone(),
+                        pct(a.budget_remaining),
+                        burn(a.burn_rate_1d),
+                        a.runs_out
+                            .as_deref()
+                            .map_or("spent already".into(), short_time),
+                    ]
+                })
+                .collect(),
+            empty:
+                "No SLO has spent its budget or burns it faster than it lasts (1d burn above 1×)."
+                    .into(),
+        },
+    ];
+    if let Some(g) = &r.gate {
+        out.push(Section {
+            title: format!("Deploy gate: {}", if g.allow { "allow" } else { "block" }),
+            head: cols(&[
+                ("Service", false),
+                ("Check", false),
+                ("Value", true),
+                ("Result", false),
+            ]),
+            rows: g
+                .checks
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.service.clone(),
+                        c.check.clone(),
+                        c.value.map_or("no data".into(), |v| format!("{v:.4}")),
+                        c.result.clone(),
+                    ]
+                })
+                .collect(),
+            empty: "No check.".into(),
+        });
+    }
+    out
 }
 
 /// The review as Markdown (CommonMark with GitHub's tables).
@@ -499,85 +616,23 @@ pub fn markdown(r: &Review) -> String {
         r.slos_met, r.slos
     );
     m.push_str("Reliability is all good events over all events judged by the latency and error-rate SLOs. ");
-    m.push_str("A burn of 1.00× spends an SLO's budget exactly over its period; more, faster.\n\n");
-
-    let _ = writeln!(m, "## Error budgets, top spenders first\n");
-    m.push_str("| Service | SLO | Objective | Budget left | Burn this ");
-    let _ = writeln!(m, "{0} | Burn last {0} | Incidents |", r.kind);
-    m.push_str("|---|---|---:|---:|---:|---:|---:|\n");
-    for s in &r.slos_reviewed {
-        let _ = writeln!(
-            m,
-            "| {} | {} | {} | {} | {} | {} | {} |",
-            cell(&s.service),
-            cell(&s.slo),
-            pct(Some(s.objective)),
-            pct(s.budget_remaining),
-            burn(s.burn),
-            burn(s.previous_burn),
-            s.incidents
-        );
-    }
-
-    let _ = writeln!(m, "\n## Incidents this {}\n", r.kind);
-    if r.incidents.is_empty() {
-        let _ = writeln!(m, "No alert fired this {}.", r.kind);
-    } else {
-        m.push_str("| Service | SLO | Severity | Start | End | Budget spent |\n");
-        m.push_str("|---|---|---|---|---|---:|\n");
-        for i in &r.incidents {
-            let _ = writeln!(
-                m,
-                "| {} | {} | {} | {} | {} | {} |",
-                cell(&i.service),
-                cell(&i.slo),
-                i.severity,
-                short_time(&i.start),
-                i.end.as_deref().map_or("still firing".into(), short_time),
-                pct(Some(i.budget_consumed))
-            );
+    m.push_str("A burn of 1.00× spends an SLO's budget exactly over its period; more, faster.\n");
+    for sec in sections(r) {
+        let _ = writeln!(m, "\n## {}\n", sec.title);
+        if sec.rows.is_empty() {
+            let _ = writeln!(m, "{}", sec.empty);
+            continue;
         }
-    }
-
-    m.push_str("\n## At risk\n\n");
-    if r.at_risk.is_empty() {
-        m.push_str(
-            "No SLO has spent its budget or burns it faster than it lasts (1d burn above 1×).\n",
-        );
-    } else {
-        m.push_str("| Service | SLO | Budget left | 1d burn | Budget runs out |\n");
-        m.push_str("|---|---|---:|---:|---|\n");
-        for a in &r.at_risk {
-            let _ = writeln!(
-                m,
-                "| {} | {} | {} | {} | {} |",
-                cell(&a.service),
-                cell(&a.slo),
-                pct(a.budget_remaining),
-                burn(a.burn_rate_1d),
-                a.runs_out
-                    .as_deref()
-                    .map_or("spent already".into(), short_time)
-            );
-        }
-    }
-
-    if let Some(g) = &r.gate {
-        let _ = writeln!(
-            m,
-            "\n## Deploy gate: {}\n",
-            if g.allow { "allow" } else { "block" }
-        );
-        m.push_str("| Service | Check | Value | Result |\n|---|---|---:|---|\n");
-        for c in &g.checks {
-            let _ = writeln!(
-                m,
-                "| {} | {} | {} | {} |",
-                cell(&c.service),
-                cell(&c.check),
-                c.value.map_or("no data".into(), |v| format!("{v:.4}")),
-                c.result
-            );
+        let line = |cells: Vec<String>| format!("| {} |\n", cells.join(" | "));
+        m.push_str(&line(sec.head.iter().map(|(n, _)| cell(n)).collect()));
+        m.push_str(&line(
+            sec.head
+                .iter()
+                .map(|&(_, right)| if right { "---:" } else { "---" }.to_string())
+                .collect(),
+        ));
+        for row in &sec.rows {
+            m.push_str(&line(row.iter().map(|c| cell(c)).collect()));
         }
     }
     m
@@ -610,144 +665,26 @@ pub fn html(r: &Review) -> String {
         r.slos_met,
         r.slos
     );
-    let table = |h: &mut String, head: &[(&str, bool)], rows: Vec<Vec<String>>| {
+    for sec in sections(r) {
+        let _ = writeln!(h, "<h2>{}</h2>", esc(&sec.title));
+        if sec.rows.is_empty() {
+            let _ = writeln!(h, "<p class=\"muted\">{}</p>", esc(&sec.empty));
+            continue;
+        }
+        let class = |right: bool| if right { " class=\"n\"" } else { "" };
         h.push_str("<table><tr>");
-        for (name, num) in head {
-            let _ = write!(
-                h,
-                "<th{}>{}</th>",
-                if *num { " class=\"n\"" } else { "" },
-                name
-            );
+        for (name, right) in &sec.head {
+            let _ = write!(h, "<th{}>{}</th>", class(*right), esc(name));
         }
         h.push_str("</tr>\n");
-        for row in rows {
+        for row in &sec.rows {
             h.push_str("<tr>");
-            for (cell, (_, num)) in row.iter().zip(head) {
-                let _ = write!(
-                    h,
-                    "<td{}>{}</td>",
-                    if *num { " class=\"n\"" } else { "" },
-                    esc(cell)
-                );
+            for (c, (_, right)) in row.iter().zip(&sec.head) {
+                let _ = write!(h, "<td{}>{}</td>", class(*right), esc(c));
             }
             h.push_str("</tr>\n");
         }
         h.push_str("</table>\n");
-    };
-    h.push_str("<h2>Error budgets, top spenders first</h2>\n");
-    let this = format!("Burn this {}", r.kind);
-    let last = format!("Burn last {}", r.kind);
-    table(
-        &mut h,
-        &[
-            ("Service", false),
-            ("SLO", false),
-            ("Objective", true),
-            ("Budget left", true),
-            (&this, true),
-            (&last, true),
-            ("Incidents", true),
-        ],
-        r.slos_reviewed
-            .iter()
-            .map(|s| {
-                vec![
-                    s.service.clone(),
-                    s.slo.clone(),
-                    pct(Some(s.objective)),
-                    pct(s.budget_remaining),
-                    burn(s.burn),
-                    burn(s.previous_burn),
-                    s.incidents.to_string(),
-                ]
-            })
-            .collect(),
-    );
-    let _ = writeln!(h, "<h2>Incidents this {}</h2>", r.kind);
-    if r.incidents.is_empty() {
-        let _ = writeln!(h, "<p class=\"muted\">No alert fired this {}.</p>", r.kind);
-    } else {
-        table(
-            &mut h,
-            &[
-                ("Service", false),
-                ("SLO", false),
-                ("Severity", false),
-                ("Start", false),
-                ("End", false),
-                ("Budget spent", true),
-            ],
-            r.incidents
-                .iter()
-                .map(|i| {
-                    vec![
-                        i.service.clone(),
-                        i.slo.clone(),
-                        i.severity.clone(),
-                        short_time(&i.start),
-                        i.end.as_deref().map_or("still firing".into(), short_time),
-                        pct(Some(i.budget_consumed)),
-                    ]
-                })
-                .collect(),
-        );
-    }
-    h.push_str("<h2>At risk</h2>\n");
-    if r.at_risk.is_empty() {
-        h.push_str("<p class=\"muted\">No SLO has spent its budget or burns it faster than it lasts.</p>\n");
-    } else {
-        table(
-            &mut h,
-            &[
-                ("Service", false),
-                ("SLO", false),
-                ("Budget left", true),
-                ("1d burn", true),
-                ("Budget runs out", false),
-            ],
-            r.at_risk
-                .iter()
-                .map(|a| {
-                    vec![
-                        a.service.clone(),
-                        a.slo.clone(),
-                        pct(a.budget_remaining),
-                        burn(a.burn_rate_1d),
-                        a.runs_out
-                            .as_deref()
-                            .map_or("spent already".into(), short_time),
-                    ]
-                })
-                .collect(),
-        );
-    }
-    if let Some(g) = &r.gate {
-        let _ = writeln!(
-            h,
-            "<h2>Deploy gate: {}</h2>",
-            if g.allow { "allow" } else { "block" }
-        );
-        table(
-            &mut h,
-            &[
-                ("Service", false),
-                ("Check", false),
-                ("Value", true),
-                ("Result", false),
-            ],
-            g.checks
-                .iter()
-                .map(|c| {
-                    vec![
-                        c.service.clone(),
-                        c.check.clone(),
-                        c.value.map_or("no data".into(), |v| format!("{v:.4}")),
-                        c.result.to_string(),
-                    ]
-                })
-                .collect(),
-        );
     }
     let _ = writeln!(
         h,

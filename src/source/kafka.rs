@@ -16,7 +16,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
@@ -29,7 +29,7 @@ use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use rdkafka::ClientContext;
 use rustc_hash::FxHashMap;
 
-use crate::model::Micros;
+use crate::model::{wall_us, Micros};
 use crate::spec::config::KafkaConfig;
 
 /// Where a line came from, and how to treat it.
@@ -293,12 +293,6 @@ impl KafkaShared {
             })
             .collect()
     }
-}
-
-fn wall_us() -> Micros {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as Micros)
 }
 
 /// Accumulates fetched messages into batches for the decode workers.
