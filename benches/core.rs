@@ -110,7 +110,7 @@ fn evaluate(c: &mut Criterion) {
         })
     });
     g.bench_function("slo_report_one_service", |b| {
-        b.iter(|| evaluate_slos(black_box(engine.service(id))).len())
+        b.iter(|| evaluate_slos(black_box(engine.service(id)), now).len())
     });
     g.finish();
 }

@@ -813,6 +813,116 @@ fn calendar_weeks_and_months_agree_with_the_naive_reference() {
     }
 }
 
+/// DESIGN §4 calendar periods: with `period: month` (and `week`) the
+/// budget starts whole at the boundary in the period's zone: each SLO's
+/// figures are those of the events (slices) since the month (week) began,
+/// as a reading of the input finds them; the burn-rate thresholds follow
+/// the period's own length (a 31-day October, a 30-day November); an
+/// episode's budget is a share of its own month's.
+#[test]
+fn a_calendar_period_restarts_its_budget_at_the_boundary() {
+    let opts = GenOptions {
+        services: 3,
+        duration: Span::days(9),
+        rate: 0.05,
+        seed: 13,
+        start: parse_rfc3339(b"2026-10-27T00:00:00Z").unwrap(),
+        incidents: [
+            "errors:api-gateway:2d+3h:0.3",
+            "errors:api-gateway:6d+3h:0.3",
+            "stall:batch-processor:5d+2h",
+        ]
+        .iter()
+        .map(|s| Incident::parse(s).unwrap())
+        .collect(),
+        ..GenOptions::default()
+    };
+    let (_dir, path, bytes) = generated(&opts, "month-boundary.jsonl");
+    let (events, _) = reference_decode(&bytes);
+    let end = events.iter().map(|e| e.ts).max().unwrap() + 1;
+    let seed_spec = std::fs::read_to_string(SPEC).unwrap();
+    let at = |s: &str| parse_rfc3339(s.as_bytes()).unwrap();
+    for (period, zone, start, days) in [
+        ("month", "UTC", at("2026-11-01T00:00:00Z"), 30.0),
+        ("month", "Asia/Kolkata", at("2026-10-31T18:30:00Z"), 30.0),
+        ("week", "Europe/Berlin", at("2026-11-01T23:00:00Z"), 7.0),
+    ] {
+        let spec = SloSpec::parse(
+            Path::new("s.yml"),
+            &format!("defaults:\n  period: {period}\n  period_timezone: {zone}\n{seed_spec}"),
+        )
+        .unwrap();
+        let report = replay(ReplayOptions {
+            inputs: vec![InputName(path.clone())],
+            spec,
+            config: Config::default(),
+            from: None,
+            to: None,
+            incidents: Vec::new(),
+            threads: 2,
+            dead_letter: None,
+            progress: false,
+            charts: false,
+            save_state: None,
+        })
+        .unwrap();
+        let mut compared = 0;
+        for (name, s) in &report.services {
+            assert_eq!(s.period.as_deref(), Some(period), "{name}");
+            let evs: Vec<&Ev> = events.iter().filter(|e| &e.service == name).collect();
+            for slo in slos_of(name) {
+                let (mut good, mut total) = (0u64, 0u64);
+                for (t, bad) in occurrences(&evs, slo.kind, end, usize::MAX) {
+                    if t >= start {
+                        total += 1;
+                        good += !bad as u64;
+                    }
+                }
+                let r = &s.slos.0.iter().find(|(n, _)| n == slo.name).unwrap().1;
+                let what = format!("{period} {zone} {name}/{}", slo.name);
+                assert_eq!((r.good, r.total), (good, total), "{what}");
+                if total > 0 {
+                    let b = (total - good) as f64 / total as f64 / (1.0 - slo.objective);
+                    let got = r.budget_consumed.unwrap();
+                    assert!((got - b).abs() <= 1e-6 * b.max(1.0), "{what}: {got} vs {b}");
+                    compared += 1;
+                }
+            }
+            // Thresholds: budget share × the period's days / the long window.
+            for a in &s.alerts {
+                let t = at(&a.start);
+                let days = if period == "month" && t < start { 31.0 } else { days };
+                let (share, long_h) = match (a.long_window.as_str(), a.short_window.as_str()) {
+                    ("1h", _) => (0.02, 1.0),
+                    ("6h", _) => (0.05, 6.0),
+                    ("1d", _) => (0.10, 24.0),
+                    ("3d", _) => (0.10, 72.0),
+                    other => panic!("{other:?}"),
+                };
+                let want = share * days * 24.0 / long_h;
+                assert!(
+                    (a.burn_rate_threshold - want).abs() < 1e-3,
+                    "{period} {zone} {name} {} at {}: {} vs {want}",
+                    a.long_window,
+                    a.start,
+                    a.burn_rate_threshold
+                );
+            }
+        }
+        assert!(compared >= 8, "{period} {zone}: {compared}");
+        // Both bursts fired, one in each month.
+        let api = &report.services["api-gateway"];
+        let pages: Vec<&str> = api
+            .alerts
+            .iter()
+            .filter(|a| a.long_window == "1h")
+            .map(|a| a.start.as_str())
+            .collect();
+        assert!(pages.iter().any(|s| at(s) < at("2026-11-01T00:00:00Z")), "{pages:?}");
+        assert!(pages.iter().any(|s| at(s) > at("2026-11-02T00:00:00Z")), "{pages:?}");
+    }
+}
+
 /// DESIGN §4 corrections: a one-off correction over an error burst and a
 /// daily one; the events and slices inside them count for no SLO (the
 /// report counts them apart, exactly as a reading of the input finds

@@ -254,7 +254,7 @@ fn figures(c: &Core, t: Micros) -> Vec<(Summary, Vec<crate::evaluate::SloEval>, 
         .zip(sums)
         .map(|((_, s), sum)| {
             let q = s.window_quantiles(Span::hours(1), t, &mut scratch, &[0.5, 0.99]);
-            (sum, crate::evaluate::evaluate_slos(s), q)
+            (sum, crate::evaluate::evaluate_slos(s, t), q)
         })
         .collect()
 }
@@ -665,5 +665,71 @@ fn episodes_keep_their_start_counts_through_a_snapshot_and_older_units_read_with
     for (g, b) in got.iter().zip(&before) {
         assert_eq!(g.bad_before, None);
         assert_eq!((g.start, g.end, g.bad), (b.start, b.end, b.bad));
+    }
+}
+
+/// A calendar week (Europe/Berlin): live state counts the events since
+/// Monday 00:00 in Berlin for the period, late ones included, and a
+/// snapshot cut on either side of the boundary continues as a run never
+/// interrupted.
+#[test]
+fn a_calendar_week_restarts_at_monday_in_its_zone_and_survives_a_snapshot() {
+    let spec = SloSpec::parse(
+        std::path::Path::new("s.yml"),
+        "defaults:\n  period: week\n  period_timezone: Europe/Berlin\nservices:\n  a:\n    slo_error_rate: 99%\n    slo_availability: 99%\n  b:\n    slo_error_rate: 99%\n",
+    )
+    .unwrap();
+    let settings = || CoreSettings {
+        engine: EngineSettings {
+            calendar: true,
+            calendar_days: 100,
+            ..EngineSettings::default()
+        },
+        min_events: 0,
+        step: Span::mins(1),
+    };
+    // Monday 2026-11-23 00:00 in Berlin is 2026-11-22T23:00Z; the traffic
+    // starts four hours before it.
+    let monday = crate::model::parse_rfc3339(b"2026-11-22T23:00:00Z").unwrap();
+    let shift = monday - 4 * HOUR - T0;
+    let mut events = traffic(5, 400);
+    for e in &mut events {
+        e.1 += shift;
+    }
+    events.sort_by_key(|e| e.1);
+    let end = events.iter().map(|e| e.1).max().unwrap() + 1;
+    assert!(events[0].1 < monday && end > monday + HOUR);
+    let mut whole = Core::new(&spec, settings());
+    feed(&mut whole, &events, 0, events.len());
+    whole.engine.advance_all(end);
+    for (name, i) in [("a", 0), ("b", 0)] {
+        let s = whole.engine.service(whole.engine.index_of(name).unwrap());
+        let mine = events.iter().filter(|e| e.0 == name && e.1 >= monday);
+        let total = mine.clone().count() as u64;
+        let bad = mine.filter(|e| e.2).count() as u64;
+        assert_eq!(
+            s.slo_period(i, end),
+            crate::engine::GoodTotal {
+                good: total - bad,
+                total
+            },
+            "{name}"
+        );
+        // Before Monday: the week before's events.
+        let before = events.iter().filter(|e| e.0 == name && e.1 < monday).count() as u64;
+        assert_eq!(s.slo_period(i, monday - 1).total, before, "{name}");
+        assert_eq!(s.period_length(end), Span::days(7));
+        // The state holds all of this week so far.
+        assert!((s.coverage(end) - 1.0).abs() < 1e-9, "{name}");
+    }
+    for cut in [0.3, 0.8] {
+        let at = (events.len() as f64 * cut) as usize;
+        let mut first = Core::new(&spec, settings());
+        feed(&mut first, &events, 0, at);
+        let bytes = snapshot::encode(&first);
+        let mut restored = snapshot::decode(&bytes, &spec, settings()).unwrap();
+        feed(&mut restored, &events, at, events.len());
+        restored.engine.advance_all(end);
+        assert_eq!(figures(&restored, end), figures(&whole, end), "cut {cut}");
     }
 }

@@ -14,6 +14,7 @@ use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
 use crate::model::Micros;
+pub use crate::spec::slo::CalendarPeriod;
 
 /// One calendar day of a service: `[start, end)` in microseconds (a day is
 /// 23 or 25 hours across a DST change), and per SLO (total, bad).
@@ -211,6 +212,77 @@ impl CalendarDays {
         };
         let date = t.to_zoned_datetime(self.tz.clone()).date();
         (week_label(date), month_label(date))
+    }
+}
+
+/// One calendar period: `[start, end)` in microseconds, and its length in
+/// days (a 31-day month is 31 days, whatever DST does to its hours).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeriodBounds {
+    pub start: Micros,
+    pub end: Micros,
+    pub days: i64,
+}
+
+impl PeriodBounds {
+    /// Its length as the burn-rate thresholds take it.
+    pub fn length(&self) -> crate::model::Span {
+        crate::model::Span::days(self.days)
+    }
+}
+
+/// The period holding `ts` in `tz`; `None` out of jiff's range.
+pub fn period_bounds(p: CalendarPeriod, tz: &TimeZone, ts: Micros) -> Option<PeriodBounds> {
+    use jiff::civil::Date;
+    let date = Timestamp::from_microsecond(ts)
+        .ok()?
+        .to_zoned_datetime(tz.clone())
+        .date();
+    let (first, days): (Date, i64) = match p {
+        CalendarPeriod::Week => {
+            let back = date.weekday().to_monday_zero_offset() as i64;
+            (date.checked_sub(jiff::Span::new().days(back)).ok()?, 7)
+        }
+        CalendarPeriod::Month => (date.first_of_month(), date.days_in_month() as i64),
+        CalendarPeriod::Quarter => {
+            let m = (date.month() - 1) / 3 * 3 + 1;
+            let first = Date::new(date.year(), m, 1).ok()?;
+            let days = (0..3)
+                .map(|k| {
+                    first
+                        .checked_add(jiff::Span::new().months(k))
+                        .map_or(30, |d| d.days_in_month() as i64)
+                })
+                .sum();
+            (first, days)
+        }
+    };
+    let last = first.checked_add(jiff::Span::new().days(days)).ok()?;
+    let at = |d: Date| -> Option<Micros> {
+        Some(d.to_zoned_datetime(tz.clone()).ok()?.timestamp().as_microsecond())
+    };
+    Some(PeriodBounds {
+        start: at(first)?,
+        end: at(last)?,
+        days,
+    })
+}
+
+impl CalendarDays {
+    /// SLO `i`'s (total, bad) over the days that start in `[from, to]`.
+    pub fn sum(&self, i: usize, from: Micros, to: Micros) -> (u64, u64) {
+        let k = self.bounds.partition_point(|&(s, _)| s < from);
+        let mut out = (0u64, 0u64);
+        for (j, &(s, _)) in self.bounds.iter().enumerate().skip(k) {
+            if s > to {
+                break;
+            }
+            if let Some(&(t, b)) = self.counts.get(j * self.slos + i) {
+                out.0 += t as u64;
+                out.1 += b as u64;
+            }
+        }
+        out
     }
 }
 

@@ -75,7 +75,8 @@ fn attach_calendar(
     spec: Option<&crate::spec::ServiceSpec>,
     settings: &EngineSettings,
 ) {
-    if !settings.calendar {
+    // A calendar period sums its days: kept whatever the settings.
+    if !settings.calendar && state.plan.calendar.is_none() {
         state.calendar = None;
         return;
     }

@@ -66,7 +66,12 @@ pub struct TierPlan {
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ServicePlan {
+    /// A rolling period, or the longest calendar period of its kind.
     pub period: Span,
+    /// A calendar period (`week`, `month`, `quarter`), from the spec in
+    /// force (not saved: a restored state is planned again).
+    #[serde(skip)]
+    pub calendar: Option<crate::spec::slo::CalendarPeriod>,
     pub slice: Span,
     pub cols: usize,
     pub slos: Vec<SloPlan>,
@@ -132,6 +137,7 @@ impl ServicePlan {
         assert!(cols <= 64, "at most 61 SLOs per service");
         ServicePlan {
             period,
+            calendar: spec.and_then(|s| s.calendar_period),
             slice,
             cols,
             slos,

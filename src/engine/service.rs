@@ -447,14 +447,48 @@ impl ServiceState {
         self.recent_slices[k].bad = now_bad;
     }
 
+    /// The calendar period holding `now`, for a service with one.
+    pub fn calendar_period(&self, now: Micros) -> Option<super::calendar::PeriodBounds> {
+        let tz = self.calendar.as_ref()?.time_zone();
+        super::calendar::period_bounds(self.plan.calendar?, tz, now)
+    }
+
+    /// The period's length at `now`: a rolling period's, or the calendar
+    /// period's own (a 31-day month is 31 days), by which burn-rate
+    /// thresholds are set.
+    pub fn period_length(&self, now: Micros) -> Span {
+        self.calendar_period(now)
+            .map_or(self.plan.period, |b| b.length())
+    }
+
+    /// Good and total of SLO `i` over its period as of `now`: the rolling
+    /// window, or the calendar period since its start (the budget starts
+    /// whole at each boundary).
+    pub fn slo_period(&self, i: usize, now: Micros) -> GoodTotal {
+        match (self.calendar_period(now), &self.calendar) {
+            (Some(b), Some(c)) => {
+                let (total, bad) = c.sum(i, b.start, now);
+                GoodTotal {
+                    good: total.saturating_sub(bad),
+                    total,
+                }
+            }
+            _ => self.slo_window(i, self.plan.period),
+        }
+    }
+
     /// The share of the period before `now` that the state holds: from its
-    /// oldest event on, less the spans it lacks ([`Self::missing`]).
+    /// oldest event on, less the spans it lacks ([`Self::missing`]). For a
+    /// calendar period, the share of it so far.
     pub fn coverage(&self, now: Micros) -> f64 {
-        let period = self.plan.period.0.max(1);
         let Some(first) = self.first_ts else {
             return 0.0;
         };
-        let from = first.max(now - period);
+        let start = self
+            .calendar_period(now)
+            .map_or(now - self.plan.period.0, |b| b.start);
+        let period = (now - start).max(1);
+        let from = first.max(start);
         let held = (now - from).max(0);
         let lacks: i64 = self
             .missing

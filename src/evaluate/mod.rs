@@ -107,6 +107,10 @@ pub struct Episode {
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AlertTracker {
     rules: Vec<AlertRule>,
+    /// A calendar period's thresholds follow its length: the period they
+    /// were set for, `[start, end)` (not saved: set again at the first tick).
+    #[serde(skip)]
+    rules_for: (Micros, Micros),
     /// Per (slo, rule): the open episode's index in `episodes`, and the
     /// SLO's cumulative bad count when it started.
     open: Vec<Option<(usize, u64)>>,
@@ -119,13 +123,33 @@ impl AlertTracker {
         AlertTracker {
             open: vec![None; rules.len() * s.plan.slos.len()],
             rules,
+            rules_for: (0, 0),
             episodes: Vec::new(),
+        }
+    }
+
+    /// Sets the thresholds for the calendar period holding `t` when it is
+    /// not the one they were set for (a rolling period's never change).
+    fn follow_period(&mut self, s: &ServiceState, t: Micros) {
+        if s.plan.calendar.is_none() || (self.rules_for.0 <= t && t < self.rules_for.1) {
+            return;
+        }
+        let Some(b) = s.calendar_period(t) else {
+            return;
+        };
+        self.rules_for = (b.start, b.end);
+        let now = alert_rules(b.length());
+        if now.len() == self.rules.len() {
+            for (r, n) in self.rules.iter_mut().zip(now) {
+                r.threshold = n.threshold;
+            }
         }
     }
 
     /// Evaluates every pair at tick `t`; true when an episode started or
     /// ended (what a snapshot pass has to write again).
     pub fn tick(&mut self, s: &ServiceState, t: Micros, min_events: u64) -> bool {
+        self.follow_period(s, t);
         let nr = self.rules.len();
         let mut changed = false;
         for i in 0..s.plan.slos.len() {
@@ -164,7 +188,11 @@ impl AlertTracker {
     /// and episodes; the others start with none.
     pub fn replanned(self, s: &ServiceState, slos: &[Option<usize>]) -> AlertTracker {
         let mut new = AlertTracker::new(s);
-        if new.rules != self.rules {
+        // The same pairs (a calendar period's thresholds move with its length).
+        let pairs = |rules: &[AlertRule]| -> Vec<(Severity, Span, Span)> {
+            rules.iter().map(|r| (r.severity, r.long, r.short)).collect()
+        };
+        if pairs(&new.rules) != pairs(&self.rules) {
             return new;
         }
         let nr = self.rules.len();
@@ -360,13 +388,15 @@ impl SloEval {
     }
 }
 
-pub fn evaluate_slos(s: &ServiceState) -> Vec<SloEval> {
+/// Every SLO of `s` as of `now` (its clock: the period of a calendar
+/// SLO is the one holding `now`).
+pub fn evaluate_slos(s: &ServiceState, now: Micros) -> Vec<SloEval> {
     s.plan
         .slos
         .iter()
         .enumerate()
         .map(|(i, slo)| {
-            let period = s.slo_window(i, s.plan.period);
+            let period = s.slo_period(i, now);
             SloEval {
                 name: slo.name.clone(),
                 objective: slo.objective,

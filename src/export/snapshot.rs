@@ -121,7 +121,7 @@ impl Snapshot {
                             .collect()
                     })
                     .unwrap_or_default();
-                let slos = evaluate_slos(s);
+                let slos = evaluate_slos(s, now);
                 let slos_recent = (0..slos.len()).map(|i| s.slo_window(i, RECENT)).collect();
                 let labels = labelled.get(name).map(|l| (*l).clone()).unwrap_or_default();
                 ServiceGauges {
@@ -133,7 +133,7 @@ impl Snapshot {
                     last_event_age: s.last_ts.map(|l| secs(now - l)),
                     slos,
                     slos_recent,
-                    period: s.plan.period,
+                    period: s.period_length(now),
                     labels,
                     alerts,
                 }
@@ -171,7 +171,7 @@ pub fn live_services(
             let latency_us = s.window_quantiles(api_window, now, &mut scratch, &QUANTILES);
             let report = report::live_service(
                 s,
-                &evaluate_slos(s),
+                &evaluate_slos(s, now),
                 trackers.get(id).and_then(Option::as_ref),
                 API_WINDOW,
                 &latency_us,

@@ -110,7 +110,7 @@ impl Charts {
                 self.services.resize(id + 1, None);
             }
             let series = self.services[id].get_or_insert_with(|| {
-                let rules = alert_rules(s.plan.period);
+                let rules = alert_rules(s.period_length(t));
                 let mut fresh = ServiceSeries {
                     name: name.to_string(),
                     slos: vec![SloSeries::default(); s.plan.slos.len()],
@@ -129,7 +129,7 @@ impl Charts {
             for (col, v) in series.latency_ms.iter_mut().zip(&q) {
                 col.push(nan(v.map(|us| us / 1000.0)));
             }
-            for (slo, e) in series.slos.iter_mut().zip(evaluate_slos(s)) {
+            for (slo, e) in series.slos.iter_mut().zip(evaluate_slos(s, t)) {
                 slo.budget_remaining.push(nan(e.budget_remaining()));
                 for (col, w) in slo.burn.iter_mut().zip(CHART_BURN_WINDOWS) {
                     let b = e
@@ -217,7 +217,7 @@ mod tests {
         }
         // The last point is what the evaluation says at the last tick...
         let last = |v: &Vec<f32>| f64::from(*v.last().unwrap());
-        let e = &evaluate_slos(engine.service(api))[0];
+        let e = &evaluate_slos(engine.service(api), end)[0];
         for (k, w) in CHART_BURN_WINDOWS.iter().enumerate() {
             let want = e.burn_rates.iter().find(|b| b.0 == *w).unwrap().1.unwrap();
             assert!((last(&s.slos[0].burn[k]) - want).abs() < 1e-5, "{w}");

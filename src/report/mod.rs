@@ -325,9 +325,15 @@ fn slo_reports(
 }
 
 /// The share of the period's budget that `bad` events (or slices) of SLO
-/// `i` are (`period_total(i)` events in the period).
-fn budget_share(s: &ServiceState, i: usize, bad: u64, period_total: &impl Fn(usize) -> f64) -> f64 {
-    let denom = s.plan.slos[i].budget() * period_total(i);
+/// `i` from time `at` are (`period_total(i, at)` events in the period).
+fn budget_share(
+    s: &ServiceState,
+    i: usize,
+    bad: u64,
+    at: Micros,
+    period_total: &impl Fn(usize, Micros) -> f64,
+) -> f64 {
+    let denom = s.plan.slos[i].budget() * period_total(i, at);
     if denom > 0.0 {
         r(bad as f64 / denom)
     } else {
@@ -338,7 +344,7 @@ fn budget_share(s: &ServiceState, i: usize, bad: u64, period_total: &impl Fn(usi
 fn episode_report(
     s: &ServiceState,
     ep: &Episode,
-    period_total: &impl Fn(usize) -> f64,
+    period_total: &impl Fn(usize, Micros) -> f64,
 ) -> AlertReport {
     AlertReport {
         slo: s.plan.slos[ep.slo].name.clone(),
@@ -348,16 +354,16 @@ fn episode_report(
         burn_rate_threshold: r(ep.rule.threshold),
         start: format_rfc3339(ep.start),
         end: ep.end.map(format_rfc3339),
-        budget_consumed: budget_share(s, ep.slo, ep.bad, period_total),
+        budget_consumed: budget_share(s, ep.slo, ep.bad, ep.start, period_total),
     }
 }
 
 /// A service's alert episodes, and the incidents they make; a budget is a
-/// share of the period's whole budget (`period_total(slo)` events).
+/// share of the period's whole budget (`period_total(slo, at)` events).
 fn alert_reports(
     s: &ServiceState,
     tr: &AlertTracker,
-    period_total: impl Fn(usize) -> f64,
+    period_total: impl Fn(usize, Micros) -> f64,
 ) -> (Vec<AlertReport>, Vec<IncidentSummary>) {
     let mut alerts: Vec<AlertReport> = tr
         .episodes
@@ -372,7 +378,7 @@ fn alert_reports(
             start: format_rfc3339(inc.start),
             end: inc.end.map(format_rfc3339),
             severity: inc.severity.as_str().to_string(),
-            budget_consumed: budget_share(s, inc.slo, inc.bad, &period_total),
+            budget_consumed: budget_share(s, inc.slo, inc.bad, inc.start, &period_total),
             pairs: inc
                 .episodes
                 .iter()
@@ -382,6 +388,21 @@ fn alert_reports(
         .collect();
     incidents.sort_by(|a, b| (&a.start, &a.slo).cmp(&(&b.start, &b.slo)));
     (alerts, incidents)
+}
+
+/// For a calendar period: the events of SLO `i` in the period holding
+/// `at`, scaled up to the whole period when the state saw only part of it
+/// by `now` (the budget an episode spends is a share of its own period's).
+fn calendar_period_total(s: &ServiceState, i: usize, at: Micros, now: Micros) -> Option<f64> {
+    let b = s.calendar_period(at)?;
+    let (total, _) = s.calendar.as_ref()?.sum(i, b.start, b.end - 1);
+    let seen = b.end.min(now) - b.start.max(s.first_ts.unwrap_or(b.start));
+    let whole = b.end - b.start;
+    Some(if seen > 0 && seen < whole {
+        total as f64 * whole as f64 / seen as f64
+    } else {
+        total as f64
+    })
 }
 
 /// A service as `slate run` shows it at `now` (`/api/v1/services`):
@@ -397,7 +418,12 @@ pub fn live_service(
 ) -> ServiceReport {
     let coverage = vec![s.coverage(now); s.plan.slos.len()];
     let (alerts, incidents) = tracker
-        .map(|tr| alert_reports(s, tr, |i| s.slo_window(i, s.plan.period).total as f64))
+        .map(|tr| {
+            alert_reports(s, tr, |i, at| {
+                calendar_period_total(s, i, at, now)
+                    .unwrap_or_else(|| s.slo_window(i, s.plan.period).total as f64)
+            })
+        })
         .unwrap_or_default();
     let recent_total = s.window_sum(recent, crate::engine::plan::COL_TOTAL);
     let ms = |i: usize| {
@@ -422,7 +448,7 @@ pub fn live_service(
         alerts,
         incidents,
         calendar: calendar_of(s),
-        period: (!s.plan.slos.is_empty()).then(|| s.plan.period.to_string()),
+        period: period_name(s),
         period_timezone: timezone_of(s),
         last_event: s.last_ts.map(format_rfc3339),
     }
@@ -485,6 +511,14 @@ fn calendar_of(s: &ServiceState) -> Ordered<SloCalendar> {
 }
 
 /// The zone a service's calendar is cut in, when not UTC.
+/// The SLOs' period as the spec says it: `30d`, or `month`.
+fn period_name(s: &ServiceState) -> Option<String> {
+    (!s.plan.slos.is_empty()).then(|| match s.plan.calendar {
+        Some(c) => c.to_string(),
+        None => s.plan.period.to_string(),
+    })
+}
+
 fn timezone_of(s: &ServiceState) -> Option<String> {
     s.calendar
         .as_ref()
@@ -526,7 +560,10 @@ pub fn build(
     let (mut weeks, mut months) = (BTreeMap::new(), BTreeMap::new());
     // Scale from the span to the period when the span is shorter: an
     // episode's budget is a share of the whole period's budget.
-    let period_total = |s: &crate::engine::ServiceState, i: usize| -> f64 {
+    let period_total = |s: &crate::engine::ServiceState, i: usize, at: Micros| -> f64 {
+        if let Some(t) = calendar_period_total(s, i, at, end) {
+            return t;
+        }
         let p = s.plan.period;
         match span_secs {
             Some(span) if span < p => s.cumulative[i].0 as f64 * p.0 as f64 / span.0 as f64,
@@ -534,7 +571,7 @@ pub fn build(
         }
     };
     for (id, (name, s)) in engine.services().enumerate() {
-        let evals = evaluate_slos(s);
+        let evals = evaluate_slos(s, end);
         for (i, e) in evals.iter().enumerate() {
             n_slos += 1;
             if e.met() == Some(true) {
@@ -549,7 +586,7 @@ pub fn build(
         let (alerts, incidents) = trackers
             .get(id)
             .and_then(Option::as_ref)
-            .map(|tr| alert_reports(s, tr, |i| period_total(s, i)))
+            .map(|tr| alert_reports(s, tr, |i, at| period_total(s, i, at)))
             .unwrap_or_default();
         let calendar = calendar_of(s);
         // The one number per week and month: occurrence SLOs only.
@@ -580,7 +617,7 @@ pub fn build(
                 alerts,
                 incidents,
                 calendar,
-                period: (!s.plan.slos.is_empty()).then(|| s.plan.period.to_string()),
+                period: period_name(s),
                 period_timezone: timezone_of(s),
                 last_event: None,
             },
@@ -609,7 +646,7 @@ pub fn build(
                         (None, _) => 0,
                         (Some(_), f) => to.saturating_sub(f.unwrap_or(0)),
                     };
-                    let denom = slo.budget() * period_total(s, i);
+                    let denom = slo.budget() * period_total(s, i, inc.from);
                     per.0.push((
                         slo.name.clone(),
                         if denom > 0.0 {

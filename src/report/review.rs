@@ -396,15 +396,29 @@ pub fn review(
                 .and_then(|(_, b)| *b);
             let left = r.budget_remaining;
             let gone = left.is_some_and(|l| l <= 0.0);
-            if gone || burn_1d.is_some_and(|b| b > 1.0) {
-                let period = s.period.as_deref().and_then(|p| Span::parse(p).ok());
-                let runs_out = match (left, burn_1d, period, end) {
-                    (Some(l), Some(b), Some(p), Some(e)) if l > 0.0 && b > 0.0 => {
-                        let after = (l * p.0 as f64 / b) as Micros;
-                        Some(format_rfc3339(e.saturating_add(after)))
-                    }
-                    _ => None,
-                };
+            // A calendar period's budget starts whole at its end: a budget
+            // that would run out after it does not.
+            let (period, resets) = match s.period.as_deref() {
+                Some(p) => match crate::spec::slo::CalendarPeriod::parse(p) {
+                    Some(c) => end
+                        .and_then(|e| crate::engine::calendar::period_bounds(c, &tz, e))
+                        .map_or((None, None), |b| (Some(b.length()), Some(b.end))),
+                    None => (Span::parse(p).ok(), None),
+                },
+                None => (None, None),
+            };
+            let runs_out_at = match (left, burn_1d, period, end) {
+                (Some(l), Some(b), Some(p), Some(e)) if l > 0.0 && b > 0.0 => {
+                    Some(e.saturating_add((l * p.0 as f64 / b) as Micros))
+                }
+                _ => None,
+            };
+            let fast = burn_1d.is_some_and(|b| b > 1.0)
+                && resets.is_none_or(|r| runs_out_at.is_some_and(|t| t < r));
+            if gone || fast {
+                let runs_out = runs_out_at
+                    .filter(|&t| resets.is_none_or(|r| t < r))
+                    .map(format_rfc3339);
                 at_risk.push(AtRisk {
                     service: name.clone(),
                     slo: slo.clone(),

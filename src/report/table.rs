@@ -80,7 +80,9 @@ fn incidents(out: &mut String, report: &Report) {
                     String::new(),
                     format!(
                         "└ {}/{} ≥ {}",
-                        a.long_window, a.short_window, a.burn_rate_threshold
+                        a.long_window,
+                        a.short_window,
+                        threshold(a.burn_rate_threshold)
                     ),
                     a.severity.clone(),
                     a.start.clone(),
@@ -260,4 +262,10 @@ pub fn render(report: &Report) -> String {
         columns(&mut out, &["SERVICE", "SLO", "BUDGET SPENT"], &rows);
     }
     out
+}
+
+/// A burn-rate threshold to three decimals at most: `14.4`, `0.233`.
+fn threshold(v: f64) -> String {
+    let s = format!("{v:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }

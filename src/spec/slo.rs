@@ -22,7 +22,12 @@ pub struct SloSpec {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceSpec {
     pub name: String,
+    /// A rolling period's length; for a calendar period the longest such
+    /// period (what the state has to hold).
     pub period: Span,
+    /// `period: week | month | quarter`: the budget starts whole at each
+    /// boundary (in `period_timezone`).
+    pub calendar_period: Option<CalendarPeriod>,
     /// Where the report's calendar weeks and months are cut
     /// (`period_timezone`, an IANA name; UTC by default).
     pub period_timezone: jiff::tz::TimeZone,
@@ -38,6 +43,50 @@ impl ServiceSpec {
     /// Whether a correction covers SLO `i`.
     pub fn corrected(&self, i: usize) -> bool {
         self.corrections.iter().any(|(_, m)| m >> i & 1 == 1)
+    }
+}
+
+/// A calendar-aligned SLO period (DESIGN §4): its budget starts whole at
+/// each boundary, in the service's `period_timezone`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CalendarPeriod {
+    /// The ISO week, from Monday.
+    Week,
+    Month,
+    Quarter,
+}
+
+impl CalendarPeriod {
+    pub fn parse(s: &str) -> Option<CalendarPeriod> {
+        match s {
+            "week" => Some(CalendarPeriod::Week),
+            "month" => Some(CalendarPeriod::Month),
+            "quarter" => Some(CalendarPeriod::Quarter),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CalendarPeriod::Week => "week",
+            CalendarPeriod::Month => "month",
+            CalendarPeriod::Quarter => "quarter",
+        }
+    }
+
+    /// The longest such period: how far back late data and the rings reach.
+    pub fn longest(self) -> crate::model::Span {
+        crate::model::Span::days(match self {
+            CalendarPeriod::Week => 7,
+            CalendarPeriod::Month => 31,
+            CalendarPeriod::Quarter => 92,
+        })
+    }
+}
+
+impl std::fmt::Display for CalendarPeriod {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -243,6 +292,7 @@ fn service(
     let mut svc = ServiceSpec {
         name: name.to_string(),
         period: super::slo::DEFAULT_PERIOD,
+        calendar_period: None,
         period_timezone: jiff::tz::TimeZone::UTC,
         availability_slice: DEFAULT_SLICE,
         labels: BTreeMap::new(),
@@ -316,12 +366,24 @@ fn service(
                 Ok(o) => freshness_objective = o,
                 Err(msg) => errors.add(v.line, &ctx, msg),
             },
-            "period" => match Span::parse(value) {
-                Ok(p) if p >= Span::days(1) && p <= Span::days(90) && p.0 % Span::hours(1).0 == 0 => {
+            "period" => match (CalendarPeriod::parse(value), Span::parse(value)) {
+                (Some(p), _) => {
+                    svc.period = p.longest();
+                    svc.calendar_period = Some(p);
+                }
+                (None, Ok(p)) if p >= Span::days(1) && p <= Span::days(90) && p.0 % Span::hours(1).0 == 0 => {
                     svc.period = p
                 }
-                Ok(_) => errors.add(v.line, &ctx, "must be whole hours between 1d and 90d (e.g. 7d, 28d, 30d)"),
-                Err(msg) => errors.add(v.line, &ctx, msg),
+                (None, Ok(_)) => errors.add(
+                    v.line,
+                    &ctx,
+                    "must be whole hours between 1d and 90d (e.g. 7d, 28d, 30d), or week, month or quarter",
+                ),
+                (None, Err(msg)) => errors.add(
+                    v.line,
+                    &ctx,
+                    format!("{msg}; or a calendar period: week, month or quarter"),
+                ),
             },
             "period_timezone" => match jiff::tz::TimeZone::get(value) {
                 Ok(tz) => svc.period_timezone = tz,
