@@ -109,9 +109,13 @@ fn reference_decode(bytes: &[u8]) -> (Vec<Ev>, u64) {
 }
 
 fn run(path: &Path, threads: usize) -> Report {
+    run_spec(path, threads, SloSpec::load(Path::new(SPEC)).unwrap())
+}
+
+fn run_spec(path: &Path, threads: usize, spec: SloSpec) -> Report {
     replay(ReplayOptions {
         inputs: vec![InputName(path.to_path_buf())],
-        spec: SloSpec::load(Path::new(SPEC)).unwrap(),
+        spec,
         config: Config::default(),
         from: None,
         to: None,
@@ -340,6 +344,76 @@ fn streaming_engine_agrees_with_the_naive_reference() {
     check_against_reference(&path, &bytes, 10);
 }
 
+/// DESIGN §5 alert windows: a spec's own pairs (Sloth's `AlertWindows`
+/// shape under `defaults: alerting:`) with the ticket tier disabled, and
+/// slate.yml's `alerting.windows` for every service without its own:
+/// the episodes are those the naive evaluation of the same pairs finds,
+/// no other pair fires, and the burn rate of each configured window is
+/// reported.
+#[test]
+fn configured_alert_windows_and_a_disabled_tier_agree_with_the_naive_reference() {
+    let (_dir, path, bytes) = traffic();
+    let seed_spec = std::fs::read_to_string(SPEC).unwrap();
+    let own = format!(
+        "defaults:\n  alerting:\n    page:\n      quick: {{budget_percent: 3, long_window: 30m, short_window: 5m}}\n      slow: {{budget_percent: 6, long_window: 4h, short_window: 20m}}\n    ticket: disable\n{seed_spec}"
+    );
+    let spec = SloSpec::parse(Path::new("s.yml"), &own).unwrap();
+    let pairs = [
+        (30 * MIN, 5 * MIN, 0.03, "page"),
+        (240 * MIN, 20 * MIN, 0.06, "page"),
+    ];
+    check_with_pairs(&path, &bytes, 3, spec.clone(), &pairs);
+    let report = run_spec(&path, 2, spec);
+    let api = &report.services["api-gateway"].slos.0[0].1;
+    assert!(api.burn_rate.0.iter().any(|(w, _)| w == "30m"));
+    assert!(api.burn_rate.0.iter().any(|(w, _)| w == "4h"));
+    assert!(api.burn_rate.0.iter().any(|(w, _)| w == "20m"));
+
+    // The same pairs from slate.yml, tickets kept: 2 pages and 2 tickets.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("slate.yml");
+    std::fs::write(
+        &cfg,
+        "alerting:\n  windows:\n    page:\n      quick: {budget_percent: 3, long_window: 30m, short_window: 5m}\n      slow: {budget_percent: 6, long_window: 4h, short_window: 20m}\n",
+    )
+    .unwrap();
+    let config = Config::load(&cfg).unwrap();
+    let report = replay(ReplayOptions {
+        inputs: vec![InputName(path.clone())],
+        spec: SloSpec::load(Path::new(SPEC)).unwrap(),
+        config,
+        from: None,
+        to: None,
+        incidents: Vec::new(),
+        threads: 2,
+        dead_letter: None,
+        progress: false,
+        charts: false,
+        save_state: None,
+    })
+    .unwrap();
+    let mut seen: Vec<(String, String)> = report
+        .services
+        .values()
+        .flat_map(|s| {
+            s.alerts
+                .iter()
+                .map(|a| (a.long_window.clone(), a.short_window.clone()))
+        })
+        .collect();
+    seen.sort();
+    seen.dedup();
+    assert!(seen.contains(&("30m".into(), "5m".into())), "{seen:?}");
+    assert!(
+        seen.iter().all(
+            |p| [("30m", "5m"), ("4h", "20m"), ("1d", "2h"), ("3d", "6h")]
+                .iter()
+                .any(|(l, s)| p.0 == *l && p.1 == *s)
+        ),
+        "{seen:?}"
+    );
+}
+
 /// The bundled fixture behind the golden report was checked here before
 /// its report was frozen, and stays checked.
 #[test]
@@ -382,10 +456,30 @@ fn the_quiet_weekend_fixture_agrees_with_the_naive_reference() {
     check_against_reference(&path, &bytes, 5);
 }
 
+/// Google SRE's four pairs: (long, short, budget share, severity).
+const PAIRS: [(i64, i64, f64, &str); 4] = [
+    (60 * MIN, 5 * MIN, 0.02, "page"),
+    (360 * MIN, 30 * MIN, 0.05, "page"),
+    (1440 * MIN, 120 * MIN, 0.1, "ticket"),
+    (3 * 1440 * MIN, 360 * MIN, 0.1, "ticket"),
+];
+
 fn check_against_reference(path: &Path, bytes: &[u8], min_episodes: usize) {
+    let spec = SloSpec::load(Path::new(SPEC)).unwrap();
+    check_with_pairs(path, bytes, min_episodes, spec, &PAIRS);
+}
+
+/// [`check_against_reference`] under `spec`, whose alert pairs are `pairs`.
+fn check_with_pairs(
+    path: &Path,
+    bytes: &[u8],
+    min_episodes: usize,
+    spec: SloSpec,
+    pairs: &[(i64, i64, f64, &'static str)],
+) {
     let (events, rejected) = reference_decode(bytes);
     let ordered = events.windows(2).all(|w| w[0].ts <= w[1].ts);
-    let report = run(path, 2);
+    let report = run_spec(path, 2, spec);
     let first = events.iter().map(|e| e.ts).min().unwrap();
     let last = events.iter().map(|e| e.ts).max().unwrap();
     let end = last + 1;
@@ -403,12 +497,6 @@ fn check_against_reference(path: &Path, bytes: &[u8], min_episodes: usize) {
     }
     assert!(by_service.keys().all(|k| report.services.contains_key(*k)));
 
-    let pairs = [
-        (60 * MIN, 5 * MIN, 0.02, "page"),
-        (360 * MIN, 30 * MIN, 0.05, "page"),
-        (1440 * MIN, 120 * MIN, 0.1, "ticket"),
-        (3 * 1440 * MIN, 360 * MIN, 0.1, "ticket"),
-    ];
     let period = 30 * 1440 * MIN;
     let mut episodes = 0;
     let mut incidents_checked = 0;
@@ -891,7 +979,11 @@ fn a_calendar_period_restarts_its_budget_at_the_boundary() {
             // Thresholds: budget share × the period's days / the long window.
             for a in &s.alerts {
                 let t = at(&a.start);
-                let days = if period == "month" && t < start { 31.0 } else { days };
+                let days = if period == "month" && t < start {
+                    31.0
+                } else {
+                    days
+                };
                 let (share, long_h) = match (a.long_window.as_str(), a.short_window.as_str()) {
                     ("1h", _) => (0.02, 1.0),
                     ("6h", _) => (0.05, 6.0),
@@ -918,8 +1010,14 @@ fn a_calendar_period_restarts_its_budget_at_the_boundary() {
             .filter(|a| a.long_window == "1h")
             .map(|a| a.start.as_str())
             .collect();
-        assert!(pages.iter().any(|s| at(s) < at("2026-11-01T00:00:00Z")), "{pages:?}");
-        assert!(pages.iter().any(|s| at(s) > at("2026-11-02T00:00:00Z")), "{pages:?}");
+        assert!(
+            pages.iter().any(|s| at(s) < at("2026-11-01T00:00:00Z")),
+            "{pages:?}"
+        );
+        assert!(
+            pages.iter().any(|s| at(s) > at("2026-11-02T00:00:00Z")),
+            "{pages:?}"
+        );
     }
 }
 

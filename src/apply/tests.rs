@@ -716,7 +716,10 @@ fn a_calendar_week_restarts_at_monday_in_its_zone_and_survives_a_snapshot() {
             "{name}"
         );
         // Before Monday: the week before's events.
-        let before = events.iter().filter(|e| e.0 == name && e.1 < monday).count() as u64;
+        let before = events
+            .iter()
+            .filter(|e| e.0 == name && e.1 < monday)
+            .count() as u64;
         assert_eq!(s.slo_period(i, monday - 1).total, before, "{name}");
         assert_eq!(s.period_length(end), Span::days(7));
         // The state holds all of this week so far.

@@ -47,7 +47,7 @@ pub struct CheckArgs {
 pub fn run(a: CheckArgs) -> Result<ExitCode> {
     let mut errors = Vec::new();
     let mut lines = Vec::new();
-    let spec = match &a.slo {
+    let mut spec = match &a.slo {
         Some(p) => match SloSpec::load(p) {
             Ok(s) => {
                 let n: usize = s.services.iter().map(|s| s.slos.len()).sum();
@@ -100,6 +100,11 @@ pub fn run(a: CheckArgs) -> Result<ExitCode> {
         },
         None => Config::default(),
     };
+    if let Some(spec) = &mut spec {
+        if let Err(e) = spec.use_alert_windows(config.alerting.windows.as_ref()) {
+            errors.extend(e.0.iter().map(|e| e.to_string()));
+        }
+    }
     let policy = a.policy.clone().or_else(|| config.gate.policy.clone());
     if let Some(p) = &policy {
         match crate::spec::gate::GatePolicy::load(p) {

@@ -259,7 +259,12 @@ pub fn period_bounds(p: CalendarPeriod, tz: &TimeZone, ts: Micros) -> Option<Per
     };
     let last = first.checked_add(jiff::Span::new().days(days)).ok()?;
     let at = |d: Date| -> Option<Micros> {
-        Some(d.to_zoned_datetime(tz.clone()).ok()?.timestamp().as_microsecond())
+        Some(
+            d.to_zoned_datetime(tz.clone())
+                .ok()?
+                .timestamp()
+                .as_microsecond(),
+        )
     };
     Some(PeriodBounds {
         start: at(first)?,

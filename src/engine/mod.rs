@@ -63,8 +63,17 @@ fn attach(
     spec: Option<&crate::spec::ServiceSpec>,
     settings: &EngineSettings,
 ) {
+    unsaved_plan(&mut state.plan, spec);
     attach_calendar(state, spec, settings);
     attach_corrections(state, spec);
+}
+
+/// What a plan takes from the spec but does not save (its calendar
+/// period and alert pairs), so that a restored plan compares equal to the
+/// spec's when nothing saved changed.
+fn unsaved_plan(plan: &mut ServicePlan, spec: Option<&crate::spec::ServiceSpec>) {
+    plan.calendar = spec.and_then(|s| s.calendar_period);
+    plan.alerting = spec.map_or(Vec::new(), |s| s.alerting.clone());
 }
 
 /// Per-day counts for a service when the engine keeps them: its own (a
@@ -172,7 +181,8 @@ impl Engine {
             unlisted: 0,
             now,
         };
-        for (name, state) in services {
+        for (name, mut state) in services {
+            unsaved_plan(&mut state.plan, spec.service(&name));
             e.index.insert(name.clone(), e.names.len() as ServiceId);
             e.names.push(name);
             e.services.push(state);
@@ -189,6 +199,7 @@ impl Engine {
         self.spec = spec.clone();
         let mut maps = Vec::with_capacity(self.services.len());
         for (name, state) in self.names.iter().zip(self.services.iter_mut()) {
+            unsaved_plan(&mut state.plan, spec.service(name));
             let re = state.plan.replan(spec.service(name));
             let unchanged =
                 re.plan == state.plan && re.slos.iter().enumerate().all(|(j, o)| *o == Some(j));
@@ -219,7 +230,11 @@ impl Engine {
     /// over), moved to the spec in force as a reload moves it. Returns
     /// the old index of each of its SLOs (`None`: new or changed), as
     /// [`reload`](Self::reload) does per service.
-    pub fn adopt(&mut self, id: ServiceId, state: ServiceState) -> Vec<Option<usize>> {
+    pub fn adopt(&mut self, id: ServiceId, mut state: ServiceState) -> Vec<Option<usize>> {
+        unsaved_plan(
+            &mut state.plan,
+            self.spec.service(&self.names[id as usize]),
+        );
         let re = state
             .plan
             .replan(self.spec.service(&self.names[id as usize]));

@@ -72,6 +72,9 @@ pub struct ServicePlan {
     /// force (not saved: a restored state is planned again).
     #[serde(skip)]
     pub calendar: Option<crate::spec::slo::CalendarPeriod>,
+    /// Its alert pairs (from the spec in force, not saved).
+    #[serde(skip)]
+    pub alerting: Vec<crate::spec::alerting::AlertWindow>,
     pub slice: Span,
     pub cols: usize,
     pub slos: Vec<SloPlan>,
@@ -117,6 +120,7 @@ impl ServicePlan {
             }
             if !slos.is_empty() {
                 windows.extend(BURN_WINDOWS);
+                windows.extend(spec.alerting.iter().flat_map(|w| [w.long, w.short]));
                 windows.push(period);
             }
         }
@@ -138,6 +142,7 @@ impl ServicePlan {
         ServicePlan {
             period,
             calendar: spec.and_then(|s| s.calendar_period),
+            alerting: spec.map_or(Vec::new(), |s| s.alerting.clone()),
             slice,
             cols,
             slos,

@@ -9,22 +9,8 @@ use crate::engine::plan::{SloPlan, BURN_WINDOWS};
 use crate::engine::{GoodTotal, ServiceState};
 use crate::model::{Micros, Span};
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-pub enum Severity {
-    Page,
-    Ticket,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Page => "page",
-            Severity::Ticket => "ticket",
-        }
-    }
-}
+use crate::spec::alerting::AlertWindow;
+pub use crate::spec::alerting::Severity;
 
 /// One MWMB alert pair.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -36,26 +22,17 @@ pub struct AlertRule {
     pub threshold: f64,
 }
 
-/// Google SRE's four pairs: (severity, long, short, share of the period's
-/// budget spent in the long window).
-const PAIRS: [(Severity, Span, Span, f64); 4] = [
-    (Severity::Page, Span::hours(1), Span::mins(5), 0.02),
-    (Severity::Page, Span::hours(6), Span::mins(30), 0.05),
-    (Severity::Ticket, Span::days(1), Span::hours(2), 0.10),
-    (Severity::Ticket, Span::days(3), Span::hours(6), 0.10),
-];
-
-/// The alert pairs for a period; pairs whose long window exceeds the
-/// period are dropped.
-pub fn alert_rules(period: Span) -> Vec<AlertRule> {
-    PAIRS
+/// The alert pairs of `windows` for a period of length `period`; pairs
+/// whose long window exceeds the period are dropped.
+pub fn alert_rules(windows: &[AlertWindow], period: Span) -> Vec<AlertRule> {
+    windows
         .iter()
-        .filter(|(_, long, _, _)| *long <= period)
-        .map(|&(severity, long, short, fraction)| AlertRule {
-            severity,
-            long,
-            short,
-            threshold: fraction * period.0 as f64 / long.0 as f64,
+        .filter(|w| w.long <= period)
+        .map(|w| AlertRule {
+            severity: w.severity,
+            long: w.long,
+            short: w.short,
+            threshold: w.budget_fraction * period.0 as f64 / w.long.0 as f64,
         })
         .collect()
 }
@@ -119,7 +96,7 @@ pub struct AlertTracker {
 
 impl AlertTracker {
     pub fn new(s: &ServiceState) -> AlertTracker {
-        let rules = alert_rules(s.plan.period);
+        let rules = alert_rules(&s.plan.alerting, s.plan.period);
         AlertTracker {
             open: vec![None; rules.len() * s.plan.slos.len()],
             rules,
@@ -138,7 +115,7 @@ impl AlertTracker {
             return;
         };
         self.rules_for = (b.start, b.end);
-        let now = alert_rules(b.length());
+        let now = alert_rules(&s.plan.alerting, b.length());
         if now.len() == self.rules.len() {
             for (r, n) in self.rules.iter_mut().zip(now) {
                 r.threshold = n.threshold;
@@ -190,7 +167,10 @@ impl AlertTracker {
         let mut new = AlertTracker::new(s);
         // The same pairs (a calendar period's thresholds move with its length).
         let pairs = |rules: &[AlertRule]| -> Vec<(Severity, Span, Span)> {
-            rules.iter().map(|r| (r.severity, r.long, r.short)).collect()
+            rules
+                .iter()
+                .map(|r| (r.severity, r.long, r.short))
+                .collect()
         };
         if pairs(&new.rules) != pairs(&self.rules) {
             return new;
@@ -388,6 +368,26 @@ impl SloEval {
     }
 }
 
+/// The windows whose burn rate a service reports: the usual ones, and
+/// those of its alert pairs, shortest first.
+pub fn burn_windows(s: &ServiceState) -> impl Iterator<Item = Span> + '_ {
+    let mut extra: Vec<Span> = s
+        .plan
+        .alerting
+        .iter()
+        .flat_map(|w| [w.long, w.short])
+        .filter(|w| !BURN_WINDOWS.contains(w))
+        .collect();
+    extra.sort();
+    extra.dedup();
+    let mut all: Vec<Span> = BURN_WINDOWS.to_vec();
+    if !extra.is_empty() {
+        all.extend(extra);
+        all.sort();
+    }
+    all.into_iter()
+}
+
 /// Every SLO of `s` as of `now` (its clock: the period of a calendar
 /// SLO is the one holding `now`).
 pub fn evaluate_slos(s: &ServiceState, now: Micros) -> Vec<SloEval> {
@@ -403,9 +403,8 @@ pub fn evaluate_slos(s: &ServiceState, now: Micros) -> Vec<SloEval> {
                 period,
                 attainment: period.ratio(),
                 budget_consumed: period.ratio().map(|a| (1.0 - a) / slo.budget()),
-                burn_rates: BURN_WINDOWS
-                    .iter()
-                    .map(|&w| (w, burn_rate(s.slo_window(i, w), slo)))
+                burn_rates: burn_windows(s)
+                    .map(|w| (w, burn_rate(s.slo_window(i, w), slo)))
                     .collect(),
             }
         })
@@ -415,16 +414,17 @@ pub fn evaluate_slos(s: &ServiceState, now: Micros) -> Vec<SloEval> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::alerting::DEFAULT_WINDOWS;
 
     #[test]
     fn thresholds_follow_the_period() {
-        let r = alert_rules(Span::days(30));
+        let r = alert_rules(&DEFAULT_WINDOWS, Span::days(30));
         let t: Vec<f64> = r.iter().map(|r| r.threshold).collect();
         assert_eq!(r.len(), 4);
         for (got, want) in t.iter().zip([14.4, 6.0, 3.0, 1.0]) {
             assert!((got - want).abs() < 1e-9, "{got} vs {want}");
         }
-        let short = alert_rules(Span::days(1));
+        let short = alert_rules(&DEFAULT_WINDOWS, Span::days(1));
         assert_eq!(short.len(), 3, "the 3d pair is dropped for a 1d period");
         assert!((short[0].threshold - 0.02 * 24.0).abs() < 1e-9);
     }

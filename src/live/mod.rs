@@ -221,6 +221,8 @@ struct Applier {
     kafka: Arc<KafkaShared>,
     last_counters: Instant,
     slo_path: Option<PathBuf>,
+    /// slate.yml's `alerting.windows`, given to a re-read spec too.
+    alert_windows: Option<crate::spec::config::ConfiguredWindows>,
     /// When the SLO spec in use was loaded (seconds since the epoch).
     loaded_at: f64,
     /// Durable state, when on.
@@ -536,7 +538,11 @@ impl Applier {
         let Some(path) = self.slo_path.clone() else {
             return Err("slate run was started without an SLO spec (--slo FILE): there is nothing to re-read".into());
         };
-        let spec = match SloSpec::load(&path) {
+        let loaded = SloSpec::load(&path).and_then(|mut spec| {
+            spec.use_alert_windows(self.alert_windows.as_ref())?;
+            Ok(spec)
+        });
+        let spec = match loaded {
             Ok(spec) => spec,
             Err(e) => {
                 publish(
@@ -1150,6 +1156,8 @@ pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSumm
         listener,
         policy,
     } = opts;
+    let mut spec = spec;
+    spec.use_alert_windows(config.alerting.windows.as_ref())?;
     if config.kafka.topics.is_empty() {
         return Err(anyhow!("no topic to read: give --topic or kafka.topics"));
     }
@@ -1381,6 +1389,7 @@ pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSumm
         kafka: kafka.clone(),
         last_counters: Instant::now(),
         slo_path,
+        alert_windows: config.alerting.windows.clone(),
         loaded_at: wall_us() as f64 / 1e6,
         state: durable,
         skip_until,

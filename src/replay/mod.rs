@@ -141,7 +141,10 @@ impl DeadLetters for DeadLetterFile {
 }
 
 impl Replayer {
-    pub fn new(opts: ReplayOptions) -> Result<Replayer, ReplayError> {
+    pub fn new(mut opts: ReplayOptions) -> Result<Replayer, ReplayError> {
+        opts.spec
+            .use_alert_windows(opts.config.alerting.windows.as_ref())
+            .map_err(|e| ReplayError::Format(e.to_string()))?;
         let core = Core::new(
             &opts.spec,
             CoreSettings {

@@ -110,7 +110,7 @@ impl Charts {
                 self.services.resize(id + 1, None);
             }
             let series = self.services[id].get_or_insert_with(|| {
-                let rules = alert_rules(s.period_length(t));
+                let rules = alert_rules(&s.plan.alerting, s.period_length(t));
                 let mut fresh = ServiceSeries {
                     name: name.to_string(),
                     slos: vec![SloSeries::default(); s.plan.slos.len()],

@@ -361,6 +361,16 @@ pub struct AlertingConfig {
     /// The evaluation step (`--eval-every`): replay's in event time
     /// (default 1m), live's in wall-clock time (default 1s).
     pub eval_every: Option<Span>,
+    /// `alerting.windows`: the alert pairs of every service that does not
+    /// give its own, and the file and line they were written on.
+    pub windows: Option<ConfiguredWindows>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfiguredWindows {
+    pub file: std::path::PathBuf,
+    pub line: usize,
+    pub windows: super::alerting::Windows,
 }
 
 impl AlertingConfig {
@@ -509,7 +519,7 @@ const FIELD_KEYS: &[&str] = &[
     "ts", "service", "endpoint", "method", "status", "latency", "success", "outcome",
 ];
 const ENGINE_KEYS: &[&str] = &["max_services", "max_skew", "threads", "quantile_windows"];
-const ALERTING_KEYS: &[&str] = &["min_events", "eval_every"];
+const ALERTING_KEYS: &[&str] = &["min_events", "eval_every", "windows"];
 const KAFKA_KEYS: &[&str] = &[
     "brokers",
     "topics",
@@ -806,6 +816,15 @@ fn alerting(entries: &[(Located, Located)], cfg: &mut AlertingConfig, errors: &m
                         Ok(d) => cfg.eval_every = Some(d),
                         Err(m) => errors.add(v.line, &path, m),
                     }
+                }
+            }
+            "windows" => {
+                if let Some(w) = super::alerting::parse_windows(v, &path, errors) {
+                    cfg.windows = Some(ConfiguredWindows {
+                        file: errors.file().to_path_buf(),
+                        line: v.line,
+                        windows: w,
+                    });
                 }
             }
             _ => errors.unknown_key(k.line, key, ALERTING_KEYS, "alerting"),

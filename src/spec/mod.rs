@@ -5,6 +5,7 @@
 //!
 //! May import `model` only.
 
+pub mod alerting;
 pub mod config;
 pub mod correction;
 pub mod gate;
@@ -76,6 +77,9 @@ impl<'a> Errors<'a> {
             key: key.to_string(),
             message: message.into(),
         });
+    }
+    pub fn file(&self) -> &Path {
+        self.file
     }
     /// An unknown key, with the closest valid one as a hint.
     pub fn unknown_key(&mut self, line: usize, key: &str, valid: &[&str], what: &str) {

@@ -31,6 +31,13 @@ pub struct ServiceSpec {
     /// Where the report's calendar weeks and months are cut
     /// (`period_timezone`, an IANA name; UTC by default).
     pub period_timezone: jiff::tz::TimeZone,
+    /// Its alert pairs: its own (`alerting:`, here or under `defaults:`),
+    /// else slate.yml's `alerting.windows` ([`SloSpec::use_alert_windows`]),
+    /// else Google SRE's four.
+    pub alerting: Vec<super::alerting::AlertWindow>,
+    /// The `alerting:` the spec gave it, and on which line.
+    pub alerting_line: Option<usize>,
+    alerting_written: u8,
     pub availability_slice: Span,
     pub labels: BTreeMap<String, String>,
     pub slos: Vec<Slo>,
@@ -40,6 +47,22 @@ pub struct ServiceSpec {
 }
 
 impl ServiceSpec {
+    /// The shortest its period can be (a calendar month can be a February).
+    pub fn shortest_period(&self) -> Span {
+        match self.calendar_period {
+            Some(CalendarPeriod::Week) => Span::days(7),
+            Some(CalendarPeriod::Month) => Span::days(28),
+            Some(CalendarPeriod::Quarter) => Span::days(90),
+            None => self.period,
+        }
+    }
+
+    /// Its period as the spec writes it: `30d`, `month`.
+    pub fn period_name(&self) -> String {
+        self.calendar_period
+            .map_or(self.period.to_string(), |c| c.to_string())
+    }
+
     /// Whether a correction covers SLO `i`.
     pub fn corrected(&self, i: usize) -> bool {
         self.corrections.iter().any(|(_, m)| m >> i & 1 == 1)
@@ -138,6 +161,7 @@ const FIXED_KEYS: &[&str] = &[
     "availability_slice_target",
     "slo_freshness_objective",
     "labels",
+    "alerting",
 ];
 
 impl SloSpec {
@@ -254,6 +278,43 @@ impl SloSpec {
         errors.finish(spec)
     }
 
+    /// Gives slate.yml's `alerting.windows` to every service without
+    /// `alerting:` of its own. A configured long window longer than a
+    /// service's period is an error naming the configuration's line.
+    pub fn use_alert_windows(
+        &mut self,
+        configured: Option<&super::config::ConfiguredWindows>,
+    ) -> Result<(), SpecErrors> {
+        let Some(c) = configured else {
+            return Ok(());
+        };
+        let mut errors = Errors::new(&c.file);
+        for svc in self
+            .services
+            .iter_mut()
+            .filter(|s| s.alerting_line.is_none())
+        {
+            if let Some(w) = c.windows.too_long(svc.shortest_period()).next() {
+                if !svc.slos.is_empty() {
+                    errors.add(
+                        c.line,
+                        "alerting.windows",
+                        format!(
+                            "the {} pair's long window {} is longer than service {}'s period ({}): shorten it, or give {} an `alerting:` of its own in the SLO spec",
+                            w.severity.as_str(),
+                            w.long,
+                            svc.name,
+                            svc.period_name(),
+                            svc.name
+                        ),
+                    );
+                }
+            }
+            svc.alerting = c.windows.pairs.clone();
+        }
+        errors.finish(())
+    }
+
     pub fn service(&self, name: &str) -> Option<&ServiceSpec> {
         self.services.iter().find(|s| s.name == name)
     }
@@ -294,6 +355,9 @@ fn service(
         period: super::slo::DEFAULT_PERIOD,
         calendar_period: None,
         period_timezone: jiff::tz::TimeZone::UTC,
+        alerting: super::alerting::DEFAULT_WINDOWS.to_vec(),
+        alerting_line: None,
+        alerting_written: 0,
         availability_slice: DEFAULT_SLICE,
         labels: BTreeMap::new(),
         slos: Vec::new(),
@@ -306,6 +370,14 @@ fn service(
     for (k, v) in keys {
         let key = k.as_str().unwrap_or("");
         let ctx = format!("{name}.{key}");
+        if key == "alerting" {
+            if let Some(w) = super::alerting::parse_windows(v, &ctx, errors) {
+                svc.alerting = w.pairs;
+                svc.alerting_written = w.written;
+                svc.alerting_line = Some(k.line);
+            }
+            continue;
+        }
         let Some(value) = v.as_str() else {
             if key == "labels" {
                 match &v.node {
@@ -444,6 +516,25 @@ fn service(
             ),
         );
         return None;
+    }
+    let shortest = svc.shortest_period();
+    if let Some(at) = svc.alerting_line {
+        let own = super::alerting::Windows {
+            pairs: svc.alerting.clone(),
+            written: svc.alerting_written,
+        };
+        for w in own.too_long(shortest) {
+            errors.add(
+                at,
+                &format!("{name}.alerting"),
+                format!(
+                    "the {} pair's long window {} is longer than the period ({}): shorten it or lengthen `period`",
+                    w.severity.as_str(),
+                    w.long,
+                    svc.period_name(),
+                ),
+            );
+        }
     }
     if has_availability {
         for slo in &mut svc.slos {
@@ -598,6 +689,47 @@ corrections:
         assert_eq!(spec.services[0].corrections.len(), 1);
         assert_eq!(spec.services[0].corrections[0].1, 0b1, "error_rate only");
         assert!(spec.services[0].corrected(0) && !spec.services[0].corrected(1));
+    }
+
+    #[test]
+    fn an_alert_window_longer_than_its_period_is_an_error_with_its_line() {
+        let pairs = "    alerting:\n      page:\n        quick: {budget_percent: 2, long_window: 1h, short_window: 5m}\n        slow: {budget_percent: 5, long_window: 2d, short_window: 30m}\n";
+        let e = SloSpec::parse(
+            Path::new("s.yml"),
+            &format!("services:\n  api:\n    period: 1d\n    slo_error_rate: 99%\n{pairs}"),
+        )
+        .unwrap_err();
+        let found: Vec<(usize, &str)> = e.0.iter().map(|e| (e.line, e.key.as_str())).collect();
+        assert_eq!(found, [(5, "api.alerting")], "{e}");
+        assert!(
+            e.0[0].message.contains("2d is longer than the period (1d)"),
+            "{e}"
+        );
+        // A month is at least 28 days: a 30-day window does not fit it.
+        let long = pairs.replace("2d", "30d");
+        assert!(SloSpec::parse(
+            Path::new("s.yml"),
+            &format!("services:\n  api:\n    period: month\n    slo_error_rate: 99%\n{long}"),
+        )
+        .is_err());
+        // slate.yml's windows: the error names its file and line.
+        let mut spec = SloSpec::parse(
+            Path::new("s.yml"),
+            "services:\n  api:\n    period: 1d\n    slo_error_rate: 99%\n  web:\n    slo_error_rate: 99%\n",
+        )
+        .unwrap();
+        let c = crate::spec::config::ConfiguredWindows {
+            file: "slate.yml".into(),
+            line: 7,
+            windows: crate::spec::alerting::Windows {
+                pairs: vec![crate::spec::alerting::DEFAULT_WINDOWS[3]],
+                written: 2,
+            },
+        };
+        let e = spec.use_alert_windows(Some(&c)).unwrap_err();
+        assert_eq!((e.0.len(), e.0[0].line), (1, 7), "{e}");
+        assert!(e.0[0].message.contains("service api's period (1d)"), "{e}");
+        assert_eq!(spec.services[1].alerting, c.windows.pairs, "web takes them");
     }
 
     #[test]
