@@ -231,10 +231,7 @@ impl Engine {
     /// the old index of each of its SLOs (`None`: new or changed), as
     /// [`reload`](Self::reload) does per service.
     pub fn adopt(&mut self, id: ServiceId, mut state: ServiceState) -> Vec<Option<usize>> {
-        unsaved_plan(
-            &mut state.plan,
-            self.spec.service(&self.names[id as usize]),
-        );
+        unsaved_plan(&mut state.plan, self.spec.service(&self.names[id as usize]));
         let re = state
             .plan
             .replan(self.spec.service(&self.names[id as usize]));
