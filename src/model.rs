@@ -24,6 +24,20 @@ pub const BURN_WINDOWS: [Span; 7] = [
     Span::days(3),
 ];
 
+/// Slot resolution for a window (DESIGN §5): 10 s up to 1h, 1 min up to
+/// 6h, 5 min up to 3d, 1 h beyond.
+pub fn resolution_for(window: Span) -> Span {
+    if window <= Span::hours(1) {
+        Span::secs(10)
+    } else if window <= Span::hours(6) {
+        Span::mins(1)
+    } else if window <= Span::days(3) {
+        Span::mins(5)
+    } else {
+        Span::hours(1)
+    }
+}
+
 /// Index of a service in the engine's table. Dense, assigned in order of
 /// first appearance (services named in the SLO spec come first).
 pub type ServiceId = u32;

@@ -113,10 +113,14 @@ fn run(path: &Path, threads: usize) -> Report {
 }
 
 fn run_spec(path: &Path, threads: usize, spec: SloSpec) -> Report {
+    run_with(path, threads, spec, Config::default())
+}
+
+fn run_with(path: &Path, threads: usize, spec: SloSpec, config: Config) -> Report {
     replay(ReplayOptions {
         inputs: vec![InputName(path.to_path_buf())],
         spec,
-        config: Config::default(),
+        config,
         from: None,
         to: None,
         incidents: Vec::new(),
@@ -378,20 +382,7 @@ fn configured_alert_windows_and_a_disabled_tier_agree_with_the_naive_reference()
     )
     .unwrap();
     let config = Config::load(&cfg).unwrap();
-    let report = replay(ReplayOptions {
-        inputs: vec![InputName(path.clone())],
-        spec: SloSpec::load(Path::new(SPEC)).unwrap(),
-        config,
-        from: None,
-        to: None,
-        incidents: Vec::new(),
-        threads: 2,
-        dead_letter: None,
-        progress: false,
-        charts: false,
-        save_state: None,
-    })
-    .unwrap();
+    let report = run_with(&path, 2, SloSpec::load(Path::new(SPEC)).unwrap(), config);
     let mut seen: Vec<(String, String)> = report
         .services
         .values()
@@ -805,20 +796,7 @@ fn calendar_weeks_and_months_agree_with_the_naive_reference() {
             &format!("defaults:\n  period_timezone: {zone}\n{seed_spec}"),
         )
         .unwrap();
-        let report = replay(ReplayOptions {
-            inputs: vec![InputName(path.clone())],
-            spec,
-            config: Config::default(),
-            from: None,
-            to: None,
-            incidents: Vec::new(),
-            threads: 2,
-            dead_letter: None,
-            progress: false,
-            charts: false,
-            save_state: None,
-        })
-        .unwrap();
+        let report = run_with(&path, 2, spec, Config::default());
         let tz = jiff::tz::TimeZone::get(zone).unwrap();
         let labels = |t: Micros| {
             let d = jiff::Timestamp::from_microsecond(t)
@@ -940,20 +918,7 @@ fn a_calendar_period_restarts_its_budget_at_the_boundary() {
             &format!("defaults:\n  period: {period}\n  period_timezone: {zone}\n{seed_spec}"),
         )
         .unwrap();
-        let report = replay(ReplayOptions {
-            inputs: vec![InputName(path.clone())],
-            spec,
-            config: Config::default(),
-            from: None,
-            to: None,
-            incidents: Vec::new(),
-            threads: 2,
-            dead_letter: None,
-            progress: false,
-            charts: false,
-            save_state: None,
-        })
-        .unwrap();
+        let report = run_with(&path, 2, spec, Config::default());
         let mut compared = 0;
         for (name, s) in &report.services {
             assert_eq!(s.period.as_deref(), Some(period), "{name}");
@@ -1061,20 +1026,12 @@ fn corrections_exclude_exactly_their_events_and_slices_and_fire_no_alert() {
     reason: nightly maintenance
 ";
     let run = |text: &str| {
-        replay(ReplayOptions {
-            inputs: vec![InputName(path.clone())],
-            spec: SloSpec::parse(Path::new("s.yml"), text).unwrap(),
-            config: Config::default(),
-            from: None,
-            to: None,
-            incidents: Vec::new(),
-            threads: 2,
-            dead_letter: None,
-            progress: false,
-            charts: false,
-            save_state: None,
-        })
-        .unwrap()
+        run_with(
+            &path,
+            2,
+            SloSpec::parse(Path::new("s.yml"), text).unwrap(),
+            Config::default(),
+        )
     };
     let plain = run(&seed_spec);
     let corrected = run(&format!("{seed_spec}{corrections}"));

@@ -15,19 +15,7 @@ pub const SLI_WINDOWS: [Span; 3] = [Span::mins(1), Span::mins(5), Span::hours(1)
 /// Burn-rate windows, as in the report and `slate_burn_rate`.
 pub use crate::model::BURN_WINDOWS;
 
-/// Slot resolution for a window: 10 s up to 1h, 1 min up to 6h, 5 min up
-/// to 3d, 1 h beyond.
-pub fn resolution_for(window: Span) -> Span {
-    if window <= Span::hours(1) {
-        Span::secs(10)
-    } else if window <= Span::hours(6) {
-        Span::mins(1)
-    } else if window <= Span::days(3) {
-        Span::mins(5)
-    } else {
-        Span::hours(1)
-    }
-}
+pub use crate::model::resolution_for;
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SloPlan {

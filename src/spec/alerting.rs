@@ -256,15 +256,7 @@ fn window(value: &str) -> Result<Span, String> {
     if w < Span::mins(1) || w > Span::days(90) {
         return Err(format!("`{value}` must be between 1m and 90d"));
     }
-    let slot = if w <= Span::hours(1) {
-        Span::secs(10)
-    } else if w <= Span::hours(6) {
-        Span::mins(1)
-    } else if w <= Span::days(3) {
-        Span::mins(5)
-    } else {
-        Span::hours(1)
-    };
+    let slot = crate::model::resolution_for(w);
     if w.0 % slot.0 != 0 {
         return Err(format!(
             "`{value}` must be a whole number of {slot} (a window of this length is counted in {slot} slots)"
