@@ -360,33 +360,42 @@ fn render_to(x: &Exposition, mut out: Out) {
             }
         }
     }
-    family(
-        &mut out,
-        "slate_alert_firing",
-        "gauge",
-        "1 while a multi-window multi-burn-rate alert fires.",
-    );
     let severities: Vec<(Severity, String)> = [Severity::Page, Severity::Ticket]
         .into_iter()
         .map(|s| (s, label("severity", s.as_str())))
         .collect();
-    for g in &snap.services {
-        for a in &g.alerts {
-            let (long, short) = (
-                spans.index("long_window", a.long),
-                spans.index("short_window", a.short),
-            );
-            let severity = severities
-                .iter()
-                .find(|(s, _)| *s == a.severity)
-                .map_or("", |(_, l)| l.as_str());
-            sample(
-                &mut out,
-                "slate_alert_firing",
-                &[("service", &g.name), ("slo", &g.slos[a.slo].name)],
-                &[severity, spans.get(long), spans.get(short)],
-                a.firing as u8 as f64,
-            );
+    for (name, help) in [
+        (
+            "slate_alert_firing",
+            "1 while a multi-window multi-burn-rate alert fires.",
+        ),
+        (
+            "slate_alert_burn_rate_threshold",
+            "The burn rate both windows of an alert pair must reach: budget share × period / long window.",
+        ),
+    ] {
+        family(&mut out, name, "gauge", help);
+        for g in &snap.services {
+            for a in &g.alerts {
+                let (long, short) = (
+                    spans.index("long_window", a.long),
+                    spans.index("short_window", a.short),
+                );
+                let severity = severities
+                    .iter()
+                    .find(|(s, _)| *s == a.severity)
+                    .map_or("", |(_, l)| l.as_str());
+                sample(
+                    &mut out,
+                    name,
+                    &[("service", &g.name), ("slo", &g.slos[a.slo].name)],
+                    &[severity, spans.get(long), spans.get(short)],
+                    match name {
+                        "slate_alert_firing" => a.firing as u8 as f64,
+                        _ => a.threshold,
+                    },
+                );
+            }
         }
     }
 
@@ -769,6 +778,13 @@ mod tests {
             0.0,
             "burn 10 < 14.4"
         );
+        for (long, want) in [("1h", 14.4), ("6h", 6.0), ("1d", 3.0), ("3d", 1.0)] {
+            let got = get(
+                "slate_alert_burn_rate_threshold",
+                &[("slo", "error_rate"), ("long_window", long)],
+            );
+            assert!((got - want).abs() < 1e-9, "{long}: {got}");
+        }
         assert_eq!(
             get("slate_events_rejected_total", &[("reason", "invalid_json")]),
             1.0

@@ -31,6 +31,8 @@ pub struct AlertState {
     pub severity: Severity,
     pub long: Span,
     pub short: Span,
+    /// The burn rate both windows must reach (for the period in force).
+    pub threshold: f64,
     pub firing: bool,
 }
 
@@ -116,6 +118,7 @@ impl Snapshot {
                                 severity: rule.severity,
                                 long: rule.long,
                                 short: rule.short,
+                                threshold: rule.threshold,
                                 firing,
                             })
                             .collect()

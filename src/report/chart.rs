@@ -18,15 +18,11 @@ use crate::model::{Micros, Span};
 /// At most this many points per series.
 pub const MAX_POINTS: usize = 1000;
 
-/// The burn-rate windows charted: the long window of each alert pair.
-pub const CHART_BURN_WINDOWS: [Span; 4] =
-    [Span::hours(1), Span::hours(6), Span::days(1), Span::days(3)];
-
 #[derive(Debug, Clone, Default)]
 pub struct SloSeries {
     pub budget_remaining: Vec<f32>,
-    /// One series per [`CHART_BURN_WINDOWS`] window.
-    pub burn: [Vec<f32>; 4],
+    /// One series per charted window ([`ServiceSeries::windows`]).
+    pub burn: Vec<Vec<f32>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -35,9 +31,12 @@ pub struct ServiceSeries {
     /// p50, p95, p99 in milliseconds.
     pub latency_ms: [Vec<f32>; 3],
     pub slos: Vec<SloSeries>,
+    /// The burn-rate windows charted: the long window of each of the
+    /// service's alert pairs (Google's 1h, 6h, 1d and 3d by default).
+    pub windows: Vec<Span>,
     /// The alert threshold of each charted window for this service's
     /// period (`None`: the pair is longer than the period, dropped).
-    pub thresholds: [Option<f64>; 4],
+    pub thresholds: Vec<Option<f64>>,
 }
 
 impl ServiceSeries {
@@ -111,11 +110,23 @@ impl Charts {
             }
             let series = self.services[id].get_or_insert_with(|| {
                 let rules = alert_rules(&s.plan.alerting, s.period_length(t));
+                let mut windows: Vec<Span> = s.plan.alerting.iter().map(|w| w.long).collect();
+                windows.sort();
+                windows.dedup();
                 let mut fresh = ServiceSeries {
                     name: name.to_string(),
-                    slos: vec![SloSeries::default(); s.plan.slos.len()],
-                    thresholds: CHART_BURN_WINDOWS
-                        .map(|w| rules.iter().find(|r| r.long == w).map(|r| r.threshold)),
+                    slos: vec![
+                        SloSeries {
+                            budget_remaining: Vec::new(),
+                            burn: vec![Vec::new(); windows.len()],
+                        };
+                        s.plan.slos.len()
+                    ],
+                    thresholds: windows
+                        .iter()
+                        .map(|w| rules.iter().find(|r| r.long == *w).map(|r| r.threshold))
+                        .collect(),
+                    windows,
                     ..ServiceSeries::default()
                 };
                 // A service first seen now has had no data until now.
@@ -131,11 +142,11 @@ impl Charts {
             }
             for (slo, e) in series.slos.iter_mut().zip(evaluate_slos(s, t)) {
                 slo.budget_remaining.push(nan(e.budget_remaining()));
-                for (col, w) in slo.burn.iter_mut().zip(CHART_BURN_WINDOWS) {
+                for (col, w) in slo.burn.iter_mut().zip(&series.windows) {
                     let b = e
                         .burn_rates
                         .iter()
-                        .find(|(bw, _)| *bw == w)
+                        .find(|(bw, _)| bw == w)
                         .and_then(|x| x.1);
                     col.push(nan(b));
                 }
@@ -218,7 +229,7 @@ mod tests {
         // The last point is what the evaluation says at the last tick...
         let last = |v: &Vec<f32>| f64::from(*v.last().unwrap());
         let e = &evaluate_slos(engine.service(api), end)[0];
-        for (k, w) in CHART_BURN_WINDOWS.iter().enumerate() {
+        for (k, w) in s.windows.iter().enumerate() {
             let want = e.burn_rates.iter().find(|b| b.0 == *w).unwrap().1.unwrap();
             assert!((last(&s.slos[0].burn[k]) - want).abs() < 1e-5, "{w}");
         }
@@ -233,10 +244,54 @@ mod tests {
         );
         assert!((last(&s.slos[0].burn[3]) - 2.0).abs() < 0.05);
         assert!((last(&s.latency_ms[1]) - 10.0).abs() < 0.1);
+        assert_eq!(
+            s.windows,
+            [Span::hours(1), Span::hours(6), Span::days(1), Span::days(3)]
+        );
         assert_eq!(s.thresholds, [Some(14.4), Some(6.0), Some(3.0), Some(1.0)]);
         // A service named in the spec but silent has NaN throughout.
         let late = charts.services[1].as_ref().unwrap();
         assert_eq!(late.latency_ms[0].len(), n);
         assert!(late.slos[0].budget_remaining.iter().all(|v| v.is_nan()));
+    }
+
+    #[test]
+    fn a_service_with_its_own_pairs_charts_their_long_windows() {
+        let spec = SloSpec::parse(
+            Path::new("s.yml"),
+            "services:\n  api:\n    period: 7d\n    slo_error_rate: 99%\n    alerting:\n      page:\n        quick: {budget_percent: 3, long_window: 30m, short_window: 5m}\n        slow: {budget_percent: 6, long_window: 4h, short_window: 20m}\n      ticket: disable\n",
+        )
+        .unwrap();
+        let mut engine = Engine::new(&spec, EngineSettings::default());
+        let api = engine.resolve("api").unwrap();
+        let mut charts = Charts::new(Span(MICROS_PER_MIN));
+        let t0 = 1_790_000_000_000_000;
+        for m in 0..600i64 {
+            let t = t0 + m * MICROS_PER_MIN;
+            engine.record(&Event {
+                ts: t,
+                service: api,
+                error: m % 20 == 0,
+                latency_us: Some(10_000),
+            });
+            engine.advance_all(t + 1);
+            charts.tick(&engine, t + 1);
+        }
+        let s = charts.services[api as usize].as_ref().unwrap();
+        assert_eq!(s.windows, [Span::mins(30), Span::hours(4)]);
+        // 3% × 7d / 30m and 6% × 7d / 4h.
+        let want = [0.03 * 7.0 * 48.0, 0.06 * 7.0 * 6.0];
+        for (got, want) in s.thresholds.iter().zip(want) {
+            assert!((got.unwrap() - want).abs() < 1e-9, "{got:?} vs {want}");
+        }
+        // The last point of each is the evaluation's burn over that window;
+        // over 4h, 1 in 20 failing at 99% is a burn near 5.
+        let end = t0 + 599 * MICROS_PER_MIN + 1;
+        let e = &evaluate_slos(engine.service(api), end)[0];
+        for (b, w) in s.slos[0].burn.iter().zip(&s.windows) {
+            let want = e.burn_rates.iter().find(|x| x.0 == *w).unwrap().1.unwrap();
+            assert!((f64::from(*b.last().unwrap()) - want).abs() < 1e-5, "{w}");
+        }
+        assert!((f64::from(*s.slos[0].burn[1].last().unwrap()) - 5.0).abs() < 0.1);
     }
 }

@@ -11,7 +11,7 @@
 
 use std::fmt::Write;
 
-use super::chart::{Charts, ServiceSeries, CHART_BURN_WINDOWS};
+use super::chart::{Charts, ServiceSeries};
 use super::table::{grouped, pct};
 use super::{IncidentSummary, Report, ServiceReport};
 use crate::model::{format_rfc3339, parse_rfc3339, Micros};
@@ -606,9 +606,10 @@ fn service_section(
             bands: bands.clone(),
         };
         // Burn rates of the pairs' long windows, each with its threshold.
-        let thresholds: Vec<(f64, String, usize)> = CHART_BURN_WINDOWS
+        let thresholds: Vec<(f64, String, usize)> = series
+            .windows
             .iter()
-            .zip(series.thresholds)
+            .zip(series.thresholds.iter().copied())
             .enumerate()
             .filter_map(|(k, (w, t))| Some((t?, format!("{w} threshold {}", label(t?, "")), k)))
             .collect();
@@ -623,7 +624,8 @@ fn service_section(
             times: &charts.times,
             from,
             to,
-            lines: CHART_BURN_WINDOWS
+            lines: series
+                .windows
                 .iter()
                 .zip(&s.burn)
                 .map(|(w, v)| Line {
@@ -646,7 +648,8 @@ fn service_section(
             h,
             "<figure>{}<figcaption>Burn rate (log scale), dashed: each window's alert threshold <span class=\"key\">{}</span></figcaption></figure></div>",
             burn.svg(&format!("{} {slo}: burn rates", series.name)),
-            CHART_BURN_WINDOWS
+            series
+                .windows
                 .iter()
                 .enumerate()
                 .map(|(k, w)| format!("<span><i class=\"k{k}\"></i>{w}</span>"))
