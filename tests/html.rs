@@ -265,6 +265,98 @@ fn chromium_renders_the_charts_with_no_console_message_and_no_request() {
         "fixtures/slow-burn.jsonl.gz",
     );
     let file = dir.path().join("report.html");
+    in_chromium(dir.path(), &page, &file, 16, "");
+}
+
+/// The live status page (`/` of `slate run`), drawn from an engine that
+/// took three days of generated traffic with its alert trackers and
+/// charts ticking as live does: self-contained, its charts rendered, no
+/// console message and no request; light and dark screenshots
+/// (`status-light.png`, `status-dark.png` with `SLATE_KEEP_SCREENSHOTS`).
+#[test]
+#[ignore = "needs chromium: run by scripts/test"]
+fn chromium_renders_the_live_status_page() {
+    use slate::engine::{Engine, EngineSettings};
+    use slate::evaluate::AlertTracker;
+    use slate::model::{Event, Span};
+    use slate::report::chart::Charts;
+    use slate::spec::SloSpec;
+
+    let spec = SloSpec::load(&Path::new(ROOT).join("fixtures/service-slos.yml")).unwrap();
+    let mut engine = Engine::new(
+        &spec,
+        EngineSettings {
+            calendar: true,
+            calendar_days: 100,
+            ..EngineSettings::default()
+        },
+    );
+    let ids: Vec<u32> = ["api-gateway", "user-service", "batch-processor"]
+        .iter()
+        .map(|n| engine.resolve(n).unwrap())
+        .collect();
+    let mut trackers: Vec<Option<AlertTracker>> = ids
+        .iter()
+        .map(|&id| Some(AlertTracker::new(engine.service(id))))
+        .collect();
+    let mut charts = Charts::new(Span::mins(1)).limited(200);
+    const MIN: i64 = 60_000_000;
+    let t0 = 1_794_000_000_000_000 / MIN * MIN;
+    for m in 0..3 * 1440i64 {
+        let t = t0 + m * MIN;
+        for (k, &id) in ids.iter().enumerate() {
+            for i in 0..30i64 {
+                // An error burst on api-gateway in the second day's
+                // afternoon; user-service slow for 20 minutes every evening.
+                let burst = k == 0 && (2000..2060).contains(&m);
+                let slow = k == 1 && (1200..1220).contains(&(m % 1440));
+                engine.record(&Event {
+                    ts: t + i * 2_000_000,
+                    service: id,
+                    error: burst && i % 2 == 0 || (m * 30 + i) % 1499 == 0,
+                    latency_us: Some(if slow {
+                        700_000
+                    } else {
+                        20_000 + (m * 7 + i * 13) as u64 % 90_000
+                    }),
+                });
+            }
+        }
+        engine.advance_all(t + MIN);
+        for (tr, &id) in trackers.iter_mut().zip(&ids) {
+            tr.as_mut().unwrap().tick(engine.service(id), t + MIN, 0);
+        }
+        charts.tick(&engine, t + MIN);
+    }
+    let now = t0 + 3 * 1440 * MIN;
+    let report = slate::export::snapshot::live_report(
+        &engine,
+        &trackers,
+        now,
+        |_| true,
+        slate::report::EventsReport {
+            accepted: 3 * 1440 * 90,
+            rejected: 0,
+            rejected_by_reason: slate::report::Ordered(Vec::new()),
+            outside_span: 0,
+            input_errors: Vec::new(),
+        },
+    );
+    let page = slate::report::html::render_live(&report, &charts);
+    assert!(page.contains(r#"<meta http-equiv="refresh" content="30">"#));
+    assert!(!report.services["api-gateway"].incidents.is_empty());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("status.html");
+    in_chromium(dir.path(), &page, &file, 16, "status-");
+}
+
+/// Writes `page` to `file` and opens it in headless Chromium: the DOM has
+/// its charts (at least `min_svgs`), no console message, no request; a
+/// screenshot light and dark (kept as `{prefix}light.png`, `…dark.png`
+/// in `$SLATE_KEEP_SCREENSHOTS`).
+fn in_chromium(dir: &Path, page: &str, file: &Path, min_svgs: usize, prefix: &str) {
+    assert_self_contained(page);
+    std::fs::write(file, page).unwrap();
     let url = format!("file://{}", file.display());
 
     let proxy = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -283,15 +375,15 @@ fn chromium_renders_the_charts_with_no_console_message_and_no_request() {
     }
 
     // The DOM after load: every chart is there as SVG with its lines.
-    let profile = dir.path().join("profile");
+    let profile = dir.join("profile");
     let o = chromium(&["--dump-dom", &url], port, &profile);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let dom = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(count(&dom, "<svg "), count(&page, "<svg "));
-    assert!(count(&dom, "<svg ") >= 16, "{}", count(&dom, "<svg "));
+    assert_eq!(count(&dom, "<svg "), count(page, "<svg "));
+    assert!(count(&dom, "<svg ") >= min_svgs, "{}", count(&dom, "<svg "));
     assert_eq!(
         count(&dom, "<path class=\"line"),
-        count(&page, "<path class=\"line")
+        count(page, "<path class=\"line")
     );
     let log = String::from_utf8_lossy(&o.stderr);
     let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
@@ -303,7 +395,7 @@ fn chromium_renders_the_charts_with_no_console_message_and_no_request() {
 
     // A screenshot, light and dark.
     for (name, dark) in [("light.png", false), ("dark.png", true)] {
-        let shot = dir.path().join(name);
+        let shot = dir.join(name);
         let mut args = vec![
             "--window-size=1280,2400".to_string(),
             format!("--screenshot={}", shot.display()),
@@ -321,7 +413,7 @@ fn chromium_renders_the_charts_with_no_console_message_and_no_request() {
         // compresses to a few KB.
         assert!(png.len() > 100_000, "{name}: {} bytes", png.len());
         if let Ok(keep) = std::env::var("SLATE_KEEP_SCREENSHOTS") {
-            std::fs::copy(&shot, Path::new(&keep).join(name)).unwrap();
+            std::fs::copy(&shot, Path::new(&keep).join(format!("{prefix}{name}"))).unwrap();
         }
     }
 

@@ -298,6 +298,53 @@ fn live_values_equal_an_exact_computation_and_a_restart_counts_nothing_twice() {
         m[r#"slate_service_partition_spread{topic="logs"}"#], 0.0,
         "keyed by service: each on one partition"
     );
+    // The status page at `/`: the report's page from the live state,
+    // self-contained, reloaded by the browser every 30 s, its figures the
+    // API's (read again: a tick may have passed).
+    let (status, page) = get(slate.addr, "/");
+    assert_eq!(status, 200);
+    let (_, body) = get(slate.addr, "/api/v1/services");
+    let api: Value = serde_json::from_str(&body).unwrap();
+    assert!(page.contains(r#"<meta http-equiv="refresh" content="30">"#));
+    for banned in ["<script", " src=", "href=", "url(", "<link"] {
+        assert!(!page.contains(banned), "the status page holds {banned:?}");
+    }
+    let pct = |v: &Value| match v.as_f64() {
+        Some(v) if v * 100.0 != 100.0 && v * 100.0 > 99.0 => format!("{:.3}%", v * 100.0),
+        Some(v) => format!("{:.2}%", v * 100.0),
+        None => "-".into(),
+    };
+    let (mut good, mut total) = (0u64, 0u64);
+    for (svc, r) in api.as_object().unwrap() {
+        for (slo, o) in r["slos"].as_object().unwrap() {
+            let row = format!(
+                r#"<tr><td>{svc}</td><td>{slo}</td><td class="n">{}</td><td class="n">{}</td>"#,
+                pct(&o["objective"]),
+                pct(&o["attainment"])
+            );
+            assert!(page.contains(&row), "{row}");
+            let left = format!(
+                r#"<td class="n">{}</td><td class="n">"#,
+                pct(&o["budget_remaining"])
+            );
+            let at = page.find(&row).unwrap();
+            assert!(
+                page[at..].split("</tr>").next().unwrap().contains(&left),
+                "{row} {left}"
+            );
+            good += o["good"].as_u64().unwrap();
+            total += o["total"].as_u64().unwrap();
+        }
+    }
+    // The one number: every SLO here is an occurrence SLO.
+    let one = pct(&Value::from(good as f64 / total as f64));
+    assert!(
+        page.contains(&format!(r#"<div class="big">{one}</div>"#)),
+        "{one}"
+    );
+    // Charts for both services, sampled since the start.
+    assert_eq!(page.matches("<section class=\"service\">").count(), 2);
+
     // The gate, from the live state: api's worst budget is its latency
     // SLO's or its error rate's, whichever is lower.
     let (status, body) = get(slate.addr, "/api/v1/gate");

@@ -51,7 +51,14 @@ pub struct Published {
     pub services: Option<crossbeam_channel::Sender<ServicesRequest>>,
     /// Asks the owner of the state to re-read the SLO spec.
     pub reloads: Option<crossbeam_channel::Sender<ReloadRequest>>,
+    /// Asks the owner of the state for the status page's report and charts.
+    pub pages: Option<crossbeam_channel::Sender<PageRequest>>,
 }
+
+/// A request for what the status page draws: the live report and the
+/// chart series recorded since the process started.
+pub type PageRequest =
+    tokio::sync::oneshot::Sender<(crate::report::Report, crate::report::chart::Charts)>;
 
 /// A request to re-read the SLO spec; answered with what changed, or
 /// why the new spec was refused.
@@ -72,6 +79,7 @@ impl Default for Published {
             compat: Default::default(),
             services: None,
             reloads: None,
+            pages: None,
         }
     }
 }
@@ -116,6 +124,37 @@ impl Published {
             .await
             .ok()?
             .ok()
+    }
+
+    /// The live status page (`/`): the report's page drawn from the live
+    /// state, rendered off the runtime's thread.
+    pub async fn status_page(&self) -> (StatusCode, String) {
+        let unavailable = || {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the state is not available (starting or stopping?)\n".to_string(),
+            )
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let Some(pages) = self.pages.as_ref() else {
+            return unavailable();
+        };
+        if pages.send(tx).is_err() {
+            return unavailable();
+        }
+        let Ok(Ok((report, charts))) =
+            tokio::time::timeout(std::time::Duration::from_secs(30), rx).await
+        else {
+            return unavailable();
+        };
+        match tokio::task::spawn_blocking(move || {
+            crate::report::html::render_live(&report, &charts)
+        })
+        .await
+        {
+            Ok(page) => (StatusCode::OK, page),
+            Err(_) => unavailable(),
+        }
     }
 
     /// Re-reads the SLO spec (`POST /-/reload`, SIGHUP): what changed, or
@@ -255,8 +294,9 @@ fn text(status: StatusCode, body: impl Into<Bytes>, kind: &'static str) -> Respo
 const PLAIN: &str = "text/plain; charset=utf-8";
 const JSON: &str = "application/json";
 const EXPOSITION: &str = "text/plain; version=0.0.4; charset=utf-8";
+const HTML: &str = "text/html; charset=utf-8";
 const ENDPOINTS: &str =
-    "/metrics, /healthz, /readyz, /api/v1/services, /api/v1/gate, /api/v1/review and POST /-/reload";
+    "/ (the status page), /metrics, /healthz, /readyz, /api/v1/services, /api/v1/gate, /api/v1/review and POST /-/reload";
 
 /// The value of `name` in a query string, decoded.
 fn query_param(query: Option<&str>, name: &str) -> Option<String> {
@@ -345,6 +385,15 @@ async fn handle(
             r.headers_mut()
                 .insert(CONTENT_TYPE, HeaderValue::from_static(EXPOSITION));
             r
+        }
+        "/" => {
+            let (status, body) = published.status_page().await;
+            let kind = if status == StatusCode::OK {
+                HTML
+            } else {
+                PLAIN
+            };
+            text(status, body, kind)
         }
         "/healthz" => text(StatusCode::OK, "ok\n", PLAIN),
         "/readyz" => match read(&published.readiness) {

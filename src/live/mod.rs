@@ -39,11 +39,14 @@ use crate::apply::{ChunkIds, Core, CoreSettings, DeadLetters, Origin, Rejects};
 use crate::decode::batch::{decode_records, DecodedChunk, Rec};
 use crate::decode::{Decoder, Reason};
 use crate::engine::EngineSettings;
-use crate::export::http::{publish, serve, Published, Readiness, ReloadRequest, ServicesRequest};
+use crate::export::http::{
+    publish, serve, PageRequest, Published, Readiness, ReloadRequest, ServicesRequest,
+};
 use crate::export::snapshot::{
     live_services, Counters, KafkaGauges, ReloadState, ServiceCounts, Snapshot, StateGauges,
 };
-use crate::model::{format_rfc3339, wall_us, Event, Micros, ServiceId};
+use crate::model::{format_rfc3339, wall_us, Event, Micros, ServiceId, Span};
+use crate::report::chart::Charts;
 use crate::source::kafka::{
     Batch, KafkaShared, KafkaSource, LineMeta, PassRequest, Restored, StateTopic,
 };
@@ -82,6 +85,10 @@ fn rough(us: Micros) -> String {
         (d, h, _) => format!("{d}d {h}h"),
     }
 }
+
+/// The status page charts at most this many services (those the spec
+/// names first): a chart costs about 40 KB a service.
+const LIVE_CHARTED: usize = 200;
 
 /// Events paused this long, the last pass at least `IDLE_PASS` ago: what
 /// they changed is written at once (and its offsets committed), not at
@@ -197,6 +204,8 @@ struct Decoded {
 }
 
 struct Applier {
+    /// The status page's chart series, sampled at ticks since the start.
+    charts: Charts,
     /// The engine, its trackers, and one event-time clock per partition
     /// (by partition index) for the partitions reading their history.
     core: Core,
@@ -976,6 +985,32 @@ impl Applier {
         );
     }
 
+    /// What the status page draws as of now: the live report and the
+    /// charts recorded since the start.
+    fn page(&self) -> (crate::report::Report, Charts) {
+        let core = &self.core;
+        let events = crate::report::EventsReport {
+            accepted: self.summary.accepted,
+            rejected: self.rejects.counts.total(),
+            rejected_by_reason: crate::report::Ordered(
+                crate::model::Reason::ALL
+                    .iter()
+                    .map(|r| (r.as_str().to_string(), self.rejects.counts.get(*r)))
+                    .collect(),
+            ),
+            outside_span: 0,
+            input_errors: Vec::new(),
+        };
+        let report = crate::export::snapshot::live_report(
+            &core.engine,
+            &core.trackers,
+            wall_us(),
+            |id| core.shown(id as ServiceId),
+            events,
+        );
+        (report, self.charts.clone())
+    }
+
     /// An evaluation tick at wall-clock now. A service whose partition is
     /// still reading its history is not moved to now (that would put the
     /// rest of its history behind its windows): it ticks in event time.
@@ -1002,6 +1037,7 @@ impl Applier {
         self.core.tick_wall(now, |c| {
             matches!(catch_up.get(c), Some(Some(_))) || !held.get(c).copied().unwrap_or(false)
         });
+        self.charts.tick(&self.core.engine, now);
         let core = &self.core;
         let snapshot = Snapshot::take(&core.engine, &core.trackers, now, |id| {
             core.shown(id as ServiceId)
@@ -1055,6 +1091,7 @@ fn apply_loop(
     rx: Receiver<(u64, Decoded)>,
     requests: Receiver<ServicesRequest>,
     reloads: Receiver<ReloadRequest>,
+    pages: Receiver<PageRequest>,
     passes: Receiver<PassRequest>,
     tick: Duration,
 ) -> Applier {
@@ -1083,6 +1120,11 @@ fn apply_loop(
                 if let Ok(reply) = r {
                     let core = &a.core;
                     let _ = reply.send(live_services(&core.engine, &core.trackers, wall_us(), |id| core.shown(id as ServiceId)));
+                }
+            },
+            recv(pages) -> r => {
+                if let Ok(reply) = r {
+                    let _ = reply.send(a.page());
                 }
             },
             recv(reloads) -> r => {
@@ -1189,10 +1231,12 @@ pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSumm
     };
     let (services_tx, services_rx) = bounded::<ServicesRequest>(16);
     let (reload_tx, reload_rx) = bounded::<ReloadRequest>(4);
+    let (page_tx, page_rx) = bounded::<PageRequest>(4);
     let published = Arc::new(Published {
         policy: policy.map(Arc::new),
         services: Some(services_tx),
         reloads: Some(reload_tx),
+        pages: Some(page_tx),
         compat: config.export.compat,
         ..Published::default()
     });
@@ -1383,6 +1427,7 @@ pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSumm
         assigned: Vec::new(),
         gap_from: Vec::new(),
         summary: LiveSummary::default(),
+        charts: Charts::new(Span::mins(1)).limited(LIVE_CHARTED),
         rejects: Rejects::new(dead),
         max_skew: config.engine.max_skew.0,
         published: published.clone(),
@@ -1426,7 +1471,17 @@ pub fn run(opts: LiveOptions, stop: impl Future<Output = ()>) -> Result<LiveSumm
     let tick = Duration::from_micros(config.alerting.live_tick().0 as u64);
     let apply = thread::Builder::new()
         .name("slate-apply".into())
-        .spawn(move || apply_loop(applier, done_rx, services_rx, reload_rx, pass_rx, tick))?;
+        .spawn(move || {
+            apply_loop(
+                applier,
+                done_rx,
+                services_rx,
+                reload_rx,
+                page_rx,
+                pass_rx,
+                tick,
+            )
+        })?;
 
     let stopping = Arc::new(AtomicBool::new(false));
     let (died_tx, died_rx) = tokio::sync::oneshot::channel::<String>();

@@ -61,6 +61,9 @@ pub struct Charts {
     pub latency_window: Option<Span>,
     next: Option<Micros>,
     scratch: DenseHist,
+    /// Live: only services with an id below this are charted (0: all), so
+    /// that 10,000 services do not keep 10,000 charts.
+    limit: usize,
 }
 
 fn nan(v: Option<f64>) -> f32 {
@@ -74,6 +77,13 @@ impl Charts {
             step: first_step.0.max(1),
             ..Charts::default()
         }
+    }
+
+    /// Charts only the first `services` services (by id: those the spec
+    /// names come first), as the live status page keeps them.
+    pub fn limited(mut self, services: usize) -> Charts {
+        self.limit = services;
+        self
     }
 
     /// The configured quantile window nearest five steps (by ratio): a
@@ -102,6 +112,9 @@ impl Charts {
         let n = self.times.len();
         self.times.push(t);
         for (id, (name, s)) in engine.services().enumerate() {
+            if self.limit > 0 && id >= self.limit {
+                break;
+            }
             if s.plan.slos.is_empty() {
                 continue;
             }

@@ -366,23 +366,58 @@ fn charted<'a>(
 }
 
 pub fn render(report: &Report, charts: &Charts) -> String {
+    render_page(report, charts, Page::Backtest)
+}
+
+/// The live status page (`/` of `slate run`): the report's page drawn
+/// from the live state, which the browser reloads every 30 s.
+pub fn render_live(report: &Report, charts: &Charts) -> String {
+    render_page(report, charts, Page::Live)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Page {
+    Backtest,
+    Live,
+}
+
+fn render_page(report: &Report, charts: &Charts, page: Page) -> String {
     let mut h = String::with_capacity(256 << 10);
     let span_text = match &report.span {
         Some(s) => format!("{} → {}", short_time(&s.start), short_time(&s.end)),
         None => "no accepted events".to_string(),
     };
+    let (kind, refresh) = match page {
+        Page::Backtest => ("slate backtest", ""),
+        Page::Live => ("slate live", "<meta http-equiv=\"refresh\" content=\"30\">"),
+    };
     let _ = write!(
         h,
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>slate backtest · {}</title><style>{STYLE}</style></head><body>\n",
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">{refresh}\
+         <title>{kind} · {}</title><style>{STYLE}</style></head><body>\n",
         esc(&span_text)
     );
+    let read = match page {
+        Page::Backtest => format!(
+            "{} events read, {} rejected",
+            grouped(report.events.accepted + report.events.rejected),
+            grouped(report.events.rejected)
+        ),
+        Page::Live => format!(
+            "{} events applied by this process, {} rejected · refreshed every 30 s",
+            grouped(report.events.accepted),
+            grouped(report.events.rejected)
+        ),
+    };
     let _ = writeln!(
         h,
-        "<h1>How reliable were we?</h1><div class=\"muted\">slate backtest · {} · {} events read, {} rejected</div>",
+        "<h1>{}</h1><div class=\"muted\">{kind} · {} · {read}</div>",
+        if page == Page::Live {
+            "How reliable are we?"
+        } else {
+            "How reliable were we?"
+        },
         esc(&span_text),
-        grouped(report.events.accepted + report.events.rejected),
-        grouped(report.events.rejected)
     );
     let s = &report.summary;
     let met_class = if s.slos_met == s.slos { "good" } else { "bad" };
@@ -434,12 +469,16 @@ pub fn render(report: &Report, charts: &Charts) -> String {
         );
     }
     for (series, r) in shown {
-        service_section(&mut h, charts, series, r, from, to);
+        service_section(&mut h, charts, series, r, (from, to), page);
     }
     let _ = writeln!(
         h,
-        "<footer>slate {} · windows align to slots; burn rates and budgets are as a live slate would have shown them at each point; a budget over a span shorter than the period is over the span.</footer>\n</body></html>",
-        env!("CARGO_PKG_VERSION")
+        "<footer>slate {} · windows align to slots; {}</footer>\n</body></html>",
+        env!("CARGO_PKG_VERSION"),
+        match page {
+            Page::Backtest => "burn rates and budgets are as a live slate would have shown them at each point; a budget over a span shorter than the period is over the span.",
+            Page::Live => "the charts run from this process's start (they are not kept across a restart); budgets are over the state held, whose coverage of each period /api/v1/services gives.",
+        }
     );
     h
 }
@@ -480,7 +519,7 @@ fn incident_table(h: &mut String, report: &Report) {
     });
     h.push_str("<h2>Incidents</h2>\n");
     if incidents.is_empty() {
-        h.push_str("<p class=\"muted\">No alert fired over the span.</p>\n");
+        h.push_str("<p class=\"muted\">No alert fired.</p>\n");
         return;
     }
     let header = "<table class=\"incidents\"><tr><th>Service</th><th>SLO</th><th>Severity</th><th>Start</th><th>End</th><th class=\"n\">Duration</th><th class=\"n\">Budget spent</th><th>Alert pairs</th></tr>\n";
@@ -540,9 +579,13 @@ fn service_section(
     charts: &Charts,
     series: &ServiceSeries,
     r: &ServiceReport,
-    from: Micros,
-    to: Micros,
+    (from, to): (Micros, Micros),
+    page: Page,
 ) {
+    let over = match page {
+        Page::Backtest => "over the span",
+        Page::Live => "over the last 5 minutes",
+    };
     let _ = writeln!(
         h,
         "<section class=\"service\"><h2>{}</h2><div class=\"muted\">{} requests, {} errors ({}){}</div>",
@@ -552,7 +595,7 @@ fn service_section(
         pct(r.error_rate),
         r.latency_ms
             .p99
-            .map_or(String::new(), |p| format!(" · p99 {} over the span", label(p, " ms")))
+            .map_or(String::new(), |p| format!(" · p99 {} {over}", label(p, " ms")))
     );
     for ((slo, o), s) in r.slos.0.iter().zip(&series.slos) {
         let _ = write!(
