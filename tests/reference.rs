@@ -967,6 +967,51 @@ fn a_calendar_period_restarts_its_budget_at_the_boundary() {
             }
         }
         assert!(compared >= 8, "{period} {zone}: {compared}");
+        // An episode's budget is a share of its own period's: the bad
+        // events inside it over B × the events of the period holding its
+        // start, scaled up to the whole period when the data covers only
+        // part of it (the input is in time order: the tick at T has
+        // applied every event before T).
+        if period == "month" {
+            let api: Vec<&Ev> = events
+                .iter()
+                .filter(|e| e.service == "api-gateway")
+                .collect();
+            assert!(api.windows(2).all(|w| w[0].ts <= w[1].ts));
+            let first = api[0].ts;
+            let mut episodes = 0;
+            for a in report.services["api-gateway"]
+                .alerts
+                .iter()
+                .filter(|a| a.slo == "error_rate")
+            {
+                let from = at(&a.start);
+                let to = a.end.as_deref().map_or(end, at);
+                let bad = api
+                    .iter()
+                    .filter(|e| e.error && e.ts >= from && e.ts < to)
+                    .count();
+                let (p0, p1) = if from < start {
+                    (start - 31 * 1440 * MIN, start)
+                } else {
+                    (start, start + 30 * 1440 * MIN)
+                };
+                let total = api.iter().filter(|e| e.ts >= p0 && e.ts < p1).count() as f64;
+                let seen = (p1.min(end) - p0.max(first)) as f64;
+                let scaled = total * (p1 - p0) as f64 / seen;
+                let want = bad as f64 / (0.001 * scaled);
+                assert!(
+                    (a.budget_consumed - want).abs() <= 1e-6 * want.max(1e-3),
+                    "{zone} {} {}/{}: {} vs {want}",
+                    a.start,
+                    a.long_window,
+                    a.short_window,
+                    a.budget_consumed
+                );
+                episodes += (bad > 0) as usize;
+            }
+            assert!(episodes >= 4, "{zone}: {episodes}");
+        }
         // Both bursts fired, one in each month.
         let api = &report.services["api-gateway"];
         let pages: Vec<&str> = api

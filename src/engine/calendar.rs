@@ -351,6 +351,39 @@ mod tests {
     }
 
     #[test]
+    fn calendar_periods_start_at_their_boundary_in_their_zone() {
+        let utc = TimeZone::UTC;
+        let b = period_bounds(CalendarPeriod::Quarter, &utc, at("2026-11-18T12:00:00Z")).unwrap();
+        assert_eq!(
+            (b.start, b.end, b.days),
+            (at("2026-10-01T00:00:00Z"), at("2027-01-01T00:00:00Z"), 92)
+        );
+        let b = period_bounds(CalendarPeriod::Quarter, &utc, at("2028-02-29T23:59:59Z")).unwrap();
+        assert_eq!(
+            (b.start, b.days),
+            (at("2028-01-01T00:00:00Z"), 91),
+            "a leap Q1"
+        );
+        let b = period_bounds(CalendarPeriod::Month, &utc, at("2027-02-10T00:00:00Z")).unwrap();
+        assert_eq!((b.end, b.days), (at("2027-03-01T00:00:00Z"), 28));
+        // Sunday 2027-01-03 is in ISO week 53 of 2026, from Monday 12-28.
+        let b = period_bounds(CalendarPeriod::Week, &utc, at("2027-01-03T23:00:00Z")).unwrap();
+        assert_eq!((b.start, b.days), (at("2026-12-28T00:00:00Z"), 7));
+        // Berlin's October is 31 days and one hour (CEST → CET); its
+        // thresholds still take 31 days.
+        let berlin = TimeZone::get("Europe/Berlin").unwrap();
+        let b = period_bounds(CalendarPeriod::Month, &berlin, at("2026-10-31T23:30:00Z")).unwrap();
+        assert_eq!(
+            (b.start, b.end, b.days),
+            (at("2026-10-31T23:00:00Z"), at("2026-11-30T23:00:00Z"), 30),
+            "already November in Berlin"
+        );
+        let b = period_bounds(CalendarPeriod::Month, &berlin, at("2026-10-15T00:00:00Z")).unwrap();
+        assert_eq!(b.end - b.start, 31 * 86_400_000_000 + 3_600_000_000);
+        assert_eq!(b.length(), crate::model::Span::days(31));
+    }
+
+    #[test]
     fn iso_weeks_cross_years_and_slices_judged_again_move_their_day() {
         let mut c = CalendarDays::new(TimeZone::UTC, 2);
         c.add(at("2027-01-01T10:00:00Z"), 1, 1, 1);
