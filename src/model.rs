@@ -190,6 +190,18 @@ pub fn format_rfc3339(ts: Micros) -> String {
 pub struct DayCache {
     date: [u8; 10],
     days: i64,
+    /// Common Log Format: the day and offset (`10/Oct/2000`, `-0700`) and
+    /// their seconds since the epoch, when one was seen.
+    clf: Option<([u8; 17], i64)>,
+}
+
+impl DayCache {
+    pub fn clf(&self) -> Option<(&[u8; 17], i64)> {
+        self.clf.as_ref().map(|(k, b)| (k, *b))
+    }
+    pub fn set_clf(&mut self, key: [u8; 17], base: i64) {
+        self.clf = Some((key, base));
+    }
 }
 
 /// Parses RFC 3339 (`2026-11-24T10:00:00.123Z`, `...+02:00`; a space may

@@ -134,14 +134,23 @@ fn push(
 ) {
     match d {
         Ok(d) => {
-            let service = match local.get(d.service.as_ref()) {
-                Some(&i) => i,
-                None => {
-                    let i = out.names.len() as u32;
-                    out.names.push(d.service.as_ref().into());
-                    local.insert(d.service.as_ref().into(), i);
-                    i
-                }
+            // Runs of one service (a constant --service, a host's log): the
+            // last name seen, before the map.
+            let last = match out.recs.last() {
+                Some(Rec::Event { service, .. }) => Some(*service),
+                _ => None,
+            };
+            let service = match last.filter(|&i| *out.names[i as usize] == *d.service.as_ref()) {
+                Some(i) => i,
+                None => match local.get(d.service.as_ref()) {
+                    Some(&i) => i,
+                    None => {
+                        let i = out.names.len() as u32;
+                        out.names.push(d.service.as_ref().into());
+                        local.insert(d.service.as_ref().into(), i);
+                        i
+                    }
+                },
             };
             out.recs.push(Rec::Event {
                 ts: d.ts,

@@ -176,6 +176,17 @@ impl TextDecoder {
                 Token::Field(f) => {
                     // A field runs to the next literal (or the end of line).
                     let end = match self.tokens.get(k + 1) {
+                        // `$time_local` is 26 bytes wide: look there first.
+                        // A literal that opens with a byte no time holds
+                        // (`]`) cannot occur sooner, so it is the same cut.
+                        Some(Token::Literal(lit))
+                            if *f == Field::TimeLocal
+                                && lit.first().is_some_and(|&c| !in_clf_time(c))
+                                && line.len() >= p + CLF_TIME_LEN
+                                && starts(&line[p + CLF_TIME_LEN..], lit) =>
+                        {
+                            p + CLF_TIME_LEN
+                        }
                         Some(Token::Literal(lit)) => match find_literal(&line[p..], lit) {
                             Some(off) => p + off,
                             None => {
@@ -187,7 +198,9 @@ impl TextDecoder {
                     let value = &line[p..end];
                     p = end;
                     match *f {
-                        Field::TimeLocal => ts = Some(clf_time(value).ok_or_else(bad_time)?),
+                        Field::TimeLocal => {
+                            ts = Some(clf_time_cached(value, days).ok_or_else(bad_time)?)
+                        }
                         Field::TimeIso => {
                             ts = Some(parse_rfc3339_cached(value, days).ok_or_else(bad_time)?)
                         }
@@ -352,7 +365,15 @@ fn find_literal(hay: &[u8], lit: &[u8]) -> Option<usize> {
     let Some((&first, rest)) = lit.split_first() else {
         return Some(0);
     };
-    let mut i = 0;
+    // Most fields are short (an address, `-`, a status): a plain scan of
+    // their first bytes costs less than setting up `memchr`.
+    let near = hay.len().min(16);
+    for at in 0..near {
+        if hay[at] == first && starts(&hay[at + 1..], rest) {
+            return Some(at);
+        }
+    }
+    let mut i = near;
     while let Some(off) = memchr::memchr(first, &hay[i..]) {
         let at = i + off;
         if starts(&hay[at + 1..], rest) {
@@ -415,9 +436,23 @@ pub fn month_number(m: &[u8]) -> Option<u32> {
         .map(|i| i as u32 + 1)
 }
 
+/// The width of a Common Log Format time.
+const CLF_TIME_LEN: usize = 26;
+
+/// Whether a byte can be part of a Common Log Format time.
+fn in_clf_time(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'/' | b':' | b' ' | b'+' | b'-')
+}
+
 /// Common Log Format time: `10/Oct/2000:13:55:36 -0700`.
 pub fn clf_time(s: &[u8]) -> Option<Micros> {
-    if s.len() != 26
+    clf_time_cached(s, &mut DayCache::default())
+}
+
+/// [`clf_time`] that reuses the day (and offset) of the previous call
+/// when they are the same: log lines come in runs of the same day.
+pub fn clf_time_cached(s: &[u8], cache: &mut DayCache) -> Option<Micros> {
+    if s.len() != CLF_TIME_LEN
         || s[2] != b'/'
         || s[6] != b'/'
         || s[11] != b':'
@@ -432,22 +467,38 @@ pub fn clf_time(s: &[u8]) -> Option<Micros> {
             c.is_ascii_digit().then(|| acc * 10 + (c - b'0') as i64)
         })
     };
-    let day = num(0, 2)? as u32;
-    let month = month_number(&s[3..6])?;
-    let year = num(7, 4)?;
     let (h, m, sec) = (num(12, 2)?, num(15, 2)?, num(18, 2)?);
-    if day == 0 || day > crate::model::days_in_month(year, month) || h > 23 || m > 59 || sec > 60 {
+    if h > 23 || m > 59 || sec > 60 {
         return None;
     }
-    let sign = match s[21] {
-        b'+' => 1,
-        b'-' => -1,
-        _ => return None,
+    // The day and the offset: `10/Oct/2000` and `-0700`.
+    let key = |k: &mut [u8; 17]| {
+        k[..11].copy_from_slice(&s[..11]);
+        k[11..].copy_from_slice(&s[20..]);
     };
-    let (oh, om) = (num(22, 2)?, num(24, 2)?);
-    let offset = sign * (oh * 3600 + om * 60);
-    let secs = days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + sec - offset;
-    Some(secs * MICROS_PER_SEC)
+    let mut k = [0u8; 17];
+    key(&mut k);
+    let base = match cache.clf() {
+        Some((ck, base)) if *ck == k => base,
+        _ => {
+            let day = num(0, 2)? as u32;
+            let month = month_number(&s[3..6])?;
+            let year = num(7, 4)?;
+            if day == 0 || day > crate::model::days_in_month(year, month) {
+                return None;
+            }
+            let sign = match s[21] {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let (oh, om) = (num(22, 2)?, num(24, 2)?);
+            let base = days_from_civil(year, month, day) * 86_400 - sign * (oh * 3600 + om * 60);
+            cache.set_clf(k, base);
+            base
+        }
+    };
+    Some((base + h * 3600 + m * 60 + sec) * MICROS_PER_SEC)
 }
 
 /// `--service-field`: the layout field the user names becomes the best
@@ -762,6 +813,40 @@ mod tests {
                 (e.latency_us.unwrap() as i64 - 12_345).abs() <= 500,
                 "{line}"
             );
+        }
+    }
+
+    #[test]
+    fn a_cached_clf_day_is_the_uncached_one() {
+        let mut cache = DayCache::default();
+        for t in [
+            "10/Oct/2000:13:55:36 -0700",
+            "10/Oct/2000:23:59:59 -0700",
+            "10/Oct/2000:23:59:59 +0200",
+            "11/Oct/2000:00:00:00 +0200",
+            "10/Oct/2000:00:00:01 +0200",
+            "31/Dec/1999:23:59:60 +0000",
+            "10/Oct/2000:13:61:36 -0700",
+            "29/Feb/2001:13:55:36 -0700",
+            "10/Oct/2000:13:55:36 -0700",
+        ] {
+            let want = parse_rfc3339(
+                format!(
+                    "{}-{:02}-{}T{}{}:{}",
+                    &t[7..11],
+                    month_number(&t.as_bytes()[3..6]).unwrap(),
+                    &t[0..2],
+                    &t[12..20],
+                    &t[21..24],
+                    &t[24..26]
+                )
+                .as_bytes(),
+            );
+            let got = clf_time_cached(t.as_bytes(), &mut cache);
+            assert_eq!(got, clf_time(t.as_bytes()), "{t}");
+            if !t.contains(":61:") && !t.starts_with("29/Feb/2001") && !t.contains(":60 ") {
+                assert_eq!(got, want, "{t}");
+            }
         }
     }
 
