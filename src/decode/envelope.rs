@@ -576,17 +576,24 @@ pub(crate) struct CriLine<'a> {
 
 impl<'a> CriLine<'a> {
     pub(crate) fn parse(raw: &'a [u8]) -> Option<CriLine<'a>> {
-        let mut parts = raw.splitn(4, |&b| b == b' ');
-        let time = parts.next().filter(|t| !t.is_empty())?;
-        let stream = parts.next().filter(|t| !t.is_empty())?;
-        let tag = parts.next()?;
+        // `TIME STREAM TAG TEXT`: three cuts at the first spaces.
+        let s1 = memchr::memchr(b' ', raw)?;
+        let s2 = s1 + 1 + memchr::memchr(b' ', &raw[s1 + 1..])?;
+        let (time, stream) = (&raw[..s1], &raw[s1 + 1..s2]);
+        if time.is_empty() || stream.is_empty() {
+            return None;
+        }
+        let rest = &raw[s2 + 1..];
+        let (tag, text) = match memchr::memchr(b' ', rest) {
+            Some(s3) => (&rest[..s3], &rest[s3 + 1..]),
+            // `… stdout F` with nothing after the tag is an empty line.
+            None => (rest, &rest[rest.len()..]),
+        };
         let partial = match tag.split(|&b| b == b':').next()? {
             b"P" => true,
             b"F" => false,
             _ => return None,
         };
-        // `… stdout F` with nothing after the tag is an empty line.
-        let text = parts.next().unwrap_or_default();
         Some(CriLine {
             time,
             stream,

@@ -352,6 +352,17 @@ impl<R: Read> ChunkReader<R> {
 /// The end of the last line of `data` after which no CRI partial line is
 /// open on any stream (0 when one is open throughout).
 fn cri_safe_end(data: &[u8]) -> usize {
+    // Most chunks hold no partial line at all (containerd splits only
+    // lines over 16 KiB): with no ` P` tag anywhere, every line ends one.
+    let tagged = |t: &[u8]| memchr::memmem::find(data, t).is_some();
+    if !tagged(b" P ") && !tagged(b" P\n") && !tagged(b" P\r") && !tagged(b" P:") {
+        return memchr::memrchr(b'\n', data).map_or(0, |nl| nl + 1);
+    }
+    cri_safe_end_scan(data)
+}
+
+/// [`cri_safe_end`] line by line.
+fn cri_safe_end_scan(data: &[u8]) -> usize {
     let mut open: Vec<&[u8]> = Vec::new();
     let (mut safe, mut start) = (0, 0);
     for nl in memchr::memchr_iter(b'\n', data) {
@@ -444,6 +455,29 @@ mod tests {
     /// CRI input over several chunks: every chunk ends where no partial
     /// line is open, its lines are numbered on, and decoding chunk by
     /// chunk gives what decoding the whole input at once gives.
+    #[test]
+    proptest::proptest! {
+        /// The shortcut for chunks without a partial tag is the scan's cut.
+        #[test]
+        fn the_shortcut_cuts_where_the_scan_does(
+            lines in proptest::collection::vec(
+                (0u8..2, proptest::sample::select(vec!["F", "P", "F:x", "P:y", "X"]), "[ -~]{0,12}"),
+                0..30,
+            ),
+            tail in proptest::bool::ANY,
+        ) {
+            let mut data = Vec::new();
+            for (stream, tag, text) in &lines {
+                let s = if *stream == 0 { "stdout" } else { "stderr" };
+                data.extend_from_slice(format!("2026-11-01T00:00:00Z {s} {tag} {text}\n").as_bytes());
+            }
+            if tail {
+                data.extend_from_slice(b"2026-11-01T00:00:00Z stdout F cut");
+            }
+            proptest::prop_assert_eq!(cri_safe_end(&data), cri_safe_end_scan(&data));
+        }
+    }
+
     #[test]
     fn cri_chunks_end_only_where_no_partial_is_open() {
         use crate::decode::batch::{decode_chunk, Rec};
