@@ -536,7 +536,9 @@ impl<'a> Iterator for Fields<'a> {
             self.0 = s;
             return None;
         }
-        let end = memchr::memchr(b' ', s).unwrap_or(s.len());
+        // Header fields are a few bytes: a plain scan costs less than
+        // setting up `memchr` for each.
+        let end = s.iter().position(|&b| b == b' ').unwrap_or(s.len());
         self.0 = s.get(end + 1..).unwrap_or_default();
         Some(&s[..end])
     }

@@ -452,10 +452,6 @@ mod tests {
         );
     }
 
-    /// CRI input over several chunks: every chunk ends where no partial
-    /// line is open, its lines are numbered on, and decoding chunk by
-    /// chunk gives what decoding the whole input at once gives.
-    #[test]
     proptest::proptest! {
         /// The shortcut for chunks without a partial tag is the scan's cut.
         #[test]
@@ -478,6 +474,9 @@ mod tests {
         }
     }
 
+    /// CRI input over several chunks: every chunk ends where no partial
+    /// line is open, its lines are numbered on, and decoding chunk by
+    /// chunk gives what decoding the whole input at once gives.
     #[test]
     fn cri_chunks_end_only_where_no_partial_is_open() {
         use crate::decode::batch::{decode_chunk, Rec};
