@@ -1004,6 +1004,9 @@ fn envelopes_from_kafka_several_records_a_message() {
         wait_for(addr, "every record to be ingested", |m| {
             m.get(INGESTED) == Some(&records)
         });
+        // Gauges follow at the next tick (the counters are published as
+        // records are applied).
+        thread::sleep(Duration::from_millis(1500));
         let (_, text) = get(addr, "/metrics");
         let m = samples(&text);
         assert_eq!(
