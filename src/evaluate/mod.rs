@@ -370,27 +370,21 @@ impl SloEval {
 
 /// The windows whose burn rate a service reports: the usual ones, and
 /// those of its alert pairs, shortest first.
-pub fn burn_windows(s: &ServiceState) -> impl Iterator<Item = Span> + '_ {
-    let mut extra: Vec<Span> = s
-        .plan
-        .alerting
-        .iter()
-        .flat_map(|w| [w.long, w.short])
-        .filter(|w| !BURN_WINDOWS.contains(w))
-        .collect();
-    extra.sort();
-    extra.dedup();
+pub fn burn_windows(s: &ServiceState) -> Vec<Span> {
     let mut all: Vec<Span> = BURN_WINDOWS.to_vec();
-    if !extra.is_empty() {
-        all.extend(extra);
-        all.sort();
+    for w in s.plan.alerting.iter().flat_map(|w| [w.long, w.short]) {
+        if !all.contains(&w) {
+            all.push(w);
+        }
     }
-    all.into_iter()
+    all.sort();
+    all
 }
 
 /// Every SLO of `s` as of `now` (its clock: the period of a calendar
 /// SLO is the one holding `now`).
 pub fn evaluate_slos(s: &ServiceState, now: Micros) -> Vec<SloEval> {
+    let windows = burn_windows(s);
     s.plan
         .slos
         .iter()
@@ -403,8 +397,9 @@ pub fn evaluate_slos(s: &ServiceState, now: Micros) -> Vec<SloEval> {
                 period,
                 attainment: period.ratio(),
                 budget_consumed: period.ratio().map(|a| (1.0 - a) / slo.budget()),
-                burn_rates: burn_windows(s)
-                    .map(|w| (w, burn_rate(s.slo_window(i, w), slo)))
+                burn_rates: windows
+                    .iter()
+                    .map(|&w| (w, burn_rate(s.slo_window(i, w), slo)))
                     .collect(),
             }
         })
