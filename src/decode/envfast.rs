@@ -396,3 +396,37 @@ pub(super) fn unescape(s: &[u8]) -> Option<Vec<u8>> {
     out.extend_from_slice(&s[i..]);
     Some(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// A JSON string's escapes decoded as serde_json decodes them, and
+        /// refused where serde_json refuses it (the string alone, then
+        /// with what follows it).
+        #[test]
+        fn decoded_strings_are_serde_jsons(
+            text in "[ -~é\"\\\\\n\t\u{1F600}\u{7}\u{1f}/]{0,60}",
+            raw_tail in "[\"\\\\a-z\u{1}]{0,3}",
+        ) {
+            let quoted = serde_json::to_string(&text).unwrap();
+            let (got, end) = string_decoded(quoted.as_bytes(), 0).unwrap();
+            proptest::prop_assert_eq!(&got[..], text.as_bytes());
+            proptest::prop_assert_eq!(end, quoted.len());
+            // Hand-written bytes: what serde_json takes as a string, we
+            // take the same; no panic on the rest.
+            let hand = format!("\"{text}{raw_tail}\"");
+            let serde: Result<String, _> = serde_json::from_str(&hand);
+            match (string_decoded(hand.as_bytes(), 0), serde) {
+                (Some((g, n)), Ok(w)) => {
+                    proptest::prop_assert_eq!(n, hand.len());
+                    proptest::prop_assert_eq!(&g[..], w.as_bytes());
+                }
+                (Some((_, n)), Err(_)) => proptest::prop_assert!(n < hand.len(), "took {hand:?}"),
+                (None, Ok(w)) => proptest::prop_assert!(false, "refused {hand:?}, serde read {w:?}"),
+                (None, Err(_)) => {}
+            }
+        }
+    }
+}
