@@ -186,9 +186,8 @@ pub fn live_services(
 }
 
 /// The report behind the live status page at `now`: the services as
-/// `/api/v1/services` gives them, and the summary a replay's report has —
-/// the one number over each occurrence SLO's period, the SLOs met, and
-/// the one number per week and month from the calendars the state keeps.
+/// `/api/v1/services` gives them, and the summary a replay's report has
+/// of them.
 pub fn live_report(
     engine: &Engine,
     trackers: &[Option<AlertTracker>],
@@ -197,36 +196,12 @@ pub fn live_report(
     events: report::EventsReport,
 ) -> report::Report {
     let services = live_services(engine, trackers, now, &shown);
-    let (mut good, mut total, mut slos, mut met) = (0u64, 0u64, 0usize, 0usize);
-    let (mut weeks, mut months) = (BTreeMap::new(), BTreeMap::new());
-    let mut start: Option<Micros> = None;
-    for (id, (name, s)) in engine.services().enumerate() {
-        if !shown(id) {
-            continue;
-        }
-        start = match (start, s.first_ts) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        let Some(r) = services.get(name) else {
-            continue;
-        };
-        for slo in &s.plan.slos {
-            let Some((_, o)) = r.slos.0.iter().find(|(n, _)| *n == slo.name) else {
-                continue;
-            };
-            slos += 1;
-            met += (o.met == Some(true)) as usize;
-            if slo.kind.is_timeslice() {
-                continue;
-            }
-            good += o.good;
-            total += o.total;
-            if let Some((_, cal)) = r.calendar.0.iter().find(|(n, _)| *n == slo.name) {
-                cal.add_to(&mut weeks, &mut months);
-            }
-        }
-    }
+    let start = engine
+        .services()
+        .enumerate()
+        .filter(|&(id, _)| shown(id))
+        .filter_map(|(_, (_, s))| s.first_ts)
+        .min();
     report::Report {
         schema_version: 1,
         span: start.map(|s| report::SpanReport {
@@ -234,13 +209,7 @@ pub fn live_report(
             end: crate::model::format_rfc3339(now),
         }),
         events,
-        summary: report::Summary {
-            slos,
-            slos_met: met,
-            reliability: (total > 0).then(|| good as f64 / total as f64),
-            weeks: report::reliabilities(weeks),
-            months: report::reliabilities(months),
-        },
+        summary: report::Summary::of(&services),
         services,
         incidents: Vec::new(),
     }

@@ -131,6 +131,37 @@ pub struct Summary {
     pub months: Ordered<Reliability>,
 }
 
+impl Summary {
+    /// The summary of services' reports: every SLO, those met over their
+    /// period, and the one number (all good events over all events the
+    /// occurrence SLOs judged), over the period and per week and month.
+    pub(crate) fn of(services: &BTreeMap<String, ServiceReport>) -> Summary {
+        let (mut slos, mut met, mut good, mut total) = (0, 0, 0u64, 0u64);
+        let (mut weeks, mut months) = (BTreeMap::new(), BTreeMap::new());
+        for s in services.values() {
+            for (name, o) in &s.slos.0 {
+                slos += 1;
+                met += (o.met == Some(true)) as usize;
+                if crate::spec::slo::is_timeslice_name(name) {
+                    continue;
+                }
+                good += o.good;
+                total += o.total;
+                if let Some((_, c)) = s.calendar.0.iter().find(|(n, _)| n == name) {
+                    c.add_to(&mut weeks, &mut months);
+                }
+            }
+        }
+        Summary {
+            slos,
+            slos_met: met,
+            reliability: (total > 0).then(|| r(good as f64 / total as f64)),
+            weeks: reliabilities(weeks),
+            months: reliabilities(months),
+        }
+    }
+}
+
 /// The one number over a week or a month: all good events over all events
 /// the occurrence SLOs judged in it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -150,7 +181,7 @@ pub struct SloCalendar {
 impl SloCalendar {
     /// Adds this SLO's good and total to the one number's (good, total)
     /// per week and per month.
-    pub(crate) fn add_to(
+    fn add_to(
         &self,
         weeks: &mut BTreeMap<String, (u64, u64)>,
         months: &mut BTreeMap<String, (u64, u64)>,
@@ -527,7 +558,7 @@ fn timezone_of(s: &ServiceState) -> Option<String> {
         .map(str::to_string)
 }
 
-pub(crate) fn reliabilities(m: BTreeMap<String, (u64, u64)>) -> Ordered<Reliability> {
+fn reliabilities(m: BTreeMap<String, (u64, u64)>) -> Ordered<Reliability> {
     Ordered(
         m.into_iter()
             .map(|(k, (good, total))| {
@@ -556,8 +587,6 @@ pub fn build(
     };
     let end = tally.last.unwrap_or(0) + 1;
     let mut services = BTreeMap::new();
-    let (mut n_slos, mut n_met, mut rel_good, mut rel_total) = (0, 0, 0u64, 0u64);
-    let (mut weeks, mut months) = (BTreeMap::new(), BTreeMap::new());
     // Scale from the span to the period when the span is shorter: an
     // episode's budget is a share of the whole period's budget.
     let period_total = |s: &crate::engine::ServiceState, i: usize, at: Micros| -> f64 {
@@ -572,16 +601,6 @@ pub fn build(
     };
     for (id, (name, s)) in engine.services().enumerate() {
         let evals = evaluate_slos(s, end);
-        for (i, e) in evals.iter().enumerate() {
-            n_slos += 1;
-            if e.met() == Some(true) {
-                n_met += 1;
-            }
-            if !s.plan.slos[i].kind.is_timeslice() {
-                rel_good += e.period.good;
-                rel_total += e.period.total;
-            }
-        }
         let slos = slo_reports(&evals, None, &s.corrections.excluded);
         let (alerts, incidents) = trackers
             .get(id)
@@ -589,12 +608,6 @@ pub fn build(
             .map(|tr| alert_reports(s, tr, |i, at| period_total(s, i, at)))
             .unwrap_or_default();
         let calendar = calendar_of(s);
-        // The one number per week and month: occurrence SLOs only.
-        for ((_, c), slo) in calendar.0.iter().zip(&s.plan.slos) {
-            if !slo.kind.is_timeslice() {
-                c.add_to(&mut weeks, &mut months);
-            }
-        }
         let q = s
             .span_latency
             .as_ref()
@@ -686,13 +699,7 @@ pub fn build(
             outside_span: tally.outside_span,
             input_errors: tally.input_errors.clone(),
         },
-        summary: Summary {
-            slos: n_slos,
-            slos_met: n_met,
-            reliability: (rel_total > 0).then(|| r(rel_good as f64 / rel_total as f64)),
-            weeks: reliabilities(weeks),
-            months: reliabilities(months),
-        },
+        summary: Summary::of(&services),
         services,
         incidents,
     }

@@ -222,29 +222,14 @@ pub struct AtRisk {
 }
 
 /// The review of a running slate (`/api/v1/review`): its `services`
-/// object as of `now`, the one number summed here from each occurrence
-/// SLO's calendar (availability and freshness are the timeslice SLOs, as
-/// their names say: DESIGN §4).
+/// object as of `now`, summarized as a report is ([`super::Summary::of`]).
 pub fn live_review(
     services: BTreeMap<String, ServiceReport>,
     now: Micros,
     which: Option<Reviewed>,
     gate: Option<GateVerdict>,
 ) -> Result<Review, String> {
-    let (mut weeks, mut months) = (BTreeMap::new(), BTreeMap::new());
-    let (mut slos, mut met) = (0, 0);
-    for s in services.values() {
-        for (name, r) in &s.slos.0 {
-            slos += 1;
-            met += (r.met == Some(true)) as usize;
-            if name == "availability" || name == "freshness" {
-                continue;
-            }
-            if let Some((_, cal)) = s.calendar.0.iter().find(|(n, _)| n == name) {
-                cal.add_to(&mut weeks, &mut months);
-            }
-        }
-    }
+    let summary = super::Summary::of(&services);
     let now = format_rfc3339(now);
     let view = ReportView {
         schema_version: 1,
@@ -253,10 +238,10 @@ pub fn live_review(
             end: now,
         }),
         summary: SummaryView {
-            slos,
-            slos_met: met,
-            weeks: super::reliabilities(weeks),
-            months: super::reliabilities(months),
+            slos: summary.slos,
+            slos_met: summary.slos_met,
+            weeks: summary.weeks,
+            months: summary.months,
         },
         services,
     };

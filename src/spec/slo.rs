@@ -143,6 +143,13 @@ impl SloKind {
     }
 }
 
+/// Whether an SLO of this name counts slices: an SLO's name is its key
+/// without `slo_`, and only `slo_availability` and `slo_freshness` are
+/// timeslice SLOs (what a report, which carries names, not kinds, reads).
+pub fn is_timeslice_name(name: &str) -> bool {
+    matches!(name, "availability" | "freshness")
+}
+
 pub const DEFAULT_PERIOD: Span = Span::days(30);
 pub const DEFAULT_SLICE: Span = Span::mins(1);
 pub const DEFAULT_SLICE_TARGET: f64 = 0.9;
