@@ -471,13 +471,10 @@ pub fn clf_time_cached(s: &[u8], cache: &mut DayCache) -> Option<Micros> {
     if h > 23 || m > 59 || sec > 60 {
         return None;
     }
-    // The day and the offset: `10/Oct/2000` and `-0700`.
-    let key = |k: &mut [u8; 17]| {
-        k[..11].copy_from_slice(&s[..11]);
-        k[11..].copy_from_slice(&s[20..]);
-    };
+    // The day and the offset (` -0700`) the cache is keyed by.
     let mut k = [0u8; 17];
-    key(&mut k);
+    k[..11].copy_from_slice(&s[..11]);
+    k[11..].copy_from_slice(&s[20..]);
     let base = match cache.clf() {
         Some((ck, base)) if *ck == k => base,
         _ => {

@@ -205,6 +205,22 @@ impl CalendarDays {
         }
     }
 
+    /// SLO `i`'s (total, bad) over the days that start in `[from, to]`.
+    pub fn sum(&self, i: usize, from: Micros, to: Micros) -> (u64, u64) {
+        let k = self.bounds.partition_point(|&(s, _)| s < from);
+        let mut out = (0u64, 0u64);
+        for (j, &(s, _)) in self.bounds.iter().enumerate().skip(k) {
+            if s > to {
+                break;
+            }
+            if let Some(&(t, b)) = self.counts.get(j * self.slos + i) {
+                out.0 += t as u64;
+                out.1 += b as u64;
+            }
+        }
+        out
+    }
+
     /// The ISO week (`2026-W40`) and month (`2026-10`) a day belongs to.
     pub fn labels(&self, day: &Day) -> (String, String) {
         let Ok(t) = Timestamp::from_microsecond(day.start) else {
@@ -271,24 +287,6 @@ pub fn period_bounds(p: CalendarPeriod, tz: &TimeZone, ts: Micros) -> Option<Per
         end: at(last)?,
         days,
     })
-}
-
-impl CalendarDays {
-    /// SLO `i`'s (total, bad) over the days that start in `[from, to]`.
-    pub fn sum(&self, i: usize, from: Micros, to: Micros) -> (u64, u64) {
-        let k = self.bounds.partition_point(|&(s, _)| s < from);
-        let mut out = (0u64, 0u64);
-        for (j, &(s, _)) in self.bounds.iter().enumerate().skip(k) {
-            if s > to {
-                break;
-            }
-            if let Some(&(t, b)) = self.counts.get(j * self.slos + i) {
-                out.0 += t as u64;
-                out.1 += b as u64;
-            }
-        }
-        out
-    }
 }
 
 /// The ISO week a date belongs to: `2026-W45`.

@@ -57,13 +57,14 @@ impl Default for EngineSettings {
 
 /// What a service's state holds from the spec in force and the engine's
 /// settings rather than from what it saved: its calendar and its
-/// corrections. On every state the engine makes, restores or replans.
+/// corrections. On every state the engine makes, restores or replans,
+/// once its plan is the spec's ([`ServicePlan::new`], or
+/// [`unsaved_plan`] before a replan).
 fn attach(
     state: &mut ServiceState,
     spec: Option<&crate::spec::ServiceSpec>,
     settings: &EngineSettings,
 ) {
-    unsaved_plan(&mut state.plan, spec);
     attach_calendar(state, spec, settings);
     attach_corrections(state, spec);
 }

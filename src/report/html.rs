@@ -381,20 +381,50 @@ enum Page {
     Live,
 }
 
+/// What a page says that depends on which page it is.
+struct Words {
+    kind: &'static str,
+    head: &'static str,
+    heading: &'static str,
+    /// What the service's p99 is over.
+    latency: &'static str,
+    footer: &'static str,
+}
+
+impl Page {
+    fn words(self) -> Words {
+        match self {
+            Page::Backtest => Words {
+                kind: "slate backtest",
+                head: "",
+                heading: "How reliable were we?",
+                latency: "over the span",
+                footer: "burn rates and budgets are as a live slate would have shown them at each point; a budget over a span shorter than the period is over the span.",
+            },
+            Page::Live => Words {
+                kind: "slate live",
+                head: "<meta http-equiv=\"refresh\" content=\"30\">",
+                heading: "How reliable are we?",
+                latency: "over the last 5 minutes",
+                footer: "the charts run from this process's start (they are not kept across a restart); budgets are over the state held, whose coverage of each period /api/v1/services gives.",
+            },
+        }
+    }
+}
+
 fn render_page(report: &Report, charts: &Charts, page: Page) -> String {
     let mut h = String::with_capacity(256 << 10);
     let span_text = match &report.span {
         Some(s) => format!("{} → {}", short_time(&s.start), short_time(&s.end)),
         None => "no accepted events".to_string(),
     };
-    let (kind, refresh) = match page {
-        Page::Backtest => ("slate backtest", ""),
-        Page::Live => ("slate live", "<meta http-equiv=\"refresh\" content=\"30\">"),
-    };
+    let words = page.words();
     let _ = write!(
         h,
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">{refresh}\
-         <title>{kind} · {}</title><style>{STYLE}</style></head><body>\n",
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">{}\
+         <title>{} · {}</title><style>{STYLE}</style></head><body>\n",
+        words.head,
+        words.kind,
         esc(&span_text)
     );
     let read = match page {
@@ -411,12 +441,9 @@ fn render_page(report: &Report, charts: &Charts, page: Page) -> String {
     };
     let _ = writeln!(
         h,
-        "<h1>{}</h1><div class=\"muted\">{kind} · {} · {read}</div>",
-        if page == Page::Live {
-            "How reliable are we?"
-        } else {
-            "How reliable were we?"
-        },
+        "<h1>{}</h1><div class=\"muted\">{} · {} · {read}</div>",
+        words.heading,
+        words.kind,
         esc(&span_text),
     );
     let s = &report.summary;
@@ -475,10 +502,7 @@ fn render_page(report: &Report, charts: &Charts, page: Page) -> String {
         h,
         "<footer>slate {} · windows align to slots; {}</footer>\n</body></html>",
         env!("CARGO_PKG_VERSION"),
-        match page {
-            Page::Backtest => "burn rates and budgets are as a live slate would have shown them at each point; a budget over a span shorter than the period is over the span.",
-            Page::Live => "the charts run from this process's start (they are not kept across a restart); budgets are over the state held, whose coverage of each period /api/v1/services gives.",
-        }
+        words.footer
     );
     h
 }
@@ -582,10 +606,7 @@ fn service_section(
     (from, to): (Micros, Micros),
     page: Page,
 ) {
-    let over = match page {
-        Page::Backtest => "over the span",
-        Page::Live => "over the last 5 minutes",
-    };
+    let over = page.words().latency;
     let _ = writeln!(
         h,
         "<section class=\"service\"><h2>{}</h2><div class=\"muted\">{} requests, {} errors ({}){}</div>",
