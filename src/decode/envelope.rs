@@ -30,6 +30,8 @@ pub struct Inner<'a> {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Stamp<'a> {
     Rfc3339(&'a [u8]),
+    /// A JSON number of seconds (or ms, µs, ns) since the epoch.
+    Epoch(&'a [u8]),
     At(Micros),
 }
 
@@ -38,6 +40,10 @@ impl Stamp<'_> {
     pub fn micros(&self, days: &mut DayCache) -> Option<Micros> {
         match *self {
             Stamp::Rfc3339(s) => parse_rfc3339_cached(s, days),
+            Stamp::Epoch(n) => {
+                let n = std::str::from_utf8(n).ok()?.parse().ok()?;
+                super::json::epoch_to_micros(n)
+            }
             Stamp::At(t) => Some(t),
         }
     }
@@ -59,6 +65,8 @@ pub struct Unwrapper {
     /// A JSON envelope's wanted paths: the line's keys, the time's, the
     /// service's (at most 32).
     wants: Vec<(Vec<Box<str>>, Slot)>,
+    /// The same, for the fast path.
+    fast: Vec<super::envfast::Want>,
 }
 
 /// CRI partial lines (`P`) waiting for their final part (`F`), per stream.
@@ -102,6 +110,7 @@ impl Unwrapper {
             kind,
             service_path: service_path.map(|p| p.split('.').map(Box::from).collect()),
             wants: Vec::new(),
+            fast: Vec::new(),
         };
         let (line_keys, time_keys) = u.keys();
         for (i, k) in line_keys.iter().enumerate() {
@@ -114,6 +123,9 @@ impl Unwrapper {
         if let Some(p) = &u.service_path {
             u.wants.push((p.clone(), Slot::Service));
         }
+        u.fast = (u.wants.iter())
+            .map(|(path, slot)| super::envfast::Want::new(path, *slot))
+            .collect();
         u
     }
 
@@ -158,7 +170,9 @@ impl Unwrapper {
         let mut days = DayCache::default();
         match self.kind {
             Envelope::Docker | Envelope::Filebeat | Envelope::Vector | Envelope::FluentBit => {
-                self.json(raw, &mut days).is_ok_and(|i| i.time.is_some())
+                // A number that is no time counts as none.
+                (self.json(raw, &mut days).ok().and_then(|i| i.time))
+                    .is_some_and(|t| !matches!(t, Stamp::Epoch(_)) || t.micros(&mut days).is_some())
             }
             Envelope::Syslog => self.syslog(raw).is_ok(),
             Envelope::Cri => CriLine::parse(raw).is_some(),
@@ -187,15 +201,75 @@ impl Unwrapper {
 
     /// The fast path: `None` leaves the record to [`json_serde`](Self::json_serde).
     fn json_fast<'a>(&self, raw: &'a [u8]) -> Option<Inner<'a>> {
-        let found = super::envfast::scan(raw, &self.wants, self.kind == Envelope::FluentBit)?;
-        let (_, line) = found.line?;
+        let (line, time, service) = self.json_found(raw, &mut |_, _, _| None)?;
+        let line = line.decoded()?;
         // serde_json would refuse a line that is not UTF-8: so does this.
         std::str::from_utf8(&line).ok()?;
+        Some(Inner {
+            line,
+            time,
+            service,
+        })
+    }
+
+    /// A JSON envelope read by the fast path with its line read by `read`
+    /// where it is written, escapes not decoded (`read(s, i)`: the line's
+    /// string starts at `s[i]`; it keeps what it read and returns the index
+    /// of the string's closing quote): for an inner decoder that reads the
+    /// line so, which saves unescaping a copy of it. `None` (the envelope
+    /// or its line is not read so, or the line may be one part of a Docker
+    /// split): take [`unwrap`](Self::unwrap).
+    pub fn json_escaped<'a>(
+        &self,
+        raw: &'a [u8],
+        mut read: impl FnMut(&'a [u8], usize) -> Option<usize>,
+    ) -> Option<(Option<Stamp<'a>>, Option<Cow<'a, str>>)> {
+        if !matches!(
+            self.kind,
+            Envelope::Docker | Envelope::Filebeat | Envelope::Vector | Envelope::FluentBit
+        ) {
+            return None;
+        }
+        let mut at = None;
+        let (line, time, service) = self.json_found(raw, &mut |s, i, _| {
+            let end = read(s, i)?;
+            at = Some(i);
+            Some(end)
+        })?;
+        // The line the envelope holds must be the one last read, not one
+        // of a key it prefers, met later and left to the scan.
+        if line.bytes.as_ptr() != raw[at?..].as_ptr() {
+            return None;
+        }
+        // A Docker record that does not end its line may be one part of a
+        // split; an escaped newline is `\\n` after an even run of `\\`.
+        if self.kind == Envelope::Docker {
+            let body = line.bytes.strip_suffix(b"n")?;
+            let slashes = body.iter().rev().take_while(|&&b| b == b'\\').count();
+            if slashes % 2 == 0 {
+                return None;
+            }
+        }
+        Some((time, service))
+    }
+
+    /// The fast path's reading of a JSON envelope: its line as written,
+    /// its time and its service.
+    #[allow(clippy::type_complexity)]
+    fn json_found<'a>(
+        &self,
+        raw: &'a [u8],
+        line: &mut impl FnMut(&'a [u8], usize, u8) -> Option<usize>,
+    ) -> Option<(
+        super::envfast::Raw<'a>,
+        Option<Stamp<'a>>,
+        Option<Cow<'a, str>>,
+    )> {
+        let found = super::envfast::scan(raw, &self.fast, self.kind == Envelope::FluentBit, line)?;
+        let (_, line) = found.line?;
         let time = match found.time {
             Some((_, super::envfast::Time::Str(s))) => Some(Stamp::Rfc3339(s)),
-            Some((_, super::envfast::Time::Num(n))) => {
-                super::json::epoch_to_micros(n).map(Stamp::At)
-            }
+            Some((_, super::envfast::Time::Num(n))) => Some(Stamp::Epoch(n)),
             None => None,
         };
         let service = match found.service {
@@ -203,11 +277,7 @@ impl Unwrapper {
             Some(s) => Some(Cow::Owned(s.text()?.into_owned())),
             None => None,
         };
-        Some(Inner {
-            line,
-            time,
-            service,
-        })
+        Some((line, time, service))
     }
 
     fn json_serde<'a>(&self, raw: &'a [u8], days: &mut DayCache) -> Result<Inner<'a>, Rejection> {

@@ -15,7 +15,7 @@ pub(super) struct Raw<'a> {
     pub escaped: bool,
 }
 
-impl Raw<'_> {
+impl<'a> Raw<'a> {
     /// The string's value (escapes decoded); `None` when an escape is bad
     /// or the value is not UTF-8.
     pub fn text(&self) -> Option<std::borrow::Cow<'_, str>> {
@@ -27,20 +27,93 @@ impl Raw<'_> {
         let v = unescape(self.bytes)?;
         String::from_utf8(v).ok().map(std::borrow::Cow::Owned)
     }
+
+    /// The string's bytes, escapes decoded in one pass (`None` on a bad
+    /// escape): the line a json-file record holds has one every few bytes.
+    pub fn decoded(&self) -> Option<std::borrow::Cow<'a, [u8]>> {
+        let s = self.bytes;
+        if !self.escaped {
+            return Some(std::borrow::Cow::Borrowed(s));
+        }
+        let mut out = Vec::with_capacity(s.len());
+        let (mut run, mut j) = (0, 0);
+        // `string` took the bytes: no quote or control character is left,
+        // so the next special byte is a backslash.
+        while let Some(k) = special(s, j) {
+            out.extend_from_slice(&s[run..k]);
+            let c = *s.get(k + 1)?;
+            j = k + 2;
+            match c {
+                b'u' => {
+                    // Rare in access logs: the general decoder.
+                    let end = j
+                        + 4
+                        + if s.get(j + 4..j + 6) == Some(b"\\u") {
+                            6
+                        } else {
+                            0
+                        };
+                    out.extend_from_slice(&unescape(s.get(k..end)?)?);
+                    j = end;
+                }
+                c => out.push(simple_escape(c)?),
+            }
+            run = j;
+        }
+        out.extend_from_slice(&s[run..]);
+        Some(std::borrow::Cow::Owned(out))
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Time<'a> {
     Str(&'a [u8]),
-    Num(f64),
+    /// A number as written (checked by the grammar).
+    Num(&'a [u8]),
 }
 
 #[derive(Debug, Default)]
 pub(super) struct Found<'a> {
-    /// The line, its escapes decoded.
-    pub line: Option<(u8, std::borrow::Cow<'a, [u8]>)>,
+    /// The line as written, escapes not decoded.
+    pub line: Option<(u8, Raw<'a>)>,
     pub time: Option<(u8, Time<'a>)>,
     pub service: Option<Raw<'a>>,
+}
+
+/// A path an envelope needs and the slot its value fills; each key kept
+/// with its first eight bytes as a number, compared before the bytes.
+#[derive(Debug, Clone)]
+pub(super) struct Want {
+    keys: Vec<(u64, Box<str>)>,
+    slot: Slot,
+}
+
+impl Want {
+    pub fn new(path: &[Box<str>], slot: Slot) -> Want {
+        Want {
+            keys: path
+                .iter()
+                .map(|k| (head(k.as_bytes()), k.clone()))
+                .collect(),
+            slot,
+        }
+    }
+
+    #[inline]
+    fn matches(&self, depth: usize, head: u64, key: &[u8]) -> bool {
+        self.keys.get(depth).is_some_and(|(h, k)| {
+            *h == head && k.len() == key.len() && (key.len() <= 8 || k.as_bytes() == key)
+        })
+    }
+}
+
+/// The first eight bytes of `b`, zero-padded.
+#[inline]
+fn head(b: &[u8]) -> u64 {
+    let mut buf = [0u8; 8];
+    let n = b.len().min(8);
+    buf[..n].copy_from_slice(&b[..n]);
+    u64::from_le_bytes(buf)
 }
 
 /// Nesting deeper than this is left to serde_json.
@@ -162,16 +235,25 @@ fn skip(s: &[u8], i: usize, depth: usize) -> Option<usize> {
 
 /// A number, `true`, `false` or `null` at `i`.
 fn scalar(s: &[u8], i: usize) -> Option<(&[u8], usize)> {
-    let end = s[i..]
-        .iter()
-        .position(|b| matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
-        .map_or(s.len(), |p| i + p);
+    let delimiter = |b: &u8| matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r');
+    if let Some(b'-' | b'0'..=b'9') = s.get(i) {
+        // By the grammar, not by parsing: a time is parsed when needed.
+        let (end, float) = super::flat::number_end(s, i)?;
+        if !s.get(end).is_none_or(delimiter) {
+            return None;
+        }
+        let tok = &s[i..end];
+        if float && tok.iter().any(|&b| b == b'e' || b == b'E') {
+            std::str::from_utf8(tok).ok()?.parse::<f64>().ok()?;
+        }
+        return Some((tok, end));
+    }
+    let end = s[i..].iter().position(delimiter).map_or(s.len(), |p| i + p);
     let tok = &s[i..end];
     let ok = match tok.first()? {
         b't' => tok == b"true",
         b'f' => tok == b"false",
         b'n' => tok == b"null",
-        b'-' | b'0'..=b'9' => std::str::from_utf8(tok).is_ok_and(|t| t.parse::<f64>().is_ok()),
         _ => false,
     };
     ok.then_some((tok, end))
@@ -179,23 +261,35 @@ fn scalar(s: &[u8], i: usize) -> Option<(&[u8], usize)> {
 
 /// Scans the envelope: an object, or (`array`) Fluent Bit's
 /// `[time, {…}]`. `wants` are the paths the envelope needs.
+///
+/// `line(s, i, p)` is offered each line string the scan would take (`i`
+/// just after its opening quote, `p` its key's preference): it may read
+/// the line there, as it is written, and return the index of its closing
+/// quote, which saves a second pass over the longest string of the
+/// envelope; `None` leaves the string to this scan.
 pub(super) fn scan<'a>(
     s: &'a [u8],
-    wants: &[(Vec<Box<str>>, Slot)],
+    wants: &[Want],
     array: bool,
+    line: &mut impl FnMut(&'a [u8], usize, u8) -> Option<usize>,
 ) -> Option<Found<'a>> {
     let mut found = Found::default();
     let i = ws(s, 0);
     let end = match *s.get(i)? {
-        b'{' => object(s, i, wants, u32::MAX, 0, &mut found)?,
+        b'{' => object(s, i, wants, u32::MAX, 0, &mut found, line)?,
         b'[' if array => {
-            let (tok, n) = scalar(s, ws(s, i + 1))?;
-            let t: f64 = std::str::from_utf8(tok).ok()?.parse().ok()?;
+            let (t, n) = scalar(s, ws(s, i + 1))?;
+            if !matches!(t.first(), Some(b'-' | b'0'..=b'9')) {
+                return None;
+            }
             let mut i = ws(s, n);
             if s.get(i) != Some(&b',') {
                 return None;
             }
-            i = ws(s, object(s, ws(s, i + 1), wants, u32::MAX, 0, &mut found)?);
+            i = ws(
+                s,
+                object(s, ws(s, i + 1), wants, u32::MAX, 0, &mut found, line)?,
+            );
             if s.get(i) != Some(&b']') {
                 return None;
             }
@@ -212,10 +306,11 @@ pub(super) fn scan<'a>(
 fn object<'a>(
     s: &'a [u8],
     i: usize,
-    wants: &[(Vec<Box<str>>, Slot)],
+    wants: &[Want],
     live: u32,
     depth: usize,
     found: &mut Found<'a>,
+    line: &mut impl FnMut(&'a [u8], usize, u8) -> Option<usize>,
 ) -> Option<usize> {
     if s.get(i) != Some(&b'{') || depth > MAX_DEPTH {
         return None;
@@ -235,10 +330,11 @@ fn object<'a>(
         }
         i = ws(s, i + 1);
         let (mut leaf, mut deeper) = (None, 0u32);
-        for (k, (path, slot)) in wants.iter().enumerate().take(32) {
-            if live & (1 << k) != 0 && path.get(depth).is_some_and(|p| p.as_bytes() == key.bytes) {
-                if path.len() == depth + 1 {
-                    leaf = Some(*slot);
+        let h = head(key.bytes);
+        for (k, want) in wants.iter().enumerate().take(32) {
+            if live & (1 << k) != 0 && want.matches(depth, h, key.bytes) {
+                if want.keys.len() == depth + 1 {
+                    leaf = Some(want.slot);
                 } else {
                     deeper |= 1 << k;
                 }
@@ -246,11 +342,27 @@ fn object<'a>(
         }
         i = match (leaf, s.get(i)) {
             (Some(Slot::Line(p)), Some(b'"')) => {
-                let (v, n) = string_decoded(s, i)?;
-                if found.line.as_ref().is_none_or(|(q, _)| p < *q) {
-                    found.line = Some((p, v));
+                let better = found.line.as_ref().is_none_or(|(q, _)| p < *q);
+                match better.then(|| line(s, i + 1, p)).flatten() {
+                    Some(end) => {
+                        let bytes = &s[i + 1..end];
+                        found.line = Some((
+                            p,
+                            Raw {
+                                bytes,
+                                escaped: true,
+                            },
+                        ));
+                        end + 1
+                    }
+                    None => {
+                        let (v, n) = string(s, i)?;
+                        if better {
+                            found.line = Some((p, v));
+                        }
+                        n
+                    }
                 }
-                n
             }
             (Some(slot), Some(b'"')) => {
                 let (v, n) = string(s, i)?;
@@ -259,15 +371,12 @@ fn object<'a>(
             }
             (Some(slot @ Slot::Time(_)), Some(b'-' | b'0'..=b'9')) => {
                 let (tok, n) = scalar(s, i)?;
-                take(
-                    found,
-                    slot,
-                    None,
-                    std::str::from_utf8(tok).ok()?.parse().ok(),
-                );
+                take(found, slot, None, Some(tok));
                 n
             }
-            (None, Some(b'{')) if deeper != 0 => object(s, i, wants, deeper, depth + 1, found)?,
+            (None, Some(b'{')) if deeper != 0 => {
+                object(s, i, wants, deeper, depth + 1, found, line)?
+            }
             _ => skip(s, i, depth + 1)?,
         };
         i = ws(s, i);
@@ -279,7 +388,7 @@ fn object<'a>(
     }
 }
 
-fn take<'a>(found: &mut Found<'a>, slot: Slot, v: Option<Raw<'a>>, n: Option<f64>) {
+fn take<'a>(found: &mut Found<'a>, slot: Slot, v: Option<Raw<'a>>, n: Option<&'a [u8]>) {
     match (slot, v, n) {
         (Slot::Time(p), Some(v), _)
             if !v.escaped && found.time.as_ref().is_none_or(|(q, _)| p < *q) =>
@@ -294,50 +403,10 @@ fn take<'a>(found: &mut Found<'a>, slot: Slot, v: Option<Raw<'a>>, n: Option<f64
     }
 }
 
-/// The string at `i` with its escapes decoded, in one pass: the line a
-/// json-file record holds has an escape every few bytes.
+/// The string at `i` with its escapes decoded, and the index after it.
 pub(super) fn string_decoded(s: &[u8], i: usize) -> Option<(std::borrow::Cow<'_, [u8]>, usize)> {
-    if s.get(i) != Some(&b'"') {
-        return None;
-    }
-    let start = i + 1;
-    let mut j = special(s, start)?;
-    if s[j] == b'"' {
-        return Some((std::borrow::Cow::Borrowed(&s[start..j]), j + 1));
-    }
-    let mut out = Vec::with_capacity(s.len() - start);
-    let mut run = start;
-    loop {
-        match s[j] {
-            b'"' => {
-                out.extend_from_slice(&s[run..j]);
-                return Some((std::borrow::Cow::Owned(out), j + 1));
-            }
-            b'\\' => {
-                out.extend_from_slice(&s[run..j]);
-                let c = *s.get(j + 1)?;
-                j += 2;
-                match c {
-                    b'u' => {
-                        // Rare in access logs: the general decoder.
-                        let end = j
-                            + 4
-                            + if s.get(j + 4..j + 6) == Some(b"\\u") {
-                                6
-                            } else {
-                                0
-                            };
-                        out.extend_from_slice(&unescape(s.get(j - 2..end)?)?);
-                        j = end;
-                    }
-                    c => out.push(simple_escape(c)?),
-                }
-                run = j;
-            }
-            _ => return None,
-        }
-        j = special(s, j)?;
-    }
+    let (raw, n) = string(s, i)?;
+    Some((raw.decoded()?, n))
 }
 
 /// The byte a one-letter JSON escape (`\\n`, `\\"`, …) stands for.

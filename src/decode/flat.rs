@@ -29,25 +29,40 @@ impl<'a> FlatValue<'a> {
     }
 }
 
+/// Skips whitespace. `ESC`: the object is read as it is written inside
+/// a JSON string (an envelope's line, not yet unescaped), where a quote is
+/// `\"` and a newline, tab or return is its two-byte escape.
 #[inline(always)]
-fn skip_ws(s: &[u8], mut i: usize) -> usize {
+fn skip_ws<const ESC: bool>(s: &[u8], mut i: usize) -> usize {
     // Compact JSON has no whitespace between tokens: one comparison.
-    if i < s.len() && s[i] > b' ' {
+    if i < s.len() && s[i] > b' ' && (!ESC || s[i] != b'\\') {
         return i;
     }
-    while i < s.len() && matches!(s[i], b' ' | b'\t' | b'\n' | b'\r') {
-        i += 1;
+    loop {
+        match s.get(i) {
+            Some(b' ' | b'\t' | b'\n' | b'\r') if !ESC => i += 1,
+            Some(b' ') => i += 1,
+            Some(b'\\') if ESC && matches!(s.get(i + 1), Some(b'n' | b't' | b'r')) => i += 2,
+            _ => return i,
+        }
     }
-    i
 }
 
-/// A string without escapes or control characters, ASCII only.
+/// A string without escapes or control characters, ASCII only. `ESC`:
+/// quoted by `\"`, as the object reads inside a JSON string.
 #[inline(always)]
-fn string(s: &[u8], i: usize) -> Option<(&str, usize)> {
-    if s.get(i) != Some(&b'"') {
-        return None;
-    }
-    let start = i + 1;
+fn string<const ESC: bool>(s: &[u8], i: usize) -> Option<(&str, usize)> {
+    let start = if ESC {
+        if s.get(i..i + 2) != Some(b"\\\"") {
+            return None;
+        }
+        i + 2
+    } else {
+        if s.get(i) != Some(&b'"') {
+            return None;
+        }
+        i + 1
+    };
     let mut j = start;
     // Eight bytes at a time (SWAR): the high bit of a byte of `special`
     // flags a quote, a backslash, a control character or non-ASCII. Bits
@@ -71,23 +86,31 @@ fn string(s: &[u8], i: usize) -> Option<(&str, usize)> {
             continue;
         }
         j += (special.trailing_zeros() / 8) as usize;
-        if s[j] != b'"' {
-            return None;
-        }
-        // SAFETY: every byte in start..j was just checked to be ASCII.
-        let text = unsafe { std::str::from_utf8_unchecked(&s[start..j]) };
-        return Some((text, j + 1));
+        return string_end::<ESC>(s, start, j);
     }
     loop {
         match *s.get(j)? {
-            b'"' => break,
-            b'\\' | 0..=0x1f | 0x80..=0xff => return None,
+            b'"' | b'\\' => break,
+            0..=0x1f | 0x80..=0xff => return None,
             _ => j += 1,
         }
     }
-    // SAFETY: every byte in start..j was just checked to be ASCII.
+    string_end::<ESC>(s, start, j)
+}
+
+/// The string from `start` ended at `j`, where the scan met a quote, a
+/// backslash or a byte it does not take: its text and the index after
+/// its closing quote.
+#[inline(always)]
+fn string_end<const ESC: bool>(s: &[u8], start: usize, j: usize) -> Option<(&str, usize)> {
+    let end = match (ESC, s[j]) {
+        (false, b'"') => j + 1,
+        (true, b'\\') if s.get(j + 1) == Some(&b'"') => j + 2,
+        _ => return None,
+    };
+    // SAFETY: every byte in start..j was checked to be ASCII.
     let text = unsafe { std::str::from_utf8_unchecked(&s[start..j]) };
-    Some((text, j + 1))
+    Some((text, end))
 }
 
 /// The end of a run of at least one ASCII digit starting at `j`.
@@ -103,7 +126,7 @@ fn digits(s: &[u8], mut j: usize) -> Option<usize> {
 /// The end of a JSON number per RFC 8259's grammar, and whether it has a
 /// fraction or exponent. `None` when the grammar is broken.
 #[inline]
-fn number_end(s: &[u8], i: usize) -> Option<(usize, bool)> {
+pub(super) fn number_end(s: &[u8], i: usize) -> Option<(usize, bool)> {
     let mut j = i;
     if s.get(j) == Some(&b'-') {
         j += 1;
@@ -234,35 +257,50 @@ fn key_prefix_at(s: &[u8], at: usize, len: usize) -> u64 {
     }
 }
 
-/// Walks a flat object. `want(key, prefix)` says whether a member matters; the
-/// values of those that do are handed to `field`, the others are only
-/// validated. `None`: not a line this path handles; let serde_json decide.
+/// Walks a flat object from `s[0]`. `want(key, prefix)` says whether a
+/// member matters; the values of those that do are handed to `field`, the
+/// others are only validated. It returns where the object and the
+/// whitespace after it end (the line's length, when nothing else follows).
+/// `None`: not a line this path handles; let serde_json decide.
+///
+/// `ESC`: `s` is the object as written inside a JSON string, its escapes
+/// not decoded (an envelope's line): quotes are `\"`, and any other
+/// escape but whitespace's makes it give up. Where it answers, the answer
+/// is that of the string unescaped and read without `ESC`.
 #[inline]
-pub(super) fn scan<'a, T>(
+pub(super) fn scan<'a, T, const ESC: bool>(
     s: &'a [u8],
     mut want: impl FnMut(&str, u64) -> Option<T>,
     mut field: impl FnMut(T, FlatValue<'a>),
-) -> Option<()> {
-    let mut i = skip_ws(s, 0);
+) -> Option<usize> {
+    let quote = 1 + ESC as usize;
+    let mut i = skip_ws::<ESC>(s, 0);
     if s.get(i) != Some(&b'{') {
         return None;
     }
-    i = skip_ws(s, i + 1);
+    i = skip_ws::<ESC>(s, i + 1);
     if s.get(i) == Some(&b'}') {
         i += 1;
     } else {
         loop {
-            let (key, j) = string(s, i)?;
-            let prefix = key_prefix_at(s, i + 1, key.len());
-            i = skip_ws(s, j);
+            let (key, j) = string::<ESC>(s, i)?;
+            let prefix = key_prefix_at(s, i + quote, key.len());
+            i = skip_ws::<ESC>(s, j);
             if s.get(i) != Some(&b':') {
                 return None;
             }
-            i = skip_ws(s, i + 1);
+            i = skip_ws::<ESC>(s, i + 1);
             let wanted = want(key, prefix);
             let j = match s.get(i)? {
-                b'"' => {
-                    let (v, j) = string(s, i)?;
+                b'"' if !ESC => {
+                    let (v, j) = string::<ESC>(s, i)?;
+                    if let Some(w) = wanted {
+                        field(w, FlatValue::Str(v));
+                    }
+                    j
+                }
+                b'\\' if ESC => {
+                    let (v, j) = string::<ESC>(s, i)?;
                     if let Some(w) = wanted {
                         field(w, FlatValue::Str(v));
                     }
@@ -303,9 +341,9 @@ pub(super) fn scan<'a, T>(
                 },
                 _ => return None,
             };
-            i = skip_ws(s, j);
+            i = skip_ws::<ESC>(s, j);
             match s.get(i)? {
-                b',' => i = skip_ws(s, i + 1),
+                b',' => i = skip_ws::<ESC>(s, i + 1),
                 b'}' => {
                     i += 1;
                     break;
@@ -314,7 +352,7 @@ pub(super) fn scan<'a, T>(
             }
         }
     }
-    (skip_ws(s, i) == s.len()).then_some(())
+    Some(skip_ws::<ESC>(s, i))
 }
 
 #[cfg(test)]
@@ -427,7 +465,7 @@ mod tests {
                 .chain(std::iter::repeat_n(&b'x', tail))
                 .position(|&b| b == b'"' || b == b'\\' || !(0x20..0x80).contains(&b))
                 .and_then(|k| (line[k + 1] == b'"').then_some(k + 2));
-            prop_assert_eq!(super::string(&line, 0).map(|(_, end)| end), naive);
+            prop_assert_eq!(super::string::<false>(&line, 0).map(|(_, end)| end), naive);
         }
 
         /// The one-pass number gives exactly what `str::parse` gives.

@@ -242,21 +242,65 @@ impl JsonDecoder {
         days: &mut DayCache,
         fallback: Option<Micros>,
     ) -> Result<Decoded<'a>, Rejection> {
-        if self.flat {
-            let mut found = Found::default();
-            let handled = super::flat::scan(
-                line,
-                |key, prefix| match self.root.get_with_prefix(key, prefix) {
-                    Some(Child::Leaf(field, prio)) => Some((*field, *prio)),
-                    _ => None,
-                },
-                |(field, prio), value| found.set(field, prio, value.into_cow()),
-            );
-            if handled.is_some() {
-                return self.build(&mut found, days, fallback);
-            }
+        let mut found = Found::default();
+        if self.flat_scan::<false>(line, &mut found) == Some(line.len()) {
+            return self.build(&mut found, days, fallback);
         }
         self.decode_serde_with(line, days, fallback)
+    }
+
+    /// Reads a line as it is written inside a JSON string (an envelope's),
+    /// its escapes not decoded, into `into`: the string starts at
+    /// `s[at]`, after its opening quote. Gives the index of the string's
+    /// closing quote, or `None` unless the flat fast path reads it so;
+    /// [`build_escaped`](Self::build_escaped) then gives what
+    /// [`decode_full`](Self::decode_full) gives for the string unescaped.
+    pub fn read_escaped<'a>(
+        &self,
+        s: &'a [u8],
+        at: usize,
+        into: &mut Escaped<'a>,
+    ) -> Option<usize> {
+        let line = s.get(at..)?;
+        into.0 = Found::default();
+        let end = self.flat_scan::<true>(line, &mut into.0)?;
+        (line.get(end) == Some(&b'"')).then_some(at + end)
+    }
+
+    /// The record [`read_escaped`](Self::read_escaped) read; `fallback`
+    /// is asked only when the line has no time.
+    pub fn build_escaped<'a>(
+        &self,
+        read: &mut Escaped<'a>,
+        days: &mut DayCache,
+        fallback: impl FnOnce(&mut DayCache) -> Option<Micros>,
+    ) -> Result<Decoded<'a>, Rejection> {
+        let fallback = match read.0.vals[Field::Ts as usize] {
+            Scalar::Null => fallback(days),
+            _ => None,
+        };
+        self.build(&mut read.0, days, fallback)
+    }
+
+    /// Scans a flat line into `found`: where it ends, when the fast path
+    /// reads it.
+    #[inline]
+    fn flat_scan<'a, const ESC: bool>(
+        &self,
+        line: &'a [u8],
+        found: &mut Found<'a>,
+    ) -> Option<usize> {
+        if !self.flat {
+            return None;
+        }
+        super::flat::scan::<_, ESC>(
+            line,
+            |key, prefix| match self.root.get_with_prefix(key, prefix) {
+                Some(Child::Leaf(field, prio)) => Some((*field, *prio)),
+                _ => None,
+            },
+            |(field, prio), value| found.set(field, prio, value.into_cow()),
+        )
     }
 
     /// The general path: serde_json over any JSON, nested paths included.
@@ -452,7 +496,7 @@ impl JsonDecoder {
 }
 
 impl Decoded<'_> {
-    fn into_owned(self) -> Decoded<'static> {
+    pub(crate) fn into_owned(self) -> Decoded<'static> {
         Decoded {
             ts: self.ts,
             service: Cow::Owned(self.service.into_owned()),
@@ -680,6 +724,11 @@ impl<'a> Scalar<'a> {
         }
     }
 }
+
+/// A line read where an envelope holds it, by
+/// [`JsonDecoder::read_escaped`], not yet checked and built.
+#[derive(Default)]
+pub struct Escaped<'a>(Found<'a>);
 
 /// The fields found so far; `Null` is "not found", and `prio` says which
 /// of several candidate paths filled a field (lower wins).

@@ -162,6 +162,34 @@ impl Decoder {
             }
             return;
         };
+        // A JSON line in a JSON envelope is read as it is written there,
+        // its escapes not decoded, when the fast paths can: no copy.
+        if let Kind::Json(json) = &self.kind {
+            if ctx.partials.is_empty() {
+                let mut line = json::Escaped::default();
+                let read = unwrapper.json_escaped(raw, |s, at| json.read_escaped(s, at, &mut line));
+                if let Some((time, service)) = read {
+                    let decoded = json.build_escaped(&mut line, &mut ctx.days, |days| {
+                        time.and_then(|t| t.micros(days))
+                    });
+                    let decoded = decoded.map(|d| self.mapped(d));
+                    return emit(self.with_envelope_service(decoded, service));
+                }
+            }
+        }
+        self.unwrap_and_decode(unwrapper, raw, ctx, whence, emit);
+    }
+
+    /// [`decode_record`](Self::decode_record)'s general path: each line
+    /// taken out of its envelope (unescaped), then decoded.
+    fn unwrap_and_decode(
+        &self,
+        unwrapper: &envelope::Unwrapper,
+        raw: &[u8],
+        ctx: &mut LineContext,
+        whence: (u64, (u32, u32)),
+        emit: &mut dyn FnMut(Result<Decoded<'_>, Rejection>),
+    ) {
         let mut partials = std::mem::take(&mut ctx.partials);
         let mut days = std::mem::take(&mut ctx.envelope_days);
         unwrapper.unwrap(raw, &mut partials, &mut days, whence, &mut |inner| {
@@ -184,30 +212,41 @@ impl Decoder {
                     }
                 }
             }
-            emit(match (decoded, &self.envelope_service) {
-                (Ok(mut d), Some((path, default))) => match (inner.service, default) {
-                    (Some(s), _) if valid_service(&s) => {
-                        d.service = Cow::Owned(s.into_owned());
-                        Ok(d)
-                    }
-                    (Some(_), _) => Err(Rejection::new(
-                        Reason::BadService,
-                        format!("envelope.{path} must be 1–128 bytes without control characters"),
-                    )),
-                    (None, Some(default)) => {
-                        d.service = Cow::Owned(default.clone());
-                        Ok(d)
-                    }
-                    (None, None) => Err(Rejection::new(
-                        Reason::MissingField,
-                        format!("no envelope.{path} in the envelope"),
-                    )),
-                },
-                (d, _) => d,
-            })
+            emit(self.with_envelope_service(decoded, inner.service))
         });
         ctx.partials = partials;
         ctx.envelope_days = days;
+    }
+
+    /// The service read from the envelope (`--service-field
+    /// envelope.PATH`), when it is, put on a decoded line.
+    fn with_envelope_service<'a>(
+        &self,
+        decoded: Result<Decoded<'a>, Rejection>,
+        service: Option<Cow<'_, str>>,
+    ) -> Result<Decoded<'a>, Rejection> {
+        let Some((path, default)) = &self.envelope_service else {
+            return decoded;
+        };
+        let mut d = decoded?;
+        match (service, default) {
+            (Some(s), _) if valid_service(&s) => {
+                d.service = Cow::Owned(s.into_owned());
+                Ok(d)
+            }
+            (Some(_), _) => Err(Rejection::new(
+                Reason::BadService,
+                format!("envelope.{path} must be 1–128 bytes without control characters"),
+            )),
+            (None, Some(default)) => {
+                d.service = Cow::Owned(default.clone());
+                Ok(d)
+            }
+            (None, None) => Err(Rejection::new(
+                Reason::MissingField,
+                format!("no envelope.{path} in the envelope"),
+            )),
+        }
     }
     #[inline]
     pub fn decode_with<'a>(
@@ -216,13 +255,19 @@ impl Decoder {
         ctx: &mut LineContext,
     ) -> Result<Decoded<'a>, Rejection> {
         let days = &mut ctx.days;
-        let mut d = match &self.kind {
+        let d = match &self.kind {
             Kind::Json(d) => d.decode_full(line, days, ctx.fallback_ts),
             Kind::Text(d) => d.decode_with(line, days),
             Kind::Aws(d) => d.decode_with(line, days),
             Kind::Haproxy(d) => d.decode_line(line),
             Kind::W3c(d) => d.decode_with(line, ctx.w3c.as_ref(), days),
         }?;
+        Ok(self.mapped(d))
+    }
+
+    /// `input.service_map` applied: the first matching rule names the service.
+    #[inline]
+    fn mapped<'a>(&self, mut d: Decoded<'a>) -> Decoded<'a> {
         if !self.service_map.is_empty() {
             if let Some(rule) = self
                 .service_map
@@ -232,7 +277,7 @@ impl Decoder {
                 d.service = std::borrow::Cow::Owned(rule.service.clone());
             }
         }
-        Ok(d)
+        d
     }
 
     /// Whether `line` is a header or comment of the format rather than a
@@ -357,6 +402,144 @@ pub use crate::model::valid_service;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::config::{Envelope, FieldOverrides, Format};
+    use proptest::prelude::*;
+
+    /// An inner JSON line in pieces the escaped reading takes and pieces
+    /// it must leave to unescape-then-decode: escapes in strings, non-ASCII,
+    /// nesting, whitespace of every kind, a BOM, bad syntax.
+    fn inner_line() -> impl Strategy<Value = (String, bool)> {
+        let key = prop::sample::select(vec![
+            "ts",
+            "service",
+            "status",
+            "latency_ms",
+            "endpoint",
+            "x",
+        ]);
+        let plain = prop::sample::select(vec![
+            r#""2026-11-24T10:00:05Z""#,
+            r#""2026-11-24T10:00:05.25+01:00""#,
+            r#""svc-1""#,
+            r#""/v1/users""#,
+            "200",
+            "503",
+            "-1",
+            "12.5",
+            "0.001",
+            "true",
+            "null",
+            r#""""#,
+        ]);
+        let odd = prop::sample::select(vec![
+            r#""a"b""#,
+            r#""Api""#,
+            r#""é""#,
+            r#""a\b""#,
+            r#""a\/b""#,
+            "1e3",
+            "{}",
+            "[1]",
+            r#"{"a":1}"#,
+        ]);
+        let value =
+            prop_oneof![4 => plain.prop_map(|v| (v, true)), 1 => odd.prop_map(|v| (v, false))];
+        let colon = prop::sample::select(vec![":", " : ", ":\n"]);
+        let member = (key, colon, value)
+            .prop_map(|(k, c, (v, ok))| (format!("\"{k}\"{c}{v}"), ok && c != ":\n"));
+        let sep = prop::sample::select(vec![",", ", ", ",\n", ",\t", ",\r\n"]);
+        let lead = prop::sample::select(vec!["", " ", "\n", "\t", "\u{feff}", "\u{c}"]);
+        let tail = prop::sample::select(vec![
+            "", "\n", "\r\n", " ", "\n\n", "\t", "x", "\u{c}", "}", "/",
+        ]);
+        (prop::collection::vec(member, 0..7), sep, lead, tail).prop_map(
+            |(members, sep, lead, tail)| {
+                let plain = members.iter().all(|(_, ok)| *ok)
+                    && !sep.contains(['\n', '\t', '\r'])
+                    && matches!(lead, "" | " ")
+                    && matches!(tail, "" | "\n" | " ");
+                let body: Vec<&str> = members.iter().map(|(m, _)| m.as_str()).collect();
+                (format!("{lead}{{{}}}{tail}", body.join(sep)), plain)
+            },
+        )
+    }
+
+    /// What a record gives, owned.
+    fn outcomes(
+        each: impl FnOnce(&mut dyn FnMut(Result<Decoded<'_>, Rejection>)),
+    ) -> Vec<Result<Decoded<'static>, Rejection>> {
+        let mut out = Vec::new();
+        each(&mut |d| out.push(d.map(Decoded::into_owned)));
+        out
+    }
+
+    proptest! {
+        /// A JSON line read where its JSON envelope holds it, escapes not
+        /// decoded, gives exactly what unescaping it and decoding the copy
+        /// gives (the general path), and is taken for plain lines.
+        #[test]
+        fn an_escaped_line_reads_as_its_unescaped_copy(
+            (line, plain) in inner_line(),
+            cut in prop::option::of(any::<prop::sample::Index>()),
+            pick in 0usize..4,
+            stamp in prop::sample::select(vec![0u8, 1, 2]),
+            envelope_service in any::<bool>(),
+            extra_first in any::<bool>(),
+            odd_escapes in any::<bool>(),
+        ) {
+            let kind = [Envelope::Docker, Envelope::Filebeat, Envelope::Vector, Envelope::FluentBit][pick];
+            let line = match cut {
+                Some(at) => line[..line.floor_char_boundary(at.index(line.len() + 1))].to_string(),
+                None => line,
+            };
+            let (line_key, time_key) = match kind {
+                Envelope::Docker => ("log", "time"),
+                Envelope::Filebeat => ("message", "@timestamp"),
+                Envelope::Vector => ("message", "timestamp"),
+                _ => ("log", "date"),
+            };
+            let line = if kind == Envelope::Docker { format!("{line}\n") } else { line };
+            let mut text = String::from("{");
+            if extra_first {
+                text.push_str(r#""stream":"stdout","#);
+            }
+            let mut quoted = serde_json::to_string(&line).unwrap();
+            if odd_escapes {
+                // Escapes serde_json does not write, but a shipper may.
+                quoted = quoted.replace('/', "\\/").replace('a', "\\u0061").replace(' ', "\\u0020");
+            }
+            text.push_str(&format!("\"{line_key}\":{quoted}"));
+            match stamp {
+                1 => text.push_str(&format!(",\"{time_key}\":\"2026-11-24T09:00:00Z\"")),
+                2 => text.push_str(&format!(",\"{time_key}\":1795510800.5")),
+                _ => {}
+            }
+            if !extra_first {
+                text.push_str(r#","stream":"stderr""#);
+            }
+            text.push('}');
+            let d = Decoder::new(&InputConfig {
+                format: Format::Json,
+                envelope: Some(kind),
+                fields: FieldOverrides {
+                    service: envelope_service.then(|| "envelope.stream".into()),
+                    ..Default::default()
+                },
+                ..InputConfig::default()
+            })
+            .unwrap();
+            let (Kind::Json(json), Some(u)) = (&d.kind, &d.envelope) else { unreachable!() };
+            let raw = text.as_bytes();
+            let mut read = json::Escaped::default();
+            let taken = u.json_escaped(raw, |s, at| json.read_escaped(s, at, &mut read)).is_some();
+            if plain && cut.is_none() && !odd_escapes {
+                prop_assert!(taken, "{}", text);
+            }
+            let fast = outcomes(|emit| d.decode_record(raw, &mut LineContext::default(), (0, (0, 0)), emit));
+            let general = outcomes(|emit| d.unwrap_and_decode(u, raw, &mut LineContext::default(), (0, (0, 0)), emit));
+            prop_assert_eq!(fast, general, "{}", text);
+        }
+    }
 
     #[test]
     fn statuses_are_three_digits_from_100_to_599() {
