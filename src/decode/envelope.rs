@@ -15,6 +15,8 @@ use super::{Reason, Rejection};
 use crate::model::{parse_rfc3339_cached, DayCache, Micros};
 use crate::spec::config::Envelope;
 
+pub use super::envfast::Layout;
+
 /// One line taken out of its envelope.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Inner<'a> {
@@ -201,7 +203,7 @@ impl Unwrapper {
 
     /// The fast path: `None` leaves the record to [`json_serde`](Self::json_serde).
     fn json_fast<'a>(&self, raw: &'a [u8]) -> Option<Inner<'a>> {
-        let (line, time, service) = self.json_found(raw, &mut |_, _, _| None)?;
+        let (line, time, service) = self.json_found(raw, &mut |_, _, _| None, None)?;
         let line = line.decoded()?;
         // serde_json would refuse a line that is not UTF-8: so does this.
         std::str::from_utf8(&line).ok()?;
@@ -222,6 +224,7 @@ impl Unwrapper {
     pub fn json_escaped<'a>(
         &self,
         raw: &'a [u8],
+        layout: &mut Layout,
         mut read: impl FnMut(&'a [u8], usize) -> Option<usize>,
     ) -> Option<(Option<Stamp<'a>>, Option<Cow<'a, str>>)> {
         if !matches!(
@@ -231,11 +234,15 @@ impl Unwrapper {
             return None;
         }
         let mut at = None;
-        let (line, time, service) = self.json_found(raw, &mut |s, i, _| {
-            let end = read(s, i)?;
-            at = Some(i);
-            Some(end)
-        })?;
+        let (line, time, service) = self.json_found(
+            raw,
+            &mut |s, i, _| {
+                let end = read(s, i)?;
+                at = Some(i);
+                Some(end)
+            },
+            Some(layout),
+        )?;
         // The line the envelope holds must be the one last read, not one
         // of a key it prefers, met later and left to the scan.
         if line.bytes.as_ptr() != raw[at?..].as_ptr() {
@@ -260,12 +267,19 @@ impl Unwrapper {
         &self,
         raw: &'a [u8],
         line: &mut impl FnMut(&'a [u8], usize, u8) -> Option<usize>,
+        layout: Option<&mut Layout>,
     ) -> Option<(
         super::envfast::Raw<'a>,
         Option<Stamp<'a>>,
         Option<Cow<'a, str>>,
     )> {
-        let found = super::envfast::scan(raw, &self.fast, self.kind == Envelope::FluentBit, line)?;
+        let found = super::envfast::scan(
+            raw,
+            &self.fast,
+            self.kind == Envelope::FluentBit,
+            line,
+            layout,
+        )?;
         let (_, line) = found.line?;
         let time = match found.time {
             Some((_, super::envfast::Time::Str(s))) => Some(Stamp::Rfc3339(s)),

@@ -9,7 +9,7 @@
 use super::envelope::Slot;
 
 /// A string's bytes between its quotes, and whether they hold escapes.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct Raw<'a> {
     pub bytes: &'a [u8],
     pub escaped: bool,
@@ -65,14 +65,14 @@ impl<'a> Raw<'a> {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) enum Time<'a> {
     Str(&'a [u8]),
     /// A number as written (checked by the grammar).
     Num(&'a [u8]),
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub(super) struct Found<'a> {
     /// The line as written, escapes not decoded.
     pub line: Option<(u8, Raw<'a>)>,
@@ -119,8 +119,12 @@ fn head(b: &[u8]) -> u64 {
 /// Nesting deeper than this is left to serde_json.
 const MAX_DEPTH: usize = 32;
 
-#[inline]
+#[inline(always)]
 fn ws(s: &[u8], mut i: usize) -> usize {
+    // Compact JSON has no whitespace between tokens: one comparison.
+    if s.get(i).is_some_and(|&c| c > b' ') {
+        return i;
+    }
     while i < s.len() && matches!(s[i], b' ' | b'\t' | b'\n' | b'\r') {
         i += 1;
     }
@@ -259,6 +263,37 @@ fn scalar(s: &[u8], i: usize) -> Option<(&[u8], usize)> {
     ok.then_some((tok, end))
 }
 
+/// How the root members of the last envelope read whole were laid out:
+/// a shipper writes every record alike, so the next is read by comparing
+/// bytes first. Kept per chunk of lines.
+#[derive(Debug, Default)]
+pub struct Layout {
+    members: Vec<Member>,
+    /// Whether `members` holds a layout (learnt from an envelope read whole).
+    ready: bool,
+}
+
+#[derive(Debug)]
+struct Member {
+    /// The key as written and what follows it up to its value: `"log":`.
+    key: Box<[u8]>,
+    leaf: Option<Slot>,
+    deeper: u32,
+    /// The last value of a member none of the wants needs, when it ends
+    /// itself (an object, an array, a string): the same bytes are the same
+    /// valid value again, skipped by one comparison.
+    value: Vec<u8>,
+}
+
+impl Member {
+    fn remember(&mut self, value: &[u8]) {
+        self.value.clear();
+        if matches!(value.first(), Some(b'{' | b'[' | b'"')) {
+            self.value.extend_from_slice(value);
+        }
+    }
+}
+
 /// Scans the envelope: an object, or (`array`) Fluent Bit's
 /// `[time, {…}]`. `wants` are the paths the envelope needs.
 ///
@@ -267,16 +302,48 @@ fn scalar(s: &[u8], i: usize) -> Option<(&[u8], usize)> {
 /// the line there, as it is written, and return the index of its closing
 /// quote, which saves a second pass over the longest string of the
 /// envelope; `None` leaves the string to this scan.
+///
+/// `layout`, when given, is tried first and learnt again from an envelope
+/// that does not follow it: what it reads is what the full scan reads.
 pub(super) fn scan<'a>(
     s: &'a [u8],
     wants: &[Want],
     array: bool,
     line: &mut impl FnMut(&'a [u8], usize, u8) -> Option<usize>,
+    mut layout: Option<&mut Layout>,
 ) -> Option<Found<'a>> {
+    if let Some(layout) = layout.as_deref_mut().filter(|l| l.ready) {
+        let mut found = Found::default();
+        let mut root = |i, found: &mut Found<'a>| by_layout(s, i, wants, layout, found, line);
+        if let Some(found) = envelope(s, array, &mut found, &mut root).map(|()| found) {
+            return Some(found);
+        }
+    }
     let mut found = Found::default();
+    let mut learnt = layout.is_some().then(Vec::new);
+    let mut root =
+        |i, found: &mut Found<'a>| object(s, i, wants, u32::MAX, 0, found, line, learnt.as_mut());
+    let read = envelope(s, array, &mut found, &mut root);
+    if let Some(layout) = layout {
+        layout.ready = read.is_some();
+        if let Some(members) = learnt.filter(|_| layout.ready) {
+            layout.members = members;
+        }
+    }
+    read.map(|()| found)
+}
+
+/// The envelope around its root object, read by `root`.
+#[inline]
+fn envelope<'a>(
+    s: &'a [u8],
+    array: bool,
+    found: &mut Found<'a>,
+    root: &mut impl FnMut(usize, &mut Found<'a>) -> Option<usize>,
+) -> Option<()> {
     let i = ws(s, 0);
     let end = match *s.get(i)? {
-        b'{' => object(s, i, wants, u32::MAX, 0, &mut found, line)?,
+        b'{' => root(i, found)?,
         b'[' if array => {
             let (t, n) = scalar(s, ws(s, i + 1))?;
             if !matches!(t.first(), Some(b'-' | b'0'..=b'9')) {
@@ -286,10 +353,7 @@ pub(super) fn scan<'a>(
             if s.get(i) != Some(&b',') {
                 return None;
             }
-            i = ws(
-                s,
-                object(s, ws(s, i + 1), wants, u32::MAX, 0, &mut found, line)?,
-            );
+            i = ws(s, root(ws(s, i + 1), found)?);
             if s.get(i) != Some(&b']') {
                 return None;
             }
@@ -300,9 +364,85 @@ pub(super) fn scan<'a>(
         }
         _ => return None,
     };
-    (ws(s, end) == s.len()).then_some(found)
+    (ws(s, end) == s.len()).then_some(())
 }
 
+/// Whether `s[i..]` starts with `lit`, eight bytes at a time: the
+/// layout's keys and values are short, too short for a `memcmp` call each.
+#[inline(always)]
+fn starts_with_at(s: &[u8], i: usize, lit: &[u8]) -> bool {
+    let Some(tail) = s.get(i..i + lit.len()) else {
+        return false;
+    };
+    let word = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+    let mut at = 0;
+    while at + 8 <= lit.len() {
+        if word(tail, at) != word(lit, at) {
+            return false;
+        }
+        at += 8;
+    }
+    if at == lit.len() {
+        return true;
+    }
+    if lit.len() >= 8 {
+        // The last eight bytes, overlapping those compared.
+        let last = lit.len() - 8;
+        return word(tail, last) == word(lit, last);
+    }
+    let mut k = at;
+    while k < lit.len() {
+        if tail[k] != lit[k] {
+            return false;
+        }
+        k += 1;
+    }
+    true
+}
+
+/// The root object at `i` read by `layout`: `None` when it is laid out
+/// otherwise.
+fn by_layout<'a>(
+    s: &'a [u8],
+    i: usize,
+    wants: &[Want],
+    layout: &mut Layout,
+    found: &mut Found<'a>,
+    line: &mut impl FnMut(&'a [u8], usize, u8) -> Option<usize>,
+) -> Option<usize> {
+    if s.get(i) != Some(&b'{') {
+        return None;
+    }
+    let mut i = ws(s, i + 1);
+    let n = layout.members.len();
+    if n == 0 {
+        return (s.get(i) == Some(&b'}')).then_some(i + 1);
+    }
+    for (k, m) in layout.members.iter_mut().enumerate() {
+        if !starts_with_at(s, i, &m.key) {
+            return None;
+        }
+        i = ws(s, i + m.key.len());
+        i = match (m.leaf, m.deeper) {
+            (None, 0) if !m.value.is_empty() && starts_with_at(s, i, &m.value) => i + m.value.len(),
+            (None, 0) => {
+                let end = skip(s, i, 1)?;
+                m.remember(&s[i..end]);
+                end
+            }
+            (leaf, deeper) => value(s, i, wants, leaf, deeper, 0, found, line)?,
+        };
+        i = ws(s, i);
+        match (*s.get(i)?, k + 1 == n) {
+            (b',', false) => i = ws(s, i + 1),
+            (b'}', true) => return Some(i + 1),
+            _ => return None,
+        }
+    }
+    None
+}
+
+#[allow(clippy::too_many_arguments)]
 fn object<'a>(
     s: &'a [u8],
     i: usize,
@@ -311,6 +451,7 @@ fn object<'a>(
     depth: usize,
     found: &mut Found<'a>,
     line: &mut impl FnMut(&'a [u8], usize, u8) -> Option<usize>,
+    mut learn: Option<&mut Vec<Member>>,
 ) -> Option<usize> {
     if s.get(i) != Some(&b'{') || depth > MAX_DEPTH {
         return None;
@@ -320,6 +461,7 @@ fn object<'a>(
         return Some(i + 1);
     }
     loop {
+        let key_at = i;
         let (key, n) = string(s, i)?;
         if key.escaped {
             return None;
@@ -340,45 +482,20 @@ fn object<'a>(
                 }
             }
         }
-        i = match (leaf, s.get(i)) {
-            (Some(Slot::Line(p)), Some(b'"')) => {
-                let better = found.line.as_ref().is_none_or(|(q, _)| p < *q);
-                match better.then(|| line(s, i + 1, p)).flatten() {
-                    Some(end) => {
-                        let bytes = &s[i + 1..end];
-                        found.line = Some((
-                            p,
-                            Raw {
-                                bytes,
-                                escaped: true,
-                            },
-                        ));
-                        end + 1
-                    }
-                    None => {
-                        let (v, n) = string(s, i)?;
-                        if better {
-                            found.line = Some((p, v));
-                        }
-                        n
-                    }
-                }
+        let at = i;
+        i = value(s, i, wants, leaf, deeper, depth, found, line)?;
+        if let Some(members) = learn.as_deref_mut() {
+            let mut m = Member {
+                key: s[key_at..at].into(),
+                leaf,
+                deeper,
+                value: Vec::new(),
+            };
+            if leaf.is_none() && deeper == 0 {
+                m.remember(&s[at..i]);
             }
-            (Some(slot), Some(b'"')) => {
-                let (v, n) = string(s, i)?;
-                take(found, slot, Some(v), None);
-                n
-            }
-            (Some(slot @ Slot::Time(_)), Some(b'-' | b'0'..=b'9')) => {
-                let (tok, n) = scalar(s, i)?;
-                take(found, slot, None, Some(tok));
-                n
-            }
-            (None, Some(b'{')) if deeper != 0 => {
-                object(s, i, wants, deeper, depth + 1, found, line)?
-            }
-            _ => skip(s, i, depth + 1)?,
-        };
+            members.push(m);
+        }
         i = ws(s, i);
         match *s.get(i)? {
             b',' => i = ws(s, i + 1),
@@ -386,6 +503,62 @@ fn object<'a>(
             _ => return None,
         }
     }
+}
+
+/// A member's value at `i`: taken into `found` when `leaf` is one of the
+/// wants', read into when `deeper` wants are under it, else skipped.
+/// Returns the index after it.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn value<'a>(
+    s: &'a [u8],
+    i: usize,
+    wants: &[Want],
+    leaf: Option<Slot>,
+    deeper: u32,
+    depth: usize,
+    found: &mut Found<'a>,
+    line: &mut impl FnMut(&'a [u8], usize, u8) -> Option<usize>,
+) -> Option<usize> {
+    Some(match (leaf, s.get(i)) {
+        (Some(Slot::Line(p)), Some(b'"')) => {
+            let better = found.line.as_ref().is_none_or(|(q, _)| p < *q);
+            match better.then(|| line(s, i + 1, p)).flatten() {
+                Some(end) => {
+                    let bytes = &s[i + 1..end];
+                    found.line = Some((
+                        p,
+                        Raw {
+                            bytes,
+                            escaped: true,
+                        },
+                    ));
+                    end + 1
+                }
+                None => {
+                    let (v, n) = string(s, i)?;
+                    if better {
+                        found.line = Some((p, v));
+                    }
+                    n
+                }
+            }
+        }
+        (Some(slot), Some(b'"')) => {
+            let (v, n) = string(s, i)?;
+            take(found, slot, Some(v), None);
+            n
+        }
+        (Some(slot @ Slot::Time(_)), Some(b'-' | b'0'..=b'9')) => {
+            let (tok, n) = scalar(s, i)?;
+            take(found, slot, None, Some(tok));
+            n
+        }
+        (None, Some(b'{')) if deeper != 0 => {
+            object(s, i, wants, deeper, depth + 1, found, line, None)?
+        }
+        _ => skip(s, i, depth + 1)?,
+    })
 }
 
 fn take<'a>(found: &mut Found<'a>, slot: Slot, v: Option<Raw<'a>>, n: Option<&'a [u8]>) {
@@ -469,8 +642,96 @@ pub(super) fn unescape(s: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Records alike as a shipper writes them, a few laid out otherwise
+    /// or broken: members in one order, values that change or repeat.
+    fn records() -> impl Strategy<Value = Vec<String>> {
+        let value = prop::sample::select(vec![
+            r#""svc-1""#,
+            r#""svc-2""#,
+            r#""a\"b""#,
+            r#"{"container_name":"svc-1"}"#,
+            r#"{"container_name":"svc-2"}"#,
+            r#"{"container_name":"svc-1","x":[1,{"y":null}]}"#,
+            r#"{"container_name":1}"#,
+            r#"[1,2]"#,
+            "12",
+            "123",
+            "1.5e3",
+            "true",
+            r#""2026-11-24T10:00:00Z""#,
+            "1795510800.25",
+        ]);
+        let record = (
+            prop::collection::vec(value, 5),
+            prop::sample::select(vec![0u8, 0, 0, 0, 1, 2, 3, 4, 5]),
+            any::<prop::sample::Index>(),
+            any::<bool>(),
+        )
+            .prop_map(|(v, twist, at, array)| {
+                let keys = ["message", "stream", "time", "kubernetes", "x"];
+                let mut members: Vec<String> = keys
+                    .iter()
+                    .zip(&v)
+                    .map(|(k, v)| format!("\"{k}\":{v}"))
+                    .collect();
+                members[0] = r#""message":"a line""#.into();
+                match twist {
+                    1 => members.swap(1, 3),
+                    2 => {
+                        members.pop();
+                    }
+                    3 => members.push(r#""extra":{}"#.into()),
+                    4 => members[2] = members[2].replace(':', " : "),
+                    _ => {}
+                }
+                let mut text = format!("{{{}}}", members.join(","));
+                if twist == 5 {
+                    // One byte broken.
+                    let i = at.index(text.len());
+                    if text.is_char_boundary(i) && text.is_char_boundary(i + 1) {
+                        text.replace_range(i..i + 1, "\"");
+                    }
+                }
+                if array {
+                    text = format!("[1795510800.5,{text}]");
+                }
+                text
+            });
+        prop::collection::vec(record, 1..12)
+    }
 
     proptest::proptest! {
+        /// Read by the layout of the records before it, every record reads
+        /// as the full scan reads it.
+        #[test]
+        fn the_layout_reads_as_the_full_scan(records in records(), nested in any::<bool>()) {
+            let wants = [
+                Want::new(&["message".into()], Slot::Line(0)),
+                Want::new(&["time".into()], Slot::Time(0)),
+                if nested {
+                    Want::new(&["kubernetes".into(), "container_name".into()], Slot::Service)
+                } else {
+                    Want::new(&["stream".into()], Slot::Service)
+                },
+            ];
+            let mut layout = Layout::default();
+            let mut laid_out = 0;
+            for r in &records {
+                let s = r.as_bytes();
+                let ready = layout.ready;
+                let with = scan(s, &wants, true, &mut |_, _, _| None, Some(&mut layout));
+                let without = scan(s, &wants, true, &mut |_, _, _| None, None);
+                laid_out += usize::from(ready && with.is_some());
+                prop_assert_eq!(with, without, "{}", r);
+            }
+            // Alike records after the first are read by the layout.
+            if records.windows(2).all(|w| w[0] == w[1]) && records.len() > 1 && scan(records[0].as_bytes(), &wants, true, &mut |_, _, _| None, None).is_some() {
+                prop_assert_eq!(laid_out, records.len() - 1);
+            }
+        }
+
         /// A JSON string's escapes decoded as serde_json decodes them, and
         /// refused where serde_json refuses it (the string alone, then
         /// with what follows it).

@@ -35,8 +35,11 @@ impl<'a> FlatValue<'a> {
 #[inline(always)]
 fn skip_ws<const ESC: bool>(s: &[u8], mut i: usize) -> usize {
     // Compact JSON has no whitespace between tokens: one comparison.
-    if i < s.len() && s[i] > b' ' && (!ESC || s[i] != b'\\') {
-        return i;
+    if let Some(&c) = s.get(i) {
+        // Escaped, a backslash is a quote's (`\"`) more often than not.
+        if c > b' ' && (!ESC || c != b'\\' || s.get(i + 1) == Some(&b'"')) {
+            return i;
+        }
     }
     loop {
         match s.get(i) {

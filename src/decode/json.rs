@@ -262,7 +262,10 @@ impl JsonDecoder {
         into: &mut Escaped<'a>,
     ) -> Option<usize> {
         let line = s.get(at..)?;
-        into.0 = Found::default();
+        if into.1 {
+            into.0 = Found::default();
+        }
+        into.1 = true;
         let end = self.flat_scan::<true>(line, &mut into.0)?;
         (line.get(end) == Some(&b'"')).then_some(at + end)
     }
@@ -728,7 +731,7 @@ impl<'a> Scalar<'a> {
 /// A line read where an envelope holds it, by
 /// [`JsonDecoder::read_escaped`], not yet checked and built.
 #[derive(Default)]
-pub struct Escaped<'a>(Found<'a>);
+pub struct Escaped<'a>(Found<'a>, /* read into */ bool);
 
 /// The fields found so far; `Null` is "not found", and `prio` says which
 /// of several candidate paths filled a field (lower wins).

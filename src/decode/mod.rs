@@ -57,6 +57,8 @@ pub struct LineContext {
     /// CRI partial lines waiting for their end.
     pub partials: envelope::Partials,
     envelope_days: DayCache,
+    /// How the last JSON envelopes were laid out.
+    envelope_layout: envelope::Layout,
 }
 
 /// The stand-in service an inner decoder reads lines with while the
@@ -167,7 +169,9 @@ impl Decoder {
         if let Kind::Json(json) = &self.kind {
             if ctx.partials.is_empty() {
                 let mut line = json::Escaped::default();
-                let read = unwrapper.json_escaped(raw, |s, at| json.read_escaped(s, at, &mut line));
+                let layout = &mut ctx.envelope_layout;
+                let read = unwrapper
+                    .json_escaped(raw, layout, |s, at| json.read_escaped(s, at, &mut line));
                 if let Some((time, service)) = read {
                     let decoded = json.build_escaped(&mut line, &mut ctx.days, |days| {
                         time.and_then(|t| t.micros(days))
@@ -531,7 +535,7 @@ mod tests {
             let (Kind::Json(json), Some(u)) = (&d.kind, &d.envelope) else { unreachable!() };
             let raw = text.as_bytes();
             let mut read = json::Escaped::default();
-            let taken = u.json_escaped(raw, |s, at| json.read_escaped(s, at, &mut read)).is_some();
+            let taken = u.json_escaped(raw, &mut Default::default(), |s, at| json.read_escaped(s, at, &mut read)).is_some();
             if plain && cut.is_none() && !odd_escapes {
                 prop_assert!(taken, "{}", text);
             }
