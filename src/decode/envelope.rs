@@ -15,7 +15,7 @@ use super::{Reason, Rejection};
 use crate::model::{parse_rfc3339_cached, DayCache, Micros};
 use crate::spec::config::Envelope;
 
-pub use super::envfast::Layout;
+pub use super::envfast::{Layout, OtlpMemos, OtlpRecord};
 
 /// One line taken out of its envelope.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +34,8 @@ pub enum Stamp<'a> {
     Rfc3339(&'a [u8]),
     /// A JSON number of seconds (or ms, µs, ns) since the epoch.
     Epoch(&'a [u8]),
+    /// OTLP's `timeUnixNano`, else its `observedTimeUnixNano`, as written.
+    Otlp(Option<&'a [u8]>, Option<&'a [u8]>),
     At(Micros),
 }
 
@@ -46,9 +48,28 @@ impl Stamp<'_> {
                 let n = std::str::from_utf8(n).ok()?.parse().ok()?;
                 super::json::epoch_to_micros(n)
             }
+            Stamp::Otlp(time, observed) => otlp_nanos(time).or_else(|| otlp_nanos(observed)),
             Stamp::At(t) => Some(t),
         }
     }
+}
+
+/// An OTLP uint64 of nanoseconds as `str::parse::<u64>` reads it (a `+`
+/// first, then digits), in µs; none for zero.
+fn otlp_nanos(t: Option<&[u8]>) -> Option<Micros> {
+    let t = t?;
+    let digits = t.strip_prefix(b"+").unwrap_or(t);
+    if digits.is_empty() {
+        return None;
+    }
+    let mut n = 0u64;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+    }
+    (n > 0).then_some((n / 1000) as Micros)
 }
 
 /// Whether `s` looks like an RFC 3339 time (`2026-11-24T…`): an
@@ -437,9 +458,99 @@ impl Unwrapper {
         std::str::from_utf8(v).ok().map(Cow::Borrowed)
     }
 
+    /// Where `--service-field envelope.PATH` points in an OTLP request.
+    fn otlp_service<'k>(&self, key: &'k mut String) -> Option<super::envfast::OtlpService<'k>> {
+        use super::envfast::OtlpService;
+        let path = self.service_path.as_ref()?;
+        *key = path[1..].join(".");
+        match path.first().map(|s| &**s) {
+            Some("resource") => Some(OtlpService::Resource(key.as_bytes())),
+            Some("attributes") => Some(OtlpService::Record(key.as_bytes())),
+            _ => None,
+        }
+    }
+
+    /// An OTLP/JSON request's log records by the fast scan, each body
+    /// offered to `line` (as [`json_escaped`](Self::json_escaped) offers a
+    /// line): `None` leaves the request to the serde path.
+    pub fn otlp_records<'a>(
+        &self,
+        raw: &'a [u8],
+        memos: &mut OtlpMemos,
+        line: &mut impl FnMut(&'a [u8], usize) -> Option<usize>,
+    ) -> Option<Vec<OtlpRecord<'a>>> {
+        if self.kind != Envelope::OtlpJson {
+            return None;
+        }
+        let mut key = String::new();
+        let service = self.otlp_service(&mut key);
+        let mut out = Vec::new();
+        super::envfast::otlp(raw, service, line, memos, &mut out)?;
+        Some(out)
+    }
+
+    /// A record [`otlp_records`](Self::otlp_records) found, as a line
+    /// (unescaped) with its time and service; `None` when its line or
+    /// service does not decode (the serde path then refuses the request).
+    pub fn otlp_inner<'a>(&self, rec: &OtlpRecord<'a>) -> Option<Inner<'a>> {
+        let line = rec.line.decoded()?;
+        std::str::from_utf8(&line).ok()?;
+        let line = match line {
+            Cow::Borrowed(l) => Cow::Borrowed(strip_newline(l)),
+            Cow::Owned(l) => Cow::Owned(strip_newline(&l).to_vec()),
+        };
+        Some(Inner {
+            line,
+            time: Self::otlp_time(rec),
+            service: Self::otlp_record_service(rec)?,
+        })
+    }
+
+    /// A record's time, read when it is needed.
+    pub fn otlp_time<'a>(rec: &OtlpRecord<'a>) -> Option<Stamp<'a>> {
+        (rec.time.is_some() || rec.observed.is_some())
+            .then_some(Stamp::Otlp(rec.time, rec.observed))
+    }
+
+    /// A record's service, its escapes decoded: `Some(None)` without one,
+    /// `None` when it does not decode.
+    pub fn otlp_record_service<'a>(rec: &OtlpRecord<'a>) -> Option<Option<Cow<'a, str>>> {
+        match rec.service {
+            Some(s) => s.text().map(|t| Some(Cow::Owned(t.into_owned()))),
+            None => Some(None),
+        }
+    }
+
     /// An OTLP/JSON `ExportLogsServiceRequest`: every log record's
     /// `body.stringValue` is a line.
     fn otlp(&self, raw: &[u8], emit: &mut dyn FnMut(Result<Inner<'_>, Rejection>)) {
+        let memos = &mut OtlpMemos::default();
+        let fast = self
+            .otlp_records(raw, memos, &mut |_, _| None)
+            .and_then(|recs| {
+                recs.iter()
+                    .map(|r| self.otlp_inner(r))
+                    .collect::<Option<Vec<Inner>>>()
+            });
+        if let Some(inners) = fast {
+            if inners.is_empty() {
+                emit(Err(invalid("an OTLP/JSON logs request with no log record")));
+            }
+            for inner in inners {
+                emit(Ok(inner));
+            }
+            return;
+        }
+        self.otlp_serde(raw, emit);
+    }
+
+    /// [`otlp`](Self::otlp) by serde_json: every request the fast scan
+    /// leaves, and the reference it is tested against.
+    pub(super) fn otlp_serde(
+        &self,
+        raw: &[u8],
+        emit: &mut dyn FnMut(Result<Inner<'_>, Rejection>),
+    ) {
         let req: otlp::Request = match serde_json::from_slice(raw) {
             Ok(r) => r,
             Err(e) => return emit(Err(invalid(format!("not an OTLP/JSON logs request: {e}")))),
@@ -1059,7 +1170,7 @@ mod otlp {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::decode::{Decoder, LineContext};
     use crate::model::parse_rfc3339;
@@ -1366,7 +1477,146 @@ mod tests {
         .boxed()
     }
 
+    /// An OTLP/JSON logs request for the differential test: records with
+    /// string bodies and others, times of every type, attributes,
+    /// resources present, absent or null, fields serde ignores.
+    pub(in crate::decode) fn otlp_request(
+    ) -> impl proptest::prelude::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        use serde_json::json;
+        let line = prop::sample::select(vec![
+            r#"{"ts":"2026-11-24T10:00:05Z","service":"a","status":200,"latency_ms":5}"#,
+            r#"{"service":"a","status":503,"latency_ms":5}"#,
+            r#"{"ts":"2026-11-24T10:00:05Z","service":"é","status":200}"#,
+            r#"{"ts":"2026-11-24T10:00:05Z","service":"a\"b","status":200}"#,
+            "{\"ts\":\"2026-11-24T10:00:05Z\",\"service\":\"a\",\"status\":500}\n",
+            "not json",
+        ]);
+        // Mostly what serde takes, so that whole requests are valid.
+        let time = prop_oneof![
+            8 => prop::sample::select(vec![
+                json!("1795510800000000000"),
+                json!(1795510800000000000u64),
+                json!("1"),
+                json!("+1795510800000000000"),
+                json!("abc"),
+                json!(0),
+                json!(-5),
+                json!(1.5),
+                json!(null),
+            ]),
+            1 => Just(json!(true)),
+        ];
+        let attr = prop_oneof![
+            8 => prop::sample::select(vec![
+                json!({"key": "service.name", "value": {"stringValue": "checkout"}}),
+                json!({"key": "service.name", "value": {"stringValue": "c\"o"}}),
+                json!({"key": "service.name", "value": {"intValue": 3}}),
+                json!({"key": "log.iostream", "value": {"stringValue": "stdout"}}),
+            ]),
+            1 => prop::sample::select(vec![
+                json!({"value": {"stringValue": "no key"}}),
+                json!({"key": "x", "value": "not an object"}),
+            ]),
+        ];
+        let attrs = prop::collection::vec(attr, 0..3);
+        let body = (line, 0u8..12).prop_map(|(l, k)| match k {
+            0 => json!({"intValue": 5}),
+            1 => json!(null),
+            2 => json!({"stringValue": 5}),
+            _ => json!({"stringValue": l}),
+        });
+        let record = (
+            body,
+            prop::option::of(time.clone()),
+            prop::option::of(time),
+            attrs.clone(),
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(|(body, t, o, attrs, has_body, extra)| {
+                let mut r = serde_json::Map::new();
+                if has_body {
+                    r.insert("body".into(), body);
+                }
+                if let Some(t) = t {
+                    r.insert("timeUnixNano".into(), t);
+                }
+                if let Some(o) = o {
+                    r.insert("observedTimeUnixNano".into(), o);
+                }
+                r.insert("attributes".into(), attrs.into());
+                if extra {
+                    r.insert("severityText".into(), "INFO".into());
+                }
+                serde_json::Value::Object(r)
+            });
+        let scope = prop::collection::vec(record, 0..4)
+            .prop_map(|recs| json!({"scope": {"name": "filelog"}, "logRecords": recs}));
+        let resource =
+            (prop::collection::vec(scope, 0..3), attrs, 0u8..4).prop_map(|(scopes, attrs, r)| {
+                let mut m = serde_json::Map::new();
+                match r {
+                    0 => {}
+                    1 => {
+                        m.insert("resource".into(), json!(null));
+                    }
+                    _ => {
+                        m.insert("resource".into(), json!({"attributes": attrs}));
+                    }
+                }
+                m.insert("scopeLogs".into(), scopes.into());
+                serde_json::Value::Object(m)
+            });
+        prop::collection::vec(resource, 0..3).prop_map(|rl| json!({"resourceLogs": rl}))
+    }
+
     proptest::proptest! {
+        /// Where the OTLP scan answers, it answers as serde_json does:
+        /// the same lines, times and services, record by record, through
+        /// memos carried from one request to the next; and it answers for
+        /// requests whose every record has a string body.
+        #[test]
+        fn the_fast_otlp_path_agrees_with_serde(
+            requests in proptest::collection::vec((otlp_request(), proptest::option::of((proptest::prelude::any::<proptest::sample::Index>(), proptest::prelude::any::<u8>()))), 1..4),
+            service in proptest::sample::select(vec![None, Some("resource.service.name"), Some("attributes.service.name"), Some("other.x")]),
+        ) {
+            let u = Unwrapper::new(Envelope::OtlpJson, service);
+            let mut memos = OtlpMemos::default();
+            for (request, mutate) in requests {
+                let mut raw = serde_json::to_vec(&request).unwrap();
+                if let Some((at, byte)) = mutate {
+                    let i = at.index(raw.len());
+                    raw[i] = b"\"{}[],:0a\\ "[byte as usize % 11];
+                }
+                let read = |i: Inner| {
+                    let t = i.time.and_then(|t| t.micros(&mut DayCache::default()));
+                    (i.line.into_owned(), t, i.service.map(Cow::into_owned))
+                };
+                let fast = u.otlp_records(&raw, &mut memos, &mut |_, _| None).and_then(|recs| {
+                    recs.iter().map(|r| u.otlp_inner(r).map(read)).collect::<Option<Vec<_>>>()
+                });
+                let mut serde = Vec::new();
+                u.otlp_serde(&raw, &mut |i| serde.push(i.map(read).map_err(|r| r.detail)));
+                match fast {
+                    Some(recs) if recs.is_empty() => {
+                        proptest::prop_assert_eq!(serde.len(), 1);
+                        proptest::prop_assert!(serde[0].is_err());
+                    }
+                    Some(recs) => {
+                        let recs: Vec<_> = recs.into_iter().map(Ok).collect();
+                        proptest::prop_assert_eq!(recs, serde, "{}", String::from_utf8_lossy(&raw));
+                    }
+                    None => {
+                        // Left to serde: never a valid request whose every
+                        // record has a string body.
+                        let plain = mutate.is_none() && serde.iter().all(Result::is_ok);
+                        proptest::prop_assert!(!plain, "{}", String::from_utf8_lossy(&raw));
+                    }
+                }
+            }
+        }
+
         /// Where the fast path answers, it answers as serde_json does.
         #[test]
         fn the_fast_json_path_agrees_with_serde(v in value(3), pick in 0usize..4,

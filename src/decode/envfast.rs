@@ -182,9 +182,11 @@ fn string(s: &[u8], i: usize) -> Option<(Raw<'_>, usize)> {
             }
             b'\\' => {
                 escaped = true;
-                j += 2;
-                if j > s.len() {
-                    return None;
+                // Only JSON's escapes, as serde_json checks them.
+                match s.get(j + 1)? {
+                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => j += 2,
+                    b'u' if s.get(j + 2..j + 6)?.iter().all(u8::is_ascii_hexdigit) => j += 6,
+                    _ => return None,
                 }
             }
             // A control character cannot be inside a JSON string.
@@ -279,19 +281,77 @@ struct Member {
     key: Box<[u8]>,
     leaf: Option<Slot>,
     deeper: u32,
-    /// The last value of a member none of the wants needs, when it ends
-    /// itself (an object, an array, a string): the same bytes are the same
-    /// valid value again, skipped by one comparison.
-    value: Vec<u8>,
+    /// The last values of a member none of the wants needs.
+    values: Memo,
 }
 
-impl Member {
+/// Values skipped lately at one place of an envelope (so at one depth):
+/// the same bytes again are the same valid value, skipped by a comparison
+/// instead of a scan. Only values that end themselves (an object, an
+/// array, a string) are kept.
+#[derive(Debug, Default)]
+pub struct Memo {
+    values: Vec<Box<[u8]>>,
+    next: usize,
+}
+
+/// Values a [`Memo`] keeps, and the longest it keeps.
+const MEMOS: usize = 16;
+const MEMO_BYTES: usize = 4096;
+
+impl Memo {
+    /// Skips the value at `at`, as [`skip`] does.
+    #[inline]
+    fn skip(&mut self, s: &[u8], at: usize, depth: usize) -> Option<usize> {
+        if !matches!(s.get(at), Some(b'{' | b'[' | b'"')) {
+            return skip(s, at, depth);
+        }
+        self.read(s, at, |at| skip(s, at, depth))
+    }
+
+    /// The value at `at` read by `read` (which returns where it ends),
+    /// unless it is one read before.
+    #[inline]
+    fn read(
+        &mut self,
+        s: &[u8],
+        at: usize,
+        read: impl FnOnce(usize) -> Option<usize>,
+    ) -> Option<usize> {
+        if let Some(v) = self.values.iter().find(|v| same_at(s, at, v)) {
+            return Some(at + v.len());
+        }
+        let end = read(at)?;
+        self.remember(&s[at..end]);
+        Some(end)
+    }
+
     fn remember(&mut self, value: &[u8]) {
-        self.value.clear();
-        if matches!(value.first(), Some(b'{' | b'[' | b'"')) {
-            self.value.extend_from_slice(value);
+        if value.len() > MEMO_BYTES || !matches!(value.first(), Some(b'{' | b'[' | b'"')) {
+            return;
+        }
+        if self.values.len() < MEMOS {
+            self.values.push(value.into());
+        } else {
+            self.values[self.next] = value.into();
+            self.next = (self.next + 1) % MEMOS;
         }
     }
+}
+
+/// Whether `s[at..]` starts with `v`: its last eight bytes first, where
+/// values alike at their start (`{"container_name":"svc-…`) differ.
+#[inline(always)]
+fn same_at(s: &[u8], at: usize, v: &[u8]) -> bool {
+    if v.len() >= 8 {
+        let last = at + v.len() - 8;
+        let word = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
+        match s.get(last..last + 8) {
+            Some(w) if word(w) == word(&v[v.len() - 8..]) => {}
+            _ => return false,
+        }
+    }
+    starts_with_at(s, at, v)
 }
 
 /// Scans the envelope: an object, or (`array`) Fluent Bit's
@@ -424,12 +484,7 @@ fn by_layout<'a>(
         }
         i = ws(s, i + m.key.len());
         i = match (m.leaf, m.deeper) {
-            (None, 0) if !m.value.is_empty() && starts_with_at(s, i, &m.value) => i + m.value.len(),
-            (None, 0) => {
-                let end = skip(s, i, 1)?;
-                m.remember(&s[i..end]);
-                end
-            }
+            (None, 0) => m.values.skip(s, i, 1)?,
             (leaf, deeper) => value(s, i, wants, leaf, deeper, 0, found, line)?,
         };
         i = ws(s, i);
@@ -489,10 +544,10 @@ fn object<'a>(
                 key: s[key_at..at].into(),
                 leaf,
                 deeper,
-                value: Vec::new(),
+                values: Memo::default(),
             };
             if leaf.is_none() && deeper == 0 {
-                m.remember(&s[at..i]);
+                m.values.remember(&s[at..i]);
             }
             members.push(m);
         }
@@ -573,6 +628,328 @@ fn take<'a>(found: &mut Found<'a>, slot: Slot, v: Option<Raw<'a>>, n: Option<&'a
         }
         (Slot::Service, Some(v), _) => found.service = Some(v),
         _ => {}
+    }
+}
+
+/// One log record of an OTLP/JSON logs request, as [`otlp`] finds it.
+#[derive(Debug, PartialEq)]
+pub struct OtlpRecord<'a> {
+    /// `body.stringValue` as written.
+    pub(super) line: Raw<'a>,
+    /// Whether the line hook read it there.
+    pub(super) read: bool,
+    /// `timeUnixNano` and `observedTimeUnixNano` as written: a string's
+    /// bytes or a number.
+    pub(super) time: Option<&'a [u8]>,
+    pub(super) observed: Option<&'a [u8]>,
+    /// The string value of the attribute `--service-field` names.
+    pub(super) service: Option<Raw<'a>>,
+}
+
+/// Where `--service-field envelope.PATH` points in an OTLP request.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum OtlpService<'k> {
+    /// `resource.KEY`: an attribute of the record's resource.
+    Resource(&'k [u8]),
+    /// `attributes.KEY`: an attribute of the record.
+    Record(&'k [u8]),
+}
+
+/// The members of the object at `i`, each handed to `f(key, at)` (`at`
+/// where its value starts), which returns where the value ends. Gives up
+/// on an escaped key. Returns the index after the object.
+#[inline]
+fn members<'a>(
+    s: &'a [u8],
+    i: usize,
+    mut f: impl FnMut(&'a [u8], usize) -> Option<usize>,
+) -> Option<usize> {
+    if s.get(i) != Some(&b'{') {
+        return None;
+    }
+    let mut i = ws(s, i + 1);
+    if s.get(i) == Some(&b'}') {
+        return Some(i + 1);
+    }
+    loop {
+        let (key, n) = string(s, i)?;
+        if key.escaped {
+            return None;
+        }
+        i = ws(s, n);
+        if s.get(i) != Some(&b':') {
+            return None;
+        }
+        i = ws(s, f(key.bytes, ws(s, i + 1))?);
+        match *s.get(i)? {
+            b',' => i = ws(s, i + 1),
+            b'}' => return Some(i + 1),
+            _ => return None,
+        }
+    }
+}
+
+/// The elements of the array at `i`, each handed to `f(at)`, which
+/// returns where it ends. Returns the index after the array.
+#[inline]
+fn elements(s: &[u8], i: usize, mut f: impl FnMut(usize) -> Option<usize>) -> Option<usize> {
+    if s.get(i) != Some(&b'[') {
+        return None;
+    }
+    let mut i = ws(s, i + 1);
+    if s.get(i) == Some(&b']') {
+        return Some(i + 1);
+    }
+    loop {
+        i = ws(s, f(i)?);
+        match *s.get(i)? {
+            b',' => i = ws(s, i + 1),
+            b']' => return Some(i + 1),
+            _ => return None,
+        }
+    }
+}
+
+/// Marks `bit` seen in `seen`; `None` when it was already (serde refuses
+/// a field given twice: so does this path, by leaving it to serde).
+#[inline]
+fn once(seen: &mut u8, bit: u8) -> Option<()> {
+    (*seen & bit == 0).then(|| *seen |= bit)
+}
+
+/// What an OTLP request repeats from one record to the next (the
+/// resource, the scope, attributes, the severity), kept per chunk of
+/// records: see [`Memo`].
+#[derive(Debug, Default)]
+pub struct OtlpMemos {
+    resource: Memo,
+    resource_other: Memo,
+    scope_other: Memo,
+    attributes: Memo,
+    record_other: Memo,
+}
+
+/// An OTLP/JSON `ExportLogsServiceRequest` scanned for its log records,
+/// into `out` in order. `line(s, i)` is offered each body string (`i`
+/// after its opening quote), as [`scan`] offers a line. `None`: anything
+/// this path does not take (a field given twice, a value of another
+/// type, an escaped key, bad JSON) — the serde path decides the request.
+pub(super) fn otlp<'a>(
+    s: &'a [u8],
+    service: Option<OtlpService<'_>>,
+    line: &mut impl FnMut(&'a [u8], usize) -> Option<usize>,
+    memos: &mut OtlpMemos,
+    out: &mut Vec<OtlpRecord<'a>>,
+) -> Option<()> {
+    let mut seen = 0u8;
+    let end = members(s, ws(s, 0), |key, at| match key {
+        b"resourceLogs" => {
+            once(&mut seen, 1)?;
+            elements(s, at, |at| resource_logs(s, at, service, line, memos, out))
+        }
+        _ => skip(s, at, 1),
+    })?;
+    (seen == 1 && ws(s, end) == s.len()).then_some(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn resource_logs<'a>(
+    s: &'a [u8],
+    at: usize,
+    service: Option<OtlpService<'_>>,
+    line: &mut impl FnMut(&'a [u8], usize) -> Option<usize>,
+    memos: &mut OtlpMemos,
+    out: &mut Vec<OtlpRecord<'a>>,
+) -> Option<usize> {
+    let first = out.len();
+    let mut resource_service = None;
+    let mut seen = 0u8;
+    let want = match service {
+        Some(OtlpService::Resource(k)) => Some(k),
+        _ => None,
+    };
+    let end = members(s, at, |key, at| match key {
+        b"resource" => {
+            once(&mut seen, 1)?;
+            if s[at..].starts_with(b"null") {
+                return skip(s, at, 2);
+            }
+            let mut resource = |at| {
+                let mut seen = 0u8;
+                members(s, at, |key, at| match key {
+                    b"attributes" => {
+                        once(&mut seen, 1)?;
+                        attributes(s, at, want, &mut resource_service)
+                    }
+                    _ => skip(s, at, 3),
+                })
+            };
+            // Checked as serde would read it, once for the same bytes.
+            match want {
+                None => memos.resource.read(s, at, resource),
+                Some(_) => resource(at),
+            }
+        }
+        b"scopeLogs" => {
+            once(&mut seen, 2)?;
+            elements(s, at, |at| {
+                let mut seen = 0u8;
+                members(s, at, |key, at| match key {
+                    b"logRecords" => {
+                        once(&mut seen, 1)?;
+                        elements(s, at, |at| log_record(s, at, service, line, memos, out))
+                    }
+                    _ => memos.scope_other.skip(s, at, 4),
+                })
+            })
+        }
+        _ => memos.resource_other.skip(s, at, 2),
+    })?;
+    if let Some(OtlpService::Resource(_)) = service {
+        for r in &mut out[first..] {
+            r.service = resource_service;
+        }
+    }
+    Some(end)
+}
+
+fn log_record<'a>(
+    s: &'a [u8],
+    at: usize,
+    service: Option<OtlpService<'_>>,
+    line: &mut impl FnMut(&'a [u8], usize) -> Option<usize>,
+    memos: &mut OtlpMemos,
+    out: &mut Vec<OtlpRecord<'a>>,
+) -> Option<usize> {
+    let mut rec = OtlpRecord {
+        line: Raw {
+            bytes: b"",
+            escaped: false,
+        },
+        read: false,
+        time: None,
+        observed: None,
+        service: None,
+    };
+    let mut seen = 0u8;
+    let end = members(s, at, |key, at| match key {
+        b"timeUnixNano" => {
+            once(&mut seen, 1)?;
+            nanos(s, at, &mut rec.time)
+        }
+        b"observedTimeUnixNano" => {
+            once(&mut seen, 2)?;
+            nanos(s, at, &mut rec.observed)
+        }
+        b"body" => {
+            once(&mut seen, 4)?;
+            let mut seen = 0u8;
+            members(s, at, |key, at| match key {
+                b"stringValue" => {
+                    once(&mut seen, 1)?;
+                    if s.get(at) != Some(&b'"') {
+                        return None;
+                    }
+                    if let Some(end) = line(s, at + 1) {
+                        rec.line = Raw {
+                            bytes: &s[at + 1..end],
+                            escaped: true,
+                        };
+                        rec.read = true;
+                        return Some(end + 1);
+                    }
+                    let (v, n) = string(s, at)?;
+                    rec.line = v;
+                    Some(n)
+                }
+                _ => skip(s, at, 4),
+            })
+            .filter(|_| seen == 1)
+        }
+        b"attributes" => {
+            once(&mut seen, 8)?;
+            match service {
+                Some(OtlpService::Record(k)) => attributes(s, at, Some(k), &mut rec.service),
+                // Checked as serde would read it, once for the same bytes.
+                _ => (memos.attributes).read(s, at, |at| attributes(s, at, None, &mut None)),
+            }
+        }
+        _ => memos.record_other.skip(s, at, 3),
+    })?;
+    // Without a string body the serde path says so, record by record.
+    if seen & 4 == 0 {
+        return None;
+    }
+    out.push(rec);
+    Some(end)
+}
+
+/// An array of `{"key": …, "value": {"stringValue": …}}`: the string value
+/// of the first whose key is `want` into `found`.
+fn attributes<'a>(
+    s: &'a [u8],
+    at: usize,
+    want: Option<&[u8]>,
+    found: &mut Option<Raw<'a>>,
+) -> Option<usize> {
+    let mut matched = false;
+    elements(s, at, |at| {
+        let (mut key, mut value, mut seen) = (None, None, 0u8);
+        let end = members(s, at, |k, at| match k {
+            b"key" => {
+                once(&mut seen, 1)?;
+                let (v, n) = string(s, at)?;
+                key = Some(v);
+                Some(n)
+            }
+            b"value" => {
+                once(&mut seen, 2)?;
+                let mut seen = 0u8;
+                members(s, at, |k, at| match k {
+                    b"stringValue" => {
+                        once(&mut seen, 1)?;
+                        let (v, n) = string(s, at)?;
+                        value = Some(v);
+                        Some(n)
+                    }
+                    _ => skip(s, at, 6),
+                })
+            }
+            _ => skip(s, at, 5),
+        })?;
+        let key = key.filter(|_| seen == 3)?;
+        if !matched && want.is_some_and(|w| !key.escaped && key.bytes == w) {
+            matched = true;
+            *found = value;
+        } else if key.escaped && want.is_some() {
+            // A key with escapes could still be the one wanted.
+            return None;
+        }
+        Some(end)
+    })
+}
+
+/// A uint64 as OTLP/JSON writes it: a string, a number or null.
+fn nanos<'a>(s: &'a [u8], at: usize, into: &mut Option<&'a [u8]>) -> Option<usize> {
+    match s.get(at)? {
+        b'"' => {
+            let (v, n) = string(s, at)?;
+            if v.escaped {
+                return None;
+            }
+            *into = Some(v.bytes);
+            Some(n)
+        }
+        b'n' => {
+            let (_, n) = scalar(s, at)?;
+            Some(n)
+        }
+        b'-' | b'0'..=b'9' => {
+            let (tok, n) = scalar(s, at)?;
+            *into = Some(tok);
+            Some(n)
+        }
+        _ => None,
     }
 }
 

@@ -59,6 +59,8 @@ pub struct LineContext {
     envelope_days: DayCache,
     /// How the last JSON envelopes were laid out.
     envelope_layout: envelope::Layout,
+    /// What the last OTLP requests repeated.
+    otlp_memos: envelope::OtlpMemos,
 }
 
 /// The stand-in service an inner decoder reads lines with while the
@@ -179,9 +181,68 @@ impl Decoder {
                     let decoded = decoded.map(|d| self.mapped(d));
                     return emit(self.with_envelope_service(decoded, service));
                 }
+                if self.otlp_escaped(unwrapper, json, raw, ctx, emit) {
+                    return;
+                }
             }
         }
         self.unwrap_and_decode(unwrapper, raw, ctx, whence, emit);
+    }
+
+    /// An OTLP request's records with their JSON lines read where the
+    /// request holds them, escapes not decoded; `false` when the fast
+    /// scan leaves the request to the general path (nothing emitted).
+    fn otlp_escaped(
+        &self,
+        unwrapper: &envelope::Unwrapper,
+        json: &JsonDecoder,
+        raw: &[u8],
+        ctx: &mut LineContext,
+        emit: &mut dyn FnMut(Result<Decoded<'_>, Rejection>),
+    ) -> bool {
+        let mut reads = Vec::new();
+        let recs = unwrapper.otlp_records(raw, &mut ctx.otlp_memos, &mut |s, at| {
+            let mut read = json::Escaped::default();
+            let end = json.read_escaped(s, at, &mut read)?;
+            reads.push(read);
+            Some(end)
+        });
+        let Some(recs) = recs else { return false };
+        // Every record's line and service decode before any is emitted.
+        let mut inners = Vec::with_capacity(recs.len());
+        for r in &recs {
+            let service = envelope::Unwrapper::otlp_record_service(r);
+            let inner = if r.read {
+                service.map(|s| Err((envelope::Unwrapper::otlp_time(r), s)))
+            } else {
+                unwrapper.otlp_inner(r).map(Ok)
+            };
+            match inner {
+                Some(i) => inners.push(i),
+                None => return false,
+            }
+        }
+        if inners.is_empty() {
+            emit(Err(Rejection::new(
+                Reason::InvalidEnvelope,
+                "an OTLP/JSON logs request with no log record",
+            )));
+        }
+        let mut reads = reads.iter_mut();
+        for inner in inners {
+            match inner {
+                Ok(inner) => self.decode_inner(inner, ctx, emit),
+                Err((time, service)) => {
+                    let read = reads.next().expect("a read for each record read");
+                    let decoded = json.build_escaped(read, &mut ctx.days, |days| {
+                        time.and_then(|t| t.micros(days))
+                    });
+                    let decoded = decoded.map(|d| self.mapped(d));
+                    emit(self.with_envelope_service(decoded, service));
+                }
+            }
+        }
+        true
     }
 
     /// [`decode_record`](Self::decode_record)'s general path: each line
@@ -196,30 +257,43 @@ impl Decoder {
     ) {
         let mut partials = std::mem::take(&mut ctx.partials);
         let mut days = std::mem::take(&mut ctx.envelope_days);
-        unwrapper.unwrap(raw, &mut partials, &mut days, whence, &mut |inner| {
-            let inner = match inner {
-                Ok(i) => i,
-                Err(r) => return emit(Err(r)),
-            };
-            let line = batch::trim(&inner.line);
-            if self.header(line, ctx) {
-                return;
-            }
-            let mut decoded = self.decode_with(line, ctx);
-            // The envelope's time is read only for a line without one.
-            if let (Err(r), Some(t)) = (&decoded, inner.time) {
-                if r.reason == Reason::MissingField && r.detail == json::NO_TIMESTAMP {
-                    if let Some(t) = t.micros(&mut ctx.days) {
-                        ctx.fallback_ts = Some(t);
-                        decoded = self.decode_with(line, ctx);
-                        ctx.fallback_ts = None;
-                    }
-                }
-            }
-            emit(self.with_envelope_service(decoded, inner.service))
-        });
+        unwrapper.unwrap(
+            raw,
+            &mut partials,
+            &mut days,
+            whence,
+            &mut |inner| match inner {
+                Ok(inner) => self.decode_inner(inner, ctx, emit),
+                Err(r) => emit(Err(r)),
+            },
+        );
         ctx.partials = partials;
         ctx.envelope_days = days;
+    }
+
+    /// A line taken out of its envelope, decoded.
+    fn decode_inner(
+        &self,
+        inner: envelope::Inner<'_>,
+        ctx: &mut LineContext,
+        emit: &mut dyn FnMut(Result<Decoded<'_>, Rejection>),
+    ) {
+        let line = batch::trim(&inner.line);
+        if self.header(line, ctx) {
+            return;
+        }
+        let mut decoded = self.decode_with(line, ctx);
+        // The envelope's time is read only for a line without one.
+        if let (Err(r), Some(t)) = (&decoded, inner.time) {
+            if r.reason == Reason::MissingField && r.detail == json::NO_TIMESTAMP {
+                if let Some(t) = t.micros(&mut ctx.days) {
+                    ctx.fallback_ts = Some(t);
+                    decoded = self.decode_with(line, ctx);
+                    ctx.fallback_ts = None;
+                }
+            }
+        }
+        emit(self.with_envelope_service(decoded, inner.service))
     }
 
     /// The service read from the envelope (`--service-field
@@ -478,6 +552,37 @@ mod tests {
     }
 
     proptest! {
+        /// An OTLP request's JSON lines read where the request holds them
+        /// give what serde's reading of the request, each line unescaped
+        /// and decoded, gives: record by record, memos carried along.
+        #[test]
+        fn otlp_lines_read_in_place_read_as_serde_reads_them(
+            requests in prop::collection::vec(envelope::tests::otlp_request(), 1..4),
+            service in prop::sample::select(vec![None, Some("envelope.resource.service.name"), Some("envelope.attributes.service.name")]),
+        ) {
+            let d = Decoder::new(&InputConfig {
+                format: Format::Json,
+                envelope: Some(Envelope::OtlpJson),
+                fields: FieldOverrides { service: service.map(Into::into), ..Default::default() },
+                ..InputConfig::default()
+            })
+            .unwrap();
+            let u = d.envelope.as_ref().unwrap();
+            let mut ctx = LineContext::default();
+            for request in requests {
+                let raw = serde_json::to_vec(&request).unwrap();
+                let fast = outcomes(|emit| d.decode_record(&raw, &mut ctx, (0, (0, 0)), emit));
+                let reference = outcomes(|emit| {
+                    let mut ctx = LineContext::default();
+                    u.otlp_serde(&raw, &mut |inner| match inner {
+                        Ok(inner) => d.decode_inner(inner, &mut ctx, emit),
+                        Err(r) => emit(Err(r)),
+                    })
+                });
+                prop_assert_eq!(fast, reference, "{}", String::from_utf8_lossy(&raw));
+            }
+        }
+
         /// A JSON line read where its JSON envelope holds it, escapes not
         /// decoded, gives exactly what unescaping it and decoding the copy
         /// gives (the general path), and is taken for plain lines.
