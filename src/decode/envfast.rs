@@ -279,6 +279,8 @@ pub struct Layout {
 struct Member {
     /// The key as written and what follows it up to its value: `"log":`.
     key: Box<[u8]>,
+    /// Its first eight bytes (zero-padded) and the mask of those it has.
+    head: (u64, u64),
     leaf: Option<Slot>,
     deeper: u32,
     /// The last values of a member none of the wants needs.
@@ -479,7 +481,14 @@ fn by_layout<'a>(
         return (s.get(i) == Some(&b'}')).then_some(i + 1);
     }
     for (k, m) in layout.members.iter_mut().enumerate() {
-        if !starts_with_at(s, i, &m.key) {
+        let (head, mask) = m.head;
+        let fits = match s.get(i..i + 8) {
+            Some(w) if m.key.len() <= 8 => {
+                u64::from_le_bytes(w.try_into().expect("8 bytes")) & mask == head
+            }
+            _ => starts_with_at(s, i, &m.key),
+        };
+        if !fits {
             return None;
         }
         i = ws(s, i + m.key.len());
@@ -540,8 +549,14 @@ fn object<'a>(
         let at = i;
         i = value(s, i, wants, leaf, deeper, depth, found, line)?;
         if let Some(members) = learn.as_deref_mut() {
+            let key = &s[key_at..at];
+            let mask = match key.len() {
+                n @ 0..=7 => (1u64 << (n * 8)) - 1,
+                _ => u64::MAX,
+            };
             let mut m = Member {
-                key: s[key_at..at].into(),
+                key: key.into(),
+                head: (head(key), mask),
                 leaf,
                 deeper,
                 values: Memo::default(),

@@ -168,7 +168,12 @@ impl Decoder {
         };
         // A JSON line in a JSON envelope is read as it is written there,
         // its escapes not decoded, when the fast paths can: no copy.
-        if let Kind::Json(json) = &self.kind {
+        use crate::spec::config::Envelope as E;
+        let in_json = matches!(
+            unwrapper.kind(),
+            E::Docker | E::Filebeat | E::Vector | E::FluentBit | E::OtlpJson
+        );
+        if let (Kind::Json(json), true) = (&self.kind, in_json) {
             if ctx.partials.is_empty() {
                 let mut line = json::Escaped::default();
                 let layout = &mut ctx.envelope_layout;
