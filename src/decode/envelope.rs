@@ -792,7 +792,7 @@ fn skip_sd(mut s: &[u8]) -> Option<&[u8]> {
     Some(s.strip_prefix(b" ").unwrap_or(s))
 }
 
-fn strip_newline(s: &[u8]) -> &[u8] {
+pub(super) fn strip_newline(s: &[u8]) -> &[u8] {
     let s = s.strip_suffix(b"\n").unwrap_or(s);
     s.strip_suffix(b"\r").unwrap_or(s)
 }

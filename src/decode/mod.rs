@@ -61,6 +61,8 @@ pub struct LineContext {
     envelope_layout: envelope::Layout,
     /// What the last OTLP requests repeated.
     otlp_memos: envelope::OtlpMemos,
+    /// A line unescaped out of its envelope.
+    scratch: Vec<u8>,
 }
 
 /// The stand-in service an inner decoder reads lines with while the
@@ -190,6 +192,27 @@ impl Decoder {
                     return;
                 }
             }
+        }
+        // Any other line in a JSON envelope: unescaped as the envelope is
+        // scanned, into a buffer kept from one record to the next.
+        if in_json && unwrapper.kind() != E::OtlpJson && ctx.partials.is_empty() {
+            let mut scratch = std::mem::take(&mut ctx.scratch);
+            let layout = &mut ctx.envelope_layout;
+            let read = unwrapper.json_escaped(raw, layout, |s, at| {
+                envfast::unescape_into(s, at, &mut scratch)
+            });
+            if let (Some((time, service)), Ok(line)) = (read, std::str::from_utf8(&scratch)) {
+                let line = envelope::strip_newline(line.as_bytes());
+                let inner = envelope::Inner {
+                    line: Cow::Borrowed(line),
+                    time,
+                    service,
+                };
+                self.decode_inner(inner, ctx, emit);
+                ctx.scratch = scratch;
+                return;
+            }
+            ctx.scratch = scratch;
         }
         self.unwrap_and_decode(unwrapper, raw, ctx, whence, emit);
     }
@@ -600,8 +623,18 @@ mod tests {
             envelope_service in any::<bool>(),
             extra_first in any::<bool>(),
             odd_escapes in any::<bool>(),
+            clf in prop::option::of(prop::sample::select(vec![
+                r#"10.0.0.1 - - [24/Nov/2026:10:00:00 +0000] "GET /a HTTP/1.1" 503 12"#,
+                r#"10.0.0.1 - frank [24/Nov/2026:10:00:00 +0000] "GET /é?q=\"x\" HTTP/1.1" 200 5"#,
+                "10.0.0.1 - - [24/Nov/2026:10:00:00 +0000]\t\"POST / HTTP/1.1\" 200 -\r",
+                r#"10.0.0.1 - - [24/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 2000 1"#,
+            ])),
         ) {
             let kind = [Envelope::Docker, Envelope::Filebeat, Envelope::Vector, Envelope::FluentBit][pick];
+            let (line, plain) = match clf {
+                Some(l) => (l.to_string(), false),
+                None => (line, plain),
+            };
             let line = match cut {
                 Some(at) => line[..line.floor_char_boundary(at.index(line.len() + 1))].to_string(),
                 None => line,
@@ -649,6 +682,23 @@ mod tests {
             if plain && cut.is_none() && !odd_escapes {
                 prop_assert!(taken, "{}", text);
             }
+            let fast = outcomes(|emit| d.decode_record(raw, &mut LineContext::default(), (0, (0, 0)), emit));
+            let general = outcomes(|emit| d.unwrap_and_decode(u, raw, &mut LineContext::default(), (0, (0, 0)), emit));
+            prop_assert_eq!(fast, general, "{}", text);
+            // A text format's line, unescaped as the envelope is scanned.
+            let d = Decoder::new(&InputConfig {
+                format: Format::Apache,
+                log_format: Some("common".into()),
+                envelope: Some(kind),
+                constant_service: Some("web".into()),
+                fields: FieldOverrides {
+                    service: envelope_service.then(|| "envelope.stream".into()),
+                    ..Default::default()
+                },
+                ..InputConfig::default()
+            })
+            .unwrap();
+            let u = d.envelope.as_ref().unwrap();
             let fast = outcomes(|emit| d.decode_record(raw, &mut LineContext::default(), (0, (0, 0)), emit));
             let general = outcomes(|emit| d.unwrap_and_decode(u, raw, &mut LineContext::default(), (0, (0, 0)), emit));
             prop_assert_eq!(fast, general, "{}", text);
