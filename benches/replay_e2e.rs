@@ -9,8 +9,9 @@
 //!     cargo bench --bench replay_e2e -- --baseline --rounds 5
 //!     cargo bench --bench replay_e2e -- --envelopes --rounds 3
 //!
-//! `--envelopes` writes the same events in every envelope (DESIGN §3) and
-//! times, alternating, `slate replay` of each against the bare file:
+//! `--envelopes` writes the same events in every envelope (DESIGN §3),
+//! and nginx `combined` lines in Docker's and CRI's, and times,
+//! alternating, `slate replay` of each against the same lines bare:
 //! unwrapping must cost ≤ 30% over the inner format read bare (DESIGN §9).
 //!
 //! `--baseline` (DESIGN §9) times, alternating, `slate replay` on one
@@ -74,6 +75,7 @@ fn main() {
             &arg(&args, "--child-input").unwrap(),
             threads.parse().unwrap(),
             envelope,
+            args.iter().any(|a| a == "--child-nginx"),
         );
         return;
     }
@@ -96,7 +98,7 @@ fn main() {
     }
     let events: u64 = arg(&args, "--events").map_or(1_200_000, |e| e.parse().unwrap());
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let input = generated(dir, events, slate::spec::config::Envelope::None);
+    let input = generated(dir, events, slate::spec::config::Envelope::None, false);
     let size = std::fs::metadata(&input).unwrap().len();
     println!("input: {} ({:.0} MB)", input.display(), size as f64 / 1e6);
     if args.iter().any(|a| a == "--envelopes") {
@@ -153,11 +155,20 @@ fn main() {
     }
 }
 
-/// The generated input of `events` events in `envelope` (made once).
-fn generated(dir: &Path, events: u64, envelope: slate::spec::config::Envelope) -> PathBuf {
+/// The generated input of `events` events in `envelope` (made once):
+/// JSON lines, or (`nginx`) nginx's `combined`.
+fn generated(
+    dir: &Path,
+    events: u64,
+    envelope: slate::spec::config::Envelope,
+    nginx: bool,
+) -> PathBuf {
+    let kind = if nginx { "nginx-" } else { "" };
     let input = match envelope {
-        slate::spec::config::Envelope::None => dir.join(format!("replay-e2e-{events}.jsonl")),
-        e => dir.join(format!("replay-e2e-{events}.{}.log", e.name())),
+        slate::spec::config::Envelope::None if !nginx => {
+            dir.join(format!("replay-e2e-{events}.jsonl"))
+        }
+        e => dir.join(format!("replay-e2e-{events}.{kind}{}.log", e.name())),
     };
     if !input.exists() {
         // 10 services at 20 events/s: `events` lines over the needed span.
@@ -171,6 +182,16 @@ fn generated(dir: &Path, events: u64, envelope: slate::spec::config::Envelope) -
                 Incident::parse("disorder:user-service:0s+3h:30s").unwrap(),
             ],
             envelope,
+            writer: if nginx {
+                let cfg = slate::spec::config::InputConfig {
+                    format: slate::spec::config::Format::Nginx,
+                    default_service: Some("-".into()),
+                    ..Default::default()
+                };
+                slate::gen::Writer::Layout(slate::decode::TextDecoder::new(&cfg).unwrap())
+            } else {
+                slate::gen::Writer::Json
+            },
             ..GenOptions::default()
         };
         let mut out = std::io::BufWriter::new(std::fs::File::create(&input).unwrap());
@@ -189,7 +210,7 @@ fn envelopes(dir: &Path, events: u64, bare_input: &Path, rounds: usize) {
     };
     let mut cases: Vec<(String, Envelope, PathBuf)> = Vec::new();
     for e in Envelope::CONCRETE.into_iter().skip(1) {
-        let wrapped = generated(dir, events, e);
+        let wrapped = generated(dir, events, e, false);
         if e == Envelope::Cri {
             // gen splits one line in five into three partials (to test
             // the joining); containerd splits only lines over 16 KiB, so
@@ -200,24 +221,36 @@ fn envelopes(dir: &Path, events: u64, bare_input: &Path, rounds: usize) {
             cases.push((e.name().into(), e, wrapped));
         }
     }
+    // nginx's `combined` as Kubernetes keeps it: a text line in each
+    // container runtime's envelope, against the same lines bare.
+    let nginx_bare = generated(dir, events, Envelope::None, true);
+    for e in [Envelope::Docker, Envelope::Cri] {
+        let wrapped = generated(dir, events, e, true);
+        let wrapped = match e {
+            Envelope::Cri => cri_whole(&wrapped),
+            _ => wrapped,
+        };
+        cases.push((format!("nginx-{}", e.name()), e, wrapped));
+    }
     for (name, e, wrapped) in cases {
+        let nginx = name.starts_with("nginx-");
+        let bare_input = if nginx { &nginx_bare } else { bare_input };
         let (mut bare, mut env) = (Vec::new(), Vec::new());
         let mut counts = (0.0, 0.0);
         for _ in 0..rounds {
-            let b = run_child(&[
+            let mut flags = vec![
                 "--child-threads",
                 "1",
                 "--child-input",
                 bare_input.to_str().unwrap(),
-            ]);
-            let w = run_child(&[
-                "--child-threads",
-                "1",
-                "--child-input",
-                wrapped.to_str().unwrap(),
-                "--child-envelope",
-                e.name(),
-            ]);
+            ];
+            if nginx {
+                flags.push("--child-nginx");
+            }
+            let b = run_child(&flags);
+            flags[3] = wrapped.to_str().unwrap();
+            flags.extend(["--child-envelope", e.name()]);
+            let w = run_child(&flags);
             counts = (b.0, w.0);
             bare.push(b.3);
             env.push(w.3);
@@ -262,10 +295,19 @@ fn cri_whole(split: &Path) -> PathBuf {
     out
 }
 
-fn child(input: &str, threads: usize, envelope: Option<slate::spec::config::Envelope>) {
+fn child(
+    input: &str,
+    threads: usize,
+    envelope: Option<slate::spec::config::Envelope>,
+    nginx: bool,
+) {
     let start = Instant::now();
     let mut config = Config::default();
     config.input.envelope = envelope;
+    if nginx {
+        config.input.format = slate::spec::config::Format::Nginx;
+        config.input.constant_service = Some("web".into());
+    }
     let report = replay(ReplayOptions {
         inputs: vec![InputName(input.into())],
         spec: SloSpec::load(&spec_path()).unwrap(),
