@@ -704,6 +704,75 @@ fn members<'a>(
     }
 }
 
+/// The keys of the last object read at one place, as written with their
+/// colon (`"body":`), where they were compact.
+#[derive(Debug, Default)]
+pub struct Keys(Vec<Option<Box<[u8]>>>);
+
+/// [`members`], with the keys of the object before at this place (`keys`,
+/// kept up to date): a key written as that one's is taken by comparing
+/// its bytes instead of scanning it. Takes `keys` out of its place for the
+/// call (`place`), so that `f` may use the rest.
+#[inline]
+fn members_laid<'a, P>(
+    s: &'a [u8],
+    i: usize,
+    place: &mut P,
+    keys: fn(&mut P) -> &mut Keys,
+    mut f: impl FnMut(&mut P, &'a [u8], usize) -> Option<usize>,
+) -> Option<usize> {
+    let mut known = std::mem::take(keys(place));
+    let end = members_with(s, i, &mut known, |key, at| f(place, key, at));
+    *keys(place) = known;
+    end
+}
+
+#[inline]
+fn members_with<'a>(
+    s: &'a [u8],
+    i: usize,
+    known: &mut Keys,
+    mut f: impl FnMut(&'a [u8], usize) -> Option<usize>,
+) -> Option<usize> {
+    if s.get(i) != Some(&b'{') {
+        return None;
+    }
+    let mut i = ws(s, i + 1);
+    if s.get(i) == Some(&b'}') {
+        return Some(i + 1);
+    }
+    let mut k = 0;
+    loop {
+        let (key, value) = match known.0.get(k) {
+            // `"key":` as before: the key has no escape, and its colon
+            // follows it.
+            Some(Some(lit)) if starts_with_at(s, i, lit) => {
+                (&s[i + 1..i + lit.len() - 2], i + lit.len())
+            }
+            _ => {
+                let (key, n) = string(s, i)?;
+                if key.escaped {
+                    return None;
+                }
+                let colon = ws(s, n);
+                if s.get(colon) != Some(&b':') {
+                    return None;
+                }
+                known.0.truncate(k);
+                known.0.push((colon == n).then(|| s[i..=colon].into()));
+                (key.bytes, colon + 1)
+            }
+        };
+        i = ws(s, f(key, ws(s, value))?);
+        k += 1;
+        match *s.get(i)? {
+            b',' => i = ws(s, i + 1),
+            b'}' => return Some(i + 1),
+            _ => return None,
+        }
+    }
+}
+
 /// The elements of the array at `i`, each handed to `f(at)`, which
 /// returns where it ends. Returns the index after the array.
 #[inline]
@@ -742,6 +811,11 @@ pub struct OtlpMemos {
     scope_other: Memo,
     attributes: Memo,
     record_other: Memo,
+    request_keys: Keys,
+    resource_logs_keys: Keys,
+    scope_logs_keys: Keys,
+    record_keys: Keys,
+    body_keys: Keys,
 }
 
 /// An OTLP/JSON `ExportLogsServiceRequest` scanned for its log records,
@@ -757,13 +831,19 @@ pub(super) fn otlp<'a>(
     out: &mut Vec<OtlpRecord<'a>>,
 ) -> Option<()> {
     let mut seen = 0u8;
-    let end = members(s, ws(s, 0), |key, at| match key {
-        b"resourceLogs" => {
-            once(&mut seen, 1)?;
-            elements(s, at, |at| resource_logs(s, at, service, line, memos, out))
-        }
-        _ => skip(s, at, 1),
-    })?;
+    let end = members_laid(
+        s,
+        ws(s, 0),
+        memos,
+        |m| &mut m.request_keys,
+        |memos, key, at| match key {
+            b"resourceLogs" => {
+                once(&mut seen, 1)?;
+                elements(s, at, |at| resource_logs(s, at, service, line, memos, out))
+            }
+            _ => skip(s, at, 1),
+        },
+    )?;
     (seen == 1 && ws(s, end) == s.len()).then_some(())
 }
 
@@ -783,43 +863,55 @@ fn resource_logs<'a>(
         Some(OtlpService::Resource(k)) => Some(k),
         _ => None,
     };
-    let end = members(s, at, |key, at| match key {
-        b"resource" => {
-            once(&mut seen, 1)?;
-            if s[at..].starts_with(b"null") {
-                return skip(s, at, 2);
+    let end = members_laid(
+        s,
+        at,
+        memos,
+        |m| &mut m.resource_logs_keys,
+        |memos, key, at| match key {
+            b"resource" => {
+                once(&mut seen, 1)?;
+                if s[at..].starts_with(b"null") {
+                    return skip(s, at, 2);
+                }
+                let mut resource = |at| {
+                    let mut seen = 0u8;
+                    members(s, at, |key, at| match key {
+                        b"attributes" => {
+                            once(&mut seen, 1)?;
+                            attributes(s, at, want, &mut resource_service)
+                        }
+                        _ => skip(s, at, 3),
+                    })
+                };
+                // Checked as serde would read it, once for the same bytes.
+                match want {
+                    None => memos.resource.read(s, at, resource),
+                    Some(_) => resource(at),
+                }
             }
-            let mut resource = |at| {
-                let mut seen = 0u8;
-                members(s, at, |key, at| match key {
-                    b"attributes" => {
-                        once(&mut seen, 1)?;
-                        attributes(s, at, want, &mut resource_service)
-                    }
-                    _ => skip(s, at, 3),
+            b"scopeLogs" => {
+                once(&mut seen, 2)?;
+                elements(s, at, |at| {
+                    let mut seen = 0u8;
+                    members_laid(
+                        s,
+                        at,
+                        memos,
+                        |m| &mut m.scope_logs_keys,
+                        |memos, key, at| match key {
+                            b"logRecords" => {
+                                once(&mut seen, 1)?;
+                                elements(s, at, |at| log_record(s, at, service, line, memos, out))
+                            }
+                            _ => memos.scope_other.skip(s, at, 4),
+                        },
+                    )
                 })
-            };
-            // Checked as serde would read it, once for the same bytes.
-            match want {
-                None => memos.resource.read(s, at, resource),
-                Some(_) => resource(at),
             }
-        }
-        b"scopeLogs" => {
-            once(&mut seen, 2)?;
-            elements(s, at, |at| {
-                let mut seen = 0u8;
-                members(s, at, |key, at| match key {
-                    b"logRecords" => {
-                        once(&mut seen, 1)?;
-                        elements(s, at, |at| log_record(s, at, service, line, memos, out))
-                    }
-                    _ => memos.scope_other.skip(s, at, 4),
-                })
-            })
-        }
-        _ => memos.resource_other.skip(s, at, 2),
-    })?;
+            _ => memos.resource_other.skip(s, at, 2),
+        },
+    )?;
     if let Some(OtlpService::Resource(_)) = service {
         for r in &mut out[first..] {
             r.service = resource_service;
@@ -847,50 +939,62 @@ fn log_record<'a>(
         service: None,
     };
     let mut seen = 0u8;
-    let end = members(s, at, |key, at| match key {
-        b"timeUnixNano" => {
-            once(&mut seen, 1)?;
-            nanos(s, at, &mut rec.time)
-        }
-        b"observedTimeUnixNano" => {
-            once(&mut seen, 2)?;
-            nanos(s, at, &mut rec.observed)
-        }
-        b"body" => {
-            once(&mut seen, 4)?;
-            let mut seen = 0u8;
-            members(s, at, |key, at| match key {
-                b"stringValue" => {
-                    once(&mut seen, 1)?;
-                    if s.get(at) != Some(&b'"') {
-                        return None;
-                    }
-                    if let Some(end) = line(s, at + 1) {
-                        rec.line = Raw {
-                            bytes: &s[at + 1..end],
-                            escaped: true,
-                        };
-                        rec.read = true;
-                        return Some(end + 1);
-                    }
-                    let (v, n) = string(s, at)?;
-                    rec.line = v;
-                    Some(n)
-                }
-                _ => skip(s, at, 4),
-            })
-            .filter(|_| seen == 1)
-        }
-        b"attributes" => {
-            once(&mut seen, 8)?;
-            match service {
-                Some(OtlpService::Record(k)) => attributes(s, at, Some(k), &mut rec.service),
-                // Checked as serde would read it, once for the same bytes.
-                _ => (memos.attributes).read(s, at, |at| attributes(s, at, None, &mut None)),
+    let end = members_laid(
+        s,
+        at,
+        memos,
+        |m| &mut m.record_keys,
+        |memos, key, at| match key {
+            b"timeUnixNano" => {
+                once(&mut seen, 1)?;
+                nanos(s, at, &mut rec.time)
             }
-        }
-        _ => memos.record_other.skip(s, at, 3),
-    })?;
+            b"observedTimeUnixNano" => {
+                once(&mut seen, 2)?;
+                nanos(s, at, &mut rec.observed)
+            }
+            b"body" => {
+                once(&mut seen, 4)?;
+                let mut seen = 0u8;
+                members_laid(
+                    s,
+                    at,
+                    memos,
+                    |m| &mut m.body_keys,
+                    |_, key, at| match key {
+                        b"stringValue" => {
+                            once(&mut seen, 1)?;
+                            if s.get(at) != Some(&b'"') {
+                                return None;
+                            }
+                            if let Some(end) = line(s, at + 1) {
+                                rec.line = Raw {
+                                    bytes: &s[at + 1..end],
+                                    escaped: true,
+                                };
+                                rec.read = true;
+                                return Some(end + 1);
+                            }
+                            let (v, n) = string(s, at)?;
+                            rec.line = v;
+                            Some(n)
+                        }
+                        _ => skip(s, at, 4),
+                    },
+                )
+                .filter(|_| seen == 1)
+            }
+            b"attributes" => {
+                once(&mut seen, 8)?;
+                match service {
+                    Some(OtlpService::Record(k)) => attributes(s, at, Some(k), &mut rec.service),
+                    // Checked as serde would read it, once for the same bytes.
+                    _ => (memos.attributes).read(s, at, |at| attributes(s, at, None, &mut None)),
+                }
+            }
+            _ => memos.record_other.skip(s, at, 3),
+        },
+    )?;
     // Without a string body the serde path says so, record by record.
     if seen & 4 == 0 {
         return None;
