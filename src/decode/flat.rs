@@ -163,7 +163,7 @@ const POW10: [f64; 16] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
 ];
 
-#[inline]
+#[inline(always)]
 fn number(s: &[u8], i: usize) -> Option<(FlatValue<'static>, usize)> {
     let neg = s.get(i) == Some(&b'-');
     let mut j = i + neg as usize;

@@ -300,6 +300,7 @@ impl Decoder {
     }
 
     /// A line taken out of its envelope, decoded.
+    #[inline]
     fn decode_inner(
         &self,
         inner: envelope::Inner<'_>,
@@ -326,6 +327,7 @@ impl Decoder {
 
     /// The service read from the envelope (`--service-field
     /// envelope.PATH`), when it is, put on a decoded line.
+    #[inline]
     fn with_envelope_service<'a>(
         &self,
         decoded: Result<Decoded<'a>, Rejection>,
