@@ -54,22 +54,10 @@ impl Stamp<'_> {
     }
 }
 
-/// An OTLP uint64 of nanoseconds as `str::parse::<u64>` reads it (a `+`
-/// first, then digits), in µs; none for zero.
+/// An OTLP time as written (a string's bytes or a number), as the serde
+/// path reads it.
 fn otlp_nanos(t: Option<&[u8]>) -> Option<Micros> {
-    let t = t?;
-    let digits = t.strip_prefix(b"+").unwrap_or(t);
-    if digits.is_empty() {
-        return None;
-    }
-    let mut n = 0u64;
-    for &d in digits {
-        if !d.is_ascii_digit() {
-            return None;
-        }
-        n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
-    }
-    (n > 0).then_some((n / 1000) as Micros)
+    otlp::Nanos::parse(std::str::from_utf8(t?).ok()?).micros()
 }
 
 /// Whether `s` looks like an RFC 3339 time (`2026-11-24T…`): an
@@ -123,6 +111,9 @@ impl Partials {
 /// Docker's json-file driver splits a line longer than this into several
 /// records; only the last ends with a newline.
 const DOCKER_SPLIT: usize = 16 * 1024;
+
+/// An OTLP request without a record to read.
+pub(super) const NO_OTLP_RECORD: &str = "an OTLP/JSON logs request with no log record";
 
 fn invalid(detail: impl Into<String>) -> Rejection {
     Rejection::new(Reason::InvalidEnvelope, detail)
@@ -546,7 +537,7 @@ impl Unwrapper {
             });
         if let Some(inners) = fast {
             if inners.is_empty() {
-                emit(Err(invalid("an OTLP/JSON logs request with no log record")));
+                emit(Err(invalid(NO_OTLP_RECORD)));
             }
             for inner in inners {
                 emit(Ok(inner));
@@ -617,7 +608,7 @@ impl Unwrapper {
             }
         }
         if !any {
-            emit(Err(invalid("an OTLP/JSON logs request with no log record")));
+            emit(Err(invalid(NO_OTLP_RECORD)));
         }
     }
 
@@ -1183,7 +1174,7 @@ mod otlp {
                     f.write_str("nanoseconds since the epoch")
                 }
                 fn visit_str<E>(self, s: &str) -> Result<Nanos, E> {
-                    Ok(Nanos(s.parse().ok()))
+                    Ok(Nanos::parse(s))
                 }
                 fn visit_u64<E>(self, n: u64) -> Result<Nanos, E> {
                     Ok(Nanos(Some(n)))
@@ -1200,6 +1191,11 @@ mod otlp {
     }
 
     impl Nanos {
+        /// A decimal uint64; anything else is none.
+        pub fn parse(s: &str) -> Nanos {
+            Nanos(s.parse().ok())
+        }
+
         pub fn micros(&self) -> Option<i64> {
             self.0.filter(|&n| n > 0).map(|n| (n / 1000) as i64)
         }

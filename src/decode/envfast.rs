@@ -18,50 +18,23 @@ pub(super) struct Raw<'a> {
 impl<'a> Raw<'a> {
     /// The string's value (escapes decoded); `None` when an escape is bad
     /// or the value is not UTF-8.
-    pub fn text(&self) -> Option<std::borrow::Cow<'_, str>> {
-        if !self.escaped {
-            return std::str::from_utf8(self.bytes)
-                .ok()
-                .map(std::borrow::Cow::Borrowed);
+    pub fn text(&self) -> Option<std::borrow::Cow<'a, str>> {
+        use std::borrow::Cow;
+        match self.decoded()? {
+            Cow::Borrowed(b) => std::str::from_utf8(b).ok().map(Cow::Borrowed),
+            Cow::Owned(v) => String::from_utf8(v).ok().map(Cow::Owned),
         }
-        let v = unescape(self.bytes)?;
-        String::from_utf8(v).ok().map(std::borrow::Cow::Owned)
     }
 
-    /// The string's bytes, escapes decoded in one pass (`None` on a bad
-    /// escape): the line a json-file record holds has one every few bytes.
+    /// The string's bytes, escapes decoded (`None` on a bad escape).
     pub fn decoded(&self) -> Option<std::borrow::Cow<'a, [u8]>> {
         let s = self.bytes;
         if !self.escaped {
             return Some(std::borrow::Cow::Borrowed(s));
         }
-        let mut out = Vec::with_capacity(s.len());
-        let (mut run, mut j) = (0, 0);
-        // `string` took the bytes: no quote or control character is left,
-        // so the next special byte is a backslash.
-        while let Some(k) = special(s, j) {
-            out.extend_from_slice(&s[run..k]);
-            let c = *s.get(k + 1)?;
-            j = k + 2;
-            match c {
-                b'u' => {
-                    // Rare in access logs: the general decoder.
-                    let end = j
-                        + 4
-                        + if s.get(j + 4..j + 6) == Some(b"\\u") {
-                            6
-                        } else {
-                            0
-                        };
-                    out.extend_from_slice(&unescape(s.get(k..end)?)?);
-                    j = end;
-                }
-                c => out.push(simple_escape(c)?),
-            }
-            run = j;
-        }
-        out.extend_from_slice(&s[run..]);
-        Some(std::borrow::Cow::Owned(out))
+        let mut out = Vec::new();
+        let end = unescape_run(s, 0, &mut out)?;
+        (end == s.len()).then_some(std::borrow::Cow::Owned(out))
     }
 }
 
@@ -593,26 +566,11 @@ fn value<'a>(
     Some(match (leaf, s.get(i)) {
         (Some(Slot::Line(p)), Some(b'"')) => {
             let better = found.line.as_ref().is_none_or(|(q, _)| p < *q);
-            match better.then(|| line(s, i + 1, p)).flatten() {
-                Some(end) => {
-                    let bytes = &s[i + 1..end];
-                    found.line = Some((
-                        p,
-                        Raw {
-                            bytes,
-                            escaped: true,
-                        },
-                    ));
-                    end + 1
-                }
-                None => {
-                    let (v, n) = string(s, i)?;
-                    if better {
-                        found.line = Some((p, v));
-                    }
-                    n
-                }
+            let (v, _, n) = line_string(s, i, |at| better.then(|| line(s, at, p)).flatten())?;
+            if better {
+                found.line = Some((p, v));
             }
+            n
         }
         (Some(slot), Some(b'"')) => {
             let (v, n) = string(s, i)?;
@@ -629,6 +587,34 @@ fn value<'a>(
         }
         _ => skip(s, i, depth + 1)?,
     })
+}
+
+/// The line's string at `i` (its opening quote): read where it is
+/// written by `read` (given the index after the quote, it returns that of
+/// the closing one) when `read` takes it — then `true` — else scanned.
+/// Also the index after the string.
+#[inline]
+fn line_string<'a>(
+    s: &'a [u8],
+    i: usize,
+    read: impl FnOnce(usize) -> Option<usize>,
+) -> Option<(Raw<'a>, bool, usize)> {
+    if s.get(i) != Some(&b'"') {
+        return None;
+    }
+    if let Some(end) = read(i + 1) {
+        let bytes = &s[i + 1..end];
+        return Some((
+            Raw {
+                bytes,
+                escaped: true,
+            },
+            true,
+            end + 1,
+        ));
+    }
+    let (v, n) = string(s, i)?;
+    Some((v, false, n))
 }
 
 fn take<'a>(found: &mut Found<'a>, slot: Slot, v: Option<Raw<'a>>, n: Option<&'a [u8]>) {
@@ -677,31 +663,9 @@ pub(super) enum OtlpService<'k> {
 fn members<'a>(
     s: &'a [u8],
     i: usize,
-    mut f: impl FnMut(&'a [u8], usize) -> Option<usize>,
+    f: impl FnMut(&'a [u8], usize) -> Option<usize>,
 ) -> Option<usize> {
-    if s.get(i) != Some(&b'{') {
-        return None;
-    }
-    let mut i = ws(s, i + 1);
-    if s.get(i) == Some(&b'}') {
-        return Some(i + 1);
-    }
-    loop {
-        let (key, n) = string(s, i)?;
-        if key.escaped {
-            return None;
-        }
-        i = ws(s, n);
-        if s.get(i) != Some(&b':') {
-            return None;
-        }
-        i = ws(s, f(key.bytes, ws(s, i + 1))?);
-        match *s.get(i)? {
-            b',' => i = ws(s, i + 1),
-            b'}' => return Some(i + 1),
-            _ => return None,
-        }
-    }
+    members_with(s, i, None, f)
 }
 
 /// The keys of the last object read at one place, as written with their
@@ -722,16 +686,18 @@ fn members_laid<'a, P>(
     mut f: impl FnMut(&mut P, &'a [u8], usize) -> Option<usize>,
 ) -> Option<usize> {
     let mut known = std::mem::take(keys(place));
-    let end = members_with(s, i, &mut known, |key, at| f(place, key, at));
+    let end = members_with(s, i, Some(&mut known), |key, at| f(place, key, at));
     *keys(place) = known;
     end
 }
 
+/// [`members`], keys taken by `known`'s bytes where they match, and
+/// `known` learnt again from those that do not.
 #[inline]
 fn members_with<'a>(
     s: &'a [u8],
     i: usize,
-    known: &mut Keys,
+    mut known: Option<&mut Keys>,
     mut f: impl FnMut(&'a [u8], usize) -> Option<usize>,
 ) -> Option<usize> {
     if s.get(i) != Some(&b'{') {
@@ -743,7 +709,7 @@ fn members_with<'a>(
     }
     let mut k = 0;
     loop {
-        let (key, value) = match known.0.get(k) {
+        let (key, value) = match known.as_ref().and_then(|known| known.0.get(k)) {
             // `"key":` as before: the key has no escape, and its colon
             // follows it.
             Some(Some(lit)) if starts_with_at(s, i, lit) => {
@@ -758,8 +724,10 @@ fn members_with<'a>(
                 if s.get(colon) != Some(&b':') {
                     return None;
                 }
-                known.0.truncate(k);
-                known.0.push((colon == n).then(|| s[i..=colon].into()));
+                if let Some(known) = known.as_deref_mut() {
+                    known.0.truncate(k);
+                    known.0.push((colon == n).then(|| s[i..=colon].into()));
+                }
                 (key.bytes, colon + 1)
             }
         };
@@ -964,19 +932,8 @@ fn log_record<'a>(
                     |_, key, at| match key {
                         b"stringValue" => {
                             once(&mut seen, 1)?;
-                            if s.get(at) != Some(&b'"') {
-                                return None;
-                            }
-                            if let Some(end) = line(s, at + 1) {
-                                rec.line = Raw {
-                                    bytes: &s[at + 1..end],
-                                    escaped: true,
-                                };
-                                rec.read = true;
-                                return Some(end + 1);
-                            }
-                            let (v, n) = string(s, at)?;
-                            rec.line = v;
+                            let (v, read, n) = line_string(s, at, |at| line(s, at))?;
+                            (rec.line, rec.read) = (v, read);
                             Some(n)
                         }
                         _ => skip(s, at, 4),
@@ -1074,11 +1031,19 @@ fn nanos<'a>(s: &'a [u8], at: usize, into: &mut Option<&'a [u8]>) -> Option<usiz
 
 /// The string from `at` (after its opening quote) with its escapes
 /// decoded into `out`, in one pass: the index of its closing quote, or
-/// `None` on a bad escape or a control character. Runs between escapes
-/// are a few bytes (`\"` every word or two of an access line): each word
-/// is written whole and kept up to its first special byte, not copied by
-/// a `memcpy` call a run.
+/// `None` on a bad escape, a control character or no closing quote.
 pub(super) fn unescape_into(s: &[u8], at: usize, out: &mut Vec<u8>) -> Option<usize> {
+    let end = unescape_run(s, at, out)?;
+    (end < s.len()).then_some(end)
+}
+
+/// The bytes from `at` with their escapes decoded into `out`, up to the
+/// first unescaped quote or the end of `s`: where it stopped, or `None`
+/// on a bad escape or a control character. Runs between escapes are a
+/// few bytes (`\"` every word or two of an access line): each word is
+/// written whole and kept up to its first special byte, not copied by a
+/// `memcpy` call a run.
+fn unescape_run(s: &[u8], at: usize, out: &mut Vec<u8>) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     out.clear();
@@ -1111,7 +1076,11 @@ pub(super) fn unescape_into(s: &[u8], at: usize, out: &mut Vec<u8>) -> Option<us
             j += 8;
             n += 8;
         }
-        let c = *s.get(j)?;
+        let Some(&c) = s.get(j) else {
+            // SAFETY: the first n bytes were written, n <= capacity.
+            unsafe { out.set_len(n) };
+            return Some(j);
+        };
         if !matches!(c, b'"' | b'\\' | 0..=0x1f) {
             // The tail, shorter than a word.
             // SAFETY: n <= j - at < s.len() - at, within the capacity.
@@ -1129,17 +1098,11 @@ pub(super) fn unescape_into(s: &[u8], at: usize, out: &mut Vec<u8>) -> Option<us
             b'\\' => {
                 let e = *s.get(j + 1)?;
                 if e == b'u' {
-                    // Rare in access logs: the general decoder.
-                    let end = j
-                        + 6
-                        + if s.get(j + 6..j + 8) == Some(b"\\u") {
-                            6
-                        } else {
-                            0
-                        };
-                    let text = unescape(s.get(j..end)?)?;
-                    // SAFETY: text is at most half of j..end, so n stays
-                    // <= j - at after it.
+                    let (ch, end) = unicode_escape(s, j)?;
+                    let mut buf = [0u8; 4];
+                    let text = ch.encode_utf8(&mut buf).as_bytes();
+                    // SAFETY: text is at most half of j..end (3 bytes of 6,
+                    // 4 of a pair's 12), so n stays <= j - at after it.
                     unsafe {
                         std::ptr::copy_nonoverlapping(text.as_ptr(), base.add(n), text.len())
                     };
@@ -1178,47 +1141,31 @@ fn simple_escape(c: u8) -> Option<u8> {
     })
 }
 
-/// Decodes a JSON string's escapes; `None` on a bad one.
-pub(super) fn unescape(s: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    // Runs between escapes are short: a byte loop beats memchr here.
-    while let Some(p) = s[i..].iter().position(|&c| c == b'\\') {
-        out.extend_from_slice(&s[i..i + p]);
-        i += p + 1;
-        let c = *s.get(i)?;
-        i += 1;
-        match c {
-            b'u' => {
-                let hex = |at: usize| -> Option<u32> {
-                    let h = std::str::from_utf8(s.get(at..at + 4)?).ok()?;
-                    u32::from_str_radix(h, 16).ok()
-                };
-                let mut code = hex(i)?;
-                i += 4;
-                if (0xD800..0xDC00).contains(&code) {
-                    // A surrogate pair: `\\uD83D\\uDE00`.
-                    if s.get(i..i + 2) != Some(b"\\u") {
-                        return None;
-                    }
-                    let low = hex(i + 2)?;
-                    if !(0xDC00..0xE000).contains(&low) {
-                        return None;
-                    }
-                    i += 6;
-                    code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
-                } else if (0xDC00..0xE000).contains(&code) {
-                    return None;
-                }
-                let ch = char::from_u32(code)?;
-                let mut buf = [0u8; 4];
-                out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
-            }
-            c => out.push(simple_escape(c)?),
+/// The `\uXXXX` escape at `j` (its backslash), a surrogate pair's two
+/// taken together: the character, and the index after the escape.
+fn unicode_escape(s: &[u8], j: usize) -> Option<(char, usize)> {
+    let hex = |at: usize| -> Option<u32> {
+        let h = s.get(at..at + 4)?;
+        if !h.iter().all(u8::is_ascii_hexdigit) {
+            return None;
         }
+        u32::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()
+    };
+    let code = hex(j + 2)?;
+    if (0xD800..0xDC00).contains(&code) {
+        // A surrogate pair: `\uD83D\uDE00`.
+        if s.get(j + 6..j + 8) != Some(b"\\u") {
+            return None;
+        }
+        let low = hex(j + 8)?;
+        if !(0xDC00..0xE000).contains(&low) {
+            return None;
+        }
+        let code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
+        return Some((char::from_u32(code)?, j + 12));
     }
-    out.extend_from_slice(&s[i..]);
-    Some(out)
+    // A lone low surrogate is no character.
+    Some((char::from_u32(code)?, j + 6))
 }
 
 #[cfg(test)]

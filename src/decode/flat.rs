@@ -295,14 +295,8 @@ pub(super) fn scan<'a, T, const ESC: bool>(
             i = skip_ws::<ESC>(s, i + 1);
             let wanted = want(key, prefix);
             let j = match s.get(i)? {
-                b'"' if !ESC => {
-                    let (v, j) = string::<ESC>(s, i)?;
-                    if let Some(w) = wanted {
-                        field(w, FlatValue::Str(v));
-                    }
-                    j
-                }
-                b'\\' if ESC => {
+                // A string opens with `"`, or escaped with `\"`.
+                &c @ (b'"' | b'\\') if (c == b'\\') == ESC => {
                     let (v, j) = string::<ESC>(s, i)?;
                     if let Some(w) = wanted {
                         field(w, FlatValue::Str(v));

@@ -242,9 +242,11 @@ impl JsonDecoder {
         days: &mut DayCache,
         fallback: Option<Micros>,
     ) -> Result<Decoded<'a>, Rejection> {
-        let mut found = Found::default();
-        if self.flat_scan::<false>(line, &mut found) == Some(line.len()) {
-            return self.build(&mut found, days, fallback);
+        if self.flat {
+            let mut found = Found::default();
+            if self.flat_scan::<false>(line, &mut found) == Some(line.len()) {
+                return self.build(&mut found, days, fallback);
+            }
         }
         self.decode_serde_with(line, days, fallback)
     }
@@ -262,11 +264,11 @@ impl JsonDecoder {
         into: &mut Escaped<'a>,
     ) -> Option<usize> {
         let line = s.get(at..)?;
-        if into.1 {
-            into.0 = Found::default();
+        if into.used {
+            into.found = Found::default();
         }
-        into.1 = true;
-        let end = self.flat_scan::<true>(line, &mut into.0)?;
+        into.used = true;
+        let end = self.flat_scan::<true>(line, &mut into.found)?;
         (line.get(end) == Some(&b'"')).then_some(at + end)
     }
 
@@ -278,11 +280,11 @@ impl JsonDecoder {
         days: &mut DayCache,
         fallback: impl FnOnce(&mut DayCache) -> Option<Micros>,
     ) -> Result<Decoded<'a>, Rejection> {
-        let fallback = match read.0.vals[Field::Ts as usize] {
+        let fallback = match read.found.vals[Field::Ts as usize] {
             Scalar::Null => fallback(days),
             _ => None,
         };
-        self.build(&mut read.0, days, fallback)
+        self.build(&mut read.found, days, fallback)
     }
 
     /// Scans a flat line into `found`: where it ends, when the fast path
@@ -731,7 +733,11 @@ impl<'a> Scalar<'a> {
 /// A line read where an envelope holds it, by
 /// [`JsonDecoder::read_escaped`], not yet checked and built.
 #[derive(Default)]
-pub struct Escaped<'a>(Found<'a>, /* read into */ bool);
+pub struct Escaped<'a> {
+    found: Found<'a>,
+    /// Whether a read has filled `found` (the next one starts it afresh).
+    used: bool,
+}
 
 /// The fields found so far; `Null` is "not found", and `prio` says which
 /// of several candidate paths filled a field (lower wins).

@@ -236,14 +236,20 @@ impl Decoder {
             Some(end)
         });
         let Some(recs) = recs else { return false };
+        /// A record ready to emit: read in place (its time and service),
+        /// or its line unescaped.
+        enum Ready<'a> {
+            Read(Option<envelope::Stamp<'a>>, Option<Cow<'a, str>>),
+            Line(envelope::Inner<'a>),
+        }
         // Every record's line and service decode before any is emitted.
         let mut inners = Vec::with_capacity(recs.len());
         for r in &recs {
-            let service = envelope::Unwrapper::otlp_record_service(r);
             let inner = if r.read {
-                service.map(|s| Err((envelope::Unwrapper::otlp_time(r), s)))
+                envelope::Unwrapper::otlp_record_service(r)
+                    .map(|s| Ready::Read(envelope::Unwrapper::otlp_time(r), s))
             } else {
-                unwrapper.otlp_inner(r).map(Ok)
+                unwrapper.otlp_inner(r).map(Ready::Line)
             };
             match inner {
                 Some(i) => inners.push(i),
@@ -253,14 +259,14 @@ impl Decoder {
         if inners.is_empty() {
             emit(Err(Rejection::new(
                 Reason::InvalidEnvelope,
-                "an OTLP/JSON logs request with no log record",
+                envelope::NO_OTLP_RECORD,
             )));
         }
         let mut reads = reads.iter_mut();
         for inner in inners {
             match inner {
-                Ok(inner) => self.decode_inner(inner, ctx, emit),
-                Err((time, service)) => {
+                Ready::Line(inner) => self.decode_inner(inner, ctx, emit),
+                Ready::Read(time, service) => {
                     let read = reads.next().expect("a read for each record read");
                     let decoded = json.build_escaped(read, &mut ctx.days, |days| {
                         time.and_then(|t| t.micros(days))
