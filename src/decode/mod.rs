@@ -546,9 +546,10 @@ mod tests {
             r#""""#,
         ]);
         let odd = prop::sample::select(vec![
-            r#""a"b""#,
-            r#""Api""#,
+            r#""a\"b""#,
+            r#""\u0041pi""#,
             r#""é""#,
+            r#""a\\b""#,
             r#""a\b""#,
             r#""a\/b""#,
             "1e3",
