@@ -1231,6 +1231,28 @@ mod tests {
         prop::collection::vec(record, 1..12)
     }
 
+    #[test]
+    fn a_unicode_escape_takes_four_hex_digits_and_pairs_surrogates() {
+        let mut out = Vec::new();
+        let read = |s: &[u8], out: &mut Vec<u8>| unescape_into(s, 0, out).map(|_| out.clone());
+        assert_eq!(read(br#"\u0041\u00e9""#, &mut out), Some("Aé".into()));
+        assert_eq!(read(br#"\uD83D\uDE00""#, &mut out), Some("😀".into()));
+        for bad in [
+            &br#"\u+041""#[..],
+            br#"\u004""#,
+            br#"\uD83D""#,
+            br#"\uDE00""#,
+        ] {
+            assert_eq!(
+                read(bad, &mut out),
+                None,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+            assert!(serde_json::from_slice::<String>(&[b"\"", bad].concat()).is_err());
+        }
+    }
+
     proptest::proptest! {
         /// A string unescaped word by word is serde_json's reading of it,
         /// and refused where serde_json refuses it; the buffer it reuses
